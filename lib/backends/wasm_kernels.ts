@@ -1,0 +1,297 @@
+/**
+ * Kernel replacements for `@tensorflow/tfjs-backend-wasm` 4.22 that make training usable
+ * (see shared/research/compute.md §3). They change speed, not results, except that more
+ * matmuls go through XNNPACK (float rounding differs from the naive loop by ~1e-7 relative).
+ *
+ * | kernel | stock problem | replacement |
+ * |---|---|---|
+ * | `BatchMatMul` | XNNPACK only for batch 1 without transpose flags; everything else (every matmul gradient, the tied head, attention) runs a naive loop at ~2 GFLOP/s | explicit `Transpose` kernel for flagged operands, then XNNPACK; batched products run as per-slice 2-D XNNPACK calls on zero-copy views of the operands |
+ * | `Slice`, `SplitV`, `Unpack` | copy the whole input out of the wasm heap for every slice | read through a zero-copy heap view |
+ * | `UnsortedSegmentSum` | missing, so `tf.gather` (the embedding) has no gradient | sequential JS loop (deterministic order) |
+ *
+ * These touch internals of the pinned wasm backend (`dataIdMap`, `dataIdNextNumber`, `wasm.cwrap`,
+ * `wasm.tfjs.registerTensor/disposeData`); {@link installWasmKernels} checks they exist and throws
+ * a clear error otherwise.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+
+/** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
+interface WasmBackend {
+  wasm: {
+    HEAPU8: Uint8Array;
+    cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
+    tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+  };
+  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
+  dataIdNextNumber: number;
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: object): boolean;
+}
+
+interface KernelArgs {
+  inputs: Record<string, TensorInfo>;
+  attrs: NamedAttrMap;
+  backend: WasmBackend;
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Kernels replaced or added, by name (recorded in backend details). */
+export const WASM_KERNELS = ["BatchMatMul", "Slice", "SplitV", "Unpack", "UnsortedSegmentSum"] as const;
+
+const stock = new Map<string, KernelFunc>();
+let installed = false;
+
+function stockKernel(name: string): KernelFunc {
+  const k = stock.get(name);
+  if (!k) throw new Error(`internal: stock wasm kernel ${name} was not saved`);
+  return k;
+}
+
+// ---- Slice family ---------------------------------------------------------------------------
+
+/** Copies x[begin : begin+sz] into a new wasm tensor through heap views (no copy of all of x). */
+function sliceInto(backend: WasmBackend, x: TensorInfo, begin: number[], sz: number[]): TensorInfo {
+  const out = backend.makeOutput(sz, x.dtype); // allocate first: malloc may grow (and detach) the heap
+  const n = size(sz);
+  if (n === 0) return out;
+  const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
+  const strides = tf.util.computeStrides(x.shape);
+  if (tf.slice_util.isSliceContinous(x.shape, begin, sz)) {
+    const off = tf.slice_util.computeFlatOffset(begin, strides);
+    ov.set(xv.subarray(off, off + n));
+    return out;
+  }
+  // Copy row by row along the last axis, walking the other axes like an odometer.
+  const rank = x.shape.length, last = sz[rank - 1], idx = new Array(rank - 1).fill(0);
+  for (let r = 0, o = 0; o < n; r++, o += last) {
+    let off = begin[rank - 1];
+    for (let d = 0; d < rank - 1; d++) off += (begin[d] + idx[d]) * strides[d];
+    ov.set(xv.subarray(off, off + last), o);
+    for (let d = rank - 2; d >= 0; d--) {
+      if (++idx[d] < sz[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+function slice(args: KernelArgs): TensorInfo {
+  const { inputs: { x }, attrs, backend } = args;
+  if (x.dtype === "string") return stockKernel("Slice")(args as never) as TensorInfo;
+  const [begin, sz] = tf.slice_util.parseSliceParams(
+    x as tf.Tensor,
+    attrs.begin as number | number[],
+    attrs.size as number | number[],
+  );
+  return sliceInto(backend, x, begin, sz);
+}
+
+function splitV(args: KernelArgs): TensorInfo[] {
+  const { inputs: { x }, attrs, backend } = args;
+  if (x.dtype === "string") return stockKernel("SplitV")(args as never) as TensorInfo[];
+  const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits as number[], axis);
+  const begin = new Array(x.shape.length).fill(0);
+  return sizes.map((s) => {
+    const sz = [...x.shape];
+    sz[axis] = s;
+    const out = sliceInto(backend, x, [...begin], sz);
+    begin[axis] += s;
+    return out;
+  });
+}
+
+function unpack(args: KernelArgs): TensorInfo[] {
+  const { inputs: { value }, attrs, backend } = args;
+  if (value.dtype === "string") return stockKernel("Unpack")(args as never) as TensorInfo[];
+  const rank = value.shape.length;
+  const axis = (attrs.axis as number) < 0 ? (attrs.axis as number) + rank : attrs.axis as number;
+  const outShape = value.shape.filter((_, i) => i !== axis);
+  const begin = new Array(rank).fill(0), sz = [...value.shape];
+  sz[axis] = 1;
+  const outs: TensorInfo[] = [];
+  for (let i = 0; i < value.shape[axis]; i++) {
+    begin[axis] = i;
+    const o = sliceInto(backend, value, [...begin], sz);
+    outs.push({ dataId: o.dataId, dtype: o.dtype, shape: outShape });
+  }
+  return outs;
+}
+
+// ---- UnsortedSegmentSum ----------------------------------------------------------------------
+
+function unsortedSegmentSum(args: KernelArgs): TensorInfo {
+  const { inputs: { x, segmentIds }, attrs, backend } = args;
+  const numSegments = attrs.numSegments as number;
+  const idsRank = segmentIds.shape.length;
+  for (let d = 0; d < idsRank; d++) {
+    if (x.shape[d] !== segmentIds.shape[d]) {
+      throw new Error(
+        `UnsortedSegmentSum: segmentIds shape [${segmentIds.shape}] must be a prefix of x shape [${x.shape}]`,
+      );
+    }
+  }
+  const innerShape = x.shape.slice(idsRank), inner = size(innerShape);
+  const out = backend.makeOutput([numSegments, ...innerShape], x.dtype);
+  const ov = backend.typedArrayFromHeap(out), xv = backend.typedArrayFromHeap(x);
+  const ids = backend.typedArrayFromHeap(segmentIds);
+  ov.fill(0); // malloc'd memory is not zeroed
+  for (let i = 0; i < ids.length; i++) {
+    const s = ids[i];
+    if (s < 0 || s >= numSegments) continue; // TF semantics: out-of-range ids are dropped
+    const ob = s * inner, xb = i * inner;
+    for (let j = 0; j < inner; j++) ov[ob + j] += xv[xb + j];
+  }
+  return out;
+}
+
+// ---- BatchMatMul ------------------------------------------------------------------------------
+
+type MatMulFn = (...args: unknown[]) => void;
+const matMulFns = new WeakMap<object, MatMulFn>();
+
+/** The raw C++ BatchMatMul entry point (same signature the stock kernel uses). */
+function wasmMatMul(backend: WasmBackend): MatMulFn {
+  let fn = matMulFns.get(backend);
+  if (!fn) {
+    fn = backend.wasm.cwrap("BatchMatMul", null, [
+      "number",
+      "array",
+      "number",
+      "number",
+      "array",
+      "number",
+      "number",
+      "number",
+      "number",
+    ]);
+    matMulFns.set(backend, fn);
+  }
+  return fn;
+}
+
+function transposeLast2(backend: WasmBackend, x: TensorInfo): TensorInfo {
+  const r = x.shape.length, perm = x.shape.map((_, i) => i);
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return stockKernel("Transpose")({ inputs: { x }, attrs: { perm }, backend } as never) as TensorInfo;
+}
+
+const shapeBytes = (s: number[]) => new Uint8Array(new Int32Array(s).buffer);
+
+/**
+ * out = op(a) @ op(b). Flagged operands are transposed explicitly (Transpose kernel), then every
+ * product is an unflagged [1,m,k]x[1,k,n] call, which the C++ side sends to XNNPACK.
+ */
+function batchMatMul(args: KernelArgs): TensorInfo {
+  const { inputs: { a, b }, attrs, backend } = args;
+  const tA = attrs.transposeA as boolean, tB = attrs.transposeB as boolean;
+  const ra = a.shape.length, rb = b.shape.length;
+  const outerA = a.shape.slice(0, -2), outerB = b.shape.slice(0, -2);
+  const batchA = size(outerA), batchB = size(outerB);
+  const m = tA ? a.shape[ra - 1] : a.shape[ra - 2], k = tA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const kb = tB ? b.shape[rb - 1] : b.shape[rb - 2], n = tB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
+  // Shapes the per-slice path does not cover (general broadcasting, empty, non-float) keep the stock kernel.
+  if (
+    a.dtype !== "float32" || b.dtype !== "float32" || k !== kb || m * n * k === 0 ||
+    !(sameOuter || batchA === 1 || batchB === 1)
+  ) {
+    return stockKernel("BatchMatMul")(args as never) as TensorInfo;
+  }
+  const outOuter = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+  const outShape = [...outOuter, m, n];
+  const A = tA ? transposeLast2(backend, a) : a, B = tB ? transposeLast2(backend, b) : b;
+  const release = () => {
+    if (A !== a) backend.disposeData(A.dataId);
+    if (B !== b) backend.disposeData(B.dataId);
+  };
+  try {
+    if (batchB === 1) {
+      // [.., m, k] x [k, n]: fold A's batch into its rows -> one XNNPACK call.
+      const A2 = { dataId: A.dataId, dtype: A.dtype, shape: [1, batchA * m, k] };
+      const B2 = { dataId: B.dataId, dtype: B.dtype, shape: [1, k, n] };
+      const out = stockKernel("BatchMatMul")({ inputs: { a: A2, b: B2 }, attrs: { transposeA: false, transposeB: false }, backend } as never) as TensorInfo;
+      return { dataId: out.dataId, dtype: out.dtype, shape: outShape };
+    }
+    // Batched: one 2-D XNNPACK product per slice, on temporary tensor ids that alias slices of
+    // A, B and the output (wasm.tfjs.disposeData drops the id and its cached XNNPACK operator
+    // without freeing memory).
+    const batch = Math.max(batchA, batchB);
+    const out = backend.makeOutput(outShape, "float32");
+    const offA = backend.dataIdMap.get(A.dataId).memoryOffset;
+    const offB = backend.dataIdMap.get(B.dataId).memoryOffset;
+    const offO = backend.dataIdMap.get(out.dataId).memoryOffset;
+    const fn = wasmMatMul(backend), t = backend.wasm.tfjs;
+    const sa = shapeBytes([1, m, k]), sb = shapeBytes([1, k, n]);
+    for (let i = 0; i < batch; i++) {
+      const ia = backend.dataIdNextNumber++, ib = backend.dataIdNextNumber++, io = backend.dataIdNextNumber++;
+      t.registerTensor(ia, m * k, offA + (batchA === 1 ? 0 : i * m * k * 4));
+      t.registerTensor(ib, k * n, offB + i * k * n * 4);
+      t.registerTensor(io, m * n, offO + i * m * n * 4);
+      try {
+        fn(ia, sa, 3, ib, sb, 3, false, false, io);
+      } finally {
+        t.disposeData(ia);
+        t.disposeData(ib);
+        t.disposeData(io);
+      }
+    }
+    return out;
+  } finally {
+    release();
+  }
+}
+
+// ---- installation -----------------------------------------------------------------------------
+
+const replacements: Record<(typeof WASM_KERNELS)[number], KernelFunc> = {
+  BatchMatMul: batchMatMul as unknown as KernelFunc,
+  Slice: slice as unknown as KernelFunc,
+  SplitV: splitV as unknown as KernelFunc,
+  Unpack: unpack as unknown as KernelFunc,
+  UnsortedSegmentSum: unsortedSegmentSum as unknown as KernelFunc,
+};
+
+function checkInternals(backend: unknown): asserts backend is WasmBackend {
+  const b = backend as Partial<WasmBackend> | null;
+  const ok = b && b.wasm && typeof b.wasm.cwrap === "function" && b.wasm.tfjs &&
+    typeof b.wasm.tfjs.registerTensor === "function" && typeof b.wasm.tfjs.disposeData === "function" &&
+    b.dataIdMap && typeof b.dataIdNextNumber === "number" && typeof b.makeOutput === "function" &&
+    typeof b.typedArrayFromHeap === "function";
+  if (!ok) {
+    throw new Error(
+      "The wasm kernel workarounds need internals of @tensorflow/tfjs-backend-wasm 4.22.0 that this " +
+        "version does not have. Pin @tensorflow/tfjs-backend-wasm to 4.22.0 in deno.json.",
+    );
+  }
+}
+
+/**
+ * Replaces/adds the wasm kernels listed in {@link WASM_KERNELS}. Call after `tf.setBackend("wasm")`
+ * resolved (the stock kernels' setup must have run). Idempotent.
+ */
+export function installWasmKernels(): void {
+  if (installed) return;
+  checkInternals(tf.findBackend("wasm"));
+  for (const name of [...WASM_KERNELS, "Transpose"]) {
+    const k = tf.getKernel(name, "wasm");
+    if (k) stock.set(name, k.kernelFunc);
+    else if (name !== "UnsortedSegmentSum") throw new Error(`wasm backend has no ${name} kernel to replace`);
+  }
+  for (const name of WASM_KERNELS) {
+    const config: KernelConfig = { kernelName: name, backendName: "wasm", kernelFunc: replacements[name] };
+    if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");
+    tf.registerKernel(config);
+  }
+  installed = true;
+}
+
+/** Whether {@link installWasmKernels} has run in this process. */
+export function wasmKernelsInstalled(): boolean {
+  return installed;
+}

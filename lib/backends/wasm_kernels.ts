@@ -8,6 +8,7 @@
  * | `BatchMatMul` | XNNPACK only for batch 1 without transpose flags; everything else (every matmul gradient, the tied head, attention) runs a naive loop at ~2 GFLOP/s | explicit `Transpose` kernel for flagged operands, then XNNPACK; batched products run as per-slice 2-D XNNPACK calls on zero-copy views of the operands |
  * | `Slice`, `SplitV`, `Unpack` | copy the whole input out of the wasm heap for every slice | read through a zero-copy heap view |
  * | `UnsortedSegmentSum` | missing, so `tf.gather` (the embedding) has no gradient | sequential JS loop (deterministic order) |
+ * | `OneHot` | writes int32 bits whatever the dtype: `oneHot(.., "float32")` silently gives 1.4e-45 for 1 | JS loop honouring the dtype |
  *
  * These touch internals of the pinned wasm backend (`dataIdMap`, `dataIdNextNumber`, `wasm.cwrap`,
  * `wasm.tfjs.registerTensor/disposeData`); {@link installWasmKernels} checks they exist and throws
@@ -41,7 +42,7 @@ interface KernelArgs {
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Kernels replaced or added, by name (recorded in backend details). */
-export const WASM_KERNELS = ["BatchMatMul", "Slice", "SplitV", "Unpack", "UnsortedSegmentSum"] as const;
+export const WASM_KERNELS = ["BatchMatMul", "Slice", "SplitV", "Unpack", "UnsortedSegmentSum", "OneHot"] as const;
 
 const stock = new Map<string, KernelFunc>();
 let installed = false;
@@ -150,6 +151,21 @@ function unsortedSegmentSum(args: KernelArgs): TensorInfo {
   return out;
 }
 
+// ---- OneHot -----------------------------------------------------------------------------------
+
+function oneHot(args: KernelArgs): TensorInfo {
+  const { inputs: { indices }, attrs, backend } = args;
+  const depth = attrs.depth as number, on = attrs.onValue as number, off = attrs.offValue as number;
+  const out = backend.makeOutput([...indices.shape, depth], attrs.dtype as DataType);
+  const ov = backend.typedArrayFromHeap(out), ids = backend.typedArrayFromHeap(indices);
+  ov.fill(off);
+  for (let i = 0; i < ids.length; i++) {
+    const c = ids[i];
+    if (c >= 0 && c < depth) ov[i * depth + c] = on; // out-of-range indices give an all-off row, as in TF
+  }
+  return out;
+}
+
 // ---- BatchMatMul ------------------------------------------------------------------------------
 
 type MatMulFn = (...args: unknown[]) => void;
@@ -215,7 +231,9 @@ function batchMatMul(args: KernelArgs): TensorInfo {
       // [.., m, k] x [k, n]: fold A's batch into its rows -> one XNNPACK call.
       const A2 = { dataId: A.dataId, dtype: A.dtype, shape: [1, batchA * m, k] };
       const B2 = { dataId: B.dataId, dtype: B.dtype, shape: [1, k, n] };
-      const out = stockKernel("BatchMatMul")({ inputs: { a: A2, b: B2 }, attrs: { transposeA: false, transposeB: false }, backend } as never) as TensorInfo;
+      const out = stockKernel("BatchMatMul")(
+        { inputs: { a: A2, b: B2 }, attrs: { transposeA: false, transposeB: false }, backend } as never,
+      ) as TensorInfo;
       return { dataId: out.dataId, dtype: out.dtype, shape: outShape };
     }
     // Batched: one 2-D XNNPACK product per slice, on temporary tensor ids that alias slices of
@@ -255,6 +273,7 @@ const replacements: Record<(typeof WASM_KERNELS)[number], KernelFunc> = {
   SplitV: splitV as unknown as KernelFunc,
   Unpack: unpack as unknown as KernelFunc,
   UnsortedSegmentSum: unsortedSegmentSum as unknown as KernelFunc,
+  OneHot: oneHot as unknown as KernelFunc,
 };
 
 function checkInternals(backend: unknown): asserts backend is WasmBackend {

@@ -20,7 +20,7 @@ function fmtEta(s: number): string {
 export interface ProgressOptions {
   /** Force plain lines (default: plain unless stderr is a terminal). */
   plain?: boolean;
-  /** Seconds between plain lines (default 10; the first and last step always print). */
+  /** Seconds between plain lines (default: env FINELAB_PROGRESS_EVERY, else 10; first and last step always print). */
   everySeconds?: number;
   /** Where lines go (default stderr). */
   write?: (line: string) => void;
@@ -56,7 +56,7 @@ export function progressFactory(opts: ProgressOptions = {}): (run: HashedRun, i:
       };
     }
     let last = 0;
-    const every = (opts.everySeconds ?? 10) * 1000;
+    const every = (opts.everySeconds ?? Number(Deno.env.get("FINELAB_PROGRESS_EVERY") ?? 10)) * 1000;
     return {
       update(p: StepProgress) {
         const now = Date.now();

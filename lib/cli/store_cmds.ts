@@ -5,7 +5,7 @@
  * @module
  */
 import { relative } from "node:path";
-import { type ExperimentRow, openStore, type Store } from "../store/mod.ts";
+import { type ExperimentRow, openStore, rebuildStore, type Store } from "../store/mod.ts";
 import { formatResult, type OutputFormat } from "../store/format.ts";
 import { plotExperiment } from "../plot/mod.ts";
 import { entryPaths, listRecords } from "../runner/cache.ts";
@@ -13,16 +13,24 @@ import { isLocked } from "../runner/lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "../runner/plan.ts";
 import type { RunRecord } from "../runner/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
+import { atomicWriteJson, readJsonOrNull } from "../util/fs.ts";
 import { UserError } from "./errors.ts";
 
-/** The `experiments` row for a plan. */
+/** The `experiments` row for a plan, with the plan's runs (what `current_runs` shows). */
 export function experimentRow(plan: Plan, paths: ProjectPaths): ExperimentRow {
   return {
     id: plan.experiment.id,
     description: plan.experiment.description,
     module: relative(paths.root, plan.modulePath),
     n_runs: plan.runs.length,
+    updated_at: new Date().toISOString(),
+    plan: { scale: plan.scale, runs: plan.runs.map((r) => ({ hash: r.hash, run_id: r.run_id })) },
   };
+}
+
+/** Where the latest plan of each experiment is kept (part of the cache, so `db rebuild` restores it). */
+function planFile(paths: ProjectPaths, id: string): string {
+  return `${paths.cache}/plans/${id}.json`;
 }
 
 /** Stores the plan's records and (optionally) redraws the experiment's plots; returns the plot files. */
@@ -31,13 +39,14 @@ export async function ingestAndPlot(
   records: RunRecord[],
   opts: { paths: ProjectPaths; experiment: ExperimentRow; plot: boolean },
 ): Promise<string[]> {
+  await atomicWriteJson(planFile(opts.paths, plan.experiment.id), opts.experiment);
   const store = await openStore(opts.paths.db);
   try {
-    await store.ingest(records, [opts.experiment], { plan: { experiment: plan.experiment.id, scale: plan.scale } });
+    await store.ingest(records, [opts.experiment]);
     if (!opts.plot) return [];
     return await plotExperiment(store, plan.experiment.id, `${opts.paths.plots}/${plan.experiment.id}`);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -57,7 +66,7 @@ export async function printSummary(plan: Plan, paths: ProjectPaths): Promise<voi
     const r = await store.query(summarySql(plan.experiment.id, metrics));
     console.log(formatResult(r, "table"));
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -74,7 +83,7 @@ export async function cmdQuery(sql: string, opts: { format: OutputFormat; paths:
     }
     console.log(formatResult(r, opts.format));
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -87,7 +96,7 @@ export async function cmdPlot(id: string, opts: { paths: ProjectPaths }): Promis
     if (files.length === 0) throw new UserError(`no results for ${id} in ${opts.paths.db}; run \`deno task exp ${id}\` first`);
     for (const f of files) console.log(f);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -96,6 +105,11 @@ async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promis
   const known = new Set(await listExperiments(paths));
   const rows: ExperimentRow[] = [];
   for (const id of ids) {
+    const saved = await readJsonOrNull<ExperimentRow>(planFile(paths, id));
+    if (saved) {
+      rows.push(saved);
+      continue;
+    }
     let description = "", module = "";
     if (known.has(id)) {
       try {
@@ -114,12 +128,7 @@ export async function cmdDb(action: string, opts: { paths: ProjectPaths }): Prom
   if (action === "path") return console.log(opts.paths.db);
   const t0 = performance.now();
   const records = await listRecords(opts.paths.cache);
-  const store = await openStore(opts.paths.db, { rebuild: true });
-  try {
-    await store.rebuild(records, await experimentRows(records, opts.paths));
-  } finally {
-    store.close();
-  }
+  await rebuildStore(opts.paths.db, { records, experiments: await experimentRows(records, opts.paths) });
   const metrics = records.reduce((a, r) => a + r.metrics.length, 0);
   console.log(
     `rebuilt ${opts.paths.db} from ${opts.paths.cache}: ${records.length} runs, ${metrics} metric rows ` +

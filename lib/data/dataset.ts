@@ -21,12 +21,15 @@ import { DataError, NORMALIZATION } from "./normalize.ts";
 import { planSource, type SourcePlan } from "./sources.ts";
 import { splitDocuments } from "./split.ts";
 import { DOCUMENT_SEPARATOR, getTokenizer } from "./tokenizer.ts";
-import type { Dataset, DataManifest, DocumentInfo } from "./types.ts";
+import type { DataManifest, Dataset, DocumentInfo } from "./types.ts";
 import { assertValidData } from "./validate.ts";
 
 /** Options of {@link loadDataset} and {@link datasetManifest}. */
 export interface DataOptions {
-  /** Root holding node_modules/ and deno.lock; relative data.path and cacheDir resolve against it. Default: the repo root. */
+  /**
+   * Project root (default: the repo root): relative data.path and cacheDir resolve against it, and npm
+   * corpora are looked for in its node_modules/ (pinned by its deno.lock) before the repo's own.
+   */
   root?: string;
   /** Cache base; entries go to `<cacheDir>/data/`. Default: results/ (or $FINELAB_RESULTS). `null` disables the cache. */
   cacheDir?: string | null;
@@ -98,17 +101,15 @@ function defaultCacheBase(root: string): string {
 async function prepare(cfg: DataConfig, opts: DataOptions): Promise<Prepared> {
   assertValidData(cfg);
   const root = resolve(opts.root ?? REPO_ROOT);
-  const plan = await planSource(cfg, { root, resolvePackages: opts.root === undefined });
-  const data = { ...cfg };
-  const key = `${cfg.source}-${
-    hashJson({ format: CACHE_FORMAT, code: await codeHash(), cfg: data, fingerprint: plan.fingerprint }).slice(0, 20)
-  }`;
+  const plan = await planSource(cfg, { root });
+  const keyHash = hashJson({ format: CACHE_FORMAT, code: await codeHash(), cfg, fingerprint: plan.fingerprint });
+  const key = `${cfg.source}-${keyHash.slice(0, 20)}`;
   const base = opts.cacheDir === null ? null : resolve(root, opts.cacheDir ?? defaultCacheBase(root));
   return { cfg, plan, key, dir: base === null ? null : join(base, "data", key), log: opts.log ?? (() => {}) };
 }
 
 /** Concatenates byte arrays with `sep` between them. */
-function join2(parts: Uint8Array[], sep: Uint8Array): Uint8Array {
+function concatWithSeparator(parts: Uint8Array[], sep: Uint8Array): Uint8Array {
   const total = parts.reduce((s, p) => s + p.length, 0) + Math.max(0, parts.length - 1) * sep.length;
   const out = new Uint8Array(total);
   let o = 0;
@@ -141,7 +142,7 @@ async function build(p: Prepared): Promise<Built> {
   }));
   const sep = tok.encode(DOCUMENT_SEPARATOR) as Uint8Array;
   const side = (s: "train" | "val") => {
-    const all = join2(docs.filter((d) => valIds.has(d.id) === (s === "val")).map((d) => d.utf8), sep);
+    const all = concatWithSeparator(docs.filter((d) => valIds.has(d.id) === (s === "val")).map((d) => d.utf8), sep);
     return cfg.max_bytes !== null && all.length > cfg.max_bytes ? all.slice(0, cfg.max_bytes) : all;
   };
   const train = side("train"), val = side("val");

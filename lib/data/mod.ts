@@ -11,9 +11,9 @@
  *
  * @module
  */
-export type { Dataset, DataManifest, DocumentInfo, TokenArray } from "./types.ts";
+export type { DataManifest, Dataset, DocumentInfo, TokenArray } from "./types.ts";
 export { type Batch, type BatchOptions, evalBatches, trainBatch } from "./batches.ts";
-export { datasetCacheDir, datasetManifest, type DataOptions, loadDataset } from "./dataset.ts";
+export { type DataOptions, datasetCacheDir, datasetManifest, loadDataset } from "./dataset.ts";
 export { assertValidData, DATA_SOURCES, TOKENIZERS, validateData } from "./validate.ts";
 export { ByteTokenizer, DOCUMENT_SEPARATOR, getTokenizer, type Tokenizer } from "./tokenizer.ts";
 export { DataError, decodeText, decodeUtf8, firstInvalidUtf8, NORMALIZATION, normalizeText } from "./normalize.ts";

@@ -35,7 +35,8 @@ Deno.test("decodeUtf8 is strict and names file, offset and line", () => {
   assert.throws(
     () => decodeUtf8(bytes, "corpus/x.txt"),
     (e: unknown) =>
-      e instanceof DataError && /corpus\/x\.txt is not valid UTF-8: byte 0xe9 at offset 21 \(line 2\)/.test(e.message) &&
+      e instanceof DataError &&
+      /corpus\/x\.txt is not valid UTF-8: byte 0xe9 at offset 21 \(line 2\)/.test(e.message) &&
       /iconv/.test(e.message),
   );
 });

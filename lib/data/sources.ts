@@ -16,7 +16,7 @@
  */
 import { extname, isAbsolute, join, resolve } from "node:path";
 import type { DataConfig } from "../experiment/config.ts";
-import { fromFileUrl } from "../util/paths.ts";
+import { fromFileUrl, REPO_ROOT } from "../util/paths.ts";
 import { sha256Hex } from "./hash.ts";
 import { DataError, decodeText, decodeUtf8, normalizeText } from "./normalize.ts";
 import { compareIds } from "./split.ts";
@@ -46,10 +46,12 @@ export interface SourcePlan {
 
 /** Where to look for files. */
 export interface PlanOptions {
-  /** Root holding node_modules/ and deno.lock; relative `data.path` is resolved against it. */
+  /**
+   * Root against which relative `data.path` is resolved and where npm corpora are looked
+   * for first (`root/node_modules`, integrity from `root/deno.lock`). A package not found
+   * there is resolved from this module (the repository's node_modules and deno.lock).
+   */
   root: string;
-  /** Also try `import.meta.resolve` for npm packages not found under `root/node_modules`. */
-  resolvePackages?: boolean;
 }
 
 /**
@@ -102,18 +104,18 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function locatePackage(pkg: string, root: string, resolvePackages: boolean): Promise<string | null> {
+/** The package folder and the folder whose deno.lock pins it, or null when not installed. */
+async function locatePackage(pkg: string, root: string): Promise<{ dir: string; lockRoot: string } | null> {
   const local = join(root, "node_modules", pkg);
-  if (await exists(join(local, "package.json"))) return local;
-  if (!resolvePackages) return null;
+  if (await exists(join(local, "package.json"))) return { dir: local, lockRoot: root };
   try {
     const url = import.meta.resolve(`${pkg}/package.json`);
     if (url.startsWith("file:")) {
       const dir = fromFileUrl(new URL(".", url));
-      if (await exists(join(dir, "package.json"))) return dir;
+      if (await exists(join(dir, "package.json"))) return { dir, lockRoot: REPO_ROOT };
     }
   } catch {
-    // not resolvable from this module: not installed
+    // not resolvable from this module either: not installed
   }
   return null;
 }
@@ -132,13 +134,14 @@ export async function lockIntegrity(root: string, nameAtVersion: string): Promis
 
 async function planNpm(source: "gutenberg" | "sotu", opts: PlanOptions): Promise<SourcePlan> {
   const c = NPM_CORPORA[source];
-  const pkgDir = await locatePackage(c.pkg, opts.root, opts.resolvePackages ?? false);
-  if (pkgDir === null) {
+  const found = await locatePackage(c.pkg, opts.root);
+  if (found === null) {
     throw new DataError(
       `data.source = "${source}" needs the npm package ${c.pkg}, which is not installed ` +
-        `(looked in ${join(opts.root, "node_modules", c.pkg)}). ${c.install}`,
+        `(looked in ${join(opts.root, "node_modules", c.pkg)} and from ${REPO_ROOT}). ${c.install}`,
     );
   }
+  const pkgDir = found.dir;
   const version = String(JSON.parse(await Deno.readTextFile(join(pkgDir, "package.json"))).version);
   const dataDir = join(pkgDir, c.dataDir);
   const names: string[] = [];
@@ -152,11 +155,17 @@ async function planNpm(source: "gutenberg" | "sotu", opts: PlanOptions): Promise
     throw new DataError(`npm package ${c.pkg}@${version} has no ${c.dataDir}/*.txt files in ${pkgDir}. ${c.install}`);
   }
   const nameAtVersion = `${c.pkg}@${version}`;
-  const integrity = await lockIntegrity(opts.root, nameAtVersion);
+  const integrity = await lockIntegrity(found.lockRoot, nameAtVersion);
   const stamps = await Promise.all(names.map((n) => stamp(join(dataDir, n))));
   const latin1 = LATIN1_FILES[c.pkg] ?? [];
   return {
-    fingerprint: { kind: "npm", package: nameAtVersion, integrity, dir: dataDir, files: names.map((n, i) => [n, ...stamps[i]]) },
+    fingerprint: {
+      kind: "npm",
+      package: nameAtVersion,
+      integrity,
+      dir: dataDir,
+      files: names.map((n, i) => [n, ...stamps[i]]),
+    },
     async read() {
       const documents: SourceDocument[] = [];
       const fellBack: string[] = [];
@@ -181,18 +190,21 @@ async function planNpm(source: "gutenberg" | "sotu", opts: PlanOptions): Promise
   };
 }
 
-function readJsonl(bytes: Uint8Array, name: string, field: string, out: SourceDocument[]): number {
-  const lines = decodeUtf8(bytes, name).split("\n");
+/** Documents of a .jsonl file (`name` makes the ids, `path` names the file in errors); returns the empty ones skipped. */
+function readJsonl(bytes: Uint8Array, name: string, path: string, field: string, out: SourceDocument[]): number {
+  const lines = decodeUtf8(bytes, path).split("\n");
   let skipped = 0;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
     if (line.trim() === "") continue;
-    const where = `${name} line ${i + 1}`;
+    const where = `${path} line ${i + 1}`;
     let row: unknown;
     try {
       row = JSON.parse(line);
     } catch (e) {
-      throw new DataError(`${where} is not valid JSON (${(e as Error).message}); .jsonl needs one JSON object per line`);
+      throw new DataError(
+        `${where} is not valid JSON (${(e as Error).message}); .jsonl needs one JSON object per line`,
+      );
     }
     if (typeof row !== "object" || row === null || Array.isArray(row)) {
       throw new DataError(`${where} is not a JSON object; .jsonl needs one object per line with a "${field}" field`);
@@ -215,12 +227,15 @@ function readJsonl(bytes: Uint8Array, name: string, field: string, out: SourceDo
   return skipped;
 }
 
+/** Documents of a .parquet file, read with an in-memory DuckDB; returns the empty ones skipped. */
 async function readParquet(path: string, name: string, field: string, out: SourceDocument[]): Promise<number> {
   let duck: typeof import("@duckdb/node-api");
   try {
     duck = await import("@duckdb/node-api");
   } catch (e) {
-    throw new DataError(`reading ${name} needs DuckDB (@duckdb/node-api; run with --allow-ffi): ${(e as Error).message}`);
+    throw new DataError(
+      `reading ${path} needs DuckDB (@duckdb/node-api; run with --allow-ffi): ${(e as Error).message}`,
+    );
   }
   const inst = await duck.DuckDBInstance.create(":memory:");
   const con = await inst.connect();
@@ -229,19 +244,19 @@ async function readParquet(path: string, name: string, field: string, out: Sourc
     try {
       head = await con.runAndReadAll("SELECT * FROM read_parquet(?) LIMIT 0", [path]);
     } catch (e) {
-      throw new DataError(`cannot read ${name} as Parquet: ${(e as Error).message}`);
+      throw new DataError(`cannot read ${path} as Parquet: ${(e as Error).message}`);
     }
     const cols = head.columnNames();
     const idx = cols.indexOf(field);
     if (idx < 0) {
       throw new DataError(
-        `${name} has no column "${field}" (its columns: ${cols.join(", ") || "none"}); ` +
+        `${path} has no column "${field}" (its columns: ${cols.join(", ") || "none"}); ` +
           `set data.text_field to the column holding the text`,
       );
     }
     const type = head.columnType(idx);
     if (type.typeId !== duck.DuckDBTypeId.VARCHAR) {
-      throw new DataError(`${name}: column "${field}" has type ${type.toString()}, expected VARCHAR (text)`);
+      throw new DataError(`${path}: column "${field}" has type ${type.toString()}, expected VARCHAR (text)`);
     }
     const quoted = `"${field.replaceAll('"', '""')}"`;
     const result = await con.stream(`SELECT ${quoted} FROM read_parquet(?)`, [path]);
@@ -251,7 +266,7 @@ async function readParquet(path: string, name: string, field: string, out: Sourc
         row++;
         if (v === null) {
           throw new DataError(
-            `${name} row ${row}: column "${field}" is NULL; drop such rows first ` +
+            `${path} row ${row}: column "${field}" is NULL; drop such rows first ` +
               `(e.g. COPY (SELECT * FROM 'in.parquet' WHERE ${quoted} IS NOT NULL) TO 'out.parquet')`,
           );
         }
@@ -288,7 +303,7 @@ async function planFile(cfg: DataConfig, opts: PlanOptions): Promise<SourcePlan>
     for await (const e of Deno.readDir(abs)) {
       if (e.name.startsWith(".")) continue;
       const p = join(abs, e.name);
-      const isFile = e.isFile || (e.isSymlink && (await Deno.stat(p)).isFile);
+      const isFile = e.isFile || (e.isSymlink && (await Deno.stat(p).catch(() => null))?.isFile === true);
       if (isFile && (FILE_FORMATS as readonly string[]).includes(extname(e.name).toLowerCase())) {
         files.push({ name: e.name, path: p });
       } else ignored++;
@@ -325,7 +340,7 @@ async function planFile(cfg: DataConfig, opts: PlanOptions): Promise<SourcePlan>
           if (text.length === 0) throw new DataError(`${f.path} is empty`);
           documents.push({ id: f.name, text });
         } else if (ext === ".jsonl") {
-          skipped += readJsonl(bytes, f.name, cfg.text_field, documents);
+          skipped += readJsonl(bytes, f.name, f.path, cfg.text_field, documents);
         } else {
           skipped += await readParquet(f.path, f.name, cfg.text_field, documents);
         }

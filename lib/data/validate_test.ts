@@ -16,7 +16,10 @@ Deno.test("each bad value is named with its field, value and allowed range", () 
     [{ val_fraction: 0 }, "data.val_fraction = 0 must be in (0, 0.5]"],
     [{ val_fraction: NaN }, "data.val_fraction = NaN must be in (0, 0.5]"],
     [{ source: "wiki" }, 'data.source = "wiki" is not a known source; use one of: gutenberg, sotu, file'],
-    [{ source: "file" }, 'data.path = null must name a .txt/.jsonl/.parquet file or a directory of them when data.source = "file"'],
+    [
+      { source: "file" },
+      'data.path = null must name a .txt/.jsonl/.parquet file or a directory of them when data.source = "file"',
+    ],
     [{ source: "file", path: "" }, 'data.path = "" must name'],
     [{ path: "x.txt" }, 'data.path = "x.txt" is only read when data.source = "file" (data.source is "gutenberg")'],
     [{ max_bytes: 0 }, "data.max_bytes = 0 must be null (all) or an integer >= 1"],
@@ -38,6 +41,9 @@ Deno.test("each bad value is named with its field, value and allowed range", () 
 Deno.test("all problems are reported together, and assertValidData throws them", () => {
   const bad = cfg({ val_fraction: 2, max_bytes: 0, source: "nope" });
   assert.equal(validateData(bad).length, 3);
-  assert.throws(() => assertValidData(bad), /invalid data config:\n {2}- data.source[^]*val_fraction = 2[^]*max_bytes = 0/);
+  assert.throws(
+    () => assertValidData(bad),
+    /invalid data config:\n {2}- data.source[^]*val_fraction = 2[^]*max_bytes = 0/,
+  );
   assert.deepEqual(validateData(null as unknown as DataConfig).length, 1);
 });

@@ -23,11 +23,20 @@
 import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
 import { dirname, resolve } from "node:path";
 import type { RunRecord } from "../runner/records.ts";
-import { type FlatValue, flatConfigOf, ident, literal, mergeType, RUN_COLUMNS, SCHEMA_VERSION, schemaDdl } from "./schema.ts";
+import {
+  flatConfigOf,
+  type FlatValue,
+  ident,
+  literal,
+  mergeType,
+  RUN_COLUMNS,
+  SCHEMA_VERSION,
+  schemaDdl,
+} from "./schema.ts";
 import { type QueryResult, toQueryResult } from "./result.ts";
 
 export type { JsonValue, QueryColumn, QueryResult } from "./result.ts";
-export { formatResult, type OutputFormat } from "./format.ts";
+export { formatFloat, type FormatOptions, formatResult, OUTPUT_FORMATS, type OutputFormat } from "./format.ts";
 export { RUN_COLUMNS, SCHEMA_VERSION } from "./schema.ts";
 
 /** One row of the `experiments` table. */
@@ -41,6 +50,11 @@ export interface ExperimentRow {
   n_runs: number;
   /** ISO time of the last change; defaults to the time of the ingest. */
   updated_at?: string | null;
+  /**
+   * The runs of the experiment's latest plan. When given, they replace the experiment's rows of
+   * `experiment_runs`, which the `current_runs` view joins (older runs of the experiment stay in `runs`).
+   */
+  plan?: { scale: string; runs: { hash: string; run_id: string }[] } | null;
 }
 
 /** Options of {@link openStore}. */
@@ -93,7 +107,8 @@ export class StoreCorruptError extends Error {
 }
 
 const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
-const REBUILD_HINT = "The database is only an index of results/cache/: `deno task db rebuild` recreates it from the cache.";
+const REBUILD_HINT =
+  "The database is only an index of results/cache/: `deno task db rebuild` recreates it from the cache.";
 
 // ---------------------------------------------------------------------------------------------
 // Opening, locking, the per-process registry
@@ -259,7 +274,7 @@ export async function openStore(path: string, opts: OpenStoreOptions = {}): Prom
       // Registered synchronously, so concurrent opens of one path share a single instance.
       const s = { pending: null } as unknown as Slot;
       s.pending = openEntry(abs, opts, s);
-      registry.set(abs, (slot = s));
+      registry.set(abs, slot = s);
     }
     let entry: Entry;
     try {
@@ -334,7 +349,8 @@ async function tableColumns(conn: DuckDBConnection, table: string): Promise<Tabl
 /** Appends one value to the appender's current row, converting it to the column's SQL type. */
 function appendValue(app: DuckDBAppender, type: string, v: unknown, where: () => string): void {
   if (v === null || v === undefined) return app.appendNull();
-  const bad = (what: string) => new Error(`${where()}: expected ${what} for a ${type} column, got ${JSON.stringify(v)}`);
+  const bad = (what: string) =>
+    new Error(`${where()}: expected ${what} (column type ${type}), got ${JSON.stringify(v)}`);
   switch (type) {
     case "VARCHAR":
       return app.appendVarchar(typeof v === "string" ? v : typeof v === "object" ? JSON.stringify(v) : String(v));
@@ -376,6 +392,27 @@ function validateRecords(records: RunRecord[]): RunRecord[] {
   return [...byHash.values()];
 }
 
+/**
+ * Appends rows to `table` with `fill`, then flushes. On error the unflushed rows are discarded
+ * (so the original error surfaces, not an "aborted transaction" from flushing a half row).
+ */
+async function withAppender(conn: DuckDBConnection, table: string, fill: (app: DuckDBAppender) => void): Promise<void> {
+  const app = await conn.createAppender(table);
+  try {
+    fill(app);
+    app.flushSync();
+  } catch (e) {
+    try {
+      app.clear();
+    } catch { /* already failed: nothing left to discard */ }
+    throw e;
+  } finally {
+    try {
+      app.closeSync();
+    } catch { /* only reached after an error, which is rethrown above */ }
+  }
+}
+
 async function deleteWhereIn(conn: DuckDBConnection, table: string, column: string, keys: string[]): Promise<void> {
   for (let i = 0; i < keys.length; i += 1000) {
     const list = keys.slice(i, i + 1000).map(literal).join(", ");
@@ -406,32 +443,37 @@ async function ingestInto(
 
   await conn.run("BEGIN TRANSACTION");
   try {
-    if (!input.fresh) {
-      for (const t of ["metrics", "run_metrics", "runs"]) await deleteWhereIn(conn, t, "hash", hashes);
-      await deleteWhereIn(conn, "experiments", "id", experiments.map((x) => x.id));
-    }
-    // Schema evolution: add new config columns, retype columns whose values changed type.
+    // Schema evolution first (DuckDB rejects re-inserting a deleted primary key when the table was altered
+    // after the delete in the same transaction): add new config columns, retype columns whose values changed type.
+    const others = hashes.length ? `WHERE hash NOT IN (${hashes.map(literal).join(", ")})` : "";
+    const filled = async (col: string) =>
+      (await conn.runAndReadAll(`SELECT count(${ident(col)})::INTEGER AS n FROM runs ${others}`))
+        .getRowObjectsJS()[0].n !== 0;
     const existing = new Map((await tableColumns(conn, "runs")).map((c) => [c.name.toLowerCase(), c]));
     for (const [name, type] of batchTypes) {
       const col = existing.get(name.toLowerCase());
       if (!col) {
         await conn.run(`ALTER TABLE runs ADD COLUMN ${ident(name)} ${type ?? "VARCHAR"}`);
-      } else if (type !== null && type !== col.type && col.type !== "VARCHAR") {
-        // DOUBLE/BOOLEAN column receiving another type: widen to VARCHAR (or retype an all-NULL column).
-        const r = await conn.runAndReadAll(`SELECT count(${ident(col.name)})::INTEGER AS n FROM runs`);
-        const target = r.getRowObjectsJS()[0].n === 0 ? type : "VARCHAR";
-        await conn.run(`ALTER TABLE runs ALTER COLUMN ${ident(col.name)} TYPE ${target}`);
-      } else if (type !== null && type !== col.type && col.type === "VARCHAR") {
-        // VARCHAR column: values are written as text, unless it holds nothing yet (then it takes the new type).
-        const r = await conn.runAndReadAll(`SELECT count(${ident(col.name)})::INTEGER AS n FROM runs`);
-        if (r.getRowObjectsJS()[0].n === 0) await conn.run(`ALTER TABLE runs ALTER COLUMN ${ident(col.name)} TYPE ${type}`);
+      } else if (type !== null && type !== col.type) {
+        // A column no other run fills takes the new type; a filled DOUBLE/BOOLEAN column widens to VARCHAR;
+        // a filled VARCHAR column stays and receives the values as text.
+        const target = !(await filled(col.name)) ? type : "VARCHAR";
+        const c = ident(col.name);
+        // TRY_CAST: values that do not convert can only belong to the runs being replaced (deleted below).
+        if (target !== col.type) {
+          await conn.run(`ALTER TABLE runs ALTER COLUMN ${c} TYPE ${target} USING TRY_CAST(${c} AS ${target})`);
+        }
       }
+    }
+    if (!input.fresh) {
+      for (const t of ["metrics", "run_metrics", "runs"]) await deleteWhereIn(conn, t, "hash", hashes);
+      await deleteWhereIn(conn, "experiments", "id", experiments.map((x) => x.id));
+      await deleteWhereIn(conn, "experiment_runs", "experiment", experiments.filter((x) => x.plan).map((x) => x.id));
     }
     const columns = await tableColumns(conn, "runs");
     const fixed = new Map(RUN_COLUMNS.map((c) => [c.name, c]));
 
-    const runsApp = await conn.createAppender("runs");
-    try {
+    await withAppender(conn, "runs", (runsApp) => {
       records.forEach((r, i) => {
         const flat = new Map([...flats[i]].map(([k, v]) => [k.toLowerCase(), v.value]));
         for (const col of columns) {
@@ -441,13 +483,9 @@ async function ingestInto(
         }
         runsApp.endRow();
       });
-      runsApp.flushSync();
-    } finally {
-      runsApp.closeSync();
-    }
+    });
 
-    const metricsApp = await conn.createAppender("metrics");
-    try {
+    await withAppender(conn, "metrics", (metricsApp) => {
       for (const r of records) {
         const hash = r.manifest.hash;
         r.metrics.forEach((m, j) => {
@@ -462,13 +500,9 @@ async function ingestInto(
           metricsApp.endRow();
         });
       }
-      metricsApp.flushSync();
-    } finally {
-      metricsApp.closeSync();
-    }
+    });
 
-    const extraApp = await conn.createAppender("run_metrics");
-    try {
+    await withAppender(conn, "run_metrics", (extraApp) => {
       for (const r of records) {
         for (const [name, value] of Object.entries(r.summary?.extra ?? {})) {
           extraApp.appendVarchar(r.manifest.hash);
@@ -477,14 +511,10 @@ async function ingestInto(
           extraApp.endRow();
         }
       }
-      extraApp.flushSync();
-    } finally {
-      extraApp.closeSync();
-    }
+    });
 
     const now = new Date().toISOString();
-    const expApp = await conn.createAppender("experiments");
-    try {
+    await withAppender(conn, "experiments", (expApp) => {
       experiments.forEach((x, i) => {
         const where = () => `experiments[${i}] (${x.id})`;
         expApp.appendVarchar(x.id);
@@ -494,10 +524,18 @@ async function ingestInto(
         appendValue(expApp, "TIMESTAMP", x.updated_at ?? now, () => `${where()}.updated_at`);
         expApp.endRow();
       });
-      expApp.flushSync();
-    } finally {
-      expApp.closeSync();
-    }
+    });
+    await withAppender(conn, "experiment_runs", (app) => {
+      for (const x of experiments) {
+        for (const r of x.plan?.runs ?? []) {
+          app.appendVarchar(x.id);
+          app.appendVarchar(r.hash);
+          app.appendVarchar(r.run_id);
+          app.appendVarchar(x.plan!.scale);
+          app.endRow();
+        }
+      }
+    });
     await conn.run("COMMIT");
   } catch (e) {
     await conn.run("ROLLBACK").catch(() => {});

@@ -8,6 +8,8 @@
  *                  (`model.ffn.kind` -> `model_ffn_kind`). Columns are added as new keys appear.
  * - `metrics`      every logged MetricRow: (hash, step, split, name, value).
  * - `run_metrics`  the `summary.extra` scalars of each run, long format: (hash, name, value).
+ * - `experiment_runs` the runs of each experiment's latest plan (experiment, hash, run_id, scale).
+ * - view `current_runs` `runs` restricted to each experiment's latest plan, plus its `scale`.
  * - `finelab_meta` key/value: `schema_version`.
  * - view `variant_stats`  per experiment and variant: run counts, mean and sample std of val_loss/val_ppl.
  *
@@ -31,37 +33,137 @@ export interface FixedColumn {
 
 /** The fixed columns of `runs`, in table order. Flattened config columns follow them. */
 export const RUN_COLUMNS: readonly FixedColumn[] = [
-  { name: "hash", type: "VARCHAR", doc: "run hash, primary key; the cache directory results/cache/<hash>/", get: (r) => r.manifest.hash },
-  { name: "run_id", type: "VARCHAR", doc: "human-readable run id within its experiment", get: (r) => r.manifest.run_id },
+  {
+    name: "hash",
+    type: "VARCHAR",
+    doc: "run hash, primary key; the cache directory results/cache/<hash>/",
+    get: (r) => r.manifest.hash,
+  },
+  {
+    name: "run_id",
+    type: "VARCHAR",
+    doc: "human-readable run id within its experiment",
+    get: (r) => r.manifest.run_id,
+  },
   { name: "experiment", type: "VARCHAR", doc: "experiment id", get: (r) => r.manifest.experiment },
   { name: "variant", type: "VARCHAR", doc: "variant / grid point name", get: (r) => r.manifest.variant },
   { name: "seed", type: "BIGINT", doc: "run seed", get: (r) => r.manifest.seed },
-  { name: "backend", type: "VARCHAR", doc: "concrete tfjs backend the run was hashed for", get: (r) => r.manifest.config.backend },
-  { name: "status", type: "VARCHAR", doc: "queued | running | completed | failed | interrupted (status.json)", get: (r) => r.status.status },
+  {
+    name: "backend",
+    type: "VARCHAR",
+    doc: "concrete tfjs backend the run was hashed for",
+    get: (r) => r.manifest.config.backend,
+  },
+  {
+    name: "status",
+    type: "VARCHAR",
+    doc: "queued | running | completed | failed | interrupted (status.json)",
+    get: (r) => r.status.status,
+  },
   { name: "val_loss", type: "DOUBLE", doc: "final validation loss (nats/token)", get: (r) => r.summary?.val_loss },
-  { name: "val_ppl", type: "DOUBLE", doc: "final validation perplexity, exp(val_loss)", get: (r) => r.summary?.val_ppl },
-  { name: "final_train_loss", type: "DOUBLE", doc: "training loss at the last step", get: (r) => r.summary?.final_train_loss },
-  { name: "steps_done", type: "INTEGER", doc: "optimizer steps completed", get: (r) => r.summary?.steps_done ?? r.status.step },
-  { name: "steps_this_attempt", type: "INTEGER", doc: "steps trained by the last process (less after a resume)", get: (r) => r.summary?.steps_this_attempt },
+  {
+    name: "val_ppl",
+    type: "DOUBLE",
+    doc: "final validation perplexity, exp(val_loss)",
+    get: (r) => r.summary?.val_ppl,
+  },
+  {
+    name: "final_train_loss",
+    type: "DOUBLE",
+    doc: "training loss at the last step",
+    get: (r) => r.summary?.final_train_loss,
+  },
+  {
+    name: "steps_done",
+    type: "INTEGER",
+    doc: "optimizer steps completed (while running: the last step in status.json)",
+    get: (r) => r.summary?.steps_done ?? r.status.step,
+  },
+  {
+    name: "steps_this_attempt",
+    type: "INTEGER",
+    doc: "steps trained by the last process (less after a resume)",
+    get: (r) => r.summary?.steps_this_attempt,
+  },
   { name: "tokens_seen", type: "BIGINT", doc: "training tokens consumed", get: (r) => r.summary?.tokens_seen },
   { name: "params", type: "BIGINT", doc: "trainable parameters", get: (r) => r.summary?.params },
-  { name: "flops_per_token", type: "DOUBLE", doc: "training FLOPs per token (forward + backward)", get: (r) => r.summary?.flops_per_token },
-  { name: "tokens_per_sec", type: "DOUBLE", doc: "measured training throughput", get: (r) => r.summary?.tokens_per_sec },
+  {
+    name: "flops_per_token",
+    type: "DOUBLE",
+    doc: "FLOPs per token as the trainer counts them (summary.json)",
+    get: (r) => r.summary?.flops_per_token,
+  },
+  {
+    name: "tokens_per_sec",
+    type: "DOUBLE",
+    doc: "measured training throughput",
+    get: (r) => r.summary?.tokens_per_sec,
+  },
   { name: "wall_s", type: "DOUBLE", doc: "wall-clock seconds of the run", get: (r) => r.summary?.wall_s },
-  { name: "resumed_from_step", type: "INTEGER", doc: "step the last attempt resumed from (NULL: fresh start)", get: (r) => r.summary?.resumed_from_step },
-  { name: "failure_step", type: "INTEGER", doc: "step of the failure (failed runs)", get: (r) => r.summary?.failure?.step },
-  { name: "failure_reason", type: "VARCHAR", doc: "why the run failed (NaN loss, exception message)", get: (r) => r.summary?.failure?.reason },
-  { name: "failure_last_good_loss", type: "DOUBLE", doc: "last finite training loss before the failure", get: (r) => r.summary?.failure?.last_good_loss },
-  { name: "created_at", type: "TIMESTAMP", doc: "when the run was planned (manifest), UTC", get: (r) => r.manifest.created_at },
-  { name: "started_at", type: "TIMESTAMP", doc: "when training started (status.json), UTC", get: (r) => r.status.started_at },
-  { name: "finished_at", type: "TIMESTAMP", doc: "when training ended (status.json), UTC", get: (r) => r.status.finished_at },
-  { name: "git_commit", type: "VARCHAR", doc: "git commit of the code that trained the run", get: (r) => r.manifest.env.git_commit },
-  { name: "git_dirty", type: "BOOLEAN", doc: "whether the work tree had uncommitted changes", get: (r) => r.manifest.env.git_dirty },
+  {
+    name: "resumed_from_step",
+    type: "INTEGER",
+    doc: "step the last attempt resumed from (NULL: fresh start)",
+    get: (r) => r.summary?.resumed_from_step,
+  },
+  {
+    name: "failure_step",
+    type: "INTEGER",
+    doc: "step of the failure (failed runs)",
+    get: (r) => r.summary?.failure?.step,
+  },
+  {
+    name: "failure_reason",
+    type: "VARCHAR",
+    doc: "why the run failed (NaN loss, exception message)",
+    get: (r) => r.summary?.failure?.reason,
+  },
+  {
+    name: "failure_last_good_loss",
+    type: "DOUBLE",
+    doc: "last finite training loss before the failure",
+    get: (r) => r.summary?.failure?.last_good_loss,
+  },
+  {
+    name: "created_at",
+    type: "TIMESTAMP",
+    doc: "when the run was planned (manifest), UTC",
+    get: (r) => r.manifest.created_at,
+  },
+  {
+    name: "started_at",
+    type: "TIMESTAMP",
+    doc: "when training started (status.json), UTC",
+    get: (r) => r.status.started_at,
+  },
+  {
+    name: "finished_at",
+    type: "TIMESTAMP",
+    doc: "when training ended (status.json), UTC",
+    get: (r) => r.status.finished_at,
+  },
+  {
+    name: "git_commit",
+    type: "VARCHAR",
+    doc: "git commit of the code that trained the run",
+    get: (r) => r.manifest.env.git_commit,
+  },
+  {
+    name: "git_dirty",
+    type: "BOOLEAN",
+    doc: "whether the work tree had uncommitted changes",
+    get: (r) => r.manifest.env.git_dirty,
+  },
   { name: "tfjs", type: "VARCHAR", doc: "tfjs version", get: (r) => r.manifest.env.tfjs },
   { name: "deno", type: "VARCHAR", doc: "Deno version", get: (r) => r.manifest.env.deno },
   { name: "cpu", type: "VARCHAR", doc: "CPU model", get: (r) => r.manifest.env.cpu },
   { name: "hostname", type: "VARCHAR", doc: "machine that trained the run", get: (r) => r.manifest.env.hostname },
-  { name: "config_json", type: "VARCHAR", doc: "the full resolved RunConfig as JSON", get: (r) => JSON.stringify(r.manifest.config) },
+  {
+    name: "config_json",
+    type: "VARCHAR",
+    doc: "the full resolved RunConfig as JSON",
+    get: (r) => JSON.stringify(r.manifest.config),
+  },
 ];
 
 /** Names of the fixed `runs` columns, lower-cased (DuckDB identifiers are case-insensitive). */
@@ -88,6 +190,10 @@ export function schemaDdl(): string[] {
     `CREATE TABLE IF NOT EXISTS metrics (hash VARCHAR NOT NULL, step INTEGER NOT NULL, split VARCHAR NOT NULL, ` +
     `name VARCHAR NOT NULL, value DOUBLE)`,
     `CREATE TABLE IF NOT EXISTS run_metrics (hash VARCHAR NOT NULL, name VARCHAR NOT NULL, value DOUBLE)`,
+    `CREATE TABLE IF NOT EXISTS experiment_runs (experiment VARCHAR NOT NULL, hash VARCHAR NOT NULL, ` +
+    `run_id VARCHAR NOT NULL, scale VARCHAR)`,
+    `CREATE OR REPLACE VIEW current_runs AS
+SELECT r.*, e.scale FROM runs r JOIN experiment_runs e ON r.hash = e.hash AND r.experiment = e.experiment`,
     `CREATE OR REPLACE VIEW variant_stats AS
 SELECT experiment, variant,
   count(*)::INTEGER AS n_runs,
@@ -163,4 +269,10 @@ export function flatConfigOf(r: RunRecord): Map<string, FlatValue> {
   } catch (e) {
     throw new Error(`run ${r.manifest.hash}: ${(e as Error).message}`);
   }
+}
+
+/** The Markdown table of the fixed `runs` columns (kept verbatim in lib/store/README.md; a test checks it). */
+export function runColumnsMarkdown(): string {
+  const rows = RUN_COLUMNS.map((c) => `| \`${c.name}\` | ${c.type} | ${c.doc.replaceAll("|", "\\|")} |`);
+  return ["| column | type | meaning |", "| --- | --- | --- |", ...rows].join("\n") + "\n";
 }

@@ -1,0 +1,122 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "./mod.ts";
+import { Rng } from "../util/rng.ts";
+
+function rand(n: number, seed: number): Float32Array {
+  return new Rng(seed).normal(new Float32Array(n), 1);
+}
+
+/** Runs f on cpu and on wasm with the same inputs; returns both outputs' values. */
+async function both(f: () => tf.Tensor | tf.Tensor[]): Promise<{ cpu: Float32Array[]; wasm: Float32Array[] }> {
+  const run = async (name: "cpu" | "wasm") => {
+    await initBackend(name);
+    const out = tf.tidy(f);
+    const arr = Array.isArray(out) ? out : [out];
+    const vals = await Promise.all(arr.map(async (t) => new Float32Array(await t.data())));
+    tf.dispose(arr);
+    return vals;
+  };
+  return { cpu: await run("cpu"), wasm: await run("wasm") };
+}
+
+function assertClose(a: Float32Array, b: Float32Array, rtol: number, what: string) {
+  assert.equal(a.length, b.length, `${what}: length`);
+  let maxErr = 0, maxRef = 0;
+  for (let i = 0; i < a.length; i++) {
+    maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+    maxRef = Math.max(maxRef, Math.abs(b[i]));
+  }
+  assert.ok(maxErr <= rtol * Math.max(maxRef, 1e-30), `${what}: max |diff| ${maxErr} > ${rtol} * ${maxRef}`);
+}
+
+Deno.test("wasm BatchMatMul override matches cpu for every flag combination and batch layout", async () => {
+  const cases: { a: number[]; b: number[] }[] = [
+    { a: [5, 7], b: [7, 3] },
+    { a: [2, 3, 5, 4], b: [2, 3, 4, 6] }, // batched, equal outer dims
+    { a: [6, 5, 4], b: [4, 3] }, // batch x 2-D (folded into one call)
+    { a: [5, 4], b: [3, 4, 2] }, // 2-D x batch
+  ];
+  for (const { a, b } of cases) {
+    for (const tA of [false, true]) {
+      for (const tB of [false, true]) {
+        const sa = [...a], sb = [...b];
+        if (tA) [sa[sa.length - 2], sa[sa.length - 1]] = [sa[sa.length - 1], sa[sa.length - 2]];
+        if (tB) [sb[sb.length - 2], sb[sb.length - 1]] = [sb[sb.length - 1], sb[sb.length - 2]];
+        const av = rand(sa.reduce((x, y) => x * y), 1), bv = rand(sb.reduce((x, y) => x * y), 2);
+        const { cpu, wasm } = await both(() => tf.matMul(tf.tensor(av, sa), tf.tensor(bv, sb), tA, tB));
+        assertClose(wasm[0], cpu[0], 1e-5, `matMul a=[${sa}] b=[${sb}] tA=${tA} tB=${tB}`);
+      }
+    }
+  }
+});
+
+Deno.test("wasm matmul gradients (transposed products) match cpu", async () => {
+  const av = rand(3 * 8 * 5, 3), bv = rand(3 * 5 * 4, 4), w = rand(3 * 8 * 4, 5);
+  const f = () => {
+    const a = tf.tensor(av, [3, 8, 5]), b = tf.tensor(bv, [3, 5, 4]), wt = tf.tensor(w, [3, 8, 4]);
+    const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, y), wt)));
+    return g([a, b]);
+  };
+  const { cpu, wasm } = await both(f);
+  assertClose(wasm[0], cpu[0], 1e-5, "d/da");
+  assertClose(wasm[1], cpu[1], 1e-5, "d/db");
+});
+
+Deno.test("wasm Slice/SplitV/Unpack replacements return the same values as cpu", async () => {
+  const v = rand(2 * 3 * 4 * 5, 7);
+  const { cpu, wasm } = await both(() => {
+    const x = tf.tensor(v, [2, 3, 4, 5]);
+    return [
+      tf.slice(x, [1, 0, 1, 2], [1, 3, 2, 3]), // strided
+      tf.slice(x, [1, 0, 0, 0], [1, 3, 4, 5]), // contiguous
+      ...tf.split(x, [2, 3], -1),
+      ...tf.unstack(x, 1),
+    ];
+  });
+  assert.equal(wasm.length, 7);
+  for (let i = 0; i < cpu.length; i++) assert.deepEqual(wasm[i], cpu[i], `output ${i}`);
+});
+
+Deno.test("wasm has a correct gather gradient (UnsortedSegmentSum)", async () => {
+  const table = rand(6 * 3, 9);
+  const ids = new Int32Array([0, 2, 2, 5, 0, 0, 4]);
+  const dy = rand(7 * 3, 10);
+  const { cpu, wasm } = await both(() => {
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, tf.tensor1d(ids, "int32")), tf.tensor(dy, [7, 3]))));
+    return g(tf.tensor(table, [6, 3]));
+  });
+  // Row 0 receives three contributions, row 1 none: check by hand as well as against cpu.
+  const expect0 = [0, 1, 2].map((j) => Math.fround(Math.fround(dy[j] + dy[4 * 3 + j]) + dy[5 * 3 + j]));
+  assert.deepEqual(Array.from(wasm[0].slice(0, 3)), expect0);
+  assert.deepEqual(Array.from(wasm[0].slice(3, 6)), [0, 0, 0]);
+  assertClose(wasm[0], cpu[0], 1e-6, "gather grad");
+});
+
+Deno.test("wasm OneHot honours the dtype (stock kernel wrote int32 bits into float32)", async () => {
+  await initBackend("wasm");
+  const ids = tf.tensor1d([1, 3, -1, 7], "int32");
+  const f = tf.oneHot(ids, 4, 1, 0, "float32"), i = tf.oneHot(ids, 4, 5, -2);
+  assert.deepEqual(Array.from(await f.data()), [0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.equal(i.dtype, "int32");
+  assert.deepEqual(Array.from(await i.data()), [-2, 5, -2, -2, -2, -2, -2, 5, -2, -2, -2, -2, -2, -2, -2, -2]);
+  tf.dispose([ids, f, i]);
+});
+
+Deno.test("wasm kernels do not leak tensors or heap ids", async () => {
+  await initBackend("wasm");
+  const a = tf.tensor(rand(4 * 16 * 8, 1), [4, 16, 8]), b = tf.tensor(rand(4 * 8 * 16, 2), [4, 8, 16]);
+  const step = () =>
+    tf.tidy(() => {
+      const g = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.matMul(x, y, false, false)));
+      const [ga, gb] = g([a, b]);
+      return tf.add(tf.sum(ga), tf.sum(gb));
+    });
+  tf.dispose(step());
+  const before = tf.memory().numTensors;
+  const bytesBefore = tf.memory().numBytes;
+  for (let i = 0; i < 3; i++) tf.dispose(step());
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(tf.memory().numBytes, bytesBefore);
+  tf.dispose([a, b]);
+});

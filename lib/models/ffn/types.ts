@@ -1,0 +1,65 @@
+/**
+ * The interface every FFN variant implements. A variant lives in `lib/models/ffn/<kind>.ts` and
+ * exports `variant: FfnVariant`; the transformer loads it by `model.ffn.kind` with a dynamic
+ * import (see `loadFfn` in lib/models/transformer.ts), so a run's code hash includes only the
+ * variant it uses.
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+import type { ModelConfig } from "../../experiment/config.ts";
+import type { Rng } from "../../util/rng.ts";
+
+/** How a parameter is initialised. */
+export type ParamInit = "normal" | "ones" | "zeros";
+
+/** One named parameter tensor. */
+export interface ParamSpec {
+  /** Stable name (the safetensors tensor name). Variants give names relative to `layers.<i>.ffn.`. */
+  name: string;
+  shape: number[];
+  init: ParamInit;
+  /** Standard deviation for `normal`. */
+  std?: number;
+  /** Whether AdamW applies weight decay (matrices and embeddings: yes; norm gains, biases: no). */
+  decay: boolean;
+}
+
+/** What a variant's `apply` may use besides its input and parameters. */
+export interface FfnContext {
+  cfg: ModelConfig;
+  /** Layer index, 0-based. */
+  layer: number;
+  /** True during a training step; false for evaluation. */
+  training: boolean;
+  /** The trainer's deterministic RNG (its state is checkpointed); null outside training. */
+  rng: Rng | null;
+  /** Adds a scalar to the training objective (e.g. a load-balancing loss). Not part of the reported loss. */
+  addAuxLoss(loss: tf.Scalar): void;
+  /** Records a per-step statistic; the model reports the mean over layers as `ffn.<name>`. */
+  addStat(name: string, value: tf.Scalar): void;
+}
+
+/** The parameters of one layer's FFN, by relative name. */
+export type FfnParams = Readonly<Record<string, tf.Tensor>>;
+
+/** An FFN variant: what `lib/models/ffn/<kind>.ts` exports as `variant`. */
+export interface FfnVariant {
+  /** Equals the module's file name and `model.ffn.kind`. */
+  readonly kind: string;
+  /** One line for humans. */
+  readonly description: string;
+  /**
+   * Checks `cfg.ffn` options (and anything else the variant needs). Each message names the field,
+   * the bad value and the allowed range, e.g. `model.ffn.experts = 3 must divide model.d_ff = 384`.
+   */
+  validate(cfg: ModelConfig): string[];
+  /** Parameters of ONE layer's FFN, names relative to `layers.<i>.ffn.`. */
+  params(cfg: ModelConfig): ParamSpec[];
+  /** Exact parameter count of ONE layer's FFN (equals the sum over `params`). */
+  paramCount(cfg: ModelConfig): number;
+  /** Forward FLOPs per token of ONE layer's FFN (2 per multiply-add of every matmul). */
+  flopsPerToken(cfg: ModelConfig): number;
+  /** `x: [N, d_model]` -> `[N, d_model]`. */
+  apply(x: tf.Tensor2D, params: FfnParams, ctx: FfnContext): tf.Tensor2D;
+}

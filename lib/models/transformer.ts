@@ -1,0 +1,452 @@
+/**
+ * A LLaMA-style decoder-only language model in TensorFlow.js, in one file (nanoGPT's model.py is
+ * the anchor): token embedding -> n_layers x [RMSNorm -> causal multi-head attention with RoPE ->
+ * residual; RMSNorm -> FFN (pluggable) -> residual] -> final RMSNorm -> head (tied or untied) ->
+ * cross-entropy.
+ *
+ * ## Parameters
+ *
+ * Names are stable: they are the tensor names in `model.safetensors`. Matrices are stored
+ * `[in, out]` and applied as `x @ W` (note: torch.nn.Linear stores `[out, in]`).
+ *
+ * | name | shape | init | weight decay |
+ * |---|---|---|---|
+ * | `tok_emb` | `[vocab_size, d_model]` | N(0, init_std²) | yes |
+ * | `layers.<i>.norm1` | `[d_model]` (attention pre-norm gain) | ones | no |
+ * | `layers.<i>.attn.wq` | `[d_model, d_model]` | N(0, init_std²) | yes |
+ * | `layers.<i>.attn.wk` | `[d_model, d_model]` | N(0, init_std²) | yes |
+ * | `layers.<i>.attn.wv` | `[d_model, d_model]` | N(0, init_std²) | yes |
+ * | `layers.<i>.attn.wo` | `[d_model, d_model]` | N(0, (init_std/√(2·n_layers))²) | yes |
+ * | `layers.<i>.norm2` | `[d_model]` (FFN pre-norm gain) | ones | no |
+ * | `layers.<i>.ffn.<name>` | defined by the FFN variant (dense: `w13`, `w2`; see lib/models/ffn/) | variant | variant |
+ * | `norm_f` | `[d_model]` (final norm gain) | ones | no |
+ * | `head` | `[d_model, vocab_size]`, only when `tie_embeddings` is false (else logits = h @ tok_embᵀ) | N(0, init_std²) | yes |
+ *
+ * Heads: `wq` output column `h*head_dim + j` is head h, component j (same for wk, wv; rows of wo).
+ * RoPE uses the rotate-half convention (as HF LLaMA): the pair (j, j + head_dim/2) rotates by
+ * angle `pos * rope_base^(-2j/head_dim)`.
+ *
+ * Initialisation is deterministic: parameter `name` is drawn from its own stream
+ * `Rng(mixSeed(seed, fnv1a(name)))`, so the same config and seed give identical weights, and a
+ * parameter's init does not depend on which other parameters exist (a variant with a different FFN
+ * starts with the same embedding and attention weights).
+ *
+ * @module
+ */
+import { existsSync, readdirSync } from "node:fs";
+import * as tf from "@tensorflow/tfjs-core";
+import type { ModelConfig } from "../experiment/config.ts";
+import { mixSeed, Rng } from "../util/rng.ts";
+import { batchMatmul, matmul, splitLast } from "../backends/ops.ts";
+import type { FfnContext, FfnParams, FfnVariant, ParamSpec } from "./ffn/types.ts";
+
+export type { FfnContext, FfnVariant, ParamSpec } from "./ffn/types.ts";
+
+// ---- FFN variants (loaded dynamically) ----------------------------------------------------------
+
+/** What a valid `model.ffn.kind` looks like (it names the file `lib/models/ffn/<kind>.ts`). */
+export const FFN_KIND_PATTERN: RegExp = /^[a-z0-9_]+$/;
+const FFN_DIR = new URL("./ffn/", import.meta.url);
+const NOT_VARIANTS = new Set(["types", "mod"]);
+const ffnCache = new Map<string, FfnVariant>();
+
+/** The FFN kinds present in lib/models/ffn/ (files that are not tests or shared modules). */
+export function availableFfnKinds(): string[] {
+  return readdirSync(FFN_DIR)
+    .filter((f) => f.endsWith(".ts") && !f.endsWith("_test.ts"))
+    .map((f) => f.slice(0, -3))
+    .filter((k) => FFN_KIND_PATTERN.test(k) && !NOT_VARIANTS.has(k))
+    .sort();
+}
+
+/**
+ * Loads the FFN variant `lib/models/ffn/<kind>.ts` (its export `variant`). The import is computed
+ * on purpose: a run's code hash covers the trainer's static import graph plus the one variant
+ * file it uses, so editing one variant does not invalidate runs of the others.
+ */
+export async function loadFfn(kind: string): Promise<FfnVariant> {
+  if (typeof kind !== "string" || !FFN_KIND_PATTERN.test(kind) || NOT_VARIANTS.has(kind)) {
+    throw new Error(
+      `model.ffn.kind = ${JSON.stringify(kind)} is not a valid FFN kind: it must match ${FFN_KIND_PATTERN} ` +
+        `and name a module lib/models/ffn/<kind>.ts; available: ${availableFfnKinds().join(", ")}`,
+    );
+  }
+  const cached = ffnCache.get(kind);
+  if (cached) return cached;
+  if (!existsSync(new URL(`${kind}.ts`, FFN_DIR))) {
+    throw new Error(
+      `model.ffn.kind = "${kind}" is unknown: there is no lib/models/ffn/${kind}.ts; ` +
+        `available: ${availableFfnKinds().join(", ")}`,
+    );
+  }
+  const mod = await import(`./ffn/${kind}.ts`) as { variant?: FfnVariant };
+  const v = mod.variant;
+  const methods = ["validate", "params", "paramCount", "flopsPerToken", "apply"] as const;
+  if (!v || v.kind !== kind || methods.some((m) => typeof v[m] !== "function")) {
+    throw new Error(
+      `lib/models/ffn/${kind}.ts must export \`variant: FfnVariant\` with kind "${kind}" and the methods ` +
+        `${methods.join(", ")} (see lib/models/ffn/types.ts)`,
+    );
+  }
+  ffnCache.set(kind, v);
+  return v;
+}
+
+function loadedFfn(cfg: ModelConfig, ffn?: FfnVariant): FfnVariant {
+  const v = ffn ?? ffnCache.get(cfg.ffn?.kind);
+  if (!v) {
+    throw new Error(`FFN variant "${cfg.ffn?.kind}" is not loaded: call \`await loadFfn(kind)\` first or pass it`);
+  }
+  return v;
+}
+
+// ---- validation, counts -------------------------------------------------------------------------
+
+const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v > 0;
+
+/**
+ * Checks the generic model fields (not the FFN variant's options; see {@link validateModelConfig}).
+ * Returns one message per problem, naming the field, the value and the allowed range.
+ */
+export function validateModel(cfg: ModelConfig): string[] {
+  const e: string[] = [];
+  for (const k of ["vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "seq_len"] as const) {
+    if (!isPosInt(cfg[k])) e.push(`model.${k} = ${JSON.stringify(cfg[k])} must be a positive integer`);
+  }
+  if (isPosInt(cfg.d_model) && isPosInt(cfg.n_heads)) {
+    if (cfg.d_model % cfg.n_heads !== 0) {
+      e.push(`model.d_model = ${cfg.d_model} must be divisible by model.n_heads = ${cfg.n_heads}`);
+    } else if ((cfg.d_model / cfg.n_heads) % 2 !== 0) {
+      e.push(
+        `model.d_model / model.n_heads = ${cfg.d_model}/${cfg.n_heads} = ${cfg.d_model / cfg.n_heads} ` +
+          `(head dim) must be even for RoPE`,
+      );
+    }
+  }
+  if (typeof cfg.rope_base !== "number" || !Number.isFinite(cfg.rope_base) || cfg.rope_base <= 1) {
+    e.push(`model.rope_base = ${JSON.stringify(cfg.rope_base)} must be a finite number > 1`);
+  }
+  if (typeof cfg.norm_eps !== "number" || !(cfg.norm_eps > 0 && cfg.norm_eps < 1)) {
+    e.push(`model.norm_eps = ${JSON.stringify(cfg.norm_eps)} must be in (0, 1)`);
+  }
+  if (typeof cfg.init_std !== "number" || !(cfg.init_std > 0 && cfg.init_std <= 1)) {
+    e.push(`model.init_std = ${JSON.stringify(cfg.init_std)} must be in (0, 1]`);
+  }
+  if (typeof cfg.tie_embeddings !== "boolean") {
+    e.push(`model.tie_embeddings = ${JSON.stringify(cfg.tie_embeddings)} must be true or false`);
+  }
+  if (!cfg.ffn || typeof cfg.ffn !== "object") {
+    e.push(`model.ffn = ${JSON.stringify(cfg.ffn)} must be an object with a kind`);
+  } else if (typeof cfg.ffn.kind !== "string" || !FFN_KIND_PATTERN.test(cfg.ffn.kind)) {
+    e.push(
+      `model.ffn.kind = ${JSON.stringify(cfg.ffn.kind)} must match ${FFN_KIND_PATTERN} (a file in lib/models/ffn/)`,
+    );
+  }
+  return e;
+}
+
+/** {@link validateModel} plus the FFN variant's own checks (loads the variant). */
+export async function validateModelConfig(cfg: ModelConfig): Promise<string[]> {
+  const e = validateModel(cfg);
+  if (e.length) return e;
+  let ffn: FfnVariant;
+  try {
+    ffn = await loadFfn(cfg.ffn.kind);
+  } catch (err) {
+    return [(err as Error).message];
+  }
+  return ffn.validate(cfg);
+}
+
+function assertValid(cfg: ModelConfig, ffn: FfnVariant): void {
+  const e = [...validateModel(cfg), ...ffn.validate(cfg)];
+  if (e.length) throw new Error(`invalid model config:\n  ${e.join("\n  ")}`);
+}
+
+/** All parameters in creation order, with full names (see the table in the module doc). */
+export function paramSpecs(cfg: ModelConfig, ffn?: FfnVariant): ParamSpec[] {
+  const v = loadedFfn(cfg, ffn);
+  const { vocab_size: V, d_model: d, n_layers: L, init_std: std } = cfg;
+  const outStd = std / Math.sqrt(2 * L);
+  const s: ParamSpec[] = [{ name: "tok_emb", shape: [V, d], init: "normal", std, decay: true }];
+  for (let i = 0; i < L; i++) {
+    const p = `layers.${i}`;
+    s.push({ name: `${p}.norm1`, shape: [d], init: "ones", decay: false });
+    for (const w of ["wq", "wk", "wv"]) {
+      s.push({ name: `${p}.attn.${w}`, shape: [d, d], init: "normal", std, decay: true });
+    }
+    s.push({ name: `${p}.attn.wo`, shape: [d, d], init: "normal", std: outStd, decay: true });
+    s.push({ name: `${p}.norm2`, shape: [d], init: "ones", decay: false });
+    for (const f of v.params(cfg)) s.push({ ...f, name: `${p}.ffn.${f.name}`, shape: [...f.shape] });
+  }
+  s.push({ name: "norm_f", shape: [d], init: "ones", decay: false });
+  if (!cfg.tie_embeddings) s.push({ name: "head", shape: [d, V], init: "normal", std, decay: true });
+  return s;
+}
+
+/** Exact parameter count, computed analytically (not from the created tensors). */
+export function paramCount(cfg: ModelConfig, ffn?: FfnVariant): number {
+  const v = loadedFfn(cfg, ffn);
+  const { vocab_size: V, d_model: d, n_layers: L } = cfg;
+  const perLayer = 2 * d + 4 * d * d + v.paramCount(cfg);
+  return V * d + L * perLayer + d + (cfg.tie_embeddings ? 0 : d * V);
+}
+
+/**
+ * Forward FLOPs per token, counting 2 per multiply-add of every matmul:
+ * per layer `2·d·3d` (q, k, v) + `2·d·d` (wo) + `4·T·d` (QKᵀ and PV over the FULL T×T score
+ * matrix, which is what is computed; a causal-only count would halve this term) + the FFN
+ * variant's count; plus `2·d·V` for the head. Norms, softmax, RoPE, activations and the embedding
+ * lookup are not counted. A training step costs ≈ 3× this per token.
+ */
+export function flopsPerToken(cfg: ModelConfig, ffn?: FfnVariant): number {
+  const v = loadedFfn(cfg, ffn);
+  const { vocab_size: V, d_model: d, n_layers: L, seq_len: T } = cfg;
+  return L * (6 * d * d + 2 * d * d + 4 * T * d + v.flopsPerToken(cfg)) + 2 * d * V;
+}
+
+// ---- the model ----------------------------------------------------------------------------------
+
+/** 32-bit FNV-1a of a string: the per-parameter init stream id. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/** Initial values of one parameter for a seed (see the module doc). */
+export function initValues(spec: ParamSpec, seed: number): Float32Array {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  if (spec.init === "ones") return out.fill(1);
+  if (spec.init === "zeros") return out;
+  return new Rng(mixSeed(seed, fnv1a(spec.name))).normal(out, spec.std ?? 0);
+}
+
+/** Weights to start from instead of the seeded init. */
+export interface WeightSource {
+  /** name -> values (row-major, float32), checked against the spec's shape. */
+  weights: ReadonlyMap<string, { shape: readonly number[]; data: Float32Array }>;
+  /** Allow names missing from `weights` (they get the seeded init) and ignore extra ones. Default false. */
+  partial?: boolean;
+}
+
+/** Options of {@link createModel}. */
+export interface CreateModelOptions {
+  /** Start from these weights (e.g. a checkpoint) instead of the seeded init. */
+  from?: WeightSource;
+}
+
+/** Extra outputs of a forward pass used by the trainer. */
+export interface Objective {
+  /** Mean next-token cross-entropy (nats): the reported loss. */
+  loss: tf.Scalar;
+  /** Sum of auxiliary losses added by FFN variants (training only), or null. */
+  aux: tf.Scalar | null;
+  /** FFN statistics, mean over layers, keyed `ffn.<name>`. */
+  stats: Record<string, tf.Scalar>;
+}
+
+/** Forward options. */
+export interface ForwardOptions {
+  training?: boolean;
+  rng?: Rng | null;
+}
+
+let modelCounter = 0;
+
+/** The decoder. Create with {@link createModel}; call {@link Transformer.dispose} when done. */
+export class Transformer {
+  /** The model config. */
+  readonly cfg: ModelConfig;
+  /** The FFN variant of every layer. */
+  readonly ffn: FfnVariant;
+  /** Parameter specs in creation order. */
+  readonly specs: readonly ParamSpec[];
+  /** Parameters by stable name. */
+  readonly params: ReadonlyMap<string, tf.Variable>;
+  readonly #ropeCos: tf.Tensor2D;
+  readonly #ropeSin: tf.Tensor2D;
+  readonly #mask: tf.Tensor2D;
+  readonly #ffnParams: FfnParams[];
+
+  /** Use {@link createModel} (it loads the FFN variant and validates the config). */
+  constructor(cfg: ModelConfig, ffn: FfnVariant, seed: number, opts: CreateModelOptions = {}) {
+    assertValid(cfg, ffn);
+    this.cfg = cfg;
+    this.ffn = ffn;
+    this.specs = paramSpecs(cfg, ffn);
+    const from = opts.from;
+    if (from && !from.partial) {
+      const known = new Set(this.specs.map((s) => s.name));
+      const extra = [...from.weights.keys()].filter((k) => !known.has(k));
+      if (extra.length) throw new Error(`weights have tensors this model does not: ${extra.join(", ")}`);
+    }
+    const id = ++modelCounter, params = new Map<string, tf.Variable>();
+    for (const s of this.specs) {
+      let values: Float32Array;
+      const w = from?.weights.get(s.name);
+      if (w) {
+        if (w.shape.length !== s.shape.length || w.shape.some((d, i) => d !== s.shape[i])) {
+          throw new Error(`weight ${s.name} has shape [${w.shape}], the model needs [${s.shape}]`);
+        }
+        values = w.data;
+      } else if (from && !from.partial) {
+        throw new Error(`weights lack tensor ${s.name} [${s.shape}]`);
+      } else {
+        values = initValues(s, seed);
+      }
+      const init = tf.tensor(values, s.shape, "float32");
+      // Engine-wide variable names must be unique, hence the model id prefix.
+      params.set(s.name, tf.variable(init, true, `m${id}/${s.name}`));
+      init.dispose();
+    }
+    this.params = params;
+    this.#ffnParams = Array.from({ length: cfg.n_layers }, (_, i) => {
+      const prefix = `layers.${i}.ffn.`, p: Record<string, tf.Tensor> = {};
+      for (const [name, v] of params) if (name.startsWith(prefix)) p[name.slice(prefix.length)] = v;
+      return p;
+    });
+    // RoPE tables [seq_len, head_dim/2] (computed in float64) and the additive causal mask.
+    const T = cfg.seq_len, hd = cfg.d_model / cfg.n_heads, half = hd / 2;
+    const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
+    for (let t = 0; t < T; t++) {
+      for (let j = 0; j < half; j++) {
+        const a = t * Math.pow(cfg.rope_base, -(2 * j) / hd);
+        cos[t * half + j] = Math.cos(a);
+        sin[t * half + j] = Math.sin(a);
+      }
+    }
+    const mask = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -1e9;
+    this.#ropeCos = tf.tensor2d(cos, [T, half]);
+    this.#ropeSin = tf.tensor2d(sin, [T, half]);
+    this.#mask = tf.tensor2d(mask, [T, T]);
+  }
+
+  /** A parameter by name (throws on unknown names). */
+  param(name: string): tf.Variable {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`no parameter ${name}`);
+    return p;
+  }
+
+  /** All trainable variables in spec order. */
+  variables(): tf.Variable[] {
+    return this.specs.map((s) => this.param(s.name));
+  }
+
+  #rmsnorm(x: tf.Tensor2D, gain: tf.Tensor): tf.Tensor2D {
+    const ms = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.cfg.norm_eps))), gain);
+  }
+
+  /** Rotate-half RoPE on x [B, heads, T, head_dim]. */
+  #rope(x: tf.Tensor4D, T: number): tf.Tensor4D {
+    const half = x.shape[3] / 2;
+    const cos = T === this.cfg.seq_len ? this.#ropeCos : tf.slice(this.#ropeCos, [0, 0], [T, half]);
+    const sin = T === this.cfg.seq_len ? this.#ropeSin : tf.slice(this.#ropeSin, [0, 0], [T, half]);
+    const [x1, x2] = splitLast(x, [half, half]);
+    return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x1, sin), tf.mul(x2, cos))], -1);
+  }
+
+  /** Causal multi-head self-attention of x [B*T, d] -> [B*T, d]. */
+  #attention(x: tf.Tensor2D, layer: number, B: number, T: number): tf.Tensor2D {
+    const { d_model: d, n_heads: nh } = this.cfg, hd = d / nh, p = `layers.${layer}.attn`;
+    // One matmul for q, k, v (x is transposed once in the backward pass instead of three times).
+    const wqkv = tf.concat([this.param(`${p}.wq`), this.param(`${p}.wk`), this.param(`${p}.wv`)], 1);
+    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    const [q0, k0, v0] = splitLast(matmul(x, wqkv), [d, d, d]).map(heads);
+    const q = tf.mul(this.#rope(q0, T), 1 / Math.sqrt(hd)) as tf.Tensor4D, k = this.#rope(k0, T);
+    const mask = T === this.cfg.seq_len ? this.#mask : tf.slice(this.#mask, [0, 0], [T, T]);
+    const att = tf.softmax(tf.add(batchMatmul(q, k, false, true), mask)); // [B, nh, T, T]
+    const o = batchMatmul(att, v0); // [B, nh, T, hd]
+    return matmul(tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * T, d]), this.param(`${p}.wo`));
+  }
+
+  /** Final hidden states [B*T, d] of token ids x [B, T] (int32). */
+  #hidden(x: tf.Tensor, ctxFor: (layer: number) => FfnContext): tf.Tensor2D {
+    if (x.rank !== 2) throw new Error(`model input must be [batch, time] token ids, got shape [${x.shape}]`);
+    const [B, T] = x.shape;
+    if (T > this.cfg.seq_len) throw new Error(`sequence length ${T} exceeds model.seq_len = ${this.cfg.seq_len}`);
+    let h = tf.gather(this.param("tok_emb"), tf.reshape(tf.cast(x, "int32"), [B * T])) as tf.Tensor2D;
+    for (let l = 0; l < this.cfg.n_layers; l++) {
+      h = tf.add(h, this.#attention(this.#rmsnorm(h, this.param(`layers.${l}.norm1`)), l, B, T));
+      const hn = this.#rmsnorm(h, this.param(`layers.${l}.norm2`));
+      h = tf.add(h, this.ffn.apply(hn, this.#ffnParams[l], ctxFor(l)));
+    }
+    return this.#rmsnorm(h, this.param("norm_f"));
+  }
+
+  #logits2d(h: tf.Tensor2D): tf.Tensor2D {
+    return this.cfg.tie_embeddings ? matmul(h, this.param("tok_emb"), false, true) : matmul(h, this.param("head"));
+  }
+
+  /** Logits [B, T, vocab] for token ids x [B, T]. Call inside tf.tidy. */
+  forward(x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor3D {
+    const [B, T] = x.shape;
+    const ctx = this.#context(opts, () => {}, () => {});
+    return tf.reshape(this.#logits2d(this.#hidden(x, ctx)), [B, T, this.cfg.vocab_size]);
+  }
+
+  /** Mean next-token cross-entropy of x [B, T] against targets y [B, T]. Call inside tf.tidy. */
+  loss(x: tf.Tensor, y: tf.Tensor, opts: ForwardOptions = {}): tf.Scalar {
+    return this.objective(x, y, opts).loss;
+  }
+
+  /** Loss plus auxiliary losses and statistics from the FFN variants. Call inside tf.tidy. */
+  objective(x: tf.Tensor, y: tf.Tensor, opts: ForwardOptions = {}): Objective {
+    const aux: tf.Scalar[] = [], stats = new Map<string, tf.Scalar[]>();
+    const ctx = this.#context(opts, (l) => aux.push(l), (name, v) => {
+      const list = stats.get(name) ?? [];
+      list.push(v);
+      stats.set(name, list);
+    });
+    const logits = this.#logits2d(this.#hidden(x, ctx));
+    const V = this.cfg.vocab_size;
+    const targets = tf.oneHot(tf.reshape(tf.cast(y, "int32"), [-1]), V, 1, 0, "float32");
+    const nll = tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1));
+    const out: Objective = { loss: tf.mean(nll), aux: aux.length ? tf.addN(aux) as tf.Scalar : null, stats: {} };
+    for (const [name, vs] of stats) out.stats[`ffn.${name}`] = tf.div(tf.addN(vs), vs.length);
+    return out;
+  }
+
+  #context(
+    opts: ForwardOptions,
+    addAuxLoss: (l: tf.Scalar) => void,
+    addStat: (name: string, v: tf.Scalar) => void,
+  ): (layer: number) => FfnContext {
+    const training = opts.training ?? false;
+    return (layer) => ({
+      cfg: this.cfg,
+      layer,
+      training,
+      rng: opts.rng ?? null,
+      addAuxLoss: training ? addAuxLoss : () => {},
+      addStat,
+    });
+  }
+
+  /** Current weights by name (float32 copies; async so it works on webgpu). */
+  async getWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const s of this.specs) {
+      out.set(s.name, { shape: [...s.shape], data: new Float32Array(await this.param(s.name).data()) });
+    }
+    return out;
+  }
+
+  /** Frees all tensors of the model. */
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    tf.dispose([this.#ropeCos, this.#ropeSin, this.#mask]);
+  }
+}
+
+/** Loads the FFN variant, validates the config and creates the model on the current backend. */
+export async function createModel(cfg: ModelConfig, seed: number, opts: CreateModelOptions = {}): Promise<Transformer> {
+  const e = validateModel(cfg);
+  if (e.length) throw new Error(`invalid model config:\n  ${e.join("\n  ")}`);
+  const ffn = await loadFfn(cfg.ffn.kind);
+  return new Transformer(cfg, ffn, seed, opts);
+}

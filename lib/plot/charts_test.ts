@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import {
+  ema,
+  histogram,
+  lineWithErrorBars,
+  lossCurves,
+  type LossRow,
+  meanStd,
+  metricByVariant,
+  naturalCompare,
+  summarizeByVariant,
+  thin,
+} from "./charts.ts";
+import { renderChart } from "./render.ts";
+
+const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b}`);
+
+Deno.test("meanStd: mean and sample std (n-1); null std for one value; non-finite ignored", () => {
+  const s = meanStd([2, 4, 4, 4, 5, 5, 7, 9]);
+  close(s.mean, 5);
+  close(s.std!, Math.sqrt(32 / 7));
+  assert.deepEqual(meanStd([3, NaN]), { mean: 3, std: null, n: 1 });
+});
+
+Deno.test("ema: debiased exponential average, first value unchanged, 0 = identity", () => {
+  const out = ema([1, 2, 3], 0.5);
+  close(out[0], 1);
+  close(out[1], (0.25 + 1) / 0.75); // acc = 0.5*0.5 + 0.5*2 = 1.25, debias 1 - 0.25
+  close(out[2], (1.25 * 0.5 + 1.5) / 0.875);
+  assert.deepEqual(ema([4, 5, 6], 0), [4, 5, 6]);
+  assert.ok(Number.isNaN(ema([1, NaN, 1], 0.9)[1]));
+});
+
+Deno.test("thin keeps first and last and at most max items", () => {
+  const xs = Array.from({ length: 1001 }, (_, i) => i);
+  const t = thin(xs, 11);
+  assert.deepEqual(t, [0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
+  assert.equal(thin([1, 2], 5).length, 2);
+});
+
+Deno.test("summarizeByVariant: natural order, mean ± std bounds", () => {
+  const stats = summarizeByVariant([
+    { variant: "k10", value: 1 },
+    { variant: "k2", value: 4 },
+    { variant: "k2", value: 6 },
+    { variant: "k10", value: 3 },
+  ]);
+  assert.deepEqual(stats.map((s) => s.variant), ["k2", "k10"]);
+  close(stats[0].mean, 5);
+  close(stats[0].std!, Math.SQRT2);
+  close(stats[0].lo, 5 - Math.SQRT2);
+  assert.ok(naturalCompare("k2", "k10") < 0);
+});
+
+Deno.test("metricByVariant renders the printed mean ± std and one error bar per multi-seed variant", () => {
+  const { svg } = renderChart(metricByVariant([
+    { variant: "dense", value: 1, seed: 0 },
+    { variant: "dense", value: 2, seed: 1 },
+    { variant: "dense", value: 3, seed: 2 },
+    { variant: "finedeep", value: 2.5, seed: 0 },
+  ], { title: "Final", label: "Validation perplexity →" }));
+  assert.ok(svg.includes("2.000 ± 1.000  (n=3)"));
+  assert.ok(svg.includes("2.500  (n=1)"));
+  assert.ok(svg.includes(">Validation perplexity →<"));
+  assert.ok(svg.includes(">finedeep<") && svg.includes(">dense<"));
+  const rules = svg.match(/<g[^>]*aria-label="rule"[^>]*>(.*?)<\/g>/)![1];
+  assert.equal(rules.match(/<line/g)!.length, 1); // only dense has a std
+});
+
+Deno.test("lossCurves: smoothed train lines, val dots, failure marker", () => {
+  const rows: LossRow[] = [];
+  for (let step = 1; step <= 100; step++) {
+    rows.push({ run: "a", group: "dense", split: "train", step, value: 5 - step / 50 });
+    rows.push({ run: "b", group: "moe", split: "train", step: Math.min(step, 60), value: 5, failed: true });
+  }
+  rows.push({ run: "a", group: "dense", split: "val", step: 50, value: 4.2 });
+  rows.push({ run: "a", group: "dense", split: "val", step: 100, value: 3.1 });
+  const opts = lossCurves(rows, { title: "Loss", smoothing: 0.5 });
+  assert.match(String(opts.subtitle), /EMA 0\.5, raw faint.*Red ×/);
+  const { svg } = renderChart(opts);
+  const dots = [...svg.matchAll(/<g[^>]*aria-label="dot"[^>]*>(.*?)<\/g>/g)].map((m) => m[1]);
+  assert.equal(dots.length, 2);
+  assert.equal(dots[0].match(/<circle/g)!.length, 2); // two validation points
+  assert.equal(dots[1].match(/<path/g)!.length, 1); // one failed run
+  assert.throws(() => lossCurves(rows, { smoothing: 1 }), /smoothing must be in \[0, 1\)/);
+});
+
+Deno.test("lineWithErrorBars: means per (series, x), bars only where there are 2+ samples", () => {
+  const pts = [
+    { series: "M*K=16", x: 1, y: 10 },
+    { series: "M*K=16", x: 1, y: 12 },
+    { series: "M*K=16", x: 4, y: 9 },
+    { series: "M*K=64", x: 4, y: 8 },
+    { series: "M*K=64", x: 4, y: 8.5 },
+  ];
+  const opts = lineWithErrorBars(pts, { xLabel: "M →", yLabel: "↑ val ppl", logX: true, title: "ppl vs M" });
+  const { svg } = renderChart(opts);
+  const rules = svg.match(/<g[^>]*aria-label="rule"[^>]*>(.*?)<\/g>/)![1];
+  assert.equal(rules.match(/<line/g)!.length, 2);
+  for (const t of [">M*K=16<", ">M*K=64<", "M →", "↑ val ppl", ">ppl vs M<"]) assert.ok(svg.includes(t), t);
+});
+
+Deno.test("histogram counts every finite value", () => {
+  const values = [1, 1, 2, 3, 3, 3, NaN];
+  const opts = histogram(values, { bins: 3, title: "H" });
+  assert.equal(opts.subtitle, "6 values");
+  const { svg } = renderChart(opts);
+  const rects = svg.match(/<g[^>]*aria-label="rect"[^>]*>(.*?)<\/g>/)![1];
+  assert.ok(rects.match(/<rect/g)!.length >= 2);
+});

@@ -24,9 +24,11 @@ import "@tensorflow/tfjs"; // registers the cpu backend
 import * as tfwasm from "@tensorflow/tfjs-backend-wasm";
 import type { BackendName, ConcreteBackend } from "../experiment/config.ts";
 import { installWasmKernels, WASM_KERNELS } from "./wasm_kernels.ts";
+import { installWebgpuKernels, WEBGPU_KERNELS } from "./webgpu_kernels.ts";
 
 /** What {@link initBackend} set up. */
 export interface BackendInfo {
+  /** The active tfjs backend. */
   name: ConcreteBackend;
   /** tfjs-core version. */
   tfjs: string;
@@ -36,7 +38,9 @@ export interface BackendInfo {
 
 /** A concrete backend plus a one-line explanation of the choice. */
 export interface ResolvedBackend {
+  /** The backend to use. */
   name: ConcreteBackend;
+  /** Why it was chosen (for `auto`: what was skipped and why). */
   reason: string;
 }
 
@@ -126,7 +130,7 @@ function probeAdapter(): Promise<AdapterProbe> {
     if (!gpu) {
       return {
         available: false,
-        why: "navigator.gpu is undefined (Deno needs the --unstable-webgpu flag)",
+        why: "navigator.gpu is undefined (WebGPU is off in this runtime; older Deno versions need --unstable-webgpu)",
         ...none,
       };
     }
@@ -160,7 +164,7 @@ async function webgpuAvailability(): Promise<Availability> {
     return {
       ok: false,
       why: p.why,
-      fix: "run deno with --unstable-webgpu on a machine with a WebGPU-capable (Vulkan/Metal/D3D12) driver",
+      fix: "use a machine with a WebGPU-capable (Vulkan/Metal/D3D12) driver (and --unstable-webgpu on older Deno)",
     };
   }
   return { ok: true, why: p.why + (p.fallback ? " (software fallback adapter)" : "") };
@@ -314,10 +318,12 @@ export async function initBackend(name: ConcreteBackend, opts: InitOptions = {})
       if (!a.ok) throw new Error(`backend "webgpu" is unavailable: ${a.why}. To fix: ${a.fix}.`);
       await import("@tensorflow/tfjs-backend-webgpu");
       await setOrThrow("webgpu", "");
+      installWebgpuKernels();
       const p = await probeAdapter();
       details.adapter = p.description;
       details.vendor = p.vendor;
       details.fallback_adapter = p.fallback;
+      details.kernels_replaced = WEBGPU_KERNELS.join(",");
       details.note = "read tensors with await t.data(): dataSync() fails under Deno";
       break;
     }

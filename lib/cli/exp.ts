@@ -102,7 +102,9 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   for (const f of failed) {
     const fl = f.record.summary!.failure;
     console.error(
-      `run ${f.run.run_id} FAILED at step ${fl?.step}: ${fl?.reason} (last good loss ${fl?.last_good_loss ?? "n/a"}); ` +
+      `run ${f.run.run_id} FAILED at step ${fl?.step}: ${fl?.reason} (last good loss ${
+        fl?.last_good_loss ?? "n/a"
+      }); ` +
         `its last good checkpoint is kept in ${f.run.paths.dir}/checkpoints. Lower train.lr or raise train.grad_clip, ` +
         `then run with --force to retrain it.`,
     );

@@ -68,7 +68,9 @@ Deno.test({
       assert.ok(Math.abs(Number(r.val_ppl) - Math.exp(Number(r.val_loss))) < 1e-6 * Number(r.val_ppl));
     }
     assert.notEqual(runs[0].val_loss, runs[1].val_loss, "different seeds give different results");
-    const pngs = [...Deno.readDirSync(`${results}/plots/dense-baseline`)].map((e) => e.name).filter((n) => n.endsWith(".png"));
+    const pngs = [...Deno.readDirSync(`${results}/plots/dense-baseline`)].map((e) => e.name).filter((n) =>
+      n.endsWith(".png")
+    );
     assert.ok(pngs.length >= 2, `plots: ${pngs}`);
 
     const second = ok(await cli(results, ["exp", "dense-baseline", ...TINY]));
@@ -77,10 +79,16 @@ Deno.test({
     const verify = ok(await cli(results, ["exp", "dense-baseline", ...TINY, "--verify"]));
     assert.match(verify.stdout, /verify: 2\/2 runs bit-identical \(\d+ values compared\)/);
 
-    const before = await json(results, "SELECT hash, val_loss, (SELECT count(*) FROM metrics) AS n FROM runs ORDER BY hash");
+    const before = await json(
+      results,
+      "SELECT hash, val_loss, (SELECT count(*) FROM metrics) AS n FROM runs ORDER BY hash",
+    );
     await Deno.remove(`${results}/results.duckdb`);
     ok(await cli(results, ["db", "rebuild"]));
-    assert.deepEqual(await json(results, "SELECT hash, val_loss, (SELECT count(*) FROM metrics) AS n FROM runs ORDER BY hash"), before);
+    assert.deepEqual(
+      await json(results, "SELECT hash, val_loss, (SELECT count(*) FROM metrics) AS n FROM runs ORDER BY hash"),
+      before,
+    );
     await Deno.remove(results, { recursive: true });
   },
 });
@@ -142,7 +150,15 @@ Deno.test({
     const unknown = await cli(results, ["exp", "no-such-exp"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /Unknown experiment "no-such-exp"\. Available: .*dense-baseline/);
-    const bad = await cli(results, ["exp", "dense-baseline", ...TINY, "--set", "train.lr=-1", "--set", "model.n_heads=3"]);
+    const bad = await cli(results, [
+      "exp",
+      "dense-baseline",
+      ...TINY,
+      "--set",
+      "train.lr=-1",
+      "--set",
+      "model.n_heads=3",
+    ]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /train\.lr = -1 is out of range/);
     assert.match(bad.stderr, /model\.d_model = 32 must be divisible by model\.n_heads = 3|n_heads/);

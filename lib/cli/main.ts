@@ -24,7 +24,12 @@ export function buildProgram(): Command {
     .argument("<id>", "experiment id: a module experiments/<id>.ts")
     .option("--scale <name>", "scale preset (tiny, default, gpu, ...)", "default")
     .option("--set <path=value>", "override a config value, e.g. --set train.lr=3e-4 (repeatable)", collect, [])
-    .option("--config <file>", "YAML file of overrides: data:, model:, train:, seeds:, backend: (repeatable)", collect, [])
+    .option(
+      "--config <file>",
+      "YAML file of overrides: data:, model:, train:, seeds:, backend: (repeatable)",
+      collect,
+      [],
+    )
     .addOption(
       new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]),
     )
@@ -40,7 +45,7 @@ export function buildProgram(): Command {
 
   program.command("query")
     .description("run SQL over every result (DuckDB) and print the rows")
-    .argument("<sql>", "a SQL statement, e.g. \"SELECT * FROM runs\"")
+    .argument("<sql>", 'a SQL statement, e.g. "SELECT * FROM runs"')
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (sql: string, o) => {
       await cmdQuery(sql, { format: o.format, paths: projectPaths() });

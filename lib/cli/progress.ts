@@ -43,6 +43,7 @@ export function progressFactory(opts: ProgressOptions = {}): (run: HashedRun, i:
       let started = false;
       return {
         update(p: StepProgress) {
+          if (p.loss === null) return; // evaluation: the bar shows training progress
           const payload = { loss: p.loss.toFixed(4), tps: Math.round(p.tokens_per_sec), eta_h: fmtEta(p.eta_s) };
           if (!started) {
             bar.start(p.steps, p.step, payload);
@@ -60,12 +61,17 @@ export function progressFactory(opts: ProgressOptions = {}): (run: HashedRun, i:
     return {
       update(p: StepProgress) {
         const now = Date.now();
+        if (p.phase === "eval" && p.val_loss !== undefined) {
+          write(`${label} step ${p.step}/${p.steps} val_loss ${p.val_loss.toFixed(4)}`);
+          return;
+        }
+        if (p.loss === null) return;
         if (p.step === 1 || p.step === p.steps || now - last >= every) {
           last = now;
           write(
             `${label} step ${p.step}/${p.steps} loss ${p.loss.toFixed(4)} ${Math.round(p.tokens_per_sec)} tok/s eta ${
               fmtEta(p.eta_s)
-            }${p.val_loss !== undefined ? ` val_loss ${p.val_loss.toFixed(4)}` : ""}`,
+            }`,
           );
         }
       },

@@ -78,8 +78,10 @@ export async function cmdQuery(sql: string, opts: { format: OutputFormat; paths:
     try {
       r = await store.query(sql);
     } catch (e) {
-      throw new UserError(`${(e as Error).message}\nTables: experiments, runs, current_runs, metrics, run_metrics; ` +
-        `see README "Results database".`);
+      throw new UserError(
+        `${(e as Error).message}\nTables: experiments, runs, current_runs, metrics, run_metrics; ` +
+          `see README "Results database".`,
+      );
     }
     console.log(formatResult(r, opts.format));
   } finally {
@@ -93,7 +95,9 @@ export async function cmdPlot(id: string, opts: { paths: ProjectPaths }): Promis
   const store = await openStore(opts.paths.db);
   try {
     const files = await plotExperiment(store, id, `${opts.paths.plots}/${id}`);
-    if (files.length === 0) throw new UserError(`no results for ${id} in ${opts.paths.db}; run \`deno task exp ${id}\` first`);
+    if (files.length === 0) {
+      throw new UserError(`no results for ${id} in ${opts.paths.db}; run \`deno task exp ${id}\` first`);
+    }
     for (const f of files) console.log(f);
   } finally {
     await store.close();
@@ -155,10 +159,13 @@ export async function cmdRuns(opts: { experiment?: string; paths: ProjectPaths }
     };
   });
   const columns = ["experiment", "run_id", "hash", "status", "step", "steps", "val_ppl", "finished_at"];
-  console.log(formatResult({
-    columns: columns.map((name) => ({ name, type: name === "val_ppl" ? "DOUBLE" : "VARCHAR" })),
-    rows: rows.map((r) => Object.fromEntries(columns.map((c) => [c, (r as Record<string, unknown>)[c] ?? null]))),
-  } as unknown as Parameters<typeof formatResult>[0], "table"));
+  console.log(formatResult(
+    {
+      columns: columns.map((name) => ({ name, type: name === "val_ppl" ? "DOUBLE" : "VARCHAR" })),
+      rows: rows.map((r) => Object.fromEntries(columns.map((c) => [c, (r as Record<string, unknown>)[c] ?? null]))),
+    } as unknown as Parameters<typeof formatResult>[0],
+    "table",
+  ));
 }
 
 export type { Store };

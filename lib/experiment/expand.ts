@@ -6,13 +6,7 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import {
-  type BackendName,
-  DEFAULT_DATA,
-  DEFAULT_MODEL,
-  DEFAULT_TRAIN,
-  type RunConfig,
-} from "./config.ts";
+import { type BackendName, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "./config.ts";
 import type { ConfigPatch, Experiment } from "./define.ts";
 import { ConfigError, KNOWN_PATHS, nearest, show, unknownKeys, validateRunConfig } from "./validate.ts";
 
@@ -48,8 +42,7 @@ export interface Expansion {
   overrides: Record<string, unknown>;
 }
 
-const isObj = (x: unknown): x is Record<string, unknown> =>
-  typeof x === "object" && x !== null && !Array.isArray(x);
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
 
 /** Deep merge of plain objects; arrays and scalars replace. Returns a new object. */
 export function deepMerge<T>(base: T, patch: unknown): T {
@@ -109,7 +102,9 @@ export function parseSets(sets: string[]): Record<string, unknown> {
       problems.push(`--set ${path}: cannot parse value ${show(raw)}: ${(e as Error).message.split("\n")[0]}`);
       continue;
     }
-    if (typeof value === "string" && /^[+-]?(nan|\.nan|inf|\.inf|infinity)$/i.test(value)) value = Number(value.replace(".", ""));
+    if (typeof value === "string" && /^[+-]?(nan|\.nan|inf|\.inf|infinity)$/i.test(value)) {
+      value = Number(value.replace(".", ""));
+    }
     out[path] = value;
   }
   if (problems.length) throw new ConfigError("Invalid --set override", problems);
@@ -131,7 +126,9 @@ export async function readConfigFile(path: string): Promise<NonNullable<Override
     throw new ConfigError(`--config ${path} is not valid YAML`, [(e as Error).message.split("\n")[0]]);
   }
   if (doc === null || doc === undefined) doc = {};
-  if (!isObj(doc)) throw new ConfigError(`--config ${path}`, ["the file must hold a mapping (data:, model:, train:, ...)"]);
+  if (!isObj(doc)) {
+    throw new ConfigError(`--config ${path}`, ["the file must hold a mapping (data:, model:, train:, ...)"]);
+  }
   const problems = Object.keys(doc).filter((k) => !["data", "model", "train", "seeds", "backend"].includes(k))
     .map((k) => `--config ${path}: unknown top-level key ${k} (allowed: data, model, train, seeds, backend)`);
   problems.push(...unknownKeys(doc, `--config ${path}`));
@@ -154,7 +151,9 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
   const scales = exp.scales ?? {};
   if (scaleName !== "default" && !(scaleName in scales)) {
     throw new ConfigError(`Unknown scale for experiment ${exp.id}`, [
-      `--scale ${scaleName} is not defined; available: ${["default", ...Object.keys(scales)].filter((v, i, a) => a.indexOf(v) === i).join(", ")}`,
+      `--scale ${scaleName} is not defined; available: ${
+        ["default", ...Object.keys(scales)].filter((v, i, a) => a.indexOf(v) === i).join(", ")
+      }`,
     ]);
   }
   const scale = scales[scaleName] ?? {};
@@ -167,7 +166,9 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
   const variants = exp.variants && Object.keys(exp.variants).length ? exp.variants : { base: {} };
   for (const [name, patch] of Object.entries(variants)) {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(name)) {
-      problems.push(`variant name ${show(name)} must be letters, digits, _ . + - (it is part of run ids and file names)`);
+      problems.push(
+        `variant name ${show(name)} must be letters, digits, _ . + - (it is part of run ids and file names)`,
+      );
     }
     problems.push(...unknownKeys(patch, `variant ${name}`));
   }
@@ -175,7 +176,9 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
   for (const [path, values] of Object.entries(grid)) {
     const bad = checkPath(path, `grid`);
     if (bad) problems.push(bad);
-    if (!Array.isArray(values) || values.length === 0) problems.push(`grid ${path} must be a non-empty array of values`);
+    if (!Array.isArray(values) || values.length === 0) {
+      problems.push(`grid ${path} must be a non-empty array of values`);
+    }
   }
 
   let seeds = scale.seeds ?? exp.seeds;
@@ -218,7 +221,9 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
         const config = { experiment: exp.id, variant, seed, backend, ...cfg } as PlannedRun["config"];
         const pointId = Object.entries(point).map(([k, v]) => `${k.split(".").pop()}=${fmtValue(v)}`).join("/");
         const run_id = [variant, pointId, `s${seed}`].filter(Boolean).join("/");
-        if (ids.has(run_id)) problems.push(`duplicate run id ${run_id}: two variants or grid points resolve to the same id`);
+        if (ids.has(run_id)) {
+          problems.push(`duplicate run id ${run_id}: two variants or grid points resolve to the same id`);
+        }
         ids.add(run_id);
         const bad = validateRunConfig({ ...config, backend: backend === "auto" ? "wasm" : backend } as RunConfig);
         for (const b of bad) problems.push(`${run_id}: ${b}`);
@@ -241,6 +246,10 @@ function dedupe(xs: string[]): string[] {
     if (m) byMsg.get(key)!.push(m[1]);
   }
   return [...byMsg].map(([msg, runs]) =>
-    runs.length === 0 ? msg : runs.length === 1 ? `${runs[0]}: ${msg}` : `${msg} (in ${runs.length} runs: ${runs.slice(0, 4).join(", ")}${runs.length > 4 ? ", ..." : ""})`
+    runs.length === 0
+      ? msg
+      : runs.length === 1
+      ? `${runs[0]}: ${msg}`
+      : `${msg} (in ${runs.length} runs: ${runs.slice(0, 4).join(", ")}${runs.length > 4 ? ", ..." : ""})`
   );
 }

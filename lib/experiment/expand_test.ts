@@ -59,14 +59,23 @@ Deno.test("expandRuns: precedence scale < variant < grid < --config < --set", ()
 
 Deno.test("expandRuns: every bad value is named with field, value and range", () => {
   const p = problems(() => expandRuns(exp, { sets: ["train.lr=-1", "model.d_model=0", "train.beta2=1"] }));
-  assert.ok(p.some((x) => /train\.lr = -1 is out of range: must be a finite number in \(0, 10\]/.test(x)), p.join("\n"));
+  assert.ok(
+    p.some((x) => /train\.lr = -1 is out of range: must be a finite number in \(0, 10\]/.test(x)),
+    p.join("\n"),
+  );
   assert.ok(p.some((x) => /model\.d_model = 0 is out of range/.test(x)));
   assert.ok(p.some((x) => /train\.beta2 = 1 is out of range: must be a finite number in \[0, 1\)/.test(x)));
 });
 
 Deno.test("expandRuns: NaN, wrong types, unknown keys and backends are rejected", () => {
-  assert.ok(problems(() => expandRuns(exp, { sets: ["train.lr=.nan"] })).some((x) => /train\.lr = NaN must be/.test(x)));
-  assert.ok(problems(() => expandRuns(exp, { sets: ["train.steps=abc"] })).some((x) => /train\.steps = "abc" must be an integer/.test(x)));
+  assert.ok(
+    problems(() => expandRuns(exp, { sets: ["train.lr=.nan"] })).some((x) => /train\.lr = NaN must be/.test(x)),
+  );
+  assert.ok(
+    problems(() => expandRuns(exp, { sets: ["train.steps=abc"] })).some((x) =>
+      /train\.steps = "abc" must be an integer/.test(x)
+    ),
+  );
   const unk = problems(() => expandRuns(exp, { sets: ["train.lrr=1"] }));
   assert.match(unk[0], /unknown key train\.lrr \(did you mean train\.lr\?\)/);
   assert.match(problems(() => expandRuns(exp, { backend: "tpu" as never }))[0], /backend = "tpu" is not one of/);
@@ -75,14 +84,27 @@ Deno.test("expandRuns: NaN, wrong types, unknown keys and backends are rejected"
 });
 
 Deno.test("expandRuns: empty grid, no seeds, duplicate seeds, unknown scale", () => {
-  assert.ok(problems(() => expandRuns(defineExperiment({ ...exp, seeds: [] }))).some((x) => /seeds = \[\] must be a non-empty/.test(x)));
+  assert.ok(
+    problems(() => expandRuns(defineExperiment({ ...exp, seeds: [] }))).some((x) =>
+      /seeds = \[\] must be a non-empty/.test(x)
+    ),
+  );
   assert.ok(problems(() => expandRuns(defineExperiment({ ...exp, seeds: [1, 1] }))).some((x) => /duplicates/.test(x)));
-  assert.ok(problems(() => expandRuns(defineExperiment({ ...exp, grid: { "train.lr": [] } }))).some((x) => /non-empty array/.test(x)));
-  assert.match(problems(() => expandRuns(exp, { scale: "huge" }))[0], /--scale huge is not defined; available: default, tiny/);
+  assert.ok(
+    problems(() => expandRuns(defineExperiment({ ...exp, grid: { "train.lr": [] } }))).some((x) =>
+      /non-empty array/.test(x)
+    ),
+  );
+  assert.match(
+    problems(() => expandRuns(exp, { scale: "huge" }))[0],
+    /--scale huge is not defined; available: default, tiny/,
+  );
 });
 
 Deno.test("expandRuns: warmup longer than training and wrong vocab are cross-field errors", () => {
-  const p = problems(() => expandRuns(exp, { sets: ["train.warmup_steps=500", "train.steps=10", "model.vocab_size=100"] }));
+  const p = problems(() =>
+    expandRuns(exp, { sets: ["train.warmup_steps=500", "train.steps=10", "model.vocab_size=100"] })
+  );
   assert.ok(p.some((x) => /train\.warmup_steps = 500 must be <= train\.steps = 10/.test(x)));
   assert.ok(p.some((x) => /model\.vocab_size = 100 must be 256 for data\.tokenizer = "bytes"/.test(x)));
 });

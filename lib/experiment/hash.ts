@@ -133,7 +133,9 @@ export async function lockedIntegrity(pkgs: string[], opts: { repoRoot: string }
     else missing.push(p);
   }
   if (missing.length) {
-    throw new Error(`deno.lock has no integrity for: ${missing.join(", ")}. Run \`deno install\` and commit deno.lock.`);
+    throw new Error(
+      `deno.lock has no integrity for: ${missing.join(", ")}. Run \`deno install\` and commit deno.lock.`,
+    );
   }
   return out;
 }

@@ -13,10 +13,12 @@ Deno.test("canonicalJson: key order does not change the hash", () => {
 Deno.test("canonicalJson: any changed value changes the hash", () => {
   const base = { train: { lr: 1e-3, steps: 10 }, flag: true, name: "x", list: [1, 2] };
   const h = hashValue(base);
-  for (const v of [{ ...base, flag: false }, { ...base, name: "y" }, { ...base, list: [2, 1] }, {
-    ...base,
-    train: { lr: 1.0000000000000002e-3, steps: 10 },
-  }]) assert.notEqual(hashValue(v), h);
+  for (
+    const v of [{ ...base, flag: false }, { ...base, name: "y" }, { ...base, list: [2, 1] }, {
+      ...base,
+      train: { lr: 1.0000000000000002e-3, steps: 10 },
+    }]
+  ) assert.notEqual(hashValue(v), h);
   assert.equal(canonicalJson(-0), "0"); // one spelling for zero
 });
 

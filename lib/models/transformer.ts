@@ -249,7 +249,9 @@ export interface Objective {
 
 /** Forward options. */
 export interface ForwardOptions {
+  /** Training step (enables auxiliary losses of FFN variants). Default false. */
   training?: boolean;
+  /** The trainer RNG handed to FFN variants. */
   rng?: Rng | null;
 }
 
@@ -282,21 +284,24 @@ export class Transformer {
       const extra = [...from.weights.keys()].filter((k) => !known.has(k));
       if (extra.length) throw new Error(`weights have tensors this model does not: ${extra.join(", ")}`);
     }
-    const id = ++modelCounter, params = new Map<string, tf.Variable>();
-    for (const s of this.specs) {
-      let values: Float32Array;
+    // All values first (so a bad weight throws before any tensor exists), then the variables.
+    const values = this.specs.map((s) => {
       const w = from?.weights.get(s.name);
       if (w) {
         if (w.shape.length !== s.shape.length || w.shape.some((d, i) => d !== s.shape[i])) {
           throw new Error(`weight ${s.name} has shape [${w.shape}], the model needs [${s.shape}]`);
         }
-        values = w.data;
-      } else if (from && !from.partial) {
-        throw new Error(`weights lack tensor ${s.name} [${s.shape}]`);
-      } else {
-        values = initValues(s, seed);
+        if (w.data.length !== s.shape.reduce((a, b) => a * b, 1)) {
+          throw new Error(`weight ${s.name} has ${w.data.length} values for shape [${s.shape}]`);
+        }
+        return w.data;
       }
-      const init = tf.tensor(values, s.shape, "float32");
+      if (from && !from.partial) throw new Error(`weights lack tensor ${s.name} [${s.shape}]`);
+      return initValues(s, seed);
+    });
+    const id = ++modelCounter, params = new Map<string, tf.Variable>();
+    for (const [i, s] of this.specs.entries()) {
+      const init = tf.tensor(values[i], s.shape, "float32");
       // Engine-wide variable names must be unique, hence the model id prefix.
       params.set(s.name, tf.variable(init, true, `m${id}/${s.name}`));
       init.dispose();
@@ -369,7 +374,8 @@ export class Transformer {
     if (x.rank !== 2) throw new Error(`model input must be [batch, time] token ids, got shape [${x.shape}]`);
     const [B, T] = x.shape;
     if (T > this.cfg.seq_len) throw new Error(`sequence length ${T} exceeds model.seq_len = ${this.cfg.seq_len}`);
-    let h = tf.gather(this.param("tok_emb"), tf.reshape(tf.cast(x, "int32"), [B * T])) as tf.Tensor2D;
+    const ids = tf.reshape(x.dtype === "int32" ? x : tf.cast(x, "int32"), [B * T]);
+    let h = tf.gather(this.param("tok_emb"), ids) as tf.Tensor2D;
     for (let l = 0; l < this.cfg.n_layers; l++) {
       h = tf.add(h, this.#attention(this.#rmsnorm(h, this.param(`layers.${l}.norm1`)), l, B, T));
       const hn = this.#rmsnorm(h, this.param(`layers.${l}.norm2`));
@@ -404,7 +410,7 @@ export class Transformer {
     });
     const logits = this.#logits2d(this.#hidden(x, ctx));
     const V = this.cfg.vocab_size;
-    const targets = tf.oneHot(tf.reshape(tf.cast(y, "int32"), [-1]), V, 1, 0, "float32");
+    const targets = tf.oneHot(tf.reshape(y.dtype === "int32" ? y : tf.cast(y, "int32"), [-1]), V, 1, 0, "float32");
     const nll = tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1));
     const out: Objective = { loss: tf.mean(nll), aux: aux.length ? tf.addN(aux) as tf.Scalar : null, stats: {} };
     for (const [name, vs] of stats) out.stats[`ffn.${name}`] = tf.div(tf.addN(vs), vs.length);

@@ -112,7 +112,8 @@ Deno.test("attention is causal: changing token t leaves logits before t unchange
   b[3] = (a[3] + 5) % 16;
   const la = await tf.tidy(() => m.forward(tf.tensor2d(a, [1, 6], "int32"))).data();
   const lb = await tf.tidy(() => m.forward(tf.tensor2d(b, [1, 6], "int32"))).data();
-  const maxDiff = (t: number) => Math.max(...Array.from({ length: 16 }, (_, v) => Math.abs(la[t * 16 + v] - lb[t * 16 + v])));
+  const maxDiff = (t: number) =>
+    Math.max(...Array.from({ length: 16 }, (_, v) => Math.abs(la[t * 16 + v] - lb[t * 16 + v])));
   for (let t = 0; t < 3; t++) assert.equal(maxDiff(t), 0, `position ${t} must not see position 3`);
   for (let t = 3; t < 6; t++) assert.ok(maxDiff(t) > 1e-4, `position ${t} must see position 3`);
   m.dispose();
@@ -122,11 +123,13 @@ Deno.test("attention is causal: changing token t leaves logits before t unchange
 function referenceLoss(cfg: ModelConfig, w: Map<string, { data: Float32Array }>, x: Int32Array, y: Int32Array) {
   const { d_model: d, n_heads: nh, d_ff: H, vocab_size: V, norm_eps: eps } = cfg, hd = d / nh, T = x.length;
   const W = (n: string) => w.get(n)!.data;
-  const mm = (a: number[][], b: Float32Array, n: number) => a.map((r) => Array.from({ length: n }, (_, j) => r.reduce((s, v, k) => s + v * b[k * n + j], 0)));
-  const norm = (a: number[][], g: Float32Array) => a.map((r) => {
-    const s = 1 / Math.sqrt(r.reduce((acc, v) => acc + v * v, 0) / r.length + eps);
-    return r.map((v, i) => v * s * g[i]);
-  });
+  const mm = (a: number[][], b: Float32Array, n: number) =>
+    a.map((r) => Array.from({ length: n }, (_, j) => r.reduce((s, v, k) => s + v * b[k * n + j], 0)));
+  const norm = (a: number[][], g: Float32Array) =>
+    a.map((r) => {
+      const s = 1 / Math.sqrt(r.reduce((acc, v) => acc + v * v, 0) / r.length + eps);
+      return r.map((v, i) => v * s * g[i]);
+    });
   const rope = (v: number[], t: number) => {
     const out = [...v], half = hd / 2;
     for (let j = 0; j < half; j++) {
@@ -145,9 +148,14 @@ function referenceLoss(cfg: ModelConfig, w: Map<string, { data: Float32Array }>,
       const sl = (r: number[]) => r.slice(head * hd, head * hd + hd);
       for (let i = 0; i < T; i++) {
         const qi = rope(sl(q[i]), i);
-        const sc = Array.from({ length: i + 1 }, (_, j) => rope(sl(k[j]), j).reduce((s, kv, c) => s + kv * qi[c], 0) / Math.sqrt(hd));
+        const sc = Array.from(
+          { length: i + 1 },
+          (_, j) => rope(sl(k[j]), j).reduce((s, kv, c) => s + kv * qi[c], 0) / Math.sqrt(hd),
+        );
         const mx = Math.max(...sc), e = sc.map((s) => Math.exp(s - mx)), z = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j <= i; j++) for (let c = 0; c < hd; c++) o[i][head * hd + c] += (e[j] / z) * v[j][head * hd + c];
+        for (let j = 0; j <= i; j++) {
+          for (let c = 0; c < hd; c++) o[i][head * hd + c] += (e[j] / z) * v[j][head * hd + c];
+        }
       }
     }
     const ao = mm(o, W(`${p}.attn.wo`), d);
@@ -182,7 +190,11 @@ Deno.test("forward loss equals an independent float64 JS implementation (cpu and
 Deno.test("initial loss is about ln(vocab) with a small init", async () => {
   await initBackend("cpu");
   const m = await createModel({ ...TINY, init_std: 0.02 }, 6);
-  const l = await lossOf(m, tf.tensor2d(tokens(18, 16, 1), [3, 6], "int32"), tf.tensor2d(tokens(18, 16, 2), [3, 6], "int32"));
+  const l = await lossOf(
+    m,
+    tf.tensor2d(tokens(18, 16, 1), [3, 6], "int32"),
+    tf.tensor2d(tokens(18, 16, 2), [3, 6], "int32"),
+  );
   assert.ok(Math.abs(l - Math.log(16)) < 0.05, `loss ${l} vs ln 16 = ${Math.log(16)}`);
   m.dispose();
 });
@@ -216,7 +228,10 @@ Deno.test("creating from weights reproduces them; wrong shapes and missing tenso
   for (const [n, t] of await b.getWeights()) assert.deepEqual(t.data, w.get(n)!.data);
   const bad = new Map(w);
   bad.set("norm_f", { shape: [9], data: new Float32Array(9) });
-  await assert.rejects(createModel(TINY, 1, { from: { weights: bad } }), /norm_f has shape \[9\], the model needs \[8\]/);
+  await assert.rejects(
+    createModel(TINY, 1, { from: { weights: bad } }),
+    /norm_f has shape \[9\], the model needs \[8\]/,
+  );
   const missing = new Map(w);
   missing.delete("layers.1.attn.wk");
   await assert.rejects(createModel(TINY, 1, { from: { weights: missing } }), /lack tensor layers.1.attn.wk/);
@@ -247,7 +262,10 @@ Deno.test("validateModel names field, value and allowed range", async () => {
 Deno.test("loadFfn: unknown or malformed kinds give errors listing the available kinds", async () => {
   assert.ok(availableFfnKinds().includes("dense"));
   assert.ok(!availableFfnKinds().includes("types"));
-  await assert.rejects(loadFfn("nosuch"), /model.ffn.kind = "nosuch" is unknown: there is no lib\/models\/ffn\/nosuch.ts; available: .*dense/);
+  await assert.rejects(
+    loadFfn("nosuch"),
+    /model.ffn.kind = "nosuch" is unknown: there is no lib\/models\/ffn\/nosuch.ts; available: .*dense/,
+  );
   await assert.rejects(loadFfn("../x"), /must match/);
   await assert.rejects(loadFfn("types"), /not a valid FFN kind/);
   assert.equal((await loadFfn("dense")).kind, "dense");
@@ -309,10 +327,10 @@ async function gradientCheck(backend: "cpu" | "wasm") {
 Deno.test("finite-difference gradient check (cpu)", () => gradientCheck("cpu"));
 Deno.test("finite-difference gradient check (wasm, custom kernels)", () => gradientCheck("wasm"));
 
-Deno.test("wasm loss and gradients equal cpu's (same init) to ~1e-5", async () => {
+async function sameAsCpu(other: "wasm" | "webgpu") {
   const cfg = { ...TINY, init_std: 0.05, d_model: 16, seq_len: 8, d_ff: 24 };
   const x = tokens(24, 16, 5), y = tokens(24, 16, 6);
-  const run = async (backend: "cpu" | "wasm") => {
+  const run = async (backend: "cpu" | "wasm" | "webgpu") => {
     await initBackend(backend);
     const m = await createModel(cfg, 11);
     const xt = tf.tensor2d(x, [3, 8], "int32"), yt = tf.tensor2d(y, [3, 8], "int32");
@@ -321,12 +339,21 @@ Deno.test("wasm loss and gradients equal cpu's (same init) to ~1e-5", async () =
     m.dispose();
     return out;
   };
-  const c = await run("cpu"), w = await run("wasm");
-  assert.ok(Math.abs(w.loss - c.loss) / c.loss < 1e-5, `wasm ${w.loss} vs cpu ${c.loss}`);
+  const c = await run("cpu"), w = await run(other);
+  assert.ok(Math.abs(w.loss - c.loss) / c.loss < 1e-5, `${other} ${w.loss} vs cpu ${c.loss}`);
   for (const [name, gc] of c.grads) {
     const gw = w.grads.get(name)!;
     const scale = Math.max(...gc.map(Math.abs));
     const err = Math.max(...gc.map((v, i) => Math.abs(v - gw[i])));
     assert.ok(err <= 1e-4 * scale, `${name}: max |grad diff| ${err} vs max |grad| ${scale}`);
   }
+}
+
+Deno.test("wasm loss and gradients equal cpu's (same init) to ~1e-5", () => sameAsCpu("wasm"));
+
+const gpu = (navigator as { gpu?: GPU }).gpu;
+Deno.test({
+  name: "webgpu loss and gradients equal cpu's (same init) to ~1e-5",
+  ignore: !(gpu && (await gpu.requestAdapter())), // needs a WebGPU adapter (llvmpipe is enough)
+  fn: () => sameAsCpu("webgpu"),
 });

@@ -88,7 +88,9 @@ export async function listRecords(cacheRoot: string): Promise<RunRecord[]> {
   const out: RunRecord[] = [];
   let names: string[] = [];
   try {
-    for await (const e of Deno.readDir(cacheRoot)) if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
+    for await (const e of Deno.readDir(cacheRoot)) {
+      if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
+    }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return [];
     throw e;

@@ -32,7 +32,9 @@ function cpuModel(): string {
 let cached: Promise<Omit<RunEnvironment, "backend" | "backend_details" | "tfjs">> | null = null;
 
 /** Static part of the environment (computed once per process). */
-export function baseEnvironment(repoRoot: string): Promise<Omit<RunEnvironment, "backend" | "backend_details" | "tfjs">> {
+export function baseEnvironment(
+  repoRoot: string,
+): Promise<Omit<RunEnvironment, "backend" | "backend_details" | "tfjs">> {
   cached ??= (async () => {
     const commit = await git(["rev-parse", "HEAD"], repoRoot);
     const status = commit === null ? null : await git(["status", "--porcelain", "--untracked-files=no"], repoRoot);

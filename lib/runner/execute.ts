@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 import type { Dataset } from "../data/types.ts";
 import { loadDataset } from "../data/mod.ts";
 import { initBackend } from "../backends/mod.ts";
-import { train } from "../train/mod.ts";
+import { train, type TrainProgress } from "../train/mod.ts";
 import {
   emptyStatus,
   type EntryPaths,
@@ -26,16 +26,8 @@ import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } f
 import { baseEnvironment } from "./env.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 
-/** What the trainer reports while it runs (structural subset of lib/train's progress). */
-export interface StepProgress {
-  step: number;
-  steps: number;
-  loss: number;
-  tokens_per_sec: number;
-  eta_s: number;
-  phase?: string;
-  val_loss?: number;
-}
+/** What the trainer reports while it runs. */
+export type StepProgress = TrainProgress;
 
 /** A progress display for one run (the CLI draws a bar on a terminal, lines in a pipe). */
 export interface ProgressSink {
@@ -170,11 +162,13 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
 
 function describe(s: RunSummary): string {
   if (s.status === "failed") {
-    return `FAILED at step ${s.failure?.step}: ${s.failure?.reason} (last good loss ${s.failure?.last_good_loss ?? "n/a"})`;
+    return `FAILED at step ${s.failure?.step}: ${s.failure?.reason} (last good loss ${
+      s.failure?.last_good_loss ?? "n/a"
+    })`;
   }
-  return `val_loss ${s.val_loss?.toFixed(4)}  val_ppl ${s.val_ppl?.toFixed(3)}  ${Math.round(s.tokens_per_sec)} tok/s  ${
-    s.wall_s.toFixed(1)
-  } s${s.resumed_from_step ? `  (resumed from step ${s.resumed_from_step})` : ""}`;
+  return `val_loss ${s.val_loss?.toFixed(4)}  val_ppl ${s.val_ppl?.toFixed(3)}  ${
+    Math.round(s.tokens_per_sec)
+  } tok/s  ${s.wall_s.toFixed(1)} s${s.resumed_from_step ? `  (resumed from step ${s.resumed_from_step})` : ""}`;
 }
 
 async function finishedRecord(run: HashedRun): Promise<RunRecord> {
@@ -272,7 +266,9 @@ export function compareRuns(
   }
   const key = (r: MetricRow) => `${r.split}/${r.name}@${r.step}`;
   const bm = new Map(b.metrics.map((r) => [key(r), r.value]));
-  if (a.metrics.length !== b.metrics.length) differences.push(`metric rows: ${a.metrics.length} vs ${b.metrics.length}`);
+  if (a.metrics.length !== b.metrics.length) {
+    differences.push(`metric rows: ${a.metrics.length} vs ${b.metrics.length}`);
+  }
   for (const r of a.metrics) {
     compared++;
     const v = bm.get(key(r));

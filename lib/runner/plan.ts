@@ -8,9 +8,16 @@ import { resolve } from "node:path";
 import { existsSync } from "node:fs";
 import type { ConcreteBackend, RunConfig } from "../experiment/config.ts";
 import { type Experiment, isExperiment } from "../experiment/define.ts";
-import { type Expansion, expandRuns, type Overrides, type PlannedRun } from "../experiment/expand.ts";
+import { expandRuns, type Expansion, type Overrides, type PlannedRun } from "../experiment/expand.ts";
 import { ConfigError } from "../experiment/validate.ts";
-import { type CodeGraph, hashValue, KEY_SCHEMA, lockedIntegrity, lockedVersion, moduleGraph } from "../experiment/hash.ts";
+import {
+  type CodeGraph,
+  hashValue,
+  KEY_SCHEMA,
+  lockedIntegrity,
+  lockedVersion,
+  moduleGraph,
+} from "../experiment/hash.ts";
 import type { DataManifest } from "../data/types.ts";
 import { datasetManifest, validateData } from "../data/mod.ts";
 import { resolveBackend } from "../backends/mod.ts";
@@ -63,7 +70,10 @@ export async function listExperiments(paths: ProjectPaths): Promise<string[]> {
 }
 
 /** Imports `experiments/<id>.ts` and checks it default-exports a `defineExperiment(...)` whose id matches. */
-export async function loadExperiment(id: string, paths: ProjectPaths): Promise<{ exp: Experiment; modulePath: string }> {
+export async function loadExperiment(
+  id: string,
+  paths: ProjectPaths,
+): Promise<{ exp: Experiment; modulePath: string }> {
   const available = await listExperiments(paths);
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(id) || !available.includes(id)) {
     throw new ExperimentError(
@@ -89,7 +99,9 @@ export async function loadExperiment(id: string, paths: ProjectPaths): Promise<{
     );
   }
   if (exp.id !== id) {
-    throw new ExperimentError(`experiments/${id}.ts declares id ${JSON.stringify(exp.id)}; the id must equal the file name (${id}).`);
+    throw new ExperimentError(
+      `experiments/${id}.ts declares id ${JSON.stringify(exp.id)}; the id must equal the file name (${id}).`,
+    );
   }
   return { exp, modulePath };
 }
@@ -105,7 +117,10 @@ async function userCode(modulePath: string, paths: ProjectPaths): Promise<CodeGr
 
 /** The trainer's graph plus the FFN variant module actually used. */
 async function codeFor(cfg: RunConfig, paths: ProjectPaths): Promise<CodeGraph> {
-  const roots = [resolve(paths.root, "lib/train/mod.ts"), resolve(paths.root, `lib/models/ffn/${cfg.model.ffn.kind}.ts`)];
+  const roots = [
+    resolve(paths.root, "lib/train/mod.ts"),
+    resolve(paths.root, `lib/models/ffn/${cfg.model.ffn.kind}.ts`),
+  ];
   const graphs = await Promise.all(roots.map((r) => moduleGraph(r, { repoRoot: paths.root })));
   const code: Record<string, string> = {};
   const npm = new Set<string>();

@@ -30,14 +30,15 @@ Deno.test("openStore creates the documented tables and view", async () => {
       "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name",
     );
     assert.deepEqual(r.rows.map((x) => x.table_name), [
+      "experiment_runs",
       "experiments",
       "finelab_meta",
       "metrics",
       "run_metrics",
       "runs",
     ]);
-    const v = await store.query("SELECT view_name FROM duckdb_views() WHERE NOT internal");
-    assert.deepEqual(v.rows.map((x) => x.view_name), ["variant_stats"]);
+    const v = await store.query("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name");
+    assert.deepEqual(v.rows.map((x) => x.view_name), ["current_runs", "variant_stats"]);
     const m = await store.query("SELECT value FROM finelab_meta WHERE key = 'schema_version'");
     assert.deepEqual(m.rows, [{ value: "1" }]);
   });
@@ -384,4 +385,29 @@ Deno.test("a file locked by another process: retried, then a clear error naming 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("current_runs shows exactly the runs of each experiment's latest plan", async () => {
+  await withStore(async (store) => {
+    const recs = twoRuns();
+    const [a, b] = recs.map((r) => ({ hash: r.manifest.hash, run_id: r.manifest.run_id }));
+    const exp = (runs: typeof a[], scale: string) => ({
+      ...EXP[0],
+      id: recs[0].manifest.experiment,
+      plan: { scale, runs },
+    });
+    await store.ingest(recs, [exp([a, b], "default")]);
+    const q = "SELECT hash, scale FROM current_runs ORDER BY hash";
+    assert.deepEqual(
+      (await store.query(q)).rows,
+      [a, b].map((x) => ({ hash: x.hash, scale: "default" })).sort((x, y) => x.hash < y.hash ? -1 : 1),
+    );
+    await store.ingest([], [exp([b], "tiny")]);
+    assert.deepEqual((await store.query(q)).rows, [{ hash: b.hash, scale: "tiny" }]);
+    assert.equal(
+      (await store.query("SELECT count(*)::INTEGER AS n FROM runs")).rows[0].n,
+      2,
+      "older runs stay in runs",
+    );
+  });
 });

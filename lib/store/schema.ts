@@ -11,7 +11,8 @@
  * - `experiment_runs` the runs of each experiment's latest plan (experiment, hash, run_id, scale).
  * - view `current_runs` `runs` restricted to each experiment's latest plan, plus its `scale`.
  * - `finelab_meta` key/value: `schema_version`.
- * - view `variant_stats`  per experiment and variant: run counts, mean and sample std of val_loss/val_ppl.
+ * - view `variant_stats`  per experiment and variant of the latest plan (`current_runs`): run counts, mean and
+ *   sample std of val_loss/val_ppl.
  *
  * @module
  */
@@ -203,7 +204,7 @@ SELECT experiment, variant,
   stddev_samp(val_loss) FILTER (WHERE status = 'completed') AS val_loss_std,
   avg(val_ppl) FILTER (WHERE status = 'completed') AS val_ppl_mean,
   stddev_samp(val_ppl) FILTER (WHERE status = 'completed') AS val_ppl_std
-FROM runs GROUP BY experiment, variant`,
+FROM current_runs GROUP BY experiment, variant`,
     `INSERT OR IGNORE INTO finelab_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`,
   ];
 }

@@ -15,6 +15,10 @@
  * - split "val", every `eval_every` steps and at the end: `loss` (mean over the fixed
  *   evalBatches) and `ppl` = exp(loss), at step = k updates.
  *
+ * Summary timing: `wall_s` adds up all attempts (it is saved in checkpoints); `tokens_per_sec` is this
+ * attempt's training steps only (no evaluation or checkpoint writes). `extra` holds deterministic metrics
+ * only (variants' statistics), never timings, so `--verify` can compare it bit for bit.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -50,15 +54,19 @@ export { learningRate } from "./optim.ts";
 export interface TrainProgress {
   /** Steps completed. */
   step: number;
+  /** Total steps of the run. */
   steps: number;
   /** Training loss of the step just done (null in the eval phase). */
   loss: number | null;
+  /** Learning rate of the step just done. */
   lr: number;
   /** This attempt's training throughput so far. */
   tokens_per_sec: number;
   /** Estimated seconds left (training steps only). */
   eta_s: number;
+  /** After a training step or after an evaluation. */
   phase: "train" | "eval";
+  /** Validation loss (eval phase only). */
   val_loss?: number;
 }
 
@@ -66,6 +74,7 @@ export interface TrainProgress {
 export interface TrainOptions {
   /** The run config; `config.backend` must be concrete. */
   config: RunConfig;
+  /** Tokenised train/val splits (lib/data). */
   dataset: Dataset;
   /** The run's cache directory (checkpoints go to `<dir>/checkpoints/`). */
   dir: string;
@@ -81,6 +90,7 @@ export interface TrainOptions {
 
 /** Result of {@link train}. */
 export interface TrainOutcome {
+  /** Final numbers (summary.json). */
   summary: RunSummary;
   /** All metric rows of the run (including those restored from a checkpoint). */
   metrics: MetricRow[];
@@ -149,8 +159,23 @@ function maxToken(tokens: ArrayLike<number>): number {
   return m;
 }
 
-/** Trains (or resumes) one run. See the module doc for the metrics and determinism. */
+let active: string | null = null;
+
+/**
+ * Trains (or resumes) one run. See the module doc for the metrics and determinism. One run at a
+ * time per process (tfjs has one global engine and backend); a concurrent call throws.
+ */
 export async function train(opts: TrainOptions): Promise<TrainOutcome> {
+  if (active) throw new Error(`train() is already running for ${active} in this process; run one at a time`);
+  active = opts.dir;
+  try {
+    return await trainOnce(opts);
+  } finally {
+    active = null;
+  }
+}
+
+async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
   const { config, dataset, dir } = opts;
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
   const tc = config.train, mc = config.model;
@@ -201,8 +226,19 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
     const wallNow = () => wallBefore + (performance.now() - t0) / 1000;
     const rate = () => (trainMs > 0 ? (stepsThisAttempt * tokensPerStep) / (trainMs / 1000) : 0);
 
-    const checkpoint = async (name: string, final: boolean) => {
+    /** Writes a checkpoint; refuses (returns false and sets failure) when a weight is not finite. */
+    const checkpoint = async (name: string, final: boolean): Promise<boolean> => {
       const weights = await model.getWeights();
+      for (const [pname, w] of weights) {
+        if (!w.data.every(Number.isFinite)) {
+          failure = {
+            step: stepsDone,
+            reason: `non-finite values in ${pname} after ${stepsDone} steps`,
+            last_good_loss: lastLoss,
+          };
+          return false;
+        }
+      }
       await saveCheckpoint(dir, name, {
         specs: model.specs,
         weights,
@@ -220,6 +256,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
           final,
         },
       });
+      return true;
     };
 
     const runEval = async (k: number): Promise<boolean> => {
@@ -308,7 +345,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
         if (!(await runEval(stepsDone))) break;
       }
       if (stepsDone < tc.steps && tc.checkpoint_every > 0 && stepsDone % tc.checkpoint_every === 0) {
-        await checkpoint(checkpointName(stepsDone), false);
+        if (!(await checkpoint(checkpointName(stepsDone), false))) break;
         await pruneCheckpoints(dir, KEEP_CHECKPOINTS);
       }
     }
@@ -318,10 +355,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       // A run resumed from its final checkpoint already has everything; otherwise make sure the
       // final evaluation exists (it does unless the loop was skipped) and write final/.
       if (!metrics.some((r) => r.split === "val" && r.step === tc.steps)) await runEval(tc.steps);
-      if (!failure) {
-        await checkpoint("final", true);
-        await pruneCheckpoints(dir, 0);
-      }
+      if (!failure && (await checkpoint("final", true))) await pruneCheckpoints(dir, 0);
     }
     if (stopped) {
       failure = {
@@ -344,7 +378,7 @@ export async function train(opts: TrainOptions): Promise<TrainOutcome> {
       steps_this_attempt: stepsThisAttempt,
       resumed_from_step: ck ? startStep : null,
       failure,
-      extra: stepsThisAttempt ? { ms_per_step: trainMs / stepsThisAttempt } : {},
+      extra: {},
     };
     return { summary, metrics, stopped };
   } finally {

@@ -18,7 +18,11 @@ Deno.test("AdamW: two steps equal a hand computation (decay only where decay = t
   const lrs = [1e-2, 5e-3];
   for (let t = 0; t < 2; t++) {
     tf.tidy(() =>
-      opt.apply(params, new Map([["w", tf.tensor1d(grads[0].map((g) => g * (t + 1)))], ["g", tf.tensor1d(grads[1])]]), lrs[t])
+      opt.apply(
+        params,
+        new Map([["w", tf.tensor1d(grads[0].map((g) => g * (t + 1)))], ["g", tf.tensor1d(grads[1])]]),
+        lrs[t],
+      )
     );
   }
   // By hand (float64): m, v, bias corrections, decoupled decay.

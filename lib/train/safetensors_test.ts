@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { decodeSafetensors, encodeSafetensors, readSafetensors, type SafeTensor, writeSafetensors } from "./safetensors.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+  type SafeTensor,
+  writeSafetensors,
+} from "./safetensors.ts";
 
 Deno.test("header bytes follow the spec exactly", () => {
   const bytes = encodeSafetensors([["a", { dtype: "F32", shape: [2], data: new Float32Array([1, -2]) }]], {
@@ -49,7 +55,10 @@ Deno.test("decoding rejects malformed files with a reason", () => {
   assert.throws(() => decodeSafetensors(good.subarray(0, 5)), /fewer than the 8-byte/);
   assert.throws(() => decodeSafetensors(good.subarray(0, 8 + hlen - 1)), /runs past the end/);
   assert.throws(() => decodeSafetensors(good.subarray(0, good.length - 1)), /ends at 8, past the 7-byte buffer/);
-  assert.throws(() => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}')), /needs 12/);
+  assert.throws(
+    () => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}')),
+    /needs 12/,
+  );
   assert.throws(
     () => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}')),
     /hole in the byte buffer before tensor "a"/,
@@ -63,11 +72,23 @@ Deno.test("decoding rejects malformed files with a reason", () => {
       ),
     /overlaps/,
   );
-  assert.throws(() => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}')), /4 trailing bytes/);
-  assert.throws(() => decodeSafetensors(withHeader('{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,8]}}')), /unknown dtype "Q4"/);
-  assert.throws(() => decodeSafetensors(withHeader('{"__metadata__":{"k":1}}', new Uint8Array(0))), /__metadata__.k is not a string/);
-  assert.throws(() => decodeSafetensors(withHeader(' {}', new Uint8Array(0))), /does not start with/);
+  assert.throws(
+    () => decodeSafetensors(withHeader('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}')),
+    /4 trailing bytes/,
+  );
+  assert.throws(
+    () => decodeSafetensors(withHeader('{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,8]}}')),
+    /unknown dtype "Q4"/,
+  );
+  assert.throws(
+    () => decodeSafetensors(withHeader('{"__metadata__":{"k":1}}', new Uint8Array(0))),
+    /__metadata__.k is not a string/,
+  );
+  assert.throws(() => decodeSafetensors(withHeader(" {}", new Uint8Array(0))), /does not start with/);
   assert.throws(() => decodeSafetensors(withHeader('{"a":', new Uint8Array(0))), /not valid JSON/);
   assert.throws(() => encodeSafetensors({ a: { dtype: "F32", shape: [3], data: new Float32Array(2) } }), /needs 3/);
-  assert.throws(() => encodeSafetensors({ __metadata__: { dtype: "U8", shape: [0], data: new Uint8Array(0) } }), /__metadata__/);
+  assert.throws(
+    () => encodeSafetensors({ __metadata__: { dtype: "U8", shape: [0], data: new Uint8Array(0) } }),
+    /__metadata__/,
+  );
 });

@@ -24,7 +24,10 @@ Deno.test("dense FFN computes w2(silu(x w1) * (x w3)) (checked in float64)", asy
     const h = [0, 1, 2].map((j) => (up[j] / (1 + Math.exp(-up[j]))) * up[3 + j]);
     for (let c = 0; c < 4; c++) {
       const want = h.reduce((s, hj, j) => s + hj * w2[j * 4 + c], 0);
-      assert.ok(Math.abs(got[n * 4 + c] - want) < 1e-5 * (1 + Math.abs(want)), `out[${n},${c}] ${got[n * 4 + c]} vs ${want}`);
+      assert.ok(
+        Math.abs(got[n * 4 + c] - want) < 1e-5 * (1 + Math.abs(want)),
+        `out[${n},${c}] ${got[n * 4 + c]} vs ${want}`,
+      );
     }
   }
   out.dispose();

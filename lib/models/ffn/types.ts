@@ -17,7 +17,9 @@ export type ParamInit = "normal" | "ones" | "zeros";
 export interface ParamSpec {
   /** Stable name (the safetensors tensor name). Variants give names relative to `layers.<i>.ffn.`. */
   name: string;
+  /** Row-major shape. */
   shape: number[];
+  /** How it is initialised. */
   init: ParamInit;
   /** Standard deviation for `normal`. */
   std?: number;
@@ -27,6 +29,7 @@ export interface ParamSpec {
 
 /** What a variant's `apply` may use besides its input and parameters. */
 export interface FfnContext {
+  /** The model config (variant options under `cfg.ffn`). */
   cfg: ModelConfig;
   /** Layer index, 0-based. */
   layer: number;

@@ -11,7 +11,15 @@ export default defineExperiment({
   seeds: [0, 1],
   data: { source: "gutenberg", val_fraction: 0.1 },
   model: { d_model: 128, n_layers: 4, n_heads: 4, d_ff: 384, seq_len: 128, ffn: { kind: "dense" } },
-  train: { steps: 150, batch_size: 16, lr: 2e-3, warmup_steps: 15, eval_every: 50, eval_batches: 8, checkpoint_every: 50 },
+  train: {
+    steps: 150,
+    batch_size: 16,
+    lr: 2e-3,
+    warmup_steps: 15,
+    eval_every: 50,
+    eval_batches: 8,
+    checkpoint_every: 50,
+  },
   variants: { dense: {} },
   scales: {
     // Used by the tests: seconds on the cpu backend.
@@ -24,7 +32,15 @@ export default defineExperiment({
     gpu: {
       seeds: [0, 1, 2],
       model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: 1024, seq_len: 256 },
-      train: { steps: 2000, batch_size: 32, lr: 1e-3, warmup_steps: 100, eval_every: 250, eval_batches: 16, checkpoint_every: 250 },
+      train: {
+        steps: 2000,
+        batch_size: 32,
+        lr: 1e-3,
+        warmup_steps: 100,
+        eval_every: 250,
+        eval_batches: 16,
+        checkpoint_every: 250,
+      },
     },
   },
 });

@@ -8,10 +8,11 @@
  *   (lib/backends/wasm_kernels.ts on wasm) and returns what was chosen, for the caller to print
  *   and record.
  *
- * `auto` order (fastest first on the machines we measured, shared/research/compute.md §4):
- * `tensorflow` (only when @tensorflow/tfjs-node(-gpu) is installed; we never download it),
- * `webgpu` (only with a hardware adapter: a software one such as llvmpipe is ~10x slower than
- * wasm), `wasm`, `cpu`.
+ * `auto` order (fastest first on the machines we measured, shared/research/compute.md §4 and
+ * bench/README.md): `tensorflow` (only when @tensorflow/tfjs-node(-gpu) is installed; we never
+ * download it), `webgpu` (only with a hardware adapter: a software one such as llvmpipe is ~10x
+ * slower than wasm), `native` (system CBLAS + our compiled kernels, lib/backends/native/; only
+ * when both load), `wasm`, `cpu`.
  *
  * @module
  */
@@ -24,7 +25,9 @@ import "@tensorflow/tfjs"; // registers the cpu backend
 import * as tfwasm from "@tensorflow/tfjs-backend-wasm";
 import type { BackendName, ConcreteBackend } from "../experiment/config.ts";
 import { installWasmKernels, WASM_KERNELS } from "./wasm_kernels.ts";
+import { installWasmFusedKernels, WASM_FUSED_KERNELS } from "./wasm_fused.ts";
 import { installWebgpuKernels, WEBGPU_KERNELS } from "./webgpu_kernels.ts";
+import { initNative, NATIVE_BACKEND, nativeAvailability, setNativeThreads } from "./native/mod.ts";
 
 /** What {@link initBackend} set up. */
 export interface BackendInfo {
@@ -46,7 +49,10 @@ export interface ResolvedBackend {
 
 /** Options of {@link initBackend}. */
 export interface InitOptions {
-  /** wasm threads. tfjs-wasm has no threads under Deno (it disables them when IS_NODE), so only 1 is honoured. */
+  /**
+   * CPU threads. native: BLAS and kernel threads (default 1). wasm: tfjs-wasm has no threads under
+   * Deno (it disables them when IS_NODE), so only 1 is honoured.
+   */
   threads?: number;
 }
 
@@ -212,6 +218,8 @@ async function availability(name: ConcreteBackend): Promise<Availability> {
       return tensorflowAvailability();
     case "webgpu":
       return await webgpuAvailability();
+    case "native":
+      return nativeAvailability();
     case "wasm":
       return wasmAvailability();
     case "cpu":
@@ -219,12 +227,13 @@ async function availability(name: ConcreteBackend): Promise<Availability> {
   }
 }
 
-const CONCRETE: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "wasm", "cpu"];
+const CONCRETE: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "native", "wasm", "cpu"];
 
 /**
  * Turns a requested backend into a concrete one (cheap: no training, at most one WebGPU adapter
- * request). `auto` picks the first that works of tensorflow, webgpu (hardware adapters only),
- * wasm, cpu. An explicit request for an unavailable backend throws.
+ * request; native: loading two libraries, and compiling the kernels once if they are missing).
+ * `auto` picks the first that works of tensorflow, webgpu (hardware adapters only), native, wasm,
+ * cpu. An explicit request for an unavailable backend throws.
  */
 export async function resolveBackend(requested: BackendName): Promise<ResolvedBackend> {
   if (requested === "auto") {
@@ -239,6 +248,9 @@ export async function resolveBackend(requested: BackendName): Promise<ResolvedBa
         ? `webgpu: ${gpu.why} is a software fallback, ~10x slower than wasm (pass --backend webgpu to use it anyway)`
         : `webgpu: ${gpu.why}`,
     );
+    const nat = nativeAvailability();
+    if (nat.ok) return { name: "native", reason: `auto: native ${nat.why} (${skipped.join("; ")})` };
+    skipped.push(`native: ${nat.why} (to fix: ${nat.fix})`);
     const w = wasmAvailability();
     if (w.ok) return { name: "wasm", reason: `auto: wasm (${skipped.join("; ")})` };
     skipped.push(`wasm: ${w.why}`);
@@ -287,7 +299,13 @@ async function setOrThrow(name: string, hint: string): Promise<void> {
  */
 export async function initBackend(name: ConcreteBackend, opts: InitOptions = {}): Promise<BackendInfo> {
   const have = currentBackend();
-  if (have && have.name === name) return have;
+  if (have && have.name === name) {
+    if (name === "native" && opts.threads !== undefined && opts.threads !== have.details.threads) {
+      setNativeThreads(opts.threads);
+      have.details.threads = Math.max(1, Math.floor(opts.threads));
+    }
+    return have;
+  }
   tf.enableProdMode();
   const details: BackendInfo["details"] = {};
   switch (name) {
@@ -295,6 +313,14 @@ export async function initBackend(name: ConcreteBackend, opts: InitOptions = {})
       await setOrThrow("cpu", "");
       details.note = "pure-JS reference backend (~1 GFLOP/s): for checks, not training";
       break;
+    case "native": {
+      const info = initNative(opts.threads ?? 1);
+      await setOrThrow(NATIVE_BACKEND, "");
+      Object.assign(details, info);
+      details.matmul = "system CBLAS sgemm on the tensors' memory (transpose flags to BLAS)";
+      details.note = "tfjs-backend-cpu kernels, with matmul and the fused model ops native";
+      break;
+    }
     case "wasm": {
       const threads = Math.max(1, Math.floor(opts.threads ?? 1));
       if (!tf.findBackend("wasm")) {
@@ -305,11 +331,13 @@ export async function initBackend(name: ConcreteBackend, opts: InitOptions = {})
       }
       await setOrThrow("wasm", "Run `deno install` so node_modules has the .wasm binaries.");
       installWasmKernels();
+      installWasmFusedKernels();
       details.simd = Boolean(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"));
       details.multithread_support = Boolean(await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT"));
       details.threads_requested = threads;
       details.threads = tfwasm.getThreadsCount();
       details.kernels_replaced = WASM_KERNELS.join(",");
+      details.kernels_added = WASM_FUSED_KERNELS.join(",");
       details.matmul = "xnnpack (explicit transposes; batched as per-slice 2-D calls)";
       break;
     }

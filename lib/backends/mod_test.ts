@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend, resolveBackend, wasmDistDir } from "./mod.ts";
+import { nativeAvailability } from "./native/mod.ts";
 import { existsSync } from "node:fs";
 
 Deno.test("explicit backends resolve; unavailable tensorflow throws naming backend, cause and fix", async () => {
@@ -14,13 +15,18 @@ Deno.test("explicit backends resolve; unavailable tensorflow throws naming backe
         /deno.json/.test(e.message) && /To fix/.test(e.message),
     );
   }
-  await assert.rejects(resolveBackend("gpu" as never), /not a backend; allowed: auto, tensorflow, webgpu, wasm, cpu/);
+  await assert.rejects(
+    resolveBackend("gpu" as never),
+    /not a backend; allowed: auto, tensorflow, webgpu, native, wasm, cpu/,
+  );
 });
 
 Deno.test("auto never picks a software WebGPU adapter and explains what it skipped", async () => {
   const r = await resolveBackend("auto");
-  assert.ok(["tensorflow", "webgpu", "wasm", "cpu"].includes(r.name));
-  if (r.name === "wasm") assert.match(r.reason, /tensorflow: .*webgpu: /);
+  assert.ok(["tensorflow", "webgpu", "native", "wasm", "cpu"].includes(r.name));
+  if (r.name === "wasm") assert.match(r.reason, /tensorflow: .*webgpu: .*native: .*to fix: /);
+  // native is chosen exactly when it is available (and nothing faster is).
+  if (r.name !== "tensorflow" && r.name !== "webgpu") assert.equal(r.name === "native", nativeAvailability().ok);
   if (r.name === "webgpu") assert.doesNotMatch(r.reason, /software/);
   const gpu = (navigator as { gpu?: GPU }).gpu;
   if (gpu) {

@@ -1,12 +1,17 @@
 /**
- * Turns errors into one clear paragraph on stderr and an exit code. Known user
- * errors (bad config, unknown experiment, bad SQL) print without a stack trace.
+ * Turns errors into one clear paragraph on stderr and an exit code: what is wrong and how to fix
+ * it. Known user errors (bad config, unknown experiment, bad data, bad SQL) print without a stack
+ * trace and exit 2; environmental failures (disk full, database locked or corrupt) exit 1 with
+ * what to do; anything else is a bug and exits 1 (FINELAB_DEBUG=1 shows the stack).
  *
  * @module
  */
 import { CommanderError } from "commander";
 import { ConfigError } from "../experiment/validate.ts";
+import { DataError } from "../data/normalize.ts";
 import { ExperimentError } from "../runner/plan.ts";
+import { CorruptEntryError } from "../runner/cache.ts";
+import { StoreCorruptError, StoreLockedError } from "../store/mod.ts";
 
 /** A user-facing error with its own exit code. */
 export class UserError extends Error {
@@ -20,6 +25,20 @@ export class UserError extends Error {
   }
 }
 
+/** True for "no space left on device", however it surfaced (Deno, DuckDB, a simulated fault). */
+export function isDiskFull(e: unknown): boolean {
+  const err = e as { code?: unknown; message?: unknown } | null;
+  return err?.code === "ENOSPC" || /No space left on device|ENOSPC|os error 28/i.test(String(err?.message ?? ""));
+}
+
+function debugWanted(): boolean {
+  try {
+    return !!Deno.env.get("FINELAB_DEBUG");
+  } catch {
+    return false;
+  }
+}
+
 /** Prints `e` for a human and returns the exit code to use. */
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
@@ -27,9 +46,37 @@ export function reportError(e: unknown): number {
     console.error(`error: ${e.message}`);
     return e instanceof UserError ? e.code : 2;
   }
+  if (e instanceof DataError) {
+    console.error(
+      `error: unusable dataset: ${e.message}\nFix the data.* settings (in the experiment module, a --config file ` +
+        `or --set data.<key>=...) or the data files, then run again. Nothing was trained.`,
+    );
+    return 2;
+  }
+  if (e instanceof Error && /^backend (".+?" is unavailable|= .+ is not a)/.test(e.message)) {
+    // lib/backends explains why the requested backend cannot run and how to fix it.
+    console.error(`error: ${e.message}`);
+    return 2;
+  }
+  if (isDiskFull(e)) {
+    console.error(
+      `error: the disk is full: ${(e as Error).message.split("\n")[0]}.\nNothing already finished is lost: ` +
+        `completed runs and every verified checkpoint are kept and half-written files are discarded. Free some ` +
+        `space on the file system of the results folder (FINELAB_RESULTS, default results/), then run the same ` +
+        `command again: it resumes each run from its last checkpoint.`,
+    );
+    return 1;
+  }
+  if (e instanceof StoreLockedError || e instanceof StoreCorruptError || e instanceof CorruptEntryError) {
+    console.error(
+      `error: ${e.message}` +
+        (e instanceof CorruptEntryError ? " Run the same command again: the entry is retrained, not loaded." : ""),
+    );
+    return 1;
+  }
   const err = e as Error;
   console.error(`error: ${err?.message ?? String(e)}`);
-  if (Deno.env.get("FINELAB_DEBUG")) console.error(err?.stack);
-  else console.error("(set FINELAB_DEBUG=1 for the stack trace)");
+  if (debugWanted()) console.error(err?.stack);
+  else console.error("(this looks like a bug in finelab; set FINELAB_DEBUG=1 for the stack trace and report it)");
   return 1;
 }

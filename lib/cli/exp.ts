@@ -8,11 +8,11 @@ import type { BackendName } from "../experiment/config.ts";
 import { readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
 import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
-import { isFinished } from "../runner/cache.ts";
+import { isFinished, readRecord } from "../runner/cache.ts";
 import { isLocked } from "../runner/lock.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { progressFactory } from "./progress.ts";
-import { experimentRow, ingestAndPlot, printSummary } from "./store_cmds.ts";
+import { experimentRow, ingestAndPlot, printSummary, runReport } from "./store_cmds.ts";
 
 /** Options of `exp`. */
 export interface ExpOptions {
@@ -31,9 +31,16 @@ export interface ExpOptions {
 
 async function printPlan(plan: Plan): Promise<void> {
   console.log(`${plan.experiment.id} (scale ${plan.scale}, backend ${plan.backend.name}): ${plan.runs.length} runs`);
+  const state = async (r: Plan["runs"][number]) =>
+    await isFinished(r.paths) ? "cached" : isLocked(r.paths.lock) ? "training elsewhere" : "to train";
+  for (const d of plan.dependencies) {
+    console.log(
+      `  ${`(parent) ${d.config.experiment}/${d.run_id}`.padEnd(28)} ${d.hash.slice(0, 16)}  ${await state(d)}`,
+    );
+  }
   for (const r of plan.runs) {
-    const state = await isFinished(r.paths) ? "cached" : isLocked(r.paths.lock) ? "training elsewhere" : "to train";
-    console.log(`  ${r.run_id.padEnd(28)} ${r.hash.slice(0, 16)}  ${state}`);
+    const from = r.parent ? `  from ${r.parent.config.experiment}/${r.parent.run_id}` : "";
+    console.log(`  ${r.run_id.padEnd(28)} ${r.hash.slice(0, 16)}  ${await state(r)}${from}`);
   }
 }
 
@@ -87,12 +94,15 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const counts: Record<string, number> = {};
   for (const x of outcomes) counts[x.action] = (counts[x.action] ?? 0) + 1;
 
-  const plots = await ingestAndPlot(plan, outcomes.map((x) => x.record), {
+  // Parent runs of other experiments go into the database too (under their own experiment id).
+  const parents = (await Promise.all(plan.dependencies.map((d) => readRecord(d.paths)))).filter((r) => r !== null);
+  const plots = await ingestAndPlot(plan, [...outcomes.map((x) => x.record), ...parents], {
     paths,
     experiment: experimentRow(plan, paths),
     plot: o.plot !== false,
   });
   await printSummary(plan, paths);
+  plots.push(...await runReport(plan.experiment, paths, { plot: o.plot !== false, print: (t) => console.log(t) }));
   console.log(
     `${plan.runs.length} runs: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; ` +
       `results in ${paths.db}${plots.length ? `; plots in ${paths.plots}/${id}/` : ""} ` +

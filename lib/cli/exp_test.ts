@@ -4,17 +4,10 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../util/paths.ts";
+import { childFlags } from "../runner/faults/helpers.ts";
 
-const PERMS = [
-  "--no-prompt",
-  "--unstable-webgpu",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-ffi",
-  "--allow-sys",
-  "--allow-run",
-];
+/** The CLI runs with exactly the permissions of `deno task exp` (lib/cli/permissions.ts). */
+const perms = (results: string) => childFlags(results, { experiments: `${REPO_ROOT}/experiments` });
 const MAIN = `${REPO_ROOT}/lib/cli/main.ts`;
 const TINY = ["--scale", "tiny", "--backend", "cpu", "--plain"];
 
@@ -26,7 +19,7 @@ interface Out {
 
 async function cli(results: string, args: string[], env: Record<string, string> = {}): Promise<Out> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMS, MAIN, ...args],
+    args: ["run", ...perms(results), MAIN, ...args],
     cwd: REPO_ROOT,
     env: { FINELAB_RESULTS: results, NO_COLOR: "1", ...env },
     stdout: "piped",
@@ -100,9 +93,21 @@ Deno.test({
   async fn() {
     const a = await Deno.makeTempDir({ prefix: "finelab-kill-" });
     const b = await Deno.makeTempDir({ prefix: "finelab-ref-" });
-    const args = ["exp", "dense-baseline", ...TINY, "--set", "seeds=[3]", "--set", "train.steps=200", "--no-plot"];
+    // wasm: the same kill and resume, ~20x faster than the cpu backend at 200 steps.
+    const args = [
+      "exp",
+      "dense-baseline",
+      ...TINY,
+      "--backend",
+      "wasm",
+      "--set",
+      "seeds=[3]",
+      "--set",
+      "train.steps=200",
+      "--no-plot",
+    ];
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...PERMS, MAIN, ...args],
+      args: ["run", ...perms(a), MAIN, ...args],
       cwd: REPO_ROOT,
       env: { FINELAB_RESULTS: a, NO_COLOR: "1", FINELAB_PROGRESS_EVERY: "0" },
       stdout: "null",
@@ -150,6 +155,7 @@ Deno.test({
     const unknown = await cli(results, ["exp", "no-such-exp"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /Unknown experiment "no-such-exp"\. Available: .*dense-baseline/);
+    // Value errors are reported together; shape checks (which need valid values) come next.
     const bad = await cli(results, [
       "exp",
       "dense-baseline",
@@ -157,12 +163,15 @@ Deno.test({
       "--set",
       "train.lr=-1",
       "--set",
-      "model.n_heads=3",
+      "train.batch_size=0",
     ]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /train\.lr = -1 is out of range/);
-    assert.match(bad.stderr, /model\.d_model = 32 must be divisible by model\.n_heads = 3|n_heads/);
+    assert.match(bad.stderr, /train\.batch_size = 0 is out of range/);
     assert.match(bad.stderr, /Nothing was trained/);
+    const shape = await cli(results, ["exp", "dense-baseline", ...TINY, "--set", "model.n_heads=3"]);
+    assert.equal(shape.code, 2);
+    assert.match(shape.stderr, /model\.d_model = 32 must be divisible by model\.n_heads = 3/);
     const sql = await cli(results, ["query", "SELEKT 1"]);
     assert.notEqual(sql.code, 0);
     assert.match(sql.stderr, /Parser Error|syntax error/i);

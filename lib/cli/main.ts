@@ -9,6 +9,7 @@ import { cmdExp } from "./exp.ts";
 import { cmdDb, cmdPlot, cmdQuery, cmdRuns } from "./store_cmds.ts";
 import { listExperiments } from "../runner/plan.ts";
 import { reportError } from "./errors.ts";
+import { BACKENDS } from "../experiment/config.ts";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -16,7 +17,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 export function buildProgram(): Command {
   const program = new Command("finelab")
     .description("Reproducible experiments on fine-grained expert architectures in LLMs")
-    .showHelpAfterError()
+    .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
 
   program.command("exp")
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
       [],
     )
     .addOption(
-      new Option("--backend <name>", "tensor backend").choices(["auto", "tensorflow", "webgpu", "wasm", "cpu"]),
+      new Option("--backend <name>", "tensor backend").choices(["auto", ...BACKENDS]),
     )
     .option("--force", "retrain runs even when they are cached")
     .option("--verify", "retrain every run from scratch and check the metrics are bit-identical to the cache")
@@ -69,10 +70,11 @@ export function buildProgram(): Command {
     });
 
   program.command("runs")
-    .description("list cached runs and their status (completed, failed, running, interrupted)")
+    .description("list cached runs and their live status (completed, failed, running, interrupted, corrupt)")
     .option("--experiment <id>", "only this experiment")
+    .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (o) => {
-      await cmdRuns({ experiment: o.experiment, paths: projectPaths() });
+      await cmdRuns({ experiment: o.experiment, format: o.format, paths: projectPaths() });
     });
 
   program.command("list")

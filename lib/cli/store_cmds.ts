@@ -4,17 +4,172 @@
  *
  * @module
  */
-import { relative } from "node:path";
-import { type ExperimentRow, openStore, rebuildStore, type Store } from "../store/mod.ts";
+import { basename, dirname, relative } from "node:path";
+import { type ExperimentRow, openStore, rebuildStore, type Store, StoreCorruptError } from "../store/mod.ts";
 import { formatResult, type OutputFormat } from "../store/format.ts";
+import type { QueryResult } from "../store/result.ts";
 import { plotExperiment } from "../plot/mod.ts";
-import { entryPaths, listRecords } from "../runner/cache.ts";
-import { isLocked } from "../runner/lock.ts";
+import { entryPaths, inspectEntry, listRecords, liveStatus, readAttempts, withLiveStatus } from "../runner/cache.ts";
+import { waitLock } from "../runner/lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "../runner/plan.ts";
 import type { RunRecord } from "../runner/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { atomicWriteJson, readJsonOrNull } from "../util/fs.ts";
+import { faultPoint } from "../util/fault.ts";
 import { UserError } from "./errors.ts";
+
+/**
+ * How long a command waits for the results database while another process writes it: DuckDB allows
+ * one writer per file, so concurrent runners queue here (default 10 min; FINELAB_DB_LOCK_TIMEOUT_S).
+ */
+export function dbLockTimeoutMs(): number {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("FINELAB_DB_LOCK_TIMEOUT_S");
+  } catch { /* no env permission: the default */ }
+  const s = Number(v);
+  return (v && Number.isFinite(s) && s >= 0 ? s : 600) * 1000;
+}
+
+const log = (m: string) => console.error(m);
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time. */
+async function withRebuildLock<T>(paths: ProjectPaths, fn: () => Promise<T>): Promise<T> {
+  await Deno.mkdir(paths.results, { recursive: true });
+  const lock = await waitLock(`${paths.results}/.db-rebuild.lock`, { pollMs: 200 });
+  try {
+    return await fn();
+  } finally {
+    lock!.release();
+  }
+}
+
+/** What {@link rebuildFromCache} did. */
+export interface RebuildReport {
+  runs: number;
+  metrics: number;
+  /** Cache entries left out because they failed verification (dir and problems). */
+  corrupt: { dir: string; problems: string[] }[];
+}
+
+/**
+ * Recreates the database from the run cache (the source of truth): every verified entry, with its
+ * live status (a dead `running` run is stored as interrupted). Corrupt entries are left out and
+ * reported; the next `exp` retrains them.
+ */
+export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildReport> {
+  await removeRebuildLeftovers(paths);
+  const corrupt: RebuildReport["corrupt"] = [];
+  const records = (await listRecords(paths.cache, { onCorrupt: (dir, problems) => corrupt.push({ dir, problems }) }))
+    .map((r) => withLiveStatus(r, entryPaths(paths.cache, r.manifest.hash)));
+  await rebuildStore(paths.db, { records, experiments: await experimentRows(records, paths) }, {
+    lockTimeoutMs: dbLockTimeoutMs(),
+  });
+  for (const c of corrupt) {
+    log(
+      `warning: left out cache entry ${c.dir}: ${c.problems.join("; ")}. ` +
+        `Run its experiment again (deno task exp <id>) to retrain it.`,
+    );
+  }
+  return { runs: records.length, metrics: records.reduce((a, r) => a + r.metrics.length, 0), corrupt };
+}
+
+/** Removes half-built databases of rebuilds that were killed (call under the rebuild lock). */
+async function removeRebuildLeftovers(paths: ProjectPaths): Promise<void> {
+  const base = basename(paths.db);
+  try {
+    for await (const e of Deno.readDir(dirname(paths.db))) {
+      if (e.isFile && e.name.startsWith(`${base}.rebuild-`) && /\.tmp(\.wal)?$/.test(e.name)) {
+        await Deno.remove(`${dirname(paths.db)}/${e.name}`).catch(() => {});
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+async function cacheHasRuns(cache: string): Promise<boolean> {
+  try {
+    for await (const e of Deno.readDir(cache)) if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return false;
+}
+
+/** Identity of the database file (a rebuild renames a new file over it, which changes it). */
+async function fileId(path: string): Promise<string | null> {
+  try {
+    const st = await Deno.stat(path);
+    return `${st.ino}:${st.mtime?.getTime()}:${st.size}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Rebuilds a corrupt database under the rebuild lock, unless another process replaced the file meanwhile. */
+async function repair(paths: ProjectPaths, e: StoreCorruptError): Promise<void> {
+  const seen = await fileId(paths.db);
+  await withRebuildLock(paths, async () => {
+    if ((await fileId(paths.db)) !== seen) return; // another process rebuilt it while we waited
+    log(
+      `${e.message.replace(/ The database is only an index.*$/, "")} Rebuilding it from ${paths.cache} ` +
+        `(nothing is lost: the cache is the source of truth).`,
+    );
+    await rebuildFromCache(paths);
+  });
+}
+
+/**
+ * Opens the results database for writing. A missing database is first rebuilt from the cache (when
+ * the cache holds runs, so no run of another experiment goes missing from it); a corrupt one is
+ * rebuilt from the cache, with a message. Waits {@link dbLockTimeoutMs} for other writers.
+ */
+export async function openResults(paths: ProjectPaths): Promise<Store> {
+  if (!(await exists(paths.db)) && (await cacheHasRuns(paths.cache))) {
+    await withRebuildLock(paths, async () => {
+      if (await exists(paths.db)) return;
+      log(`no results database at ${paths.db}: building it from the run cache ${paths.cache}`);
+      await rebuildFromCache(paths);
+    });
+  }
+  try {
+    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  } catch (e) {
+    if (!(e instanceof StoreCorruptError)) throw e;
+    await repair(paths, e);
+    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  }
+}
+
+/**
+ * Runs `fn` on the open results database; when the database turns out corrupt while `fn` reads or
+ * writes it, rebuilds it from the cache and runs `fn` once more.
+ */
+export async function withResults<T>(paths: ProjectPaths, fn: (store: Store) => Promise<T>): Promise<T> {
+  let store = await openResults(paths);
+  try {
+    return await fn(store);
+  } catch (e) {
+    if (!(e instanceof StoreCorruptError)) throw e;
+    await store.close();
+    await repair(paths, e);
+    store = await openResults(paths);
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
 
 /** The `experiments` row for a plan, with the plan's runs (what `current_runs` shows). */
 export function experimentRow(plan: Plan, paths: ProjectPaths): ExperimentRow {
@@ -40,14 +195,13 @@ export async function ingestAndPlot(
   opts: { paths: ProjectPaths; experiment: ExperimentRow; plot: boolean },
 ): Promise<string[]> {
   await atomicWriteJson(planFile(opts.paths, plan.experiment.id), opts.experiment);
-  const store = await openStore(opts.paths.db);
-  try {
+  faultPoint("exp.plan");
+  return await withResults(opts.paths, async (store) => {
     await store.ingest(records, [opts.experiment]);
+    faultPoint("exp.ingested");
     if (!opts.plot) return [];
     return await plotExperiment(store, plan.experiment.id, `${opts.paths.plots}/${plan.experiment.id}`);
-  } finally {
-    await store.close();
-  }
+  });
 }
 
 /** SQL of the per-variant summary of an experiment's current runs (also shown in the README). */
@@ -60,48 +214,68 @@ export function summarySql(experiment: string, metrics: string[]): string {
 
 /** Prints the experiment's summary table (mean and std over seeds per variant), computed in DuckDB. */
 export async function printSummary(plan: Plan, paths: ProjectPaths): Promise<void> {
-  const store = await openStore(paths.db);
-  try {
-    const metrics = plan.experiment.metrics ?? ["val_loss", "val_ppl"];
-    const r = await store.query(summarySql(plan.experiment.id, metrics));
-    console.log(formatResult(r, "table"));
-  } finally {
-    await store.close();
-  }
+  const metrics = plan.experiment.metrics ?? ["val_loss", "val_ppl"];
+  const r = await withResults(paths, (store) => store.query(summarySql(plan.experiment.id, metrics)));
+  console.log(formatResult(r, "table"));
+}
+
+/**
+ * Runs the experiment's own `report` hook (its table, verdict and extra plots; see
+ * `ExperimentSpec.report`) over the results database. Returns the plot files it wrote.
+ */
+export async function runReport(
+  exp: Plan["experiment"],
+  paths: ProjectPaths,
+  opts: { plot: boolean; print?: (text: string) => void },
+): Promise<string[]> {
+  const report = exp.report;
+  if (!report) return [];
+  return await withResults(paths, (store) =>
+    report({
+      experiment: exp.id,
+      query: (sql, params) => store.query(sql, params),
+      plotDir: opts.plot ? `${paths.plots}/${exp.id}` : null,
+      print: opts.print ?? (() => {}),
+    }));
 }
 
 /** `query`: prints the rows of a SQL statement; a bad query is a UserError carrying DuckDB's message. */
 export async function cmdQuery(sql: string, opts: { format: OutputFormat; paths: ProjectPaths }): Promise<void> {
-  const store = await openStore(opts.paths.db);
-  try {
-    let r;
+  if (!sql.trim()) {
+    throw new UserError(
+      `empty SQL statement. Pass one, e.g. deno task query "SELECT run_id, val_ppl FROM runs"; ` +
+        `tables: experiments, runs, current_runs, metrics, run_metrics (see README "Results database").`,
+    );
+  }
+  const r = await withResults(opts.paths, async (store) => {
     try {
-      r = await store.query(sql);
+      return await store.query(sql);
     } catch (e) {
+      if (e instanceof StoreCorruptError) throw e;
       throw new UserError(
-        `${(e as Error).message}\nTables: experiments, runs, current_runs, metrics, run_metrics; ` +
+        `${(e as Error).message.split("\n")[0]}\nFix the SQL statement and run again. Tables: experiments, runs, ` +
+          `current_runs, metrics, run_metrics; \`deno task query "DESCRIBE runs"\` lists the columns of runs; ` +
           `see README "Results database".`,
       );
     }
-    console.log(formatResult(r, opts.format));
-  } finally {
-    await store.close();
-  }
+  });
+  console.log(formatResult(r, opts.format));
 }
 
 /** `plot <id>`: redraws the experiment's plots from the database. */
 export async function cmdPlot(id: string, opts: { paths: ProjectPaths }): Promise<void> {
-  await loadExperiment(id, opts.paths); // validates the id with a helpful error
-  const store = await openStore(opts.paths.db);
-  try {
-    const files = await plotExperiment(store, id, `${opts.paths.plots}/${id}`);
-    if (files.length === 0) {
-      throw new UserError(`no results for ${id} in ${opts.paths.db}; run \`deno task exp ${id}\` first`);
-    }
-    for (const f of files) console.log(f);
-  } finally {
-    await store.close();
+  // loadExperiment validates the id with a helpful error.
+  const { exp } = await loadExperiment(id, opts.paths);
+  const files = await withResults(opts.paths, async (store) => {
+    const n = await store.query("SELECT count(*)::INTEGER AS n FROM runs WHERE experiment = $id", { id });
+    if (n.rows[0].n === 0) return [];
+    return await plotExperiment(store, id, `${opts.paths.plots}/${id}`);
+  });
+  if (files.length > 0) files.push(...await runReport(exp, opts.paths, { plot: true }));
+  if (files.length === 0) {
+    throw new UserError(`no results for ${id} in ${opts.paths.db}; run \`deno task exp ${id}\` first, then plot again`);
   }
+  for (const f of files) console.log(f);
 }
 
 async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promise<ExperimentRow[]> {
@@ -131,41 +305,126 @@ async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promis
 export async function cmdDb(action: string, opts: { paths: ProjectPaths }): Promise<void> {
   if (action === "path") return console.log(opts.paths.db);
   const t0 = performance.now();
-  const records = await listRecords(opts.paths.cache);
-  await rebuildStore(opts.paths.db, { records, experiments: await experimentRows(records, opts.paths) });
-  const metrics = records.reduce((a, r) => a + r.metrics.length, 0);
+  const r = await withRebuildLock(opts.paths, () => rebuildFromCache(opts.paths));
   console.log(
-    `rebuilt ${opts.paths.db} from ${opts.paths.cache}: ${records.length} runs, ${metrics} metric rows ` +
+    `rebuilt ${opts.paths.db} from ${opts.paths.cache}: ${r.runs} runs, ${r.metrics} metric rows` +
+      `${r.corrupt.length ? `, ${r.corrupt.length} corrupt entries left out` : ""} ` +
       `(${((performance.now() - t0) / 1000).toFixed(2)} s)`,
   );
 }
 
-/** `runs`: lists cache entries and their status; a `running` run whose lock is free is shown as interrupted. */
-export async function cmdRuns(opts: { experiment?: string; paths: ProjectPaths }): Promise<void> {
-  const records = (await listRecords(opts.paths.cache))
-    .filter((r) => !opts.experiment || r.manifest.experiment === opts.experiment);
-  const rows = records.map((r) => {
-    let status: string = r.status.status;
-    if (status === "running" && !isLocked(entryPaths(opts.paths.cache, r.manifest.hash).lock)) status = "interrupted";
-    return {
+/** "42s", "3m05s", "2h07m" (for heartbeat ages). */
+export function formatAge(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** One line of `runs`. */
+export interface RunsRow {
+  experiment: string | null;
+  run_id: string | null;
+  hash: string;
+  /** queued, running, completed, failed, interrupted (a dead process's run) or corrupt. */
+  status: string;
+  step: number | null;
+  steps: number | null;
+  val_ppl: number | null;
+  /** Age of the last heartbeat of a running or interrupted run. */
+  heartbeat: string | null;
+  /** Training attempts started (attempts.jsonl). */
+  attempts: number;
+  /** Why it failed, was interrupted or is corrupt, and what to do. */
+  note: string | null;
+}
+
+/** The rows of `runs`: every cache entry with its live status, corrupt ones included. */
+export async function runsRows(paths: ProjectPaths, experiment?: string): Promise<RunsRow[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(paths.cache)) {
+      if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const rows: RunsRow[] = [];
+  for (const name of names.sort()) {
+    const p = entryPaths(paths.cache, name);
+    const { record: r, problems } = await inspectEntry(p);
+    const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
+    if (problems.length) {
+      const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
+      if (experiment && m?.experiment !== experiment) continue;
+      rows.push({
+        experiment: m?.experiment ?? null,
+        run_id: m?.run_id ?? null,
+        hash: name.slice(0, 12),
+        status: "corrupt",
+        step: null,
+        steps: null,
+        val_ppl: null,
+        heartbeat: null,
+        attempts,
+        note: `${problems.join("; ")}; the next exp run retrains it`,
+      });
+      continue;
+    }
+    if (!r || (experiment && r.manifest.experiment !== experiment)) continue;
+    const status = liveStatus(r.status, p);
+    const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
+    let note: string | null = null;
+    if (status === "failed") note = r.summary?.failure?.reason ?? null;
+    else if (status === "interrupted") {
+      note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
+        `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
+    } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
+    rows.push({
       experiment: r.manifest.experiment,
       run_id: r.manifest.run_id,
-      hash: r.manifest.hash.slice(0, 12),
+      hash: name.slice(0, 12),
       status,
       step: r.summary?.steps_done ?? r.status.step,
       steps: r.manifest.config.train.steps,
       val_ppl: r.summary?.val_ppl ?? null,
-      finished_at: r.status.finished_at,
-    };
-  });
-  const columns = ["experiment", "run_id", "hash", "status", "step", "steps", "val_ppl", "finished_at"];
-  console.log(formatResult(
-    {
-      columns: columns.map((name) => ({ name, type: name === "val_ppl" ? "DOUBLE" : "VARCHAR" })),
-      rows: rows.map((r) => Object.fromEntries(columns.map((c) => [c, (r as Record<string, unknown>)[c] ?? null]))),
-    } as unknown as Parameters<typeof formatResult>[0],
-    "table",
-  ));
+      heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
+      attempts,
+      note,
+    });
+  }
+  return rows;
+}
+
+/** `runs`: lists cache entries and their live status (a `running` run whose process died is interrupted). */
+export async function cmdRuns(
+  opts: { experiment?: string; format?: OutputFormat; paths: ProjectPaths },
+): Promise<void> {
+  const rows = await runsRows(opts.paths, opts.experiment);
+  const columns: (keyof RunsRow)[] = [
+    "experiment",
+    "run_id",
+    "hash",
+    "status",
+    "step",
+    "steps",
+    "val_ppl",
+    "heartbeat",
+    "attempts",
+    "note",
+  ];
+  const types: Partial<Record<keyof RunsRow, string>> = {
+    step: "INTEGER",
+    steps: "INTEGER",
+    val_ppl: "DOUBLE",
+    attempts: "INTEGER",
+  };
+  const result = {
+    columns: columns.map((name) => ({ name, type: types[name] ?? "VARCHAR" })),
+    rows: rows.map((r) => Object.fromEntries(columns.map((c) => [c, r[c] ?? null]))),
+  } as unknown as QueryResult;
+  console.log(formatResult(result, opts.format ?? "table"));
 }
 
 export type { Store };

@@ -8,11 +8,11 @@
  */
 
 /** Backends a user may ask for. `auto` is resolved to a concrete one before hashing. */
-export type BackendName = "auto" | "tensorflow" | "webgpu" | "wasm" | "cpu";
+export type BackendName = "auto" | "tensorflow" | "webgpu" | "native" | "wasm" | "cpu";
 /** Backends a run can actually execute on (what is hashed and recorded). */
 export type ConcreteBackend = Exclude<BackendName, "auto">;
 /** All backend names, in the order `auto` prefers them. */
-export const BACKENDS: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "wasm", "cpu"];
+export const BACKENDS: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "native", "wasm", "cpu"];
 
 /** Where the text comes from. */
 export interface DataConfig {

@@ -28,6 +28,25 @@ export interface ConfigPatch {
   train?: DeepPartial<TrainConfig>;
 }
 
+/**
+ * Where a variant's runs start from: the final weights of another run (upcycling or continued
+ * training, lib/models/upcycle.ts). The parent is planned like any run, trained first when it is not
+ * cached, and its hash is part of the child's hash.
+ */
+export interface InitFrom {
+  /** Experiment of the parent run (default: this experiment). */
+  experiment?: string;
+  /** Variant of the parent run. */
+  variant: string;
+  /** Seed of the parent run (default: the child's seed). */
+  seed?: number;
+}
+
+/** A variant: a config patch, optionally started from a parent run. */
+export interface VariantPatch extends ConfigPatch {
+  init_from?: InitFrom;
+}
+
 /** Summary statistic an experiment reports per variant (mean +- std over seeds). */
 export type SummaryMetric = "val_loss" | "val_ppl" | "final_train_loss" | "tokens_per_sec" | "params" | string;
 
@@ -40,7 +59,7 @@ export interface ExperimentSpec extends ConfigPatch {
   /** Seeds; each variant and grid point runs once per seed. */
   seeds: number[];
   /** Named variants (default: one variant named `base` with no changes). */
-  variants?: Record<string, ConfigPatch>;
+  variants?: Record<string, VariantPatch>;
   /** Cartesian grid over dotted config paths, e.g. `{ "train.lr": [1e-3, 3e-3] }`. */
   grid?: Record<string, unknown[]>;
   /** Scale presets; `default` is used unless `--scale` names another. `tiny` is what tests use. */
@@ -49,6 +68,34 @@ export interface ExperimentSpec extends ConfigPatch {
   backend?: BackendName;
   /** Metrics shown in the printed summary (default: val_loss, val_ppl). */
   metrics?: SummaryMetric[];
+  /**
+   * Budget matching, checked by the runner before anything trains (lib/models/budget.ts
+   * `budgetProblems`): within each model size, every variant's parameters and FLOPs per token must
+   * be within `tolerance` (e.g. 0.01 = 1%) of the `reference` variant (or of each other), with the
+   * same train and data sections. A mismatched grid is refused with a ConfigError.
+   */
+  budget?: { tolerance: number; reference?: string };
+  /**
+   * Experiment-specific report, run by `exp` after the standard summary and by `plot`: prints its
+   * table and verdict (from SQL over the results database) and writes extra plots. Returns the
+   * plot files written.
+   */
+  report?: (ctx: ReportContext) => Promise<string[]>;
+}
+
+/** What an experiment's `report` gets: read access to the results database and where to write. */
+export interface ReportContext {
+  /** The experiment id. */
+  experiment: string;
+  /** SQL over the results database (tables runs, current_runs, metrics, run_metrics, views variant_stats). */
+  query(
+    sql: string,
+    params?: Record<string, string | number | boolean | null>,
+  ): Promise<{ columns: { name: string; type: string }[]; rows: Record<string, unknown>[] }>;
+  /** Folder for plots (results/plots/<id>), or null when plots are off (`--no-plot`). */
+  plotDir: string | null;
+  /** Prints a line of the report (stdout for `exp`; silent for `plot`). */
+  print(text: string): void;
 }
 
 /** A validated experiment definition (what `defineExperiment` returns). */

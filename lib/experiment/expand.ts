@@ -6,8 +6,8 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import { type BackendName, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "./config.ts";
-import type { ConfigPatch, Experiment } from "./define.ts";
+import { type BackendName, BACKENDS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "./config.ts";
+import type { ConfigPatch, Experiment, InitFrom } from "./define.ts";
 import { ConfigError, KNOWN_PATHS, nearest, show, unknownKeys, validateRunConfig } from "./validate.ts";
 
 /** User overrides from the command line. */
@@ -30,6 +30,8 @@ export interface PlannedRun {
   /** Grid values of this run (dotted path -> value). */
   point: Record<string, unknown>;
   seed: number;
+  /** The parent run this one starts from (from the variant's `init_from`), or null. */
+  init_from: InitFrom | null;
   /** Resolved config with `backend` as requested (possibly "auto"). */
   config: Omit<RunConfig, "backend"> & { backend: BackendName };
 }
@@ -102,8 +104,9 @@ export function parseSets(sets: string[]): Record<string, unknown> {
       problems.push(`--set ${path}: cannot parse value ${show(raw)}: ${(e as Error).message.split("\n")[0]}`);
       continue;
     }
-    if (typeof value === "string" && /^[+-]?(nan|\.nan|inf|\.inf|infinity)$/i.test(value)) {
-      value = Number(value.replace(".", ""));
+    if (typeof value === "string" && /^[+-]?\.?(nan|inf|infinity)$/i.test(value)) {
+      // Spelled out so the error names the value given: Number("inf") would be NaN.
+      value = /nan$/i.test(value) ? NaN : value.startsWith("-") ? -Infinity : Infinity;
     }
     out[path] = value;
   }
@@ -170,7 +173,17 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
         `variant name ${show(name)} must be letters, digits, _ . + - (it is part of run ids and file names)`,
       );
     }
-    problems.push(...unknownKeys(patch, `variant ${name}`));
+    const { init_from, ...vconfig } = patch as typeof patch & { init_from?: InitFrom };
+    problems.push(...unknownKeys(vconfig, `variant ${name}`));
+    if (init_from !== undefined) {
+      if (typeof init_from !== "object" || init_from === null || typeof init_from.variant !== "string") {
+        problems.push(`variant ${name}: init_from must be { variant: "<name>", experiment?: "<id>", seed?: <int> }`);
+      } else if ((init_from.experiment ?? exp.id) === exp.id && init_from.variant === name) {
+        problems.push(`variant ${name}: init_from names the variant itself`);
+      } else if (init_from.seed !== undefined && !(Number.isInteger(init_from.seed) && init_from.seed >= 0)) {
+        problems.push(`variant ${name}: init_from.seed = ${show(init_from.seed)} must be an integer >= 0`);
+      }
+    }
   }
   const grid = exp.grid ?? {};
   for (const [path, values] of Object.entries(grid)) {
@@ -194,8 +207,8 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
   for (const f of files) if (f.patch.backend) backend = f.patch.backend;
   if (sets.backend !== undefined) backend = sets.backend as BackendName;
   if (overrides.backend) backend = overrides.backend;
-  if (!["auto", "tensorflow", "webgpu", "wasm", "cpu"].includes(backend)) {
-    problems.push(`backend = ${show(backend)} is not one of: auto, tensorflow, webgpu, wasm, cpu`);
+  if (!["auto", ...BACKENDS].includes(backend)) {
+    problems.push(`backend = ${show(backend)} is not one of: auto, ${BACKENDS.join(", ")}`);
   }
   if (problems.length) throw new ConfigError(`Invalid experiment ${exp.id}`, problems);
 
@@ -214,7 +227,8 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
   for (const [variant, vpatch] of Object.entries(variants)) {
     for (const point of points) {
       for (const seed of seeds) {
-        let cfg: Record<string, unknown> = deepMerge(base, vpatch);
+        const { init_from, ...vconfig } = vpatch as typeof vpatch & { init_from?: InitFrom };
+        let cfg: Record<string, unknown> = deepMerge(base, vconfig);
         for (const [k, v] of Object.entries(point)) setPath(cfg, k, structuredClone(v));
         for (const f of files) cfg = deepMerge(cfg, { data: f.patch.data, model: f.patch.model, train: f.patch.train });
         for (const [k, v] of Object.entries(sets)) if (!TOP_LEVEL.includes(k)) setPath(cfg, k, v);
@@ -227,7 +241,7 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
         ids.add(run_id);
         const bad = validateRunConfig({ ...config, backend: backend === "auto" ? "wasm" : backend } as RunConfig);
         for (const b of bad) problems.push(`${run_id}: ${b}`);
-        runs.push({ run_id, variant, point, seed, config });
+        runs.push({ run_id, variant, point, seed, config, init_from: init_from ?? null });
       }
     }
   }

@@ -4,7 +4,15 @@
  * @module
  */
 export { defineExperiment, isExperiment } from "./define.ts";
-export type { ConfigPatch, Experiment, ExperimentSpec, SummaryMetric } from "./define.ts";
+export type {
+  ConfigPatch,
+  Experiment,
+  ExperimentSpec,
+  InitFrom,
+  ReportContext,
+  SummaryMetric,
+  VariantPatch,
+} from "./define.ts";
 export type {
   BackendName,
   ConcreteBackend,

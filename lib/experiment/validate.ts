@@ -73,7 +73,7 @@ export const RULES: Record<string, Rule> = {
 /** Shows a value the way a user would write it. */
 export function show(v: unknown): string {
   if (typeof v === "string") return JSON.stringify(v);
-  if (typeof v === "number" && Number.isNaN(v)) return "NaN";
+  if (typeof v === "number" && !Number.isFinite(v)) return String(v); // NaN, Infinity (JSON would say null)
   if (v === undefined) return "(missing)";
   try {
     return JSON.stringify(v) ?? String(v);

@@ -37,7 +37,8 @@ import { existsSync, readdirSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs-core";
 import type { ModelConfig } from "../experiment/config.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
-import { batchMatmul, matmul, splitLast } from "../backends/ops.ts";
+import { matmul } from "../backends/ops.ts";
+import { causalSelfAttention, crossEntropy, rmsnorm } from "../backends/fused.ts";
 import type { FfnContext, FfnParams, FfnVariant, ParamSpec } from "./ffn/types.ts";
 
 export type { FfnContext, FfnVariant, ParamSpec } from "./ffn/types.ts";
@@ -79,7 +80,10 @@ export async function loadFfn(kind: string): Promise<FfnVariant> {
         `available: ${availableFfnKinds().join(", ")}`,
     );
   }
-  const mod = await import(`./ffn/${kind}.ts`) as { variant?: FfnVariant };
+  // A computed specifier on purpose: `import(\`./ffn/${kind}.ts\`)` would make `deno info` (the run hash's
+  // code graph, lib/experiment/hash.ts) include EVERY file in ffn/, tests included.
+  const specifier = new URL(`${kind}.ts`, FFN_DIR).href;
+  const mod = await import(specifier) as { variant?: FfnVariant };
   const v = mod.variant;
   const methods = ["validate", "params", "paramCount", "flopsPerToken", "apply"] as const;
   if (!v || v.kind !== kind || methods.some((m) => typeof v[m] !== "function")) {
@@ -253,6 +257,12 @@ export interface ForwardOptions {
   training?: boolean;
   /** The trainer RNG handed to FFN variants. */
   rng?: Rng | null;
+  /**
+   * Activation capture for analysis (see `FfnContext.capture`): called with the layer index, the
+   * activation name, the tensor (owned by the surrounding tidy: `tf.keep` it to use it later) and
+   * the sub-layer index.
+   */
+  capture?: (layer: number, name: "act" | "prod" | "gate", value: tf.Tensor2D, sub: number) => void;
 }
 
 let modelCounter = 0;
@@ -342,35 +352,31 @@ export class Transformer {
   }
 
   #rmsnorm(x: tf.Tensor2D, gain: tf.Tensor): tf.Tensor2D {
-    const ms = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, this.cfg.norm_eps))), gain);
+    return rmsnorm(x, gain, this.cfg.norm_eps); // x * rsqrt(mean(x²) + eps) * gain (lib/backends/fused.ts)
   }
 
-  /** Rotate-half RoPE on x [B, heads, T, head_dim]. */
-  #rope(x: tf.Tensor4D, T: number): tf.Tensor4D {
-    const half = x.shape[3] / 2;
-    const cos = T === this.cfg.seq_len ? this.#ropeCos : tf.slice(this.#ropeCos, [0, 0], [T, half]);
-    const sin = T === this.cfg.seq_len ? this.#ropeSin : tf.slice(this.#ropeSin, [0, 0], [T, half]);
-    const [x1, x2] = splitLast(x, [half, half]);
-    return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x1, sin), tf.mul(x2, cos))], -1);
-  }
-
-  /** Causal multi-head self-attention of x [B*T, d] -> [B*T, d]. */
+  /**
+   * Causal multi-head self-attention of x [B*T, d] -> [B*T, d]: RoPE on q and k (rotate-half),
+   * softmax(q kᵀ / sqrt(head_dim) + causal mask) v per head, then wo (lib/backends/fused.ts).
+   */
   #attention(x: tf.Tensor2D, layer: number, B: number, T: number): tf.Tensor2D {
-    const { d_model: d, n_heads: nh } = this.cfg, hd = d / nh, p = `layers.${layer}.attn`;
+    const { n_heads: nh } = this.cfg, half = this.cfg.d_model / nh / 2, p = `layers.${layer}.attn`;
     // One matmul for q, k, v (x is transposed once in the backward pass instead of three times).
     const wqkv = tf.concat([this.param(`${p}.wq`), this.param(`${p}.wk`), this.param(`${p}.wv`)], 1);
-    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
-    const [q0, k0, v0] = splitLast(matmul(x, wqkv), [d, d, d]).map(heads);
-    const q = tf.mul(this.#rope(q0, T), 1 / Math.sqrt(hd)) as tf.Tensor4D, k = this.#rope(k0, T);
-    const mask = T === this.cfg.seq_len ? this.#mask : tf.slice(this.#mask, [0, 0], [T, T]);
-    const att = tf.softmax(tf.add(batchMatmul(q, k, false, true), mask)); // [B, nh, T, T]
-    const o = batchMatmul(att, v0); // [B, nh, T, hd]
-    return matmul(tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * T, d]), this.param(`${p}.wo`));
+    const full = T === this.cfg.seq_len;
+    const o = causalSelfAttention(matmul(x, wqkv), {
+      batch: B,
+      seqLen: T,
+      heads: nh,
+      cos: full ? this.#ropeCos : tf.slice(this.#ropeCos, [0, 0], [T, half]),
+      sin: full ? this.#ropeSin : tf.slice(this.#ropeSin, [0, 0], [T, half]),
+      mask: full ? this.#mask : tf.slice(this.#mask, [0, 0], [T, T]),
+    });
+    return matmul(o, this.param(`${p}.wo`));
   }
 
   /** Final hidden states [B*T, d] of token ids x [B, T] (int32). */
-  #hidden(x: tf.Tensor, ctxFor: (layer: number) => FfnContext): tf.Tensor2D {
+  #hidden(x: tf.Tensor, ctxFor: (layer: number, residual: tf.Tensor2D, seqLen: number) => FfnContext): tf.Tensor2D {
     if (x.rank !== 2) throw new Error(`model input must be [batch, time] token ids, got shape [${x.shape}]`);
     const [B, T] = x.shape;
     if (T > this.cfg.seq_len) throw new Error(`sequence length ${T} exceeds model.seq_len = ${this.cfg.seq_len}`);
@@ -379,7 +385,7 @@ export class Transformer {
     for (let l = 0; l < this.cfg.n_layers; l++) {
       h = tf.add(h, this.#attention(this.#rmsnorm(h, this.param(`layers.${l}.norm1`)), l, B, T));
       const hn = this.#rmsnorm(h, this.param(`layers.${l}.norm2`));
-      h = tf.add(h, this.ffn.apply(hn, this.#ffnParams[l], ctxFor(l)));
+      h = tf.add(h, this.ffn.apply(hn, this.#ffnParams[l], ctxFor(l, h, T)));
     }
     return this.#rmsnorm(h, this.param("norm_f"));
   }
@@ -409,10 +415,12 @@ export class Transformer {
       stats.set(name, list);
     });
     const logits = this.#logits2d(this.#hidden(x, ctx));
-    const V = this.cfg.vocab_size;
-    const targets = tf.oneHot(tf.reshape(y.dtype === "int32" ? y : tf.cast(y, "int32"), [-1]), V, 1, 0, "float32");
-    const nll = tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1));
-    const out: Objective = { loss: tf.mean(nll), aux: aux.length ? tf.addN(aux) as tf.Scalar : null, stats: {} };
+    // mean(-sum(onehot(y) * logSoftmax(logits))) (lib/backends/fused.ts)
+    const out: Objective = {
+      loss: crossEntropy(logits, y),
+      aux: aux.length ? tf.addN(aux) as tf.Scalar : null,
+      stats: {},
+    };
     for (const [name, vs] of stats) out.stats[`ffn.${name}`] = tf.div(tf.addN(vs), vs.length);
     return out;
   }
@@ -421,16 +429,20 @@ export class Transformer {
     opts: ForwardOptions,
     addAuxLoss: (l: tf.Scalar) => void,
     addStat: (name: string, v: tf.Scalar) => void,
-  ): (layer: number) => FfnContext {
+  ): (layer: number, residual: tf.Tensor2D, seqLen: number) => FfnContext {
     const training = opts.training ?? false;
-    return (layer) => ({
+    const capture = opts.capture;
+    return (layer, residual, seqLen) => ({
       cfg: this.cfg,
       layer,
       training,
       rng: opts.rng ?? null,
       addAuxLoss: training ? addAuxLoss : () => {},
       addStat,
-    });
+      residual,
+      seqLen,
+      ...(capture ? { capture: (name, value, sub) => capture(layer, name, value, sub ?? 0) } : {}),
+    } satisfies FfnContext);
   }
 
   /** Current weights by name (float32 copies; async so it works on webgpu). */

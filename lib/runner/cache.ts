@@ -1,15 +1,29 @@
 /**
  * The run cache: `results/cache/<hash>/`, one directory per run hash, the source of
  * truth for every result (the DuckDB store is rebuilt from it). File formats are in
- * records.ts. Every file is written atomically; `status.json` is written last, so a
- * run is `completed` only once its summary and metrics are on disk.
+ * records.ts.
+ *
+ * Crash and corruption safety:
+ * - every file is written atomically (temp file, fsync, rename), so a reader sees an old or a new
+ *   file, never half of one;
+ * - `status.json` is the entry's commit record and is written last: it carries the sha256 of
+ *   manifest.json and config.yaml (from the start) and of summary.json and metrics.jsonl (once the
+ *   run ended), plus a sha256 of itself;
+ * - {@link inspectEntry} checks all of them before anything is read as a result. A run counts as
+ *   finished only when every checksum matches; a truncated or bit-flipped file makes the entry
+ *   `corrupt`: it is retrained (resuming from its verified checkpoints), never loaded.
  *
  * @module
  */
 import { stringify as toYaml } from "yaml";
 import { resolve } from "node:path";
-import { atomicWrite, atomicWriteJson, readJsonOrNull } from "../util/fs.ts";
+import { createHash } from "node:crypto";
+import canonicalize from "canonicalize";
+import { atomicWrite, atomicWriteJson } from "../util/fs.ts";
+import { faultPoint } from "../util/fault.ts";
 import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "./records.ts";
+import { isLocked } from "./lock.ts";
+import { hostname } from "node:os";
 
 /** Paths of one cache entry. */
 export interface EntryPaths {
@@ -20,6 +34,7 @@ export interface EntryPaths {
   summary: string;
   metrics: string;
   lock: string;
+  attempts: string;
 }
 
 /** Paths of the entry for `hash` under `cacheRoot`. */
@@ -33,7 +48,35 @@ export function entryPaths(cacheRoot: string, hash: string): EntryPaths {
     summary: `${dir}/summary.json`,
     metrics: `${dir}/metrics.jsonl`,
     lock: `${dir}/lock`,
+    attempts: `${dir}/attempts.jsonl`,
   };
+}
+
+/** Files a started run's status vouches for. */
+export const STARTED_FILES = ["manifest.json", "config.yaml"] as const;
+/** Files a finished run's status vouches for in addition. */
+export const RESULT_FILES = ["summary.json", "metrics.jsonl"] as const;
+
+const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+/** sha256 hex of each named file of the entry (a missing file throws). */
+export async function fileChecksums(p: EntryPaths, names: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const n of names) out[n] = sha256(await Deno.readFile(`${p.dir}/${n}`));
+  return out;
+}
+
+/** sha256 of a status record's canonical JSON without its `sha256` field. */
+function statusDigest(s: RunStatusRecord): string {
+  const { sha256: _, ...rest } = s;
+  return sha256(canonicalize(rest)!);
+}
+
+/** Returns `s` with its self-checksum set (what {@link writeStatus} writes). */
+export function sealStatus(s: RunStatusRecord): RunStatusRecord {
+  const out = JSON.parse(JSON.stringify(s)) as RunStatusRecord; // exactly what the file will hold
+  delete out.sha256;
+  return { ...out, sha256: statusDigest(out) };
 }
 
 /** Writes manifest.json and config.yaml (the resolved config, for humans). */
@@ -43,18 +86,84 @@ export async function writeManifest(p: EntryPaths, m: RunManifest): Promise<void
   await atomicWrite(p.config, header + toYaml(m.config));
 }
 
-/** Writes status.json. */
+/** Writes status.json, sealed with its own sha256. */
 export function writeStatus(p: EntryPaths, s: RunStatusRecord): Promise<void> {
-  return atomicWriteJson(p.status, s);
+  return atomicWriteJson(p.status, sealStatus(s));
 }
 
-/** Writes the final results: metrics.jsonl, then summary.json. Call writeStatus after. */
-export async function writeResults(p: EntryPaths, summary: RunSummary, metrics: MetricRow[]): Promise<void> {
-  await atomicWrite(p.metrics, metrics.map((r) => JSON.stringify(r)).join("\n") + (metrics.length ? "\n" : ""));
-  await atomicWriteJson(p.summary, summary);
+/** Synchronous {@link writeStatus}, for signal handlers (temp file + rename, no await). */
+export function writeStatusSync(p: EntryPaths, s: RunStatusRecord): void {
+  const tmp = `${p.status}.tmp-sig-${Deno.pid}`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(sealStatus(s), null, 2) + "\n");
+  Deno.renameSync(tmp, p.status);
 }
 
-/** Reads metrics.jsonl (empty when absent). */
+/**
+ * Writes the final results: metrics.jsonl, then summary.json, and returns their sha256 (to put
+ * into the final status, which the caller writes after this).
+ */
+export async function writeResults(
+  p: EntryPaths,
+  summary: RunSummary,
+  metrics: MetricRow[],
+): Promise<Record<string, string>> {
+  const text = metrics.map((r) => JSON.stringify(r)).join("\n") + (metrics.length ? "\n" : "");
+  await atomicWrite(p.metrics, text);
+  faultPoint("run.metrics");
+  const json = JSON.stringify(summary, null, 2) + "\n";
+  await atomicWrite(p.summary, json);
+  faultPoint("run.summary");
+  return { "metrics.jsonl": sha256(text), "summary.json": sha256(json) };
+}
+
+/** One line of attempts.jsonl. */
+export interface AttemptEvent {
+  event: "start" | "end";
+  pid: number;
+  hostname: string;
+  at: string;
+  /** end only: steps done. */
+  step?: number;
+  /** end only: completed, failed or error. */
+  outcome?: "completed" | "failed" | "error";
+  /** end only: failure reason or error message. */
+  detail?: string | null;
+}
+
+/** Appends one event to attempts.jsonl (one write of one line; a torn last line is ignored on read). */
+export async function appendAttempt(p: EntryPaths, e: AttemptEvent): Promise<void> {
+  const f = await Deno.open(p.attempts, { append: true, create: true });
+  try {
+    await f.write(new TextEncoder().encode(JSON.stringify(e) + "\n"));
+  } finally {
+    f.close();
+  }
+}
+
+/** The entry's attempt history (lines that do not parse, e.g. torn by a crash, are skipped). */
+export async function readAttempts(p: EntryPaths): Promise<AttemptEvent[]> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(p.attempts);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  const out: AttemptEvent[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch { /* torn line */ }
+  }
+  return out;
+}
+
+function parseMetrics(text: string): MetricRow[] {
+  return text.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as MetricRow);
+}
+
+/** Reads metrics.jsonl (empty when absent). Not verified: use {@link inspectEntry} for results. */
 export async function readMetrics(p: EntryPaths): Promise<MetricRow[]> {
   let text: string;
   try {
@@ -63,28 +172,132 @@ export async function readMetrics(p: EntryPaths): Promise<MetricRow[]> {
     if (e instanceof Deno.errors.NotFound) return [];
     throw e;
   }
-  return text.split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as MetricRow);
+  return parseMetrics(text);
 }
 
-/** Reads a whole entry; null when it has no manifest (never started or not a run dir). */
+/** What {@link inspectEntry} found. */
+export interface EntryState {
+  /** The verified record; null when the entry is not a run (no files) or is corrupt. */
+  record: RunRecord | null;
+  /** Why the entry cannot be trusted (empty when it can). */
+  problems: string[];
+}
+
+async function readBytes(path: string): Promise<Uint8Array | null> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+function parseJson<T>(bytes: Uint8Array, name: string, problems: string[]): T | null {
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as T;
+  } catch (e) {
+    problems.push(`${name} does not parse (${(e as Error).message.split("\n")[0]})`);
+    return null;
+  }
+}
+
+/**
+ * Reads and verifies a cache entry. A run with no status yet (killed right after its manifest)
+ * is `queued`; a `running` one keeps that status (callers derive `interrupted` from the lock).
+ * Results (summary, metrics) are returned only for a finished run whose status vouches for them.
+ */
+export async function inspectEntry(p: EntryPaths): Promise<EntryState> {
+  const problems: string[] = [];
+  const bytes = {
+    manifest: await readBytes(p.manifest),
+    status: await readBytes(p.status),
+  };
+  if (bytes.manifest === null) {
+    if (bytes.status !== null) problems.push("manifest.json is missing");
+    return { record: null, problems };
+  }
+  const manifest = parseJson<RunManifest>(bytes.manifest, "manifest.json", problems);
+  if (bytes.status === null) {
+    if (problems.length) return { record: null, problems };
+    // Killed between writing the manifest and the first status: nothing ran yet.
+    return { record: { manifest: manifest!, status: emptyStatus("queued"), summary: null, metrics: [] }, problems };
+  }
+  const status = parseJson<RunStatusRecord>(bytes.status, "status.json", problems);
+  if (status) {
+    if (typeof status.sha256 !== "string") problems.push("status.json has no checksum (written by an older finelab)");
+    else if (statusDigest(status) !== status.sha256) problems.push("status.json does not match its own sha256");
+  }
+  if (problems.length) return { record: null, problems };
+  const files = status!.files ?? {};
+  const finished = status!.status === "completed" || status!.status === "failed";
+  const required = finished ? [...STARTED_FILES, ...RESULT_FILES] : [...STARTED_FILES];
+  for (const n of required) if (!(n in files)) problems.push(`status.json vouches for no ${n}`);
+  const content = new Map<string, Uint8Array>();
+  for (const [n, want] of Object.entries(files)) {
+    const b = n === "manifest.json" ? bytes.manifest : await readBytes(`${p.dir}/${n}`);
+    if (b === null) {
+      problems.push(`${n} is missing`);
+      continue;
+    }
+    const got = sha256(b);
+    if (got !== want) {
+      problems.push(
+        `${n} has sha256 ${got.slice(0, 12)}…, status.json says ${want.slice(0, 12)}… (truncated or altered)`,
+      );
+    }
+    content.set(n, b);
+  }
+  if (problems.length) return { record: null, problems };
+  let summary: RunSummary | null = null, metrics: MetricRow[] = [];
+  if (finished) {
+    summary = parseJson<RunSummary>(content.get("summary.json")!, "summary.json", problems);
+    try {
+      metrics = parseMetrics(new TextDecoder("utf-8", { fatal: true }).decode(content.get("metrics.jsonl")!));
+    } catch (e) {
+      problems.push(`metrics.jsonl does not parse (${(e as Error).message})`);
+    }
+    if (problems.length) return { record: null, problems };
+  }
+  return { record: { manifest: manifest!, status: status!, summary, metrics }, problems };
+}
+
+/** Raised when a cache entry that should hold results fails verification. */
+export class CorruptEntryError extends Error {
+  /** The entry's directory. */
+  readonly dir: string;
+  /** What is wrong with it. */
+  readonly problems: string[];
+  /** Builds the error. */
+  constructor(dir: string, problems: string[]) {
+    super(`cache entry ${dir} is corrupt: ${problems.join("; ")}`);
+    this.name = "CorruptEntryError";
+    this.dir = dir;
+    this.problems = problems;
+  }
+}
+
+/** Reads a verified entry; null when it is not a run. Throws {@link CorruptEntryError} when it is corrupt. */
 export async function readRecord(p: EntryPaths): Promise<RunRecord | null> {
-  const manifest = await readJsonOrNull<RunManifest>(p.manifest);
-  if (!manifest) return null;
-  const status = (await readJsonOrNull<RunStatusRecord>(p.status)) ?? emptyStatus("queued");
-  const summary = await readJsonOrNull<RunSummary>(p.summary);
-  const metrics = summary ? await readMetrics(p) : [];
-  return { manifest, status, summary, metrics };
+  const s = await inspectEntry(p);
+  if (s.problems.length) throw new CorruptEntryError(p.dir, s.problems);
+  return s.record;
 }
 
-/** True when the entry holds a finished run (completed or failed with a summary). */
+/** True when the entry holds a finished run (completed, or failed with a summary) whose every checksum matches. */
 export async function isFinished(p: EntryPaths): Promise<boolean> {
-  const s = await readJsonOrNull<RunStatusRecord>(p.status);
-  return !!s && (s.status === "completed" || s.status === "failed") &&
-    (await readJsonOrNull<RunSummary>(p.summary)) !== null;
+  const { record } = await inspectEntry(p);
+  return record !== null && (record.status.status === "completed" || record.status.status === "failed") &&
+    record.summary !== null;
 }
 
-/** Every entry in the cache (sorted by hash), skipping dirs that are not runs. */
-export async function listRecords(cacheRoot: string): Promise<RunRecord[]> {
+/** Options of {@link listRecords}. */
+export interface ListOptions {
+  /** Called for each corrupt entry (it is left out of the list). */
+  onCorrupt?: (dir: string, problems: string[]) => void;
+}
+
+/** Every verified entry in the cache (sorted by hash), skipping dirs that are not runs and corrupt ones. */
+export async function listRecords(cacheRoot: string, opts: ListOptions = {}): Promise<RunRecord[]> {
   const out: RunRecord[] = [];
   let names: string[] = [];
   try {
@@ -97,10 +310,52 @@ export async function listRecords(cacheRoot: string): Promise<RunRecord[]> {
   }
   names = names.sort();
   for (const n of names) {
-    const r = await readRecord(entryPaths(cacheRoot, n));
-    if (r) out.push(r);
+    const p = entryPaths(cacheRoot, n);
+    const s = await inspectEntry(p);
+    if (s.problems.length) opts.onCorrupt?.(p.dir, s.problems);
+    else if (s.record) out.push(s.record);
   }
   return out;
+}
+
+/** Removes temp files a crash left in the entry (`*.tmp-*`); call only while holding the run's lock. */
+export async function removeTempFiles(p: EntryPaths): Promise<string[]> {
+  const removed: string[] = [];
+  try {
+    for await (const e of Deno.readDir(p.dir)) {
+      if (e.isFile && /\.tmp-/.test(e.name)) {
+        await Deno.remove(`${p.dir}/${e.name}`).catch(() => {});
+        removed.push(e.name);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return removed;
+}
+
+/** Seconds between heartbeats of a training run (status.json `heartbeat_at`). */
+export const HEARTBEAT_S = 10;
+/** A run on another host whose heartbeat is older than this is taken for dead (its lock cannot be probed). */
+export const STALE_AFTER_S = 12 * HEARTBEAT_S;
+
+/**
+ * The live status of a `running` record: `interrupted` when its process is gone, never running
+ * forever. On this host the run's flock decides (the kernel drops it the moment the owner dies,
+ * SIGKILL included); a run recorded by another host (e.g. a shared file system, where flock may
+ * not reach) counts as dead once its heartbeat is older than {@link STALE_AFTER_S}.
+ */
+export function liveStatus(s: RunStatusRecord, p: EntryPaths, now = Date.now()): RunStatusRecord["status"] {
+  if (s.status !== "running") return s.status;
+  if (!s.hostname || s.hostname === hostname()) return isLocked(p.lock) ? "running" : "interrupted";
+  const beat = s.heartbeat_at ? Date.parse(s.heartbeat_at) : NaN;
+  return Number.isFinite(beat) && now - beat < STALE_AFTER_S * 1000 ? "running" : "interrupted";
+}
+
+/** The record with its {@link liveStatus}. */
+export function withLiveStatus(r: RunRecord, p: EntryPaths): RunRecord {
+  const status = liveStatus(r.status, p);
+  return status === r.status.status ? r : { ...r, status: { ...r.status, status } };
 }
 
 /** A status record with nothing filled in. */

@@ -11,15 +11,23 @@ import { loadDataset } from "../data/mod.ts";
 import { initBackend } from "../backends/mod.ts";
 import { train, type TrainProgress } from "../train/mod.ts";
 import {
+  appendAttempt,
   emptyStatus,
   type EntryPaths,
   entryPaths,
+  fileChecksums,
+  HEARTBEAT_S,
+  inspectEntry,
   isFinished,
   readRecord,
+  removeTempFiles,
+  STARTED_FILES,
   writeManifest,
   writeResults,
   writeStatus,
+  writeStatusSync,
 } from "./cache.ts";
+import { faultPoint } from "../util/fault.ts";
 import { type Lock, tryLock, waitLock } from "./lock.ts";
 import type { HashedRun, Plan } from "./plan.ts";
 import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "./records.ts";
@@ -69,8 +77,7 @@ export function markInterrupted(): void {
   if (!current) return;
   const s: RunStatusRecord = { ...current.status, status: "interrupted", heartbeat_at: new Date().toISOString() };
   try {
-    Deno.writeTextFileSync(current.paths.status + ".tmp-sig", JSON.stringify(s, null, 2) + "\n");
-    Deno.renameSync(current.paths.status + ".tmp-sig", current.paths.status);
+    writeStatusSync(current.paths, s);
   } catch { /* best effort: a stale running status is detected from the lock anyway */ }
   current.lock.release();
   current = null;
@@ -97,6 +104,7 @@ async function removeCheckpoints(p: EntryPaths): Promise<void> {
 /** Trains one run while holding its lock; writes manifest, status, results. */
 async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, index: number, total: number) {
   const p = run.paths;
+  await removeTempFiles(p); // temp files of a crashed writer (we hold the lock: nobody is writing)
   const backendInfo = await initBackend(run.config.backend);
   const env = await baseEnvironment(opts.paths.root);
   const manifest: RunManifest = {
@@ -111,6 +119,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
     created_at: new Date().toISOString(),
   };
   await writeManifest(p, manifest);
+  faultPoint("run.manifest");
   const status: RunStatusRecord = {
     ...emptyStatus("running"),
     pid: Deno.pid,
@@ -118,11 +127,14 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
     started_at: new Date().toISOString(),
     heartbeat_at: new Date().toISOString(),
     step: 0,
+    files: await fileChecksums(p, STARTED_FILES),
   };
   await writeStatus(p, status);
+  await appendAttempt(p, { event: "start", pid: Deno.pid, hostname: env.hostname, at: status.started_at! });
   current = { paths: p, lock, status };
   const sink = opts.progress?.(run, index, total);
   let lastBeat = Date.now();
+  let beat: Promise<void> = Promise.resolve();
   try {
     const ds = await dataset(run, opts.paths);
     const outcome = await train({
@@ -130,30 +142,57 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
       dataset: ds,
       dir: p.dir,
       resume: !opts.force,
+      init: run.parent ? { dir: run.parent.paths.dir, model: run.parent.config.model } : undefined,
       progress: (pr: StepProgress) => {
         sink?.update(pr);
         status.step = pr.step;
-        if (Date.now() - lastBeat > 10_000) {
+        if (Date.now() - lastBeat > HEARTBEAT_S * 1000) {
           lastBeat = Date.now();
           status.heartbeat_at = new Date().toISOString();
-          writeStatus(p, { ...status }).catch(() => {});
+          beat = beat.then(() => writeStatus(p, { ...status })).catch(() => {});
         }
       },
     });
-    await writeResults(p, outcome.summary, outcome.metrics);
+    await beat; // a heartbeat still in flight must not land after the final status
+    const sums = await writeResults(p, outcome.summary, outcome.metrics);
     const final: RunStatusRecord = {
       ...status,
       status: outcome.summary.status,
       step: outcome.summary.steps_done,
       heartbeat_at: new Date().toISOString(),
       finished_at: new Date().toISOString(),
+      files: { ...status.files, ...sums },
     };
     await writeStatus(p, final);
+    faultPoint("run.status");
+    await appendAttempt(p, {
+      event: "end",
+      pid: Deno.pid,
+      hostname: env.hostname,
+      at: final.finished_at!,
+      step: outcome.summary.steps_done,
+      outcome: outcome.summary.status,
+      detail: outcome.summary.failure?.reason ?? null,
+    }).catch(() => {});
     sink?.done(describe(outcome.summary));
     return outcome.summary;
   } catch (e) {
-    await writeStatus(p, { ...status, status: "failed", finished_at: new Date().toISOString() }).catch(() => {});
-    sink?.done(`error: ${(e as Error).message}`);
+    // An exception (disk full, a bug) interrupts the attempt: the entry keeps its verified checkpoints
+    // and the next run of the same command resumes from them.
+    const error = (e as Error)?.message ?? String(e);
+    await beat;
+    await writeStatus(p, { ...status, status: "interrupted", error, heartbeat_at: new Date().toISOString() })
+      .catch(() => {});
+    await appendAttempt(p, {
+      event: "end",
+      pid: Deno.pid,
+      hostname: env.hostname,
+      at: new Date().toISOString(),
+      step: status.step ?? 0,
+      outcome: "error",
+      detail: error,
+    }).catch(() => {});
+    sink?.done(`error: ${error}`);
     throw e;
   } finally {
     current = null;
@@ -186,7 +225,10 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Run
   const outcomes = new Map<string, RunOutcome>();
   const deferred: HashedRun[] = [];
   const total = plan.runs.length;
-  const todo = plan.runs.filter((r, i, a) => a.findIndex((x) => x.hash === r.hash) === i);
+  // Parents first: other experiments' runs this plan starts from, then runs by their depth in init_from chains.
+  const depth = (r: HashedRun): number => (r.parent ? 1 + depth(r.parent) : 0);
+  const ordered = [...plan.dependencies, ...[...plan.runs].sort((a, b) => depth(a) - depth(b))];
+  const todo = ordered.filter((r, i, a) => a.findIndex((x) => x.hash === r.hash) === i);
 
   const attempt = async (run: HashedRun, lock: Lock, index: number): Promise<void> => {
     try {
@@ -194,10 +236,21 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Run
         outcomes.set(run.hash, { run, action: "waited", record: await finishedRecord(run) });
         return;
       }
+      const { problems } = await inspectEntry(run.paths);
+      if (problems.length && !opts.force) {
+        log(
+          `${run.run_id}: cache entry ${run.paths.dir} failed verification (${problems.join("; ")}); ` +
+            `retraining it from its last verified checkpoint`,
+        );
+      }
+      if (run.parent) await checkParent(run);
       if (opts.force) await removeCheckpoints(run.paths);
-      const hadCheckpoint = await Deno.stat(`${run.paths.dir}/checkpoints`).then(() => true, () => false);
       const summary = await trainLocked(run, lock, opts, index, total);
-      const action: RunAction = summary.status === "failed" ? "failed" : hadCheckpoint ? "resumed" : "trained";
+      const action: RunAction = summary.status === "failed"
+        ? "failed"
+        : summary.resumed_from_step !== null
+        ? "resumed"
+        : "trained";
       outcomes.set(run.hash, { run, action, record: await finishedRecord(run) });
     } finally {
       lock.release();
@@ -207,6 +260,10 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Run
   for (const [i, run] of todo.entries()) {
     if (!opts.force && await isFinished(run.paths)) {
       outcomes.set(run.hash, { run, action: "cached", record: await finishedRecord(run) });
+      continue;
+    }
+    if (run.parent && deferred.some((d) => d.hash === run.parent!.hash)) {
+      deferred.push(run); // its parent is being trained by another process: wait for both, in order
       continue;
     }
     await Deno.mkdir(run.paths.dir, { recursive: true });
@@ -226,6 +283,22 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Run
     await attempt(run, lock, todo.indexOf(run));
   }
   return plan.runs.map((r) => outcomes.get(r.hash)!);
+}
+
+/** Throws, naming the parent, unless the run's parent finished successfully. */
+async function checkParent(run: HashedRun): Promise<void> {
+  const parent = run.parent!;
+  const rec = await readRecord(parent.paths);
+  if (rec?.summary?.status === "completed") return;
+  const state = !rec
+    ? "has not been trained"
+    : rec.summary?.status === "failed"
+    ? `failed at step ${rec.summary.failure?.step} (${rec.summary.failure?.reason})`
+    : `is ${rec.status.status}`;
+  throw new Error(
+    `${run.run_id} starts from ${parent.config.experiment}/${parent.run_id} (run ${parent.hash.slice(0, 12)}), which ` +
+      `${state}. Fix or retrain the parent (deno task exp ${parent.config.experiment}), then run again.`,
+  );
 }
 
 /** Result of re-training a run from scratch and comparing it with the cache. */

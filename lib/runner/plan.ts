@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { isAbsolute, relative, resolve } from "node:path";
 import { existsSync } from "node:fs";
 import type { ConcreteBackend, RunConfig } from "../experiment/config.ts";
 import { type Experiment, isExperiment } from "../experiment/define.ts";
@@ -22,9 +22,10 @@ import type { DataManifest } from "../data/types.ts";
 import { datasetManifest, validateData } from "../data/mod.ts";
 import { resolveBackend } from "../backends/mod.ts";
 import { loadFfn, validateModel } from "../models/mod.ts";
+import { budgetProblems } from "../models/budget.ts";
 import { type EntryPaths, entryPaths } from "./cache.ts";
 import type { HashInputs } from "./records.ts";
-import type { ProjectPaths } from "../util/paths.ts";
+import { type ProjectPaths, toFileUrl } from "../util/paths.ts";
 
 /** A run with its identity. */
 export interface HashedRun extends Omit<PlannedRun, "config"> {
@@ -32,6 +33,8 @@ export interface HashedRun extends Omit<PlannedRun, "config"> {
   hash: string;
   hash_inputs: HashInputs;
   paths: EntryPaths;
+  /** The run this one starts from (`init_from`), trained before it; null for a fresh init. */
+  parent: HashedRun | null;
 }
 
 /** Everything `exp` will do, before it does it. */
@@ -41,6 +44,8 @@ export interface Plan {
   scale: string;
   backend: { name: ConcreteBackend; reason: string };
   runs: HashedRun[];
+  /** Parent runs of other experiments that this plan's runs start from (trained first, not part of the plan). */
+  dependencies: HashedRun[];
   data: Map<string, DataManifest>;
   overrides: Expansion["overrides"];
 }
@@ -52,6 +57,12 @@ export class ExperimentError extends Error {
     super(message);
     this.name = "ExperimentError";
   }
+}
+
+/** How to show a path to the user: relative to the project root when inside it. */
+function shown(path: string, paths: ProjectPaths): string {
+  const rel = relative(paths.root, path);
+  return rel.startsWith("..") || isAbsolute(rel) ? path : rel;
 }
 
 /** Ids of the experiments in `experiments/` (file names without .ts, tests excluded). */
@@ -75,32 +86,39 @@ export async function loadExperiment(
   paths: ProjectPaths,
 ): Promise<{ exp: Experiment; modulePath: string }> {
   const available = await listExperiments(paths);
+  const dir = shown(paths.experiments, paths);
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(id) || !available.includes(id)) {
     throw new ExperimentError(
       `Unknown experiment ${JSON.stringify(id)}. Available: ${available.join(", ") || "(none)"}.\n` +
-        `An experiment is a module experiments/<id>.ts that default-exports defineExperiment({ id: "<id>", ... }).`,
+        `An experiment is a module ${dir}/<id>.ts that default-exports defineExperiment({ id: "<id>", ... }); ` +
+        `check the spelling, or create the module.`,
     );
   }
   const modulePath = resolve(paths.experiments, `${id}.ts`);
+  const file = shown(modulePath, paths);
   let mod: Record<string, unknown>;
   try {
-    mod = await import(`file://${modulePath}`);
+    mod = await import(toFileUrl(modulePath).href);
   } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split("\n")
+      .filter((l) => l.trim() && !/^\s*at /.test(l)).slice(0, 6);
     throw new ExperimentError(
-      `Cannot load experiment module experiments/${id}.ts:\n  ${(e as Error).message.split("\n").join("\n  ")}\n` +
-        `Fix the module (run \`deno check experiments/${id}.ts\` to see type errors) and run again.`,
+      `Cannot load experiment module ${file}: ${e instanceof Error ? e.name : "error"}:\n  ${msg.join("\n  ")}\n` +
+        `Fix the module (\`deno check ${file}\` shows type errors) and run again. Nothing was trained.`,
     );
   }
   const exp = mod.default;
   if (!isExperiment(exp)) {
     throw new ExperimentError(
-      `experiments/${id}.ts must \`export default defineExperiment({...})\` (from lib/experiment/mod.ts); ` +
-        `its default export is ${exp === undefined ? "missing" : typeof exp}.`,
+      `${file} must \`export default defineExperiment({...})\` (from lib/experiment/mod.ts); ` +
+        `its default export is ${exp === undefined ? "missing" : exp === null ? "null" : `a plain ${typeof exp}`}. ` +
+        `Wrap the declaration in defineExperiment and run again.`,
     );
   }
   if (exp.id !== id) {
     throw new ExperimentError(
-      `experiments/${id}.ts declares id ${JSON.stringify(exp.id)}; the id must equal the file name (${id}).`,
+      `${file} declares id ${JSON.stringify(exp.id)}; the id must equal the file name (${id}). ` +
+        `Rename the file or change the id.`,
     );
   }
   return { exp, modulePath };
@@ -109,7 +127,7 @@ export async function loadExperiment(
 /** Local modules an experiment imports outside lib/ (user helpers): part of its runs' code hash. */
 async function userCode(modulePath: string, paths: ProjectPaths): Promise<CodeGraph> {
   const g = await moduleGraph(modulePath, { repoRoot: paths.root });
-  const rel = modulePath.slice(paths.root.length + 1);
+  const rel = relative(paths.root, modulePath);
   const code: Record<string, string> = {};
   for (const [p, h] of Object.entries(g.code)) if (!p.startsWith("lib/") && p !== rel) code[p] = h;
   return { code, npm: [] };
@@ -161,6 +179,11 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
     for (const x of p) problems.push(`${r.run_id}: ${x}`);
   }
   if (problems.length) throw new ConfigError(`Invalid experiment ${exp.id}`, [...new Set(problems)]);
+  if (exp.budget) {
+    // Budget-matched experiments refuse a grid whose variants differ by more than the stated tolerance.
+    const mismatch = await budgetProblems(expansion.runs, exp.budget);
+    if (mismatch.length) throw new ConfigError(`Budget mismatch in experiment ${exp.id}`, mismatch);
+  }
 
   const requested = expansion.runs[0].config.backend;
   const backend = await resolveBackend(requested);
@@ -170,6 +193,8 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
   const data = new Map<string, DataManifest>();
   const manifestByCfg = new Map<string, DataManifest>();
   const runs: HashedRun[] = [];
+  const withParent: HashedRun[] = [];
+  const tooSmall = new Set<string>();
   for (const r of expansion.runs) {
     const config: RunConfig = { ...r.config, backend: backend.name };
     const dkey = JSON.stringify(config.data);
@@ -178,6 +203,17 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
       manifest = await datasetManifest(config.data, { root: paths.root, cacheDir: paths.results });
       manifestByCfg.set(dkey, manifest);
       data.set(manifest.hash, manifest);
+    }
+    // One sequence (seq_len + 1 tokens) per split is the least a batch needs: say so before anything trains.
+    for (const [split, n] of [["training", manifest.train_tokens], ["validation", manifest.val_tokens]] as const) {
+      if (n < config.model.seq_len + 1) {
+        tooSmall.add(
+          `the ${split} split of the dataset (data.source = ${JSON.stringify(config.data.source)}` +
+            `${config.data.path ? `, data.path = ${JSON.stringify(config.data.path)}` : ""}) has ${n} tokens, ` +
+            `fewer than one sequence of model.seq_len + 1 = ${config.model.seq_len + 1}. Use a larger dataset or ` +
+            `data.max_bytes, a smaller model.seq_len, or a different data.val_fraction (now ${config.data.val_fraction})`,
+        );
+      }
     }
     const code = await codeFor(config, paths);
     const hash_inputs: HashInputs = {
@@ -190,8 +226,102 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
       tfjs,
       parent: {},
     };
+    if (r.init_from) {
+      withParent.push({ ...r, config, hash: "", hash_inputs, paths: entryPaths(paths.cache, "0"), parent: null });
+      continue;
+    }
     const hash = hashValue(hash_inputs);
-    runs.push({ ...r, config, hash, hash_inputs, paths: entryPaths(paths.cache, hash) });
+    runs.push({ ...r, config, hash, hash_inputs, paths: entryPaths(paths.cache, hash), parent: null });
   }
-  return { experiment: exp, modulePath, scale: expansion.scale, backend, runs, data, overrides: expansion.overrides };
+  if (tooSmall.size) throw new ConfigError(`Dataset too small for experiment ${exp.id}`, [...tooSmall]);
+  const dependencies = await resolveParents(withParent, runs, { exp, scale: expansion.scale, backend, opts });
+  const order = new Map(expansion.runs.map((r, i) => [r.run_id, i]));
+  runs.sort((a, b) => order.get(a.run_id)! - order.get(b.run_id)!);
+  return {
+    experiment: exp,
+    modulePath,
+    scale: expansion.scale,
+    backend,
+    runs,
+    dependencies,
+    data,
+    overrides: expansion.overrides,
+  };
+}
+
+const samePoint = (a: Record<string, unknown>, b: Record<string, unknown>) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * Hashes the runs that start from a parent run (`init_from`): the parent is a run of this plan or of
+ * another experiment planned at the same scale and backend; its hash and lib/models/upcycle.ts join the
+ * child's hash inputs. Returns the parents of other experiments (to train first). Unknown parents and
+ * cycles are ConfigErrors naming the run.
+ */
+async function resolveParents(
+  pending: HashedRun[],
+  runs: HashedRun[],
+  ctx: { exp: Experiment; scale: string; backend: { name: ConcreteBackend }; opts: PlanOptions },
+): Promise<HashedRun[]> {
+  const { paths } = ctx.opts;
+  if (pending.length === 0) return [];
+  const upcycleCode = await moduleGraph(resolve(paths.root, "lib/models/upcycle.ts"), { repoRoot: paths.root });
+  const others = new Map<string, Plan>();
+  const dependencies: HashedRun[] = [];
+  const problems: string[] = [];
+  let remaining = pending;
+  while (remaining.length) {
+    const next: HashedRun[] = [];
+    for (const child of remaining) {
+      const ref = child.init_from!;
+      const pexp = ref.experiment ?? ctx.exp.id, pseed = ref.seed ?? child.seed;
+      const what = `${child.run_id}: init_from ${pexp} variant ${ref.variant} seed ${pseed}`;
+      let parent: HashedRun | undefined;
+      if (pexp === ctx.exp.id) {
+        const match = (r: HashedRun) => r.variant === ref.variant && r.seed === pseed;
+        parent = runs.find((r) => match(r) && samePoint(r.point, child.point)) ?? runs.find(match);
+        if (!parent) {
+          if (remaining.some((r) => r !== child && match(r))) next.push(child); // its parent has a parent too
+          else problems.push(`${what}: no such run in this experiment (check the variant name and seeds)`);
+          continue;
+        }
+      } else {
+        let plan = others.get(pexp);
+        if (!plan) {
+          let loaded;
+          try {
+            loaded = await loadExperiment(pexp, paths);
+          } catch (e) {
+            problems.push(`${what}: ${(e as Error).message.split("\n")[0]}`);
+            continue;
+          }
+          const scale = ctx.scale in (loaded.exp.scales ?? {}) ? ctx.scale : "default";
+          plan = await makePlan(loaded, { paths, overrides: { scale, backend: ctx.backend.name } });
+          others.set(pexp, plan);
+        }
+        parent = plan.runs.find((r) => r.variant === ref.variant && r.seed === pseed);
+        if (!parent) {
+          problems.push(`${what}: experiment ${pexp} has no such run at scale ${plan.scale}`);
+          continue;
+        }
+        for (const d of [...plan.dependencies, parent]) {
+          if (!dependencies.some((x) => x.hash === d.hash)) dependencies.push(d);
+        }
+      }
+      const hash_inputs: HashInputs = {
+        ...child.hash_inputs,
+        code: { ...child.hash_inputs.code, ...upcycleCode.code },
+        parent: { [`${pexp}/${parent.run_id}`]: parent.hash },
+      };
+      const hash = hashValue(hash_inputs);
+      runs.push({ ...child, hash, hash_inputs, paths: entryPaths(paths.cache, hash), parent });
+    }
+    if (problems.length) throw new ConfigError(`Invalid init_from in experiment ${ctx.exp.id}`, problems);
+    if (next.length === remaining.length) {
+      throw new ConfigError(`Invalid init_from in experiment ${ctx.exp.id}`, [
+        `init_from forms a cycle among: ${next.map((r) => r.run_id).join(", ")}`,
+      ]);
+    }
+    remaining = next;
+  }
+  return dependencies;
 }

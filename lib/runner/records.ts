@@ -5,10 +5,12 @@
  * Files of a cache entry (each written atomically: temp file + rename):
  * - `manifest.json`  RunManifest: config, hash inputs, environment.
  * - `config.yaml`    the resolved RunConfig, for humans.
- * - `status.json`    RunStatusRecord: queued/running/completed/failed/interrupted, heartbeat.
+ * - `status.json`    RunStatusRecord: queued/running/completed/failed/interrupted, heartbeat, and the
+ *                    sha256 of the other files (checked before any of them is trusted) and of itself.
  * - `summary.json`   RunSummary: final metrics (only once the run ended).
  * - `metrics.jsonl`  MetricRow per line: every logged step (only once the run ended).
  * - `checkpoints/`   resumable checkpoints (lib/train) and `final/`.
+ * - `attempts.jsonl` one line per training attempt start and end (pid, host, time, outcome): history.
  *
  * @module
  */
@@ -102,6 +104,12 @@ export interface RunStatusRecord {
   started_at: string | null;
   finished_at: string | null;
   step: number | null;
+  /** Why the last attempt stopped with an error (an exception, not a NaN: those are in summary.failure). */
+  error?: string | null;
+  /** sha256 hex of the entry's files this status vouches for (manifest.json, config.yaml; summary.json and metrics.jsonl once finished). */
+  files?: Record<string, string>;
+  /** sha256 hex of this record's canonical JSON without this field: a corrupt status.json is never trusted. */
+  sha256?: string;
 }
 
 /** All a store needs to know of one run. */

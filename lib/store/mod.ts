@@ -34,6 +34,7 @@ import {
   schemaDdl,
 } from "./schema.ts";
 import { type QueryResult, toQueryResult } from "./result.ts";
+import { faultPoint } from "../util/fault.ts";
 
 export type { JsonValue, QueryColumn, QueryResult } from "./result.ts";
 export { formatFloat, type FormatOptions, formatResult, OUTPUT_FORMATS, type OutputFormat } from "./format.ts";
@@ -120,6 +121,16 @@ function messageOf(e: unknown): string {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+const CORRUPT =
+  /not a valid DuckDB database|corrupt|checksum|version number|replaying WAL|Could not read enough bytes/i;
+
+/** `e` as a {@link StoreCorruptError} when DuckDB's message says the file is damaged; otherwise `e` itself. */
+function asCorrupt(e: unknown, path: string): unknown {
+  const msg = messageOf(e);
+  if (e instanceof StoreCorruptError || !CORRUPT.test(msg)) return e;
+  return new StoreCorruptError(`cannot read results database ${path}: ${msg.split("\n")[0]}. ${REBUILD_HINT}`);
+}
+
 /** Opens a DuckDB instance, retrying while another process holds the lock; maps errors to clear ones. */
 async function createInstance(path: string, readOnly: boolean, lockTimeoutMs: number): Promise<DuckDBInstance> {
   const start = Date.now();
@@ -131,8 +142,8 @@ async function createInstance(path: string, readOnly: boolean, lockTimeoutMs: nu
       const msg = messageOf(e);
       if (/Could not set lock on file/i.test(msg)) {
         const waited = Date.now() - start;
-        if (waited + delay <= lockTimeoutMs) {
-          await sleep(delay);
+        if (waited < lockTimeoutMs) {
+          await sleep(Math.min(delay, lockTimeoutMs - waited)); // retry until the timeout has really passed
           delay = Math.min(delay * 2, 1000);
           continue;
         }
@@ -145,9 +156,7 @@ async function createInstance(path: string, readOnly: boolean, lockTimeoutMs: nu
           holder,
         );
       }
-      if (/not a valid DuckDB database|corrupt|checksum|version number|replaying WAL/i.test(msg)) {
-        throw new StoreCorruptError(`cannot read results database ${path}: ${msg.split("\n")[0]}. ${REBUILD_HINT}`);
-      }
+      if (CORRUPT.test(msg)) throw asCorrupt(e, path);
       if (readOnly && /database does not exist/i.test(msg)) {
         throw new Error(
           `no results database at ${path} yet: run an experiment first, or \`deno task db rebuild\` to build it from the cache`,
@@ -197,7 +206,7 @@ async function connectEntry(entry: Entry): Promise<void> {
   } catch (e) {
     conn?.closeSync();
     instance.closeSync();
-    throw e;
+    throw asCorrupt(e, entry.path);
   }
   entry.instance = instance;
   entry.conn = conn;
@@ -469,6 +478,7 @@ async function ingestInto(
       for (const t of ["metrics", "run_metrics", "runs"]) await deleteWhereIn(conn, t, "hash", hashes);
       await deleteWhereIn(conn, "experiments", "id", experiments.map((x) => x.id));
       await deleteWhereIn(conn, "experiment_runs", "experiment", experiments.filter((x) => x.plan).map((x) => x.id));
+      faultPoint("db.delete");
     }
     const columns = await tableColumns(conn, "runs");
     const fixed = new Map(RUN_COLUMNS.map((c) => [c.name, c]));
@@ -484,6 +494,7 @@ async function ingestInto(
         runsApp.endRow();
       });
     });
+    faultPoint("db.append");
 
     await withAppender(conn, "metrics", (metricsApp) => {
       for (const r of records) {
@@ -536,11 +547,13 @@ async function ingestInto(
         }
       }
     });
+    faultPoint("db.commit");
     await conn.run("COMMIT");
   } catch (e) {
     await conn.run("ROLLBACK").catch(() => {});
     throw e;
   }
+  faultPoint("db.committed");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -594,6 +607,7 @@ async function buildFile(tmp: string, records: RunRecord[], experiments: Experim
 async function swapIn(tmp: string, path: string): Promise<void> {
   await removeIfExists(`${tmp}.wal`);
   await removeIfExists(`${path}.wal`);
+  faultPoint("db.swap");
   await Deno.rename(tmp, path);
 }
 
@@ -687,7 +701,13 @@ class StoreHandle implements Store {
     } catch (e) {
       return Promise.reject(e);
     }
-    return exclusive(this.#entry, () => ingestInto(this.#conn(), { records, experiments, fresh: false }));
+    return exclusive(
+      this.#entry,
+      () =>
+        ingestInto(this.#conn(), { records, experiments, fresh: false }).catch((e) => {
+          throw asCorrupt(e, this.path);
+        }),
+    );
   }
 
   rebuild(records: RunRecord[], experiments: ExperimentRow[]): Promise<void> {
@@ -701,7 +721,13 @@ class StoreHandle implements Store {
 
   query(sql: string, params?: Record<string, QueryParam>): Promise<QueryResult> {
     return exclusive(this.#entry, async () => {
-      const reader = await this.#conn().runAndReadAll(sql, params);
+      let reader;
+      try {
+        reader = await this.#conn().runAndReadAll(sql, params);
+      } catch (e) {
+        // A damaged block surfaces when a query reads it: report it as the corrupt file it is.
+        throw /^IO Error/.test(messageOf(e)) ? asCorrupt(e, this.path) : e;
+      }
       return toQueryResult(reader);
     });
   }

@@ -7,7 +7,8 @@
  *   optimizer.safetensors AdamW moments: `<param>.exp_avg` (m) and `<param>.exp_avg_sq` (v), F32;
  *                         metadata {"step": "<optimizer step count>"}
  *   state.json            CheckpointState: step, optimizer step, RNG state, data position,
- *                         metrics so far, tokens seen, wall time, sha256 of both files, config
+ *                         metrics so far, tokens seen, wall time, sha256 of both files, config,
+ *                         and the sha256 of its own canonical JSON (a flipped digit is caught too)
  * final/                  same layout, written after the last step
  * .tmp-*                  a checkpoint being written (or left by a crash): never read
  * ```
@@ -27,9 +28,10 @@ import type { MetricRow } from "../runner/records.ts";
 import type { ParamSpec } from "../models/ffn/types.ts";
 import type { AdamWState } from "./optim.ts";
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from "./safetensors.ts";
+import { faultPoint } from "../util/fault.ts";
 
-/** Bumped when the checkpoint layout changes; other versions are not loaded. */
-export const CHECKPOINT_FORMAT_VERSION = 1;
+/** Bumped when the checkpoint layout changes; other versions are not loaded. v2: state.json carries its own sha256. */
+export const CHECKPOINT_FORMAT_VERSION = 2;
 const MODEL_FILE = "model.safetensors", OPT_FILE = "optimizer.safetensors", STATE_FILE = "state.json";
 
 /** `state.json` of a checkpoint. */
@@ -53,6 +55,8 @@ export interface CheckpointState {
   metrics: MetricRow[];
   /** sha256 hex of the other files, by file name. */
   files: Record<string, string>;
+  /** sha256 hex of this state's canonical JSON (RFC 8785) without this field. */
+  sha256: string;
   /** The run config the checkpoint belongs to (a different config is not resumed). */
   config: RunConfig;
   final: boolean;
@@ -70,7 +74,7 @@ export interface Checkpoint {
 
 /** What to write. */
 export interface CheckpointPayload {
-  state: Omit<CheckpointState, "files" | "format" | "format_version" | "created_at">;
+  state: Omit<CheckpointState, "files" | "format" | "format_version" | "created_at" | "sha256">;
   specs: readonly ParamSpec[];
   weights: ReadonlyMap<string, { data: Float32Array }>;
   optimizer: AdamWState;
@@ -81,7 +85,13 @@ export function checkpointName(step: number): string {
   return `step-${String(step).padStart(6, "0")}`;
 }
 
-const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
+
+/** sha256 of a state's canonical JSON without its `sha256` field. */
+function stateDigest(state: Omit<CheckpointState, "sha256"> & { sha256?: string }): string {
+  const { sha256: _, ...rest } = state;
+  return sha256(canonicalize(rest)!);
+}
 
 async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
   const f = await Deno.open(path, { write: true, create: true, truncate: true });
@@ -129,16 +139,20 @@ export async function saveCheckpoint(runDir: string, name: string, payload: Chec
     const modelBytes = encodeSafetensors(model, meta);
     const optBytes = encodeSafetensors(opt, { ...meta, step: String(payload.optimizer.step) });
     await writeSynced(join(tmp, MODEL_FILE), modelBytes);
+    faultPoint("ckpt.model");
     await writeSynced(join(tmp, OPT_FILE), optBytes);
-    const state: CheckpointState = {
+    faultPoint("ckpt.optimizer");
+    const body = JSON.parse(JSON.stringify({
       format: "finelab-checkpoint",
       format_version: CHECKPOINT_FORMAT_VERSION,
       ...payload.state,
       files: { [MODEL_FILE]: sha256(modelBytes), [OPT_FILE]: sha256(optBytes) },
       created_at: new Date().toISOString(),
-    };
+    })); // exactly what the file will hold, so the digest matches what is read back
+    const state: CheckpointState = { ...body, sha256: stateDigest(body) };
     await writeSynced(join(tmp, STATE_FILE), new TextEncoder().encode(JSON.stringify(state, null, 1) + "\n"));
     await syncDir(tmp);
+    faultPoint("ckpt.state");
     const dest = join(root, name);
     let old: string | null = null;
     try {
@@ -150,6 +164,7 @@ export async function saveCheckpoint(runDir: string, name: string, payload: Chec
     }
     await Deno.rename(tmp, dest);
     await syncDir(root);
+    faultPoint("ckpt.renamed");
     if (old) await Deno.remove(old, { recursive: true });
     return dest;
   } catch (e) {
@@ -174,6 +189,7 @@ export async function loadCheckpoint(dir: string, opts: LoadOptions = {}): Promi
       `state.json has format ${state?.format} v${state?.format_version}, expected v${CHECKPOINT_FORMAT_VERSION}`,
     );
   }
+  if (stateDigest(state) !== state.sha256) throw new Error("state.json does not match its own sha256 (altered)");
   const bytes: Record<string, Uint8Array> = {};
   for (const f of [MODEL_FILE, OPT_FILE]) {
     const want = state.files?.[f];

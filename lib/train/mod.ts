@@ -17,12 +17,13 @@
  *
  * Summary timing: `wall_s` adds up all attempts (it is saved in checkpoints); `tokens_per_sec` is this
  * attempt's training steps only (no evaluation or checkpoint writes). `extra` holds deterministic metrics
- * only (variants' statistics), never timings, so `--verify` can compare it bit for bit.
+ * only (variants' statistics), never timings, so `--verify` can compare it bit for bit: for a completed
+ * run, the activation analysis of ./analysis.ts on the validation batches (NSAR, histograms, router stats).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { RunConfig, TrainConfig } from "../experiment/config.ts";
+import type { ModelConfig, RunConfig, TrainConfig } from "../experiment/config.ts";
 import type { Dataset } from "../data/types.ts";
 import type { MetricRow, RunSummary } from "../runner/records.ts";
 import { type Batch, evalBatches, trainBatch } from "../data/batches.ts";
@@ -38,14 +39,18 @@ import {
   validateModel,
 } from "../models/transformer.ts";
 import { AdamW, clipByGlobalNorm, learningRate } from "./optim.ts";
+import { analyzeModel } from "./analysis.ts";
+import { sparseMetrics } from "../models/sparse_metrics.ts";
 import {
   type Checkpoint,
   checkpointName,
   findLatestCheckpoint,
+  loadFinalWeights,
   pruneCheckpoints,
   removeTempCheckpoints,
   saveCheckpoint,
 } from "./checkpoint.ts";
+import { faultNaN, faultPoint } from "../util/fault.ts";
 
 export { loadFinalWeights } from "./checkpoint.ts";
 export { learningRate } from "./optim.ts";
@@ -82,10 +87,40 @@ export interface TrainOptions {
   resume?: boolean;
   /** Called after every step and evaluation. */
   progress?: (p: TrainProgress) => void;
+  /** Start from a parent run's final weights instead of the seeded init (ignored when resuming). */
+  init?: TrainInit;
   /** Test hook: return after this many steps of this attempt, as if killed (no final checkpoint). */
   stopAfter?: number;
   /** Where warnings go (ignored checkpoints, ...). Default: console.warn. */
   warn?: (message: string) => void;
+}
+
+/** A parent run to start from (upcycling / continued training); see lib/models/upcycle.ts. */
+export interface TrainInit {
+  /** The parent run's cache directory (its `checkpoints/final/` is read). */
+  dir: string;
+  /** The parent's model config. */
+  model: ModelConfig;
+}
+
+type Weights = Map<string, { shape: number[]; data: Float32Array }>;
+type UpcycleFn = (
+  child: ModelConfig,
+  parent: { config: ModelConfig; weights: Weights },
+  o: { seed: number },
+) => Promise<Weights>;
+
+/**
+ * The child's initial weights from its parent's final checkpoint. upcycle.ts is imported through a
+ * computed specifier so that it is not in the trainer's import graph: the runner adds it to the code
+ * hash of the runs that have a parent only.
+ */
+async function initWeights(init: TrainInit, config: RunConfig) {
+  const spec = ["..", "models", "upcycle.ts"].join("/");
+  const { upcycle } = await import(spec) as { upcycle: UpcycleFn };
+  return upcycle(config.model, { config: init.model, weights: await loadFinalWeights(init.dir) }, {
+    seed: config.seed,
+  });
 }
 
 /** Result of {@link train}. */
@@ -209,7 +244,15 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
   let ck: Checkpoint | null = null;
   if (opts.resume ?? true) ck = await findLatestCheckpoint(dir, { config, specs: paramSpecs(mc, ffn), warn });
 
-  const model = await createModel(mc, config.seed, ck ? { from: { weights: ck.weights } } : {});
+  const model = await createModel(
+    mc,
+    config.seed,
+    ck
+      ? { from: { weights: ck.weights } }
+      : opts.init
+      ? { from: { weights: await initWeights(opts.init, config) } }
+      : {},
+  );
   const opt = new AdamW(model.specs, tc, ck?.optimizer);
   try {
     const rng = new Rng(ck ? ck.state.rng_state : mixSeed(config.seed, TRAIN_RNG_SALT));
@@ -296,18 +339,22 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       const batch = trainBatch(dataset.train, config.seed, s, { batchSize: B, seqLen: T });
       // Tensors kept out of the forward tidy of variableGrads (the reported loss, FFN stats).
       const kept: tf.Tensor[] = [], stats: Record<string, tf.Scalar> = {}, out: { loss?: tf.Scalar } = {};
+      const poison = faultNaN("train.grad"), overflow = faultNaN("train.loss");
       const packed = tf.tidy(() => {
         const [x, y] = batchTensors(batch);
         const { grads } = tf.variableGrads(() => {
           const o = model.objective(x, y, { training: true, rng });
           kept.push(out.loss = tf.keep(o.loss));
           for (const [k, t] of Object.entries(o.stats)) kept.push(stats[k] = tf.keep(t));
-          return o.aux ? tf.add(o.loss, o.aux) as tf.Scalar : o.loss;
+          const objective = o.aux ? tf.add(o.loss, o.aux) as tf.Scalar : o.loss;
+          // Fault injection (FINELAB_FAULT=nan@train.grad:<n>): NaN gradients, the loss itself stays finite.
+          return poison ? tf.mul(objective, NaN) as tf.Scalar : objective;
         }, model.variables());
         const named = model.specs.map((sp) => grads[model.param(sp.name).name]);
         const { grads: clipped, norm } = clipByGlobalNorm(named, tc.grad_clip);
         opt.apply(model.params, new Map(model.specs.map((sp, i) => [sp.name, clipped[i]])), lr);
-        return tf.stack([out.loss!, norm]);
+        // Fault injection (FINELAB_FAULT=nan@train.loss:<n>): the step's loss overflows to +Infinity.
+        return tf.stack([overflow ? tf.mul(out.loss!, Infinity) : out.loss!, norm]);
       });
       const [loss, gradNorm] = await packed.data();
       const logNow = s % tc.log_every === 0 || s === tc.steps - 1;
@@ -341,8 +388,10 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
         eta_s: ((tc.steps - stepsDone) * msPerStep) / 1000,
         phase: "train",
       });
+      faultPoint("train.step");
       if (stepsDone % tc.eval_every === 0 || stepsDone === tc.steps) {
         if (!(await runEval(stepsDone))) break;
+        faultPoint("train.eval");
       }
       if (stepsDone < tc.steps && tc.checkpoint_every > 0 && stepsDone % tc.checkpoint_every === 0) {
         if (!(await checkpoint(checkpointName(stepsDone), false))) break;
@@ -356,7 +405,13 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       // final evaluation exists (it does unless the loop was skipped) and write final/.
       if (!metrics.some((r) => r.split === "val" && r.step === tc.steps)) await runEval(tc.steps);
       if (!failure && (await checkpoint("final", true))) await pruneCheckpoints(dir, 0);
-    }
+    } else if (finished) await pruneCheckpoints(dir, 0); // killed after final/ was written, before the prune
+
+    // End-of-run activation analysis on the validation batches (NSAR, histograms, router stats; analysis.ts).
+    // ... plus parameters/FLOPs actually used per token and expert load of routed variants (sparse_metrics.ts).
+    const extra = !stopped && !failure && stepsDone === tc.steps
+      ? { ...await analyzeModel(model, evalSet), ...await sparseMetrics(model, evalSet) }
+      : {};
     if (stopped) {
       failure = {
         step: stepsDone,
@@ -378,7 +433,7 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       steps_this_attempt: stepsThisAttempt,
       resumed_from_step: ck ? startStep : null,
       failure,
-      extra: {},
+      extra,
     };
     return { summary, metrics, stopped };
   } finally {

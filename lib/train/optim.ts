@@ -17,6 +17,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { TrainConfig } from "../experiment/config.ts";
 import type { ParamSpec } from "../models/ffn/types.ts";
+import { adamwUpdate } from "../backends/fused.ts";
 
 /**
  * Learning rate of step `step` (0-based): linear warmup `lr * (step + 1) / warmup_steps` for the
@@ -101,13 +102,12 @@ export class AdamW {
     for (const s of this.#specs) {
       const p = params.get(s.name), g = grads.get(s.name), m = this.#m.get(s.name)!, v = this.#v.get(s.name)!;
       if (!p || !g) throw new Error(`AdamW: no ${p ? "gradient" : "parameter"} for ${s.name}`);
-      const m1 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
-      const v1 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
-      m.assign(m1);
-      v.assign(v1);
-      const denom = tf.add(tf.div(tf.sqrt(v1), Math.sqrt(bc2)), eps);
-      const decayed = s.decay && wd !== 0 ? tf.mul(p, 1 - lr * wd) : p;
-      p.assign(tf.sub(decayed, tf.mul(tf.div(m1, denom), lr / bc1)));
+      // The formula of the module doc; one fused kernel on the native backend (lib/backends/fused.ts).
+      const weightDecay = s.decay ? wd : 0;
+      const u = adamwUpdate(p, m, v, g, { beta1: b1, beta2: b2, eps, lr, weightDecay, bc1, bc2 });
+      m.assign(u.m);
+      v.assign(u.v);
+      p.assign(u.p);
     }
   }
 

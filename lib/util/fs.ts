@@ -5,6 +5,7 @@
  * @module
  */
 import { dirname } from "node:path";
+import { faultPoint } from "./fault.ts";
 
 /** Writes bytes or text to `path` atomically (temp file + fsync + rename). */
 export async function atomicWrite(path: string, data: Uint8Array | string): Promise<void> {
@@ -12,15 +13,21 @@ export async function atomicWrite(path: string, data: Uint8Array | string): Prom
   await Deno.mkdir(dir, { recursive: true });
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
-    await f.sync();
-  } finally {
-    f.close();
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      let off = 0;
+      while (off < bytes.length) off += await f.write(bytes.subarray(off));
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    faultPoint("fs.rename");
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {}); // e.g. a full disk: leave no temp file behind
+    throw e;
   }
-  await Deno.rename(tmp, path);
 }
 
 /** JSON variant of {@link atomicWrite} (pretty, trailing newline). */

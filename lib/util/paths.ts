@@ -29,12 +29,15 @@ export interface ProjectPaths {
   db: string;
 }
 
-/** Standard layout: experiments/, results/{cache,plots,results.duckdb}. `FINELAB_RESULTS` moves results/. */
+/**
+ * Standard layout: experiments/, results/{cache,plots,results.duckdb}. `FINELAB_RESULTS` moves results/,
+ * `FINELAB_EXPERIMENTS` reads experiment modules from another folder.
+ */
 export function projectPaths(root: string = REPO_ROOT, results?: string): ProjectPaths {
   const res = results ?? Deno.env.get("FINELAB_RESULTS") ?? resolve(root, "results");
   return {
     root,
-    experiments: resolve(root, "experiments"),
+    experiments: resolve(root, Deno.env.get("FINELAB_EXPERIMENTS") || "experiments"),
     results: res,
     cache: resolve(res, "cache"),
     plots: resolve(res, "plots"),

@@ -14,6 +14,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { ModelConfig } from "../../experiment/config.ts";
 import { matmul, silu, splitLast } from "../../backends/ops.ts";
+import { swiglu } from "../../backends/fused.ts";
 import type { FfnVariant, ParamSpec } from "./types.ts";
 
 /** Dense SwiGLU. */
@@ -48,9 +49,16 @@ export const variant: FfnVariant = {
     return 6 * cfg.d_model * cfg.d_ff;
   },
 
-  apply(x: tf.Tensor2D, p): tf.Tensor2D {
+  apply(x: tf.Tensor2D, p, ctx): tf.Tensor2D {
+    const ab = matmul(x, p.w13);
+    if (!ctx.capture) return matmul(swiglu(ab), p.w2); // silu(gate) * up in one kernel where fused (lib/backends/fused.ts)
     const h = p.w2.shape[0];
-    const [a, b] = splitLast(matmul(x, p.w13), [h, h]); // gate, up
-    return matmul(tf.mul(silu(a), b), p.w2);
+    const [a, b] = splitLast(ab, [h, h]); // gate, up
+    const act = silu(a), prod = tf.mul(act, b);
+    if (ctx.capture) { // end-of-run analysis only (NSAR, histograms)
+      ctx.capture("act", act as tf.Tensor2D);
+      ctx.capture("prod", prod as tf.Tensor2D);
+    }
+    return matmul(prod, p.w2);
   },
 };

@@ -41,6 +41,24 @@ export interface FfnContext {
   addAuxLoss(loss: tf.Scalar): void;
   /** Records a per-step statistic; the model reports the mean over layers as `ffn.<name>`. */
   addStat(name: string, value: tf.Scalar): void;
+  /**
+   * The block's residual stream before the FFN pre-norm (`x` is `RMSNorm(residual)`), for variants
+   * that run their own residual sub-layers inside the FFN block (finedeep). Set by the transformer.
+   */
+  residual?: tf.Tensor2D;
+  /**
+   * Tokens per sequence: `x` is `[batch·seqLen, d_model]`, sequence-major (for per-sequence
+   * statistics such as FineRMoE's sequence-level balance loss). Set by the transformer.
+   */
+  seqLen?: number;
+  /**
+   * Set only by the end-of-run activation analysis (lib/train/analysis.ts): a variant reports its
+   * internal activations here. Names: `act` = SiLU(gate) `[N, units]`, `prod` = SiLU(gate)·up
+   * `[N, units]`, `gate` = router gate values `[N, experts]`; `sub` is the sub-layer index (0 when the
+   * variant has none). A variant may report `act`/`prod` several times per layer (one per sub-layer):
+   * the analysis pools them, so the layer's unit count is the sum. Must not change the computation.
+   */
+  capture?: (name: "act" | "prod" | "gate", value: tf.Tensor2D, sub?: number) => void;
 }
 
 /** The parameters of one layer's FFN, by relative name. */

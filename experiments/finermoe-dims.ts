@@ -1,0 +1,198 @@
+/**
+ * finermoe-dims: which dimension to make fine-grained (FineRMoE's Table 2). From a trained dense
+ * parent (`dense_parent`, one per seed), four FineRMoE children with the code's defaults (gated shared
+ * expert, joint softmax, T_I = 1, R_I = 1, R_O = 2, balance 0.001) differ only in granularity
+ * (G_I, G_O), the paper's settings scaled to d_ff = 4·d_model:
+ * - `fg_none` (1, 1): 2 full-width experts, 1 active;
+ * - `fg_inter` (8, 1): 16 experts of width d_ff/8, 1 active;
+ * - `fg_out` (1, 2): 4 full-width experts writing d_model/2 each, 2 active (one per output slice);
+ * - `fg_both` (8, 2): 32 experts of width d_ff/8 writing d_model/2, 2 active;
+ * plus `dense` (continued dense training). As in the paper the variants are not compute-matched: the
+ * report prints activated parameters (measured from the routing) beside perplexity.
+ *
+ * The paper's claims: output-only beats intermediate-only, and both together is best. The verdict
+ * checks both from the perplexity means (with Welch's t where seeds allow).
+ *
+ * Parents: each child starts from the `dense_parent` of its own seed; batches are a function of (seed,
+ * step), so all runs of a seed see exactly the same tokens. Routed training uses the sparse form.
+ *
+ * Scales (tokens per run = steps × batch_size × seq_len):
+ * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 6 runs.
+ * - default (2 CPU cores, wasm): d_model 64, 2 layers, 4 heads, d_ff 256, seq 64, 80 steps × 16 × 64 =
+ *   81,920 tokens per run, 2 seeds, 12 runs (960 steps). Estimated ≈ 13 min from 15-step probes on wasm
+ *   (dense ≈ 0.43 s/step, FineRMoE ≈ 1.0 s/step); not yet measured end to end.
+ * - gpu: d_model 384, 6 layers, d_ff 1024, seq 256, 1500 steps × 32 × 256, 3 seeds.
+ */
+import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
+import type { ReportContext } from "../lib/experiment/define.ts";
+import {
+  fmt,
+  fmtMeanStd,
+  labelledScatter,
+  num,
+  type Row,
+  runMetaText,
+  saveChart,
+  T_CRIT,
+  textTable,
+  valLossCurves,
+  variantSummarySql,
+  welchT,
+} from "../lib/plot/sparse.ts";
+
+const PARENT = { variant: "dense_parent" };
+
+const fine = (g_i: number, g_o: number): VariantPatch => ({
+  init_from: PARENT,
+  model: {
+    ffn: {
+      kind: "finermoe",
+      g_i,
+      r_i: 1,
+      g_o,
+      r_o: 2,
+      t_i: 1,
+      combine: "joint_softmax",
+      shared_expert: "gated",
+      balance_coef: 0.001,
+      train_compute: "sparse",
+    },
+  },
+});
+
+const variants: Record<string, VariantPatch> = {
+  dense_parent: {},
+  dense: { init_from: PARENT },
+  fg_none: fine(1, 1),
+  fg_inter: fine(8, 1),
+  fg_out: fine(1, 2),
+  fg_both: fine(8, 2),
+};
+
+/** "a < b" judged on perplexity: `true` (clearly or, without a t, by the mean), `false`, or null (missing). */
+function lower(a: Row | undefined, b: Row | undefined): { yes: boolean; t: number | null } | null {
+  if (!a || !b || num(a.ppl_mean) === null || num(b.ppl_mean) === null) return null;
+  const t = welchT(a, b);
+  return { yes: t === null ? (a.ppl_mean as number) < (b.ppl_mean as number) : t < -T_CRIT, t };
+}
+
+/** The verdict line from the variant summary rows (pure; exported for tests). */
+export function finermoeDimsVerdict(rows: Row[], meta: string): string {
+  const head = `verdict (finermoe-dims; ${meta}):`;
+  const by = new Map(rows.map((r) => [String(r.variant), r]));
+  const fg = ["fg_none", "fg_inter", "fg_out", "fg_both"].map((v) => by.get(v));
+  if (fg.some((r) => !r || num(r.ppl_mean) === null)) return `${head} not enough completed runs (need all four fg_*)`;
+  const [none, inter, out, both] = fg as Row[];
+  const outVsInter = lower(out, inter)!;
+  const bothBest = [none, inter, out].map((o) => lower(both, o)!);
+  const ranked = [none, inter, out, both].sort((a, b) => (a.ppl_mean as number) - (b.ppl_mean as number));
+  const tTxt = (t: number | null) => (t === null ? "t n/a" : `t ${t.toFixed(1)}`);
+  const supported = outVsInter.yes && bothBest.every((b) => b.yes);
+  return `${head} ppl ranking ${
+    ranked.map((r) => `${r.variant} ${fmt(r.ppl_mean, 3)} (${fmt(r.ffn_active_pct, 0)}% FFN active)`).join(" < ")
+  }; output-only vs intermediate-only ${outVsInter.yes ? "better" : "not better"} (${tTxt(outVsInter.t)}); ` +
+    `both ${bothBest.every((b) => b.yes) ? "best" : "not best"}: claim (output FG > intermediate FG, both best) ` +
+    `${supported ? "supported" : "not supported"} at this scale${
+      [outVsInter, ...bothBest].every((b) => b.t === null) ? " (by the means only)" : ""
+    }`;
+}
+
+async function report(ctx: ReportContext): Promise<string[]> {
+  const rows = (await ctx.query(variantSummarySql(ctx.experiment))).rows;
+  const order = Object.keys(variants);
+  rows.sort((a, b) => order.indexOf(String(a.variant)) - order.indexOf(String(b.variant)));
+  ctx.print(`\n${ctx.experiment}: fine-grained dimension vs quality and activated parameters, mean over seeds`);
+  ctx.print(textTable(
+    ["variant", "G_I", "G_O", "seeds", "val ppl", "params", "active params", "FFN active", "experts/token", "load CV"],
+    rows.map((r) => {
+      const v = variants[String(r.variant)]?.model?.ffn as Record<string, unknown> | undefined;
+      return [
+        String(r.variant),
+        v?.g_i === undefined ? "-" : String(v.g_i),
+        v?.g_o === undefined ? "-" : String(v.g_o),
+        String(r.seeds),
+        fmtMeanStd(r.ppl_mean, r.ppl_std),
+        fmt(r.params_total, 0),
+        fmt(r.params_active, 0),
+        num(r.ffn_active_pct) === null ? "-" : `${fmt(r.ffn_active_pct, 1)}%`,
+        fmt(r.experts_active, 2),
+        fmt(r.load_cv, 2),
+      ];
+    }),
+  ));
+  ctx.print(finermoeDimsVerdict(rows, await runMetaText(ctx)));
+  const files: string[] = [];
+  const runs = await ctx.query(
+    `SELECT r.variant, r.val_ppl, coalesce(x.value, r.params) AS active FROM current_runs r
+     LEFT JOIN run_metrics x ON x.hash = r.hash AND x.name = 'params_active'
+     WHERE r.experiment = $e AND r.status = 'completed' AND isfinite(r.val_ppl) AND r.variant <> 'dense_parent'`,
+    { e: ctx.experiment },
+  );
+  if (runs.rows.length) {
+    files.push(
+      ...await saveChart(
+        ctx,
+        "ppl_vs_active_params",
+        labelledScatter(
+          runs.rows.map((r) => ({
+            series: String(r.variant) === "dense" ? "dense (continued)" : "FineRMoE",
+            label: String(r.variant),
+            x: Number(r.active),
+            y: Number(r.val_ppl),
+          })),
+          {
+            title: `${ctx.experiment}: validation perplexity vs activated parameters per token`,
+            subtitle: "Which dimension is fine-grained: none, intermediate (G_I), output (G_O), both. " +
+              "Same dense parent and tokens; mean ± std over seeds.",
+            xLabel: "Activated parameters per token →",
+            yLabel: "↑ Validation perplexity (lower is better)",
+          },
+        ),
+      ),
+    );
+  }
+  files.push(...await valLossCurves(ctx, order));
+  return files;
+}
+
+export default defineExperiment({
+  id: "finermoe-dims",
+  description: "FineRMoE upcycled from a dense run with no / intermediate / output / both dimensions " +
+    "fine-grained: perplexity beside activated parameters.",
+  seeds: [0, 1],
+  data: { source: "gutenberg", val_fraction: 0.1 },
+  model: { d_model: 64, n_layers: 2, n_heads: 4, d_ff: 256, seq_len: 64, ffn: { kind: "dense" } },
+  train: {
+    steps: 80,
+    batch_size: 16,
+    lr: 2e-3,
+    warmup_steps: 8,
+    eval_every: 40,
+    eval_batches: 8,
+    checkpoint_every: 40,
+  },
+  variants,
+  metrics: ["val_loss", "val_ppl"],
+  report,
+  scales: {
+    tiny: {
+      seeds: [0],
+      data: { max_bytes: 100_000 },
+      model: { d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, seq_len: 16 },
+      train: { steps: 3, batch_size: 2, warmup_steps: 1, eval_every: 3, eval_batches: 1, checkpoint_every: 0 },
+    },
+    gpu: {
+      seeds: [0, 1, 2],
+      model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: 1024, seq_len: 256 },
+      train: {
+        steps: 1500,
+        batch_size: 32,
+        lr: 1e-3,
+        warmup_steps: 75,
+        eval_every: 250,
+        eval_batches: 16,
+        checkpoint_every: 250,
+      },
+    },
+  },
+});

@@ -1,0 +1,62 @@
+/**
+ * nsar: sparse activation in dense vs Finedeep FFNs. For each run, the end-of-run analysis
+ * (lib/train/analysis.ts) measures on the validation batches NSAR_τ = fraction of |SiLU(x·W_gate)| > τ
+ * (τ = 0.01, 0.05, 0.1, 0.2; Finedeep's M·K experts pooled so the unit count is d_ff), the same on
+ * SiLU(gate)·up, and the histogram of SiLU(gate) per layer. The paper's claim: Finedeep mitigates
+ * sparse activation (higher NSAR). Report: lib/report/finedeep.ts (`nsarSql` reproduces the table).
+ *
+ * Scales (tokens = steps × batch_size × seq_len; analysis on eval_batches × batch_size × seq_len tokens):
+ * - tiny (tests): d_model 32, 2 layers, seq 16, 6 steps × 4 × 16 = 384 tokens, 2 seeds.
+ * - default (2 CPU cores): d_model 64, 4 layers, d_ff 260, seq 64, 150 steps × 16 × 64 = 153,600
+ *   tokens per run, analysis on 16 × 16 × 64 = 16,384 validation tokens, 3 seeds, 6 runs.
+ * - gpu: d_model 384, 6 layers, d_ff 1028, seq 256, 2000 steps × 32 × 256 = 16.4M tokens per run.
+ */
+import { defineExperiment } from "../lib/experiment/mod.ts";
+import { nsarReport } from "../lib/report/finedeep.ts";
+
+export default defineExperiment({
+  id: "nsar",
+  description: "Non-sparse activation rate (NSAR) and SiLU(gate) histograms per layer: dense vs Finedeep 4x4.",
+  seeds: [0, 1, 2],
+  data: { source: "gutenberg", val_fraction: 0.1 },
+  model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
+  train: {
+    steps: 150,
+    batch_size: 16,
+    lr: 2e-3,
+    warmup_steps: 15,
+    eval_every: 50,
+    eval_batches: 16,
+    checkpoint_every: 75,
+  },
+  variants: {
+    dense: {},
+    finedeep: {
+      model: {
+        ffn: { kind: "finedeep", m: 4, k: 4, score: "output", norm_fn: "sigmoid", router: "expert", rmsnorm: "pre" },
+      },
+    },
+  },
+  budget: { tolerance: 0.01, reference: "dense" },
+  report: nsarReport,
+  scales: {
+    tiny: {
+      seeds: [0, 1],
+      data: { max_bytes: 200_000 },
+      model: { d_model: 32, n_layers: 2, n_heads: 2, d_ff: 180, seq_len: 16 },
+      train: { steps: 6, batch_size: 4, warmup_steps: 2, eval_every: 3, eval_batches: 2, checkpoint_every: 3 },
+    },
+    gpu: {
+      model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: 1028, seq_len: 256 },
+      train: {
+        steps: 2000,
+        batch_size: 32,
+        lr: 1e-3,
+        warmup_steps: 100,
+        eval_every: 250,
+        eval_batches: 16,
+        checkpoint_every: 250,
+      },
+    },
+  },
+});

@@ -1,0 +1,69 @@
+/**
+ * routing: Finedeep's routing design at a fixed 4×4 split: gate logits from the expert OUTPUT
+ * (r_k·o_k, the paper's "output-guided") vs from the sub-layer INPUT (r_k·x, a standard MoE gate),
+ * normalised with sigmoid (the paper) vs softmax over the K experts, and no gate at all (plain sum).
+ * Dense is the budget reference. Report: lib/report/finedeep.ts (`routingSql` reproduces the table).
+ *
+ * Scales (tokens = steps × batch_size × seq_len):
+ * - tiny (tests): d_model 32, 2 layers, d_ff 259, seq 16, 6 steps × 4 × 16 = 384 tokens, 2 seeds.
+ * - default (2 CPU cores): d_model 64, 4 layers, d_ff 258, seq 64, 150 steps × 16 × 64 = 153,600
+ *   tokens per run, 3 seeds, 18 runs.
+ * - gpu: d_model 384, 6 layers, d_ff 1026, seq 256, 2000 steps × 32 × 256 = 16.4M tokens per run.
+ *
+ * d_ff is chosen so that the variants with router vectors (+K·d per sub-layer) and the one without
+ * (none) both stay within 1% of dense in parameters and FLOPs (checked by `budget`).
+ */
+import { defineExperiment } from "../lib/experiment/mod.ts";
+import { routingReport } from "../lib/report/finedeep.ts";
+
+const finedeep = (score: string, norm_fn: string) => ({
+  model: { ffn: { kind: "finedeep", m: 4, k: 4, score, norm_fn, router: "expert", rmsnorm: "pre" } },
+});
+
+export default defineExperiment({
+  id: "routing",
+  description: "Finedeep 4x4 routing: output- vs input-guided scores x sigmoid vs softmax gates, vs no gate and dense.",
+  seeds: [0, 1, 2],
+  data: { source: "gutenberg", val_fraction: 0.1 },
+  model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 258, seq_len: 64, ffn: { kind: "dense" } },
+  train: {
+    steps: 150,
+    batch_size: 16,
+    lr: 2e-3,
+    warmup_steps: 15,
+    eval_every: 50,
+    eval_batches: 8,
+    checkpoint_every: 75,
+  },
+  variants: {
+    dense: {},
+    "output-sigmoid": finedeep("output", "sigmoid"),
+    "output-softmax": finedeep("output", "softmax"),
+    "input-sigmoid": finedeep("input", "sigmoid"),
+    "input-softmax": finedeep("input", "softmax"),
+    // No gate: score and router are unused (no router parameters); written as the defaults.
+    none: finedeep("output", "none"),
+  },
+  budget: { tolerance: 0.01, reference: "dense" },
+  report: routingReport,
+  scales: {
+    tiny: {
+      seeds: [0, 1],
+      data: { max_bytes: 200_000 },
+      model: { d_model: 32, n_layers: 2, n_heads: 2, d_ff: 259, seq_len: 16 },
+      train: { steps: 6, batch_size: 4, warmup_steps: 2, eval_every: 3, eval_batches: 2, checkpoint_every: 3 },
+    },
+    gpu: {
+      model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: 1026, seq_len: 256 },
+      train: {
+        steps: 2000,
+        batch_size: 32,
+        lr: 1e-3,
+        warmup_steps: 100,
+        eval_every: 250,
+        eval_batches: 16,
+        checkpoint_every: 250,
+      },
+    },
+  },
+});

@@ -1,0 +1,190 @@
+/**
+ * The sparse-model experiments (dsmoe-tau, dsmoe-ste, finermoe-upcycle, finermoe-dims): every scale
+ * plans with each child hashed from the `dense_parent` of its seed; each tiny scale runs end to end
+ * through the CLI on the cpu backend (parents trained once, then reused from the cache; sparse
+ * metrics stored; report table, verdict and plots); and the verdicts follow the numbers.
+ */
+import assert from "node:assert/strict";
+import { projectPaths, REPO_ROOT } from "../lib/util/paths.ts";
+import { loadExperiment, makePlan } from "../lib/runner/plan.ts";
+import { readRecord } from "../lib/runner/cache.ts";
+import { dsmoeTauVerdict } from "./dsmoe-tau.ts";
+import { dsmoeSteVerdict } from "./dsmoe-ste.ts";
+import { finermoeUpcycleVerdict } from "./finermoe-upcycle.ts";
+import { finermoeDimsVerdict } from "./finermoe-dims.ts";
+
+/** Runs per seed (variants) and seeds per scale. */
+const EXPERIMENTS: Record<string, { variants: number; seeds: Record<string, number> }> = {
+  "dsmoe-tau": { variants: 11, seeds: { tiny: 1, default: 2, gpu: 3 } },
+  "dsmoe-ste": { variants: 6, seeds: { tiny: 1, default: 3, gpu: 3 } },
+  "finermoe-upcycle": { variants: 6, seeds: { tiny: 1, default: 3, gpu: 3 } },
+  "finermoe-dims": { variants: 6, seeds: { tiny: 1, default: 2, gpu: 3 } },
+};
+
+const PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys", "--allow-run"];
+
+async function cli(results: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--unstable-webgpu", ...PERMS, `${REPO_ROOT}/lib/cli/main.ts`, ...args],
+    cwd: REPO_ROOT,
+    env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  const stdout = dec.decode(out.stdout);
+  assert.equal(out.code, 0, `exit ${out.code}\n${stdout}\n${dec.decode(out.stderr)}`);
+  return stdout;
+}
+
+Deno.test({
+  name: "sparse experiments: every scale plans; each child is hashed from the dense_parent of its seed",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const paths = projectPaths(REPO_ROOT, await Deno.makeTempDir({ prefix: "finelab-spexp-" }));
+    for (const [id, want] of Object.entries(EXPERIMENTS)) {
+      const loaded = await loadExperiment(id, paths);
+      assert.equal(typeof loaded.exp.report, "function", `${id} has a report`);
+      for (const [scale, seeds] of Object.entries(want.seeds)) {
+        const plan = await makePlan(loaded, { paths, overrides: { scale, backend: "cpu" } });
+        assert.equal(plan.runs.length, want.variants * seeds, `${id} --scale ${scale}`);
+        for (const r of plan.runs) {
+          if (r.variant === "dense_parent") {
+            assert.equal(r.parent, null);
+            continue;
+          }
+          const p = plan.runs.find((x) => x.variant === "dense_parent" && x.seed === r.seed)!;
+          assert.equal(r.parent?.hash, p.hash, `${id}/${r.run_id} starts from dense_parent/s${r.seed}`);
+          assert.deepEqual(r.hash_inputs.parent, { [`${id}/${p.run_id}`]: p.hash });
+        }
+      }
+    }
+    await Deno.remove(paths.results, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "sparse experiments --scale tiny: train (parents once), store sparse metrics, print table + verdict, plot",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const results = await Deno.makeTempDir({ prefix: "finelab-spexp-" });
+    const paths = projectPaths(REPO_ROOT, results);
+    for (const [id, want] of Object.entries(EXPERIMENTS)) {
+      const n = want.variants;
+      const out = await cli(results, ["exp", id, "--scale", "tiny", "--backend", "cpu", "--plain"]);
+      // One parent: the plan trains each run exactly once, the parent before its children.
+      assert.match(out, new RegExp(`${n} runs: ${n} trained`), out);
+      assert.match(
+        out,
+        new RegExp(`^verdict \\(${id}; scale tiny, 1 seed, cpu\\): .*\\b(supported|not supported)\\b`, "m"),
+        out,
+      );
+      const plan = await makePlan(await loadExperiment(id, paths), {
+        paths,
+        overrides: { scale: "tiny", backend: "cpu" },
+      });
+      for (const r of plan.runs) {
+        const rec = await readRecord(r.paths);
+        assert.equal(rec?.status.status, "completed", `${id}/${r.run_id}`);
+        if (r.parent) {
+          const parent = (await readRecord(r.parent.paths))!;
+          assert.ok(parent.status.finished_at! <= rec!.status.started_at!, `${id}: parent finished before child`);
+        }
+      }
+      const scatter = id === "dsmoe-ste"
+        ? ["ppl_vs_blocks_active", "blocks_active_per_layer"]
+        : ["ppl_vs_active_params"];
+      for (const f of [...scatter, "val_loss_curves"]) {
+        assert.ok(Deno.statSync(`${results}/plots/${id}/${f}.png`).size > 1000, `${id}/${f}`);
+      }
+    }
+    // Sparse metrics are in DuckDB: routed variants activate fewer parameters than they hold.
+    const q = JSON.parse(
+      await cli(results, [
+        "query",
+        `SELECT r.experiment, r.variant, r.model_ffn_kind AS kind,
+           max(x.value) FILTER (WHERE x.name = 'params_total') AS total,
+           max(x.value) FILTER (WHERE x.name = 'params_active') AS active,
+           count(*) FILTER (WHERE x.name LIKE 'expert_load_cv%') AS cv
+         FROM current_runs r JOIN run_metrics x USING (hash) GROUP BY ALL ORDER BY ALL`,
+        "--format",
+        "json",
+      ]),
+    ) as { experiment: string; variant: string; kind: string; total: number; active: number; cv: number }[];
+    assert.equal(q.length, Object.values(EXPERIMENTS).reduce((a, e) => a + e.variants, 0));
+    for (const r of q) {
+      if (r.kind === "dense") assert.equal(r.active, r.total, `${r.experiment}/${r.variant}`);
+      else assert.ok(r.cv >= 2, `${r.experiment}/${r.variant} has expert_load_cv (overall + per layer)`);
+    }
+    const routed = q.filter((r) => ["topk_moe", "finermoe"].includes(r.kind));
+    assert.ok(routed.length >= 8 && routed.every((r) => r.active < r.total), JSON.stringify(routed));
+    // A second invocation reuses every cached run: the parent is not trained again.
+    const parent = plan0(
+      await makePlan(await loadExperiment("dsmoe-ste", paths), { paths, overrides: { scale: "tiny", backend: "cpu" } }),
+    );
+    const before = (await readRecord(parent.paths))!.status.finished_at;
+    const again = await cli(results, [
+      "exp",
+      "dsmoe-ste",
+      "--scale",
+      "tiny",
+      "--backend",
+      "cpu",
+      "--plain",
+      "--no-plot",
+    ]);
+    assert.match(again, /6 runs: 6 cached/, again);
+    assert.equal((await readRecord(parent.paths))!.status.finished_at, before);
+    await Deno.remove(results, { recursive: true });
+  },
+});
+
+function plan0<T extends { variant: string; seed: number }>(plan: { runs: T[] }): T {
+  return plan.runs.find((r) => r.variant === "dense_parent" && r.seed === 0)!;
+}
+
+Deno.test("sparse experiment verdicts are computed from the numbers (supported / not supported flip)", () => {
+  const row = (variant: string, ppl: number, extra: Record<string, unknown> = {}) => ({
+    variant,
+    seeds: 3,
+    ppl_mean: ppl,
+    ppl_std: 0.1,
+    ...extra,
+  });
+  // dsmoe-tau: same quality at 45% active -> supported; 10% worse -> not supported; no sparsity -> not supported.
+  const tau = (p: number, act: number) =>
+    dsmoeTauVerdict([row("dense", 10, { ffn_active_pct: 100 }), row("dsmoe_t0.5", p, { ffn_active_pct: act })], "m");
+  assert.match(tau(10.05, 45), /ppl 10\.050 with 45\.0% .* t 0\.6\): claim .* supported at this scale$/);
+  assert.match(tau(11, 45), /not supported/);
+  assert.match(tau(10, 95), /not supported at this scale \(DSMoE did not sparsify/);
+  // dsmoe-ste: collapse and worse ppl -> supported; no collapse -> not supported.
+  const ste = (aOff: number, pOff: number) =>
+    dsmoeSteVerdict([
+      row("ste_t0.5", 10, { experts_active: 4, no_expert: 0 }),
+      row("no_ste_t0.5", pOff, { experts_active: aOff, no_expert: 0 }),
+    ], "m");
+  assert.match(ste(1, 11), /collapse without the STE is observed and hurts perplexity .*\(claim supported\)/);
+  assert.match(ste(3.9, 11), /not observed .*\(claim not supported\)/);
+  assert.match(ste(1, 10), /observed but perplexity is not clearly worse .*\(claim not supported\)/);
+  // finermoe-upcycle: must beat every baseline.
+  const up = (f: number) =>
+    finermoeUpcycleVerdict(
+      [
+        row("finermoe", f),
+        row("dense", 10),
+        row("finermoe_no_shared", 10),
+        row("copy_top2", 10),
+        row("split_top2", 10),
+      ],
+      "m",
+    );
+  assert.match(up(9), /better than 4\/4 baselines — claim .* supported/);
+  assert.match(up(9.95), /better than 0\/4 baselines — claim .* not supported/);
+  // finermoe-dims: out < inter and both best.
+  const dims = (both: number) =>
+    finermoeDimsVerdict([row("fg_none", 12), row("fg_inter", 11), row("fg_out", 10), row("fg_both", both)], "m");
+  assert.match(dims(9), /ranking fg_both 9\.000 .* output-only vs intermediate-only better .* both best: .* supported/);
+  assert.match(dims(10.5), /both not best: .* not supported/);
+});

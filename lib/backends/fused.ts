@@ -1,0 +1,267 @@
+/**
+ * Fused model ops: one kernel call forward and one backward on backends that register the fused
+ * kernel (the `native` backend, lib/backends/native/), and otherwise exactly the composite tfjs
+ * ops the model used before, in the same order (so results on wasm/cpu/webgpu do not change).
+ *
+ * | op | fused kernels | composite |
+ * |---|---|---|
+ * | {@link rmsnorm} | FlRmsNorm / FlRmsNormGrad | `x * rsqrt(mean(x²) + eps) * g` |
+ * | {@link causalSelfAttention} | FlAttention / FlAttentionGrad | heads, RoPE, scale, QKᵀ + mask, softmax, PV |
+ * | {@link swiglu} | FlSwiglu / FlSwigluGrad | `silu(a) * b` of `[a | b]` |
+ * | {@link expertGate} | FlExpertGate / FlExpertGateGrad | per-expert `sigmoid(prod · u)` gates applied to prod |
+ * | {@link crossEntropy} | FlCrossEntropy / FlCrossEntropyGrad | `mean(-sum(onehot * logSoftmax))` |
+ * | {@link adamwUpdate} | FlAdamW | the AdamW formula of lib/train/optim.ts |
+ *
+ * Gradients of the fused forms are `tf.customGrad` functions calling the fused backward kernels.
+ * Call inside `tf.tidy`, as the model does.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { batchMatmul, silu, splitLast } from "./ops.ts";
+
+/** Whether the active backend has kernel `name` (fused forms are used only then). */
+export function hasKernel(name: string): boolean {
+  return tf.getKernel(name, tf.getBackend()) !== undefined;
+}
+
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
+  tf.engine().runKernel(name, inputs, attrs) as tf.Tensor | tf.Tensor[];
+
+// ---- RMSNorm -------------------------------------------------------------------------------------
+
+/**
+ * `x * rsqrt(mean(x², last axis) + eps) * gain` over the last axis of x; `gain = null` for a
+ * norm without gain (`x * rsqrt(mean(x²) + eps)`).
+ */
+export function rmsnorm<T extends tf.Tensor>(x: T, gain: tf.Tensor | null, eps: number): T {
+  if (!hasKernel("FlRmsNorm") || x.dtype !== "float32") {
+    const ms = tf.mean(tf.square(x), -1, true);
+    const normed = tf.mul(x, tf.rsqrt(tf.add(ms, eps)));
+    return (gain ? tf.mul(normed, gain) : normed) as T;
+  }
+  if (!gain) {
+    const f = tf.customGrad((xi, save) => {
+      const [y, rstd] = run("FlRmsNorm", { x: xi as tf.Tensor }, { eps }) as tf.Tensor[];
+      (save as tf.GradSaveFunc)([xi as tf.Tensor, rstd]);
+      return {
+        value: y,
+        gradFunc: (dy, saved) => {
+          const [sx, sr] = saved as tf.Tensor[];
+          return run("FlRmsNormGrad", { dy: dy as tf.Tensor, x: sx, rstd: sr }) as tf.Tensor[];
+        },
+      };
+    });
+    return f(x) as T;
+  }
+  const f = tf.customGrad((xi, gi, save) => {
+    const [y, rstd] = run("FlRmsNorm", { x: xi as tf.Tensor, g: gi as tf.Tensor }, { eps }) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([xi as tf.Tensor, gi as tf.Tensor, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [sx, sg, sr] = saved as tf.Tensor[];
+        return run("FlRmsNormGrad", { dy: dy as tf.Tensor, x: sx, g: sg, rstd: sr }) as tf.Tensor[];
+      },
+    };
+  });
+  return f(x, gain) as T;
+}
+
+// ---- attention -----------------------------------------------------------------------------------
+
+/** Shapes and tables of {@link causalSelfAttention}. */
+export interface AttentionOptions {
+  /** Sequences in the batch (B). */
+  batch: number;
+  /** Tokens per sequence (T). */
+  seqLen: number;
+  /** Attention heads (H); head_dim = d / H. */
+  heads: number;
+  /** RoPE cos table [T, head_dim/2]. */
+  cos: tf.Tensor2D;
+  /** RoPE sin table [T, head_dim/2]. */
+  sin: tf.Tensor2D;
+  /** Additive causal mask [T, T] (0 on and below the diagonal, -1e9 above). Used by the composite form. */
+  mask: tf.Tensor2D;
+}
+
+/** Rotate-half RoPE on x [B, heads, T, head_dim] with tables [T, head_dim/2]. */
+export function rope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
+  const half = x.shape[3] / 2;
+  const [x1, x2] = splitLast(x, [half, half]);
+  return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x1, sin), tf.mul(x2, cos))], -1);
+}
+
+/**
+ * Causal multi-head self-attention from the packed projection `qkv = x @ [wq | wk | wv]`
+ * ([B*T, 3d]; head h of q is columns h*hd..(h+1)*hd, likewise k after d and v after 2d) to the
+ * heads' outputs concatenated, [B*T, d] (before the output projection). q and k get RoPE, q is
+ * scaled by 1/sqrt(head_dim), and position i attends to positions <= i.
+ */
+export function causalSelfAttention(qkv: tf.Tensor2D, o: AttentionOptions): tf.Tensor2D {
+  const { batch: B, seqLen: T, heads: nh } = o;
+  const d = qkv.shape[1] / 3, hd = d / nh;
+  if (!Number.isInteger(d) || !Number.isInteger(hd) || qkv.shape[0] !== B * T) {
+    throw new Error(`causalSelfAttention: qkv [${qkv.shape}] does not fit batch ${B} x seq ${T}, ${nh} heads`);
+  }
+  const scale = 1 / Math.sqrt(hd);
+  if (!hasKernel("FlAttention") || qkv.dtype !== "float32") {
+    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, nh, hd]), [0, 2, 1, 3]) as tf.Tensor4D;
+    const [q0, k0, v0] = splitLast(qkv, [d, d, d]).map(heads);
+    const q = tf.mul(rope(q0, o.cos, o.sin), scale) as tf.Tensor4D, k = rope(k0, o.cos, o.sin);
+    const att = tf.softmax(tf.add(batchMatmul(q, k, false, true), o.mask)); // [B, nh, T, T]
+    const out = batchMatmul(att, v0); // [B, nh, T, hd]
+    return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, d]);
+  }
+  const attrs = { batch: B, seqLen: T, heads: nh, scale };
+  const f = tf.customGrad((x, save) => {
+    const [y, P] = run("FlAttention", { qkv: x as tf.Tensor, cos: o.cos, sin: o.sin }, attrs) as tf.Tensor[];
+    // Everything the backward pass reads is saved: tensors merely captured may be disposed by then.
+    (save as tf.GradSaveFunc)([x as tf.Tensor, P, o.cos, o.sin]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [sx, sP, cos, sin] = saved as tf.Tensor[];
+        return run("FlAttentionGrad", { dy: dy as tf.Tensor, qkv: sx, P: sP, cos, sin }, attrs);
+      },
+    };
+  });
+  return f(qkv) as tf.Tensor2D;
+}
+
+// ---- SwiGLU ----------------------------------------------------------------------------------------
+
+/** `silu(a) * b` where `[a | b] = ab` splits the last axis of ab [N, 2H] in halves. */
+export function swiglu(ab: tf.Tensor2D): tf.Tensor2D {
+  const h = ab.shape[1] / 2;
+  if (!Number.isInteger(h)) throw new Error(`swiglu: the last axis of [${ab.shape}] must be even`);
+  if (!hasKernel("FlSwiglu") || ab.dtype !== "float32") {
+    const [a, b] = splitLast(ab, [h, h]); // gate, up
+    return tf.mul(silu(a), b);
+  }
+  const f = tf.customGrad((x, save) => {
+    (save as tf.GradSaveFunc)([x as tf.Tensor]);
+    return {
+      value: run("FlSwiglu", { ab: x as tf.Tensor }) as tf.Tensor,
+      gradFunc: (dy, saved) => run("FlSwigluGrad", { dy: dy as tf.Tensor, ab: (saved as tf.Tensor[])[0] }),
+    };
+  });
+  return f(ab) as tf.Tensor2D;
+}
+
+// ---- fine-grained expert gates ----------------------------------------------------------------------
+
+/**
+ * Output-guided sigmoid gates of K fine-grained experts (Finedeep, compute.md §5): with `prod`
+ * [N, K*E] the experts' hidden activations (expert k owns columns k*E..(k+1)*E) and `u` [K*E]
+ * (u_k = W2_k r_k, any shape with K*E elements), the gate of expert k is
+ * `g = sigmoid(sum_e prod[:, k*E+e] * u[k*E+e])` and the result is `prod` with each expert's block
+ * scaled by its gate ([N, K*E]); `gated @ W2` is then the gate-weighted sum of the experts'
+ * outputs. Composite: `mul(prod, u)`, sum per block, sigmoid, broadcast multiply.
+ */
+export function expertGate(prod: tf.Tensor2D, u: tf.Tensor, k: number): tf.Tensor2D {
+  const [N, H] = prod.shape, E = H / k;
+  if (!Number.isInteger(E) || u.size !== H) {
+    throw new Error(`expertGate: prod [${prod.shape}] and u [${u.shape}] do not fit ${k} experts`);
+  }
+  if (!hasKernel("FlExpertGate") || prod.dtype !== "float32" || u.dtype !== "float32") {
+    const pu = tf.mul(prod, tf.reshape(u, [1, H]));
+    const g = tf.sigmoid(tf.sum(tf.reshape(pu, [N, k, E]), -1));
+    return tf.reshape(tf.mul(tf.reshape(prod, [N, k, E]), tf.reshape(g, [N, k, 1])), [N, H]);
+  }
+  const f = tf.customGrad((p, uu, save) => {
+    const [gated, g] = run("FlExpertGate", { prod: p as tf.Tensor, u: uu as tf.Tensor }, { k }) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([p as tf.Tensor, uu as tf.Tensor, g]);
+    return {
+      value: gated,
+      gradFunc: (dy, saved) => {
+        const [sp, su, sg] = saved as tf.Tensor[];
+        return run("FlExpertGateGrad", { dy: dy as tf.Tensor, prod: sp, u: su, g: sg }, { k }) as tf.Tensor[];
+      },
+    };
+  });
+  return f(prod, u) as tf.Tensor2D;
+}
+
+// ---- cross-entropy -----------------------------------------------------------------------------------
+
+/**
+ * Mean next-token cross-entropy (nats) of logits [N, V] against target ids [N] (or any shape with
+ * N elements). A target outside [0, V) contributes 0 (its one-hot row is all zeros).
+ */
+export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor): tf.Scalar {
+  const V = logits.shape[1];
+  const ids = tf.reshape(targets.dtype === "int32" ? targets : tf.cast(targets, "int32"), [-1]);
+  if (ids.shape[0] !== logits.shape[0]) {
+    throw new Error(`crossEntropy: ${ids.shape[0]} targets for ${logits.shape[0]} rows of logits`);
+  }
+  if (!hasKernel("FlCrossEntropy") || logits.dtype !== "float32") {
+    const onehot = tf.oneHot(ids, V, 1, 0, "float32");
+    const nll = tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1));
+    return tf.mean(nll);
+  }
+  const f = tf.customGrad((x, save) => {
+    const [loss, lse] = run("FlCrossEntropy", { logits: x as tf.Tensor, targets: ids }) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([x as tf.Tensor, lse, ids]);
+    return {
+      value: loss,
+      gradFunc: (dy, saved) => {
+        const [sx, sl, si] = saved as tf.Tensor[];
+        return run("FlCrossEntropyGrad", { dy: dy as tf.Tensor, logits: sx, targets: si, lse: sl });
+      },
+    };
+  });
+  return f(logits) as tf.Scalar;
+}
+
+// ---- AdamW ---------------------------------------------------------------------------------------------
+
+/** Scalars of one AdamW update of one parameter. */
+export interface AdamWScalars {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Learning rate of this step. */
+  lr: number;
+  /** Weight decay applied to this parameter (0 for none). */
+  weightDecay: number;
+  /** 1 - beta1^t. */
+  bc1: number;
+  /** 1 - beta2^t. */
+  bc2: number;
+}
+
+/**
+ * One AdamW update (the formula in lib/train/optim.ts): returns the new parameter and moments;
+ * the caller assigns them. Fused into one kernel where available.
+ */
+export function adamwUpdate(
+  p: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  g: tf.Tensor,
+  s: AdamWScalars,
+): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+  const { beta1: b1, beta2: b2, eps, lr, weightDecay: wd, bc1, bc2 } = s;
+  if (!hasKernel("FlAdamW") || [p, m, v, g].some((t) => t.dtype !== "float32")) {
+    const m1 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
+    const v1 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
+    const denom = tf.add(tf.div(tf.sqrt(v1), Math.sqrt(bc2)), eps);
+    const decayed = wd !== 0 ? tf.mul(p, 1 - lr * wd) : p;
+    return { p: tf.sub(decayed, tf.mul(tf.div(m1, denom), lr / bc1)), m: m1, v: v1 };
+  }
+  // Scalars rounded to float32 from the same double expressions tfjs would make scalar tensors of.
+  const attrs = {
+    b1,
+    c1: 1 - b1,
+    b2,
+    c2: 1 - b2,
+    sqrtBc2: Math.sqrt(bc2),
+    eps,
+    decay: wd !== 0 ? 1 - lr * wd : 1,
+    step: lr / bc1,
+  };
+  const [p1, m1, v1] = run("FlAdamW", { p, m, v, g }, attrs) as tf.Tensor[];
+  return { p: p1, m: m1, v: v1 };
+}

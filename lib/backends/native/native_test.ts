@@ -1,0 +1,381 @@
+/**
+ * The native backend against tfjs's reference kernels (the `cpu` backend running the composite
+ * ops of lib/backends/fused.ts), on random shapes including odd sizes, forward and gradients.
+ * Skipped (with the reason printed) where no CBLAS or C compiler is available.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "../mod.ts";
+import { adamwUpdate, causalSelfAttention, crossEntropy, expertGate, rmsnorm, swiglu } from "../fused.ts";
+import { Rng } from "../../util/rng.ts";
+import { nativeAvailability, setNativeThreads } from "./mod.ts";
+
+const avail = nativeAvailability();
+const ignore = !avail.ok;
+if (ignore) console.log(`native backend tests skipped: ${avail.why}. To run them: ${avail.fix}`);
+
+type Backend = "cpu" | "native";
+
+/** Runs fn on a backend inside tidy and returns copies of the outputs' values. */
+async function on(backend: Backend, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await initBackend(backend);
+  const outs = tf.tidy(fn);
+  const vals = [];
+  for (const t of outs) vals.push(Float32Array.from(await t.data()));
+  tf.dispose(outs);
+  return vals;
+}
+
+function randn(rng: Rng, n: number, scale = 1): Float32Array {
+  return rng.normal(new Float32Array(n), scale);
+}
+
+/** |a - b| <= atol + rtol * |b| elementwise; the message names the first failing index. */
+function assertClose(a: Float32Array, b: Float32Array, what: string, rtol = 1e-4, atol = 1e-6): void {
+  assert.equal(a.length, b.length, `${what}: length ${a.length} vs ${b.length}`);
+  let worst = -1, worstErr = 0;
+  for (let i = 0; i < a.length; i++) {
+    const err = Math.abs(a[i] - b[i]) - (atol + rtol * Math.abs(b[i]));
+    if (!(err <= 0) && (worst < 0 || err > worstErr || Number.isNaN(err))) {
+      worst = i;
+      worstErr = err;
+    }
+  }
+  if (worst >= 0) assert.fail(`${what}: index ${worst}: native ${a[worst]} vs reference ${b[worst]}`);
+}
+
+function assertBitEqual(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i])) assert.fail(`${what}: index ${i}: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+/** Values and gradients of sum(f(inputs) * w) with respect to all inputs, on both backends. */
+async function compareWithGrads(
+  what: string,
+  shapes: number[][],
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  opts: { seed?: number; rtol?: number; atol?: number; gradRtol?: number; gradAtol?: number } = {},
+): Promise<void> {
+  const rng = new Rng(opts.seed ?? 1);
+  const inputs = shapes.map((s) => randn(rng, s.reduce((a, b) => a * b, 1)));
+  let wVals: Float32Array | null = null;
+  const run = (backend: Backend) =>
+    on(backend, () => {
+      const xs = inputs.map((v, i) => tf.tensor(v, shapes[i]));
+      const y = f(...xs);
+      wVals ??= randn(new Rng(99), y.size);
+      const w = tf.tensor(wVals, y.shape);
+      const grads = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), w)))(xs);
+      return [y, ...grads];
+    });
+  const ref = await run("cpu"), nat = await run("native");
+  assertClose(nat[0], ref[0], `${what} forward`, opts.rtol, opts.atol);
+  for (let i = 1; i < ref.length; i++) {
+    assertClose(nat[i], ref[i], `${what} gradient of input ${i - 1}`, opts.gradRtol ?? 1e-3, opts.gradAtol ?? 1e-5);
+  }
+}
+
+Deno.test({
+  name: "native BatchMatMul equals the reference on odd, transposed and batched shapes",
+  ignore,
+  async fn() {
+    const rng = new Rng(3);
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[1, 1], [1, 1], false, false],
+      [[7, 5], [5, 3], false, false],
+      [[5, 7], [5, 3], true, false],
+      [[7, 5], [3, 5], false, true],
+      [[5, 7], [3, 5], true, true],
+      [[2, 3, 9, 4], [2, 3, 4, 6], false, false],
+      [[2, 3, 4, 9], [2, 3, 6, 4], true, true],
+      [[4, 9, 5], [5, 11], false, false], // batch folded into rows
+      [[4, 5, 9], [5, 11], true, false],
+      [[9, 5], [3, 5, 2], false, false], // batch-1 left operand
+      [[130, 67], [67, 33], false, false],
+    ];
+    for (const [sa, sb, tA, tB] of cases) {
+      const a = randn(rng, sa.reduce((x, y) => x * y, 1)), b = randn(rng, sb.reduce((x, y) => x * y, 1));
+      const f = () => [tf.matMul(tf.tensor(a, sa), tf.tensor(b, sb), tA, tB)];
+      const [ref] = await on("cpu", f), [nat] = await on("native", f);
+      assertClose(nat, ref, `matmul [${sa}]${tA ? "ᵀ" : ""} x [${sb}]${tB ? "ᵀ" : ""}`, 1e-5, 1e-5);
+    }
+  },
+});
+
+Deno.test({
+  name: "native RMSNorm forward and gradients match the composite ops",
+  ignore,
+  async fn() {
+    for (const [n, d] of [[1, 1], [7, 5], [3, 33], [130, 128]]) {
+      await compareWithGrads(`rmsnorm [${n},${d}]`, [[n, d], [d]], (x, g) => rmsnorm(x, g, 1e-5));
+      await compareWithGrads(`rmsnorm without gain [${n},${d}]`, [[n, d]], (x) => rmsnorm(x, null, 1e-5));
+    }
+  },
+});
+
+Deno.test({
+  name: "native causal attention forward and gradient match the composite ops (RoPE, mask, softmax)",
+  ignore,
+  async fn() {
+    const cases = [[1, 1, 1, 2], [2, 5, 3, 6], [1, 17, 2, 18], [2, 33, 1, 32], [1, 40, 4, 10]];
+    for (const [B, T, H, hd] of cases) {
+      const half = hd / 2, cos = new Float32Array(T * half), sin = new Float32Array(T * half);
+      for (let t = 0; t < T; t++) {
+        for (let j = 0; j < half; j++) {
+          const ang = t * Math.pow(10000, -(2 * j) / hd);
+          cos[t * half + j] = Math.cos(ang);
+          sin[t * half + j] = Math.sin(ang);
+        }
+      }
+      const mask = new Float32Array(T * T);
+      for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) mask[i * T + j] = -1e9;
+      await compareWithGrads(
+        `attention B=${B} T=${T} H=${H} hd=${hd}`,
+        [[B * T, 3 * H * hd]],
+        (qkv) =>
+          causalSelfAttention(qkv as tf.Tensor2D, {
+            batch: B,
+            seqLen: T,
+            heads: H,
+            cos: tf.tensor2d(cos, [T, half]),
+            sin: tf.tensor2d(sin, [T, half]),
+            mask: tf.tensor2d(mask, [T, T]),
+          }),
+        { seed: B * 1000 + T },
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: "native SwiGLU forward and gradient match silu(a) * b",
+  ignore,
+  async fn() {
+    for (const [n, h] of [[1, 1], [5, 7], [9, 33], [64, 384]]) {
+      await compareWithGrads(`swiglu [${n},${2 * h}]`, [[n, 2 * h]], (ab) => swiglu(ab as tf.Tensor2D), {
+        seed: n + h,
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: "native expert gates forward and gradients match the composite ops",
+  ignore,
+  async fn() {
+    for (const [n, k, e] of [[1, 1, 1], [5, 3, 7], [70, 4, 24], [130, 2, 33]]) {
+      await compareWithGrads(
+        `expert gate N=${n} K=${k} E=${e}`,
+        [[n, k * e], [k, e]],
+        (prod, u) => expertGate(prod as tf.Tensor2D, u, k),
+        { seed: n * 31 + k },
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: "native cross-entropy matches one-hot x logSoftmax, including out-of-range targets",
+  ignore,
+  async fn() {
+    const rng = new Rng(7);
+    for (const [n, v] of [[1, 2], [6, 3], [13, 17], [300, 256]]) { // tf.oneHot (the reference) needs depth >= 2
+      const ids = Int32Array.from({ length: n }, () => rng.int(v));
+      if (n > 5) ids[2] = v + 3; // out of range: contributes 0, like an all-zero one-hot row
+      await compareWithGrads(
+        `cross-entropy [${n},${v}]`,
+        [[n, v]],
+        (logits) => crossEntropy(logits as tf.Tensor2D, tf.tensor1d(ids, "int32")),
+        { seed: n, rtol: 1e-5, atol: 1e-6 },
+      );
+    }
+  },
+});
+
+Deno.test({
+  name: "native AdamW update is bit-identical to the composite tfjs ops",
+  ignore,
+  async fn() {
+    const rng = new Rng(11), n = 1031;
+    const p = randn(rng, n), m = randn(rng, n, 0.01), g = randn(rng, n, 0.1);
+    const v = Float32Array.from(randn(rng, n, 0.01), (x) => x * x);
+    for (const weightDecay of [0.1, 0]) {
+      const s = { beta1: 0.9, beta2: 0.95, eps: 1e-8, lr: 3e-4, weightDecay, bc1: 1 - 0.9 ** 3, bc2: 1 - 0.95 ** 3 };
+      const f = () => {
+        const u = adamwUpdate(tf.tensor(p), tf.tensor(m), tf.tensor(v), tf.tensor(g), s);
+        return [u.p, u.m, u.v];
+      };
+      const ref = await on("cpu", f), nat = await on("native", f);
+      for (const [i, name] of ["p", "m", "v"].entries()) {
+        assertBitEqual(nat[i], ref[i], `adamw ${name} wd=${weightDecay}`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "native data-movement and element-wise kernels equal the cpu kernels exactly",
+  ignore,
+  async fn() {
+    const rng = new Rng(13);
+    const x = randn(rng, 3 * 5 * 7), y = randn(rng, 3 * 5 * 7);
+    const ids = Int32Array.from([4, 0, 2, 2, 9, 1, 4]);
+    const cases: [string, () => tf.Tensor[]][] = [
+      ["add", () => [tf.add(tf.tensor(x, [3, 5, 7]), tf.tensor(y, [3, 5, 7]))]],
+      ["addN", () => [tf.addN([tf.tensor(x, [105]), tf.tensor(y, [105]), tf.tensor(x, [105])])]],
+      ["mul", () => [tf.mul(tf.tensor(x, [3, 35]), tf.tensor(y, [3, 35]))]],
+      ["mul scalar", () => [tf.mul(tf.tensor(x, [3, 35]), tf.scalar(0.37)), tf.mul(tf.scalar(-2.5), tf.tensor(y))]],
+      ["broadcast mul", () => [tf.mul(tf.tensor(x, [3, 5, 7]), tf.tensor(y.subarray(0, 7), [1, 1, 7]))]],
+      ["broadcast mul (inner 1)", () => [tf.mul(tf.tensor(x, [3, 5, 7]), tf.tensor(y.subarray(0, 15), [3, 5, 1]))]],
+      ["broadcast add", () => [tf.add(tf.tensor(x.subarray(0, 5), [5, 1]), tf.tensor(y.subarray(0, 7), [7]))]],
+      ["broadcast sub", () => [tf.sub(tf.tensor(x, [3, 5, 7]), tf.tensor(y.subarray(0, 35), [5, 7]))]],
+      ["broadcast div", () => [tf.div(tf.tensor(x, [3, 5, 7]), tf.tensor(y.subarray(0, 3), [3, 1, 1]))]],
+      ["scalar div", () => [tf.div(tf.scalar(2.5), tf.tensor(y, [105]))]],
+      [
+        "sum",
+        () => [tf.sum(tf.tensor(x, [3, 5, 7]), -1), tf.sum(tf.tensor(x, [3, 5, 7]), 0, true), tf.sum(tf.tensor(x))],
+      ],
+      ["sum of middle axes", () => [tf.sum(tf.tensor(x, [3, 5, 7]), [1, 2]), tf.sum(tf.tensor(x, [3, 5, 7]), 1)]],
+      ["mean", () => [tf.mean(tf.tensor(x, [3, 5, 7]), -1, true), tf.mean(tf.tensor(x, [3, 5, 7]), [0, 1])]],
+      ["sum of non-adjacent axes (cpu fallback)", () => [tf.sum(tf.tensor(x, [3, 5, 7]), [0, 2])]],
+      ["unary", () => {
+        const t = tf.tensor(x, [105]), pos = tf.abs(t);
+        return [tf.square(t), tf.neg(t), tf.sigmoid(t), tf.rsqrt(pos), tf.sqrt(pos)];
+      }],
+      [
+        "transpose",
+        () => [tf.transpose(tf.tensor(x, [3, 5, 7]), [2, 0, 1]), tf.transpose(tf.tensor(x, [3, 5, 7]), [1, 0, 2])],
+      ],
+      ["slice", () => [tf.slice(tf.tensor(x, [3, 5, 7]), [1, 2, 3], [2, 2, 4])]],
+      ["split", () => tf.split(tf.tensor(x, [3, 5, 7]), [2, 5], 2)],
+      ["gather", () => [tf.gather(tf.tensor(x, [15, 7]), tf.tensor1d(ids.map((i) => i % 15), "int32"))]],
+      ["segment sum", () => [tf.unsortedSegmentSum(tf.tensor(x, [7, 15]), tf.tensor1d(ids, "int32"), 6)]],
+    ];
+    for (const [what, f] of cases) {
+      const ref = await on("cpu", f), nat = await on("native", f);
+      assert.equal(nat.length, ref.length);
+      for (let i = 0; i < ref.length; i++) assertBitEqual(nat[i], ref[i], what);
+    }
+  },
+});
+
+Deno.test({
+  name: "native Softmax (last axis) matches the cpu kernel on odd shapes, values and gradients",
+  ignore,
+  async fn() {
+    for (const shape of [[1], [5, 1], [7, 3], [2, 3, 33], [64, 300]]) {
+      await compareWithGrads(`softmax [${shape}]`, [shape], (x) => tf.softmax(x), { rtol: 1e-5, atol: 1e-7 });
+    }
+  },
+});
+
+Deno.test({
+  name: "native Softmax gives exact zeros for masked (-1e9) logits, never subnormals",
+  ignore,
+  async fn() {
+    const logits = Float32Array.from([0, -1e9, 3, -1e9, -90, -200, 1, 2]);
+    const [p] = await on("native", () => [tf.softmax(tf.tensor2d(logits, [2, 4]))]);
+    for (const i of [1, 3]) assert.equal(p[i], 0, `masked probability ${i}`);
+    for (const v of p) assert.ok(v === 0 || Math.abs(v) >= 1.1754943508222875e-38, `subnormal ${v}`);
+    const [ref] = await on("cpu", () => [tf.softmax(tf.tensor2d(logits, [2, 4]))]);
+    assertClose(p, ref, "softmax with masked logits", 1e-6, 1e-30);
+  },
+});
+
+Deno.test({
+  name: "native fused kernels give the same bits with 1 and 2 threads",
+  ignore,
+  async fn() {
+    const rng = new Rng(17), B = 2, T = 33, H = 2, hd = 16;
+    const qkv = randn(rng, B * T * 3 * H * hd), cos = randn(rng, T * hd / 2), sin = randn(rng, T * hd / 2);
+    const x = randn(rng, 200 * 64), g = randn(rng, 64);
+    const f = () => {
+      const q = tf.tensor2d(qkv, [B * T, 3 * H * hd]);
+      const att = (t: tf.Tensor) =>
+        causalSelfAttention(t as tf.Tensor2D, {
+          batch: B,
+          seqLen: T,
+          heads: H,
+          cos: tf.tensor2d(cos, [T, hd / 2]),
+          sin: tf.tensor2d(sin, [T, hd / 2]),
+          mask: tf.zeros([T, T]),
+        });
+      const xs = tf.tensor2d(x, [200, 64]);
+      return [
+        att(q),
+        tf.grad((t: tf.Tensor) => tf.sum(tf.square(att(t))))(q),
+        ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(rmsnorm(a, b, 1e-5))))([xs, tf.tensor(g)]),
+      ];
+    };
+    try {
+      await initBackend("native");
+      setNativeThreads(1);
+      const one = await on("native", f);
+      setNativeThreads(2);
+      const two = await on("native", f);
+      for (let i = 0; i < one.length; i++) assertBitEqual(two[i], one[i], `output ${i}`);
+    } finally {
+      setNativeThreads(1);
+    }
+  },
+});
+
+const DENO_RUN = ["run", "--no-prompt", "--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys"];
+
+async function runJson(args: string[], env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [...DENO_RUN, "--allow-run", ...args],
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(r.stdout), err = new TextDecoder().decode(r.stderr);
+  assert.ok(r.success, `subprocess failed (${r.code}): ${err.slice(-1500)}`);
+  return JSON.parse(out.slice(out.indexOf("{")));
+}
+
+const RESOLVE = new URL("./testdata/resolve.ts", import.meta.url).pathname;
+
+Deno.test("without a CBLAS, auto falls back to wasm naming native's cause and fix; explicit native throws", async () => {
+  const r = await runJson([RESOLVE], { FINELAB_BLAS: "/nonexistent/libcblas.so" });
+  const auto = r.auto as { name: string; reason: string }, native = r.native as { error?: string };
+  assert.equal(auto.name, "wasm");
+  assert.match(auto.reason, /native: no usable CBLAS library \(tried \/nonexistent\/libcblas\.so: .*\(to fix: /);
+  assert.match(native.error ?? "", /backend "native" is unavailable: no usable CBLAS library.*To fix: /);
+});
+
+Deno.test({
+  name: "without a C compiler and no built kernels, native is unavailable with the reason and fix",
+  ignore,
+  async fn() {
+    const empty = await Deno.makeTempDir();
+    try {
+      const r = await runJson([RESOLVE], { CC: "/nonexistent/cc", FINELAB_NATIVE_DIR: empty });
+      assert.equal((r.auto as { name: string }).name, "wasm");
+      assert.match((r.native as { error: string }).error, /no C compiler found .*To fix: install one/);
+    } finally {
+      await Deno.remove(empty, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "native training: bit-identical in two processes, and losses match wasm to 1e-5",
+  ignore,
+  async fn() {
+    const bench = new URL("../../train/bench.ts", import.meta.url).pathname;
+    const args = (backend: string) => [bench, "--backend", backend, "--steps", "3", "--warmup", "0"];
+    const a = await runJson(args("native")), b = await runJson(args("native"));
+    assert.equal(a.backend, "native");
+    assert.deepEqual(a.loss_hex, b.loss_hex, "two native processes must give the same loss bits");
+    const w = await runJson(args("wasm"));
+    const la = a.losses as number[], lw = w.losses as number[];
+    assert.equal(la.length, 3);
+    for (let s = 0; s < 3; s++) {
+      const rel = Math.abs(la[s] - lw[s]) / Math.abs(lw[s]);
+      assert.ok(rel < 1e-5, `step ${s}: native ${la[s]} vs wasm ${lw[s]} (relative ${rel})`);
+    }
+  },
+});

@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ENV_VARS, permissionFlags } from "./permissions.ts";
+import { REPO_ROOT } from "../util/paths.ts";
+import { cleanup, cli, ok, SUITE, tempResults } from "../runner/faults/helpers.ts";
+
+const CLI_TASKS = ["exp", "query", "plot", "db", "runs"];
+
+Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissions.ts; no task has -A or network", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(join(REPO_ROOT, "deno.json"))).tasks as Record<
+    string,
+    { command: string } | string
+  >;
+  for (const [name, t] of Object.entries(tasks)) {
+    const cmd = typeof t === "string" ? t : t.command;
+    assert.doesNotMatch(cmd, /(^|\s)(-A|--allow-all|--allow-net)(\s|=|$)/, `task ${name}: ${cmd}`);
+  }
+  for (const name of CLI_TASKS) {
+    const cmd = typeof tasks[name] === "string" ? tasks[name] as string : (tasks[name] as { command: string }).command;
+    assert.match(
+      cmd,
+      /^deno run --no-prompt --unstable-webgpu \$\(deno run --no-prompt --allow-env=FINELAB_RESULTS,FINELAB_EXPERIMENTS,FINELAB_EXTRA_READ lib\/cli\/permissions\.ts\) lib\/cli\/main\.ts /,
+      `task ${name}`,
+    );
+    assert.doesNotMatch(cmd, /--allow-(read|write|ffi|run|env|sys)(\s|$)/, `task ${name} has an unscoped flag`);
+  }
+});
+
+Deno.test("permissionFlags: every flag is scoped; writes go to the results folder only", () => {
+  const flags = permissionFlags({ root: "/p", results: "/scratch/r", experiments: "/p/exps", execPath: "/bin/deno" });
+  assert.deepEqual(flags, [
+    "--allow-read=/p,/scratch/r,/p/exps,/proc/cpuinfo,/usr/share/fonts/truetype/dejavu",
+    "--allow-write=/scratch/r",
+    "--allow-ffi=/p/node_modules",
+    "--allow-run=git,/bin/deno",
+    `--allow-env=${ENV_VARS.join(",")}`,
+    "--allow-sys=hostname,osRelease,cpus,networkInterfaces",
+  ]);
+  const def = permissionFlags({ execPath: "/bin/deno" });
+  assert.equal(def[0], "--allow-read=.,results,/proc/cpuinfo,/usr/share/fonts/truetype/dejavu");
+  assert.equal(def[1], "--allow-write=results");
+});
+
+Deno.test({
+  name: "permissions: `deno task runs` expands the computed flags and works; an experiment module cannot read, " +
+    "write or fetch outside its sandbox",
+  ...SUITE,
+  async fn() {
+    const results = await tempResults("perms");
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["task", "-q", "runs", "--format", "json"],
+      cwd: REPO_ROOT,
+      env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), []);
+
+    const exps = await Deno.makeTempDir({ prefix: "finelab-perms-exps-" });
+    const define = new URL("../experiment/mod.ts", import.meta.url).href;
+    const attempts: Record<string, [string, RegExp]> = {
+      readetc: [`Deno.readTextFileSync("/etc/hostname");`, /Requires read access to "\/etc\/hostname"/],
+      writeroot: [`Deno.writeTextFileSync(${JSON.stringify(join(REPO_ROOT, "x.txt"))}, "x");`, /Requires write access/],
+      fetch: [`await fetch("https://example.com/");`, /Requires net access to "example\.com/],
+      spawn: [`new Deno.Command("sh", { args: ["-c", "true"] }).outputSync();`, /Requires run access to "sh"/],
+      env: [`Deno.env.get("HOME");`, /Requires env access to "HOME"/],
+    };
+    for (const [id, [code]] of Object.entries(attempts)) {
+      await Deno.writeTextFile(
+        join(exps, `${id}.ts`),
+        `import { defineExperiment } from ${JSON.stringify(define)};\n${code}\n` +
+          `export default defineExperiment({ id: ${JSON.stringify(id)}, description: "x", seeds: [0] });\n`,
+      );
+    }
+    for (const [id, [, denied]] of Object.entries(attempts)) {
+      const o = await cli(results, ["exp", id, "--dry-run"], { experiments: exps });
+      assert.equal(o.code, 2, `${id}: ${o.stderr}`);
+      assert.match(o.stderr, /Cannot load experiment module/, id);
+      assert.match(o.stderr, denied, id);
+    }
+    ok(await cli(results, ["runs"]));
+    await cleanup(results, exps);
+  },
+});

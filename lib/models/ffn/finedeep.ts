@@ -1,0 +1,304 @@
+/**
+ * Finedeep (arXiv 2502.12928): the dense SwiGLU FFN of width `d_ff` split into M sequential
+ * sub-layers of K fine-grained SwiGLU experts each (expert width E ≈ d_ff/(M·K)). Every expert runs
+ * for every token; a router only weights the experts' outputs. The paper's body was not available:
+ * see /work/shared/research/finedeep.md for what is verified and what is reconstructed, which is
+ * why the ambiguous parts are options.
+ *
+ * ## Forward pass of one FFN block (residual stream `h`, the transformer passes `x = norm2(h)`)
+ *
+ * ```
+ * s_0 = h
+ * for m = 0..M-1:
+ *   x_m = (m == 0) ? x                      # the layer's own pre-FFN norm (with its gain)
+ *       : rmsnorm in {pre, both} ? RMSNorm(s_m) # gainless: a gain before W13 is redundant (diag(g)·W13)
+ *       : s_m                                   # rmsnorm = post: no pre-norm on inner sub-layers
+ *   [a | b] = x_m · W13_m                   # all K experts' gate and up columns in ONE matmul
+ *   p = SiLU(a) ⊙ b                          # [N, K·E]; expert k owns columns k·E..(k+1)·E
+ *   o_k = p_k · W2_k                          # expert outputs (never materialised, see below)
+ *   g = norm_fn(score)                        # [N, K] gates
+ *   y_m = Σ_k g_k · o_k = (p ⊙ expand(g)) · W2_m   # ONE dense down-projection
+ *   y_m = rmsnorm in {post, both} ? RMSNorm(y_m) ⊙ post_gain_m : y_m
+ *   s_{m+1} = s_m + y_m                       # residual per sub-layer
+ * return Σ_m y_m                              # the transformer adds it to h, giving s_M
+ * ```
+ *
+ * Output-guided scores use the exact rewrite `r_k · (p_k W2_k) = p_k · (W2_k r_k)`
+ * (compute.md §5): `u_k = W2_k r_k` costs K·E·d multiply-adds per forward pass (not per token),
+ * then the logits are per-expert dot products `p_k · u_k`, and the gated sum is one dense matmul.
+ * The K expert outputs are never formed. `finedeep_test.ts` checks this against the naive form.
+ *
+ * ## Options (`model.ffn.<option>`, all part of the run hash because they are config)
+ *
+ * | option | values | default | meaning |
+ * |---|---|---|---|
+ * | `m` | integer ≥ 1 | 4 | sub-layers (depth) |
+ * | `k` | integer ≥ 1 | 4 | experts per sub-layer (width) |
+ * | `score` | `output` \| `input` | `output` | gate logit from the expert's output `r_k·o_k` (the paper's "output-guided"), or from the sub-layer input `r_k·x_m` (a standard MoE gate) |
+ * | `norm_fn` | `sigmoid` \| `softmax` \| `none` | `sigmoid` | gate normalisation: independent sigmoids (the paper), softmax over the K experts, or no gate (plain sum; no router parameters, `score`/`router` ignored) |
+ * | `router` | `expert` \| `sublayer` | `expert` | one router vector per expert, or one per sub-layer shared by its K experts (with `score = input` this gives one gate per sub-layer) |
+ * | `rmsnorm` | `pre` \| `post` \| `both` | `pre` | pre-norm on each sub-layer input, a norm on the gated sum before the residual add, or both |
+ * | `expert_width` | integer ≥ 1 or null | null | expert width E; null picks the integer E whose FFN parameter count (experts + routers + norms) is closest to the dense FFN's `3·d_model·d_ff` (this is exactly `d_ff/(M·K)` when M·K divides d_ff and only per-expert routers are added) |
+ *
+ * Defaults follow the paper's stated design (output-guided sigmoid routing, RMSNorm residuals read
+ * as per-sub-layer pre-norm) and the balanced 4×4 point of the M·K = 16 line. With
+ * `m = 1, k = 1, norm_fn = none, rmsnorm = pre` the block is the dense SwiGLU FFN: same parameter
+ * shapes (`sub0.w13`, `sub0.w2` = dense `w13`, `w2`; the only pre-norm is the layer's own), same
+ * ops, bit-identical output (tested).
+ *
+ * ## Parameters of one layer (names relative to `layers.<i>.ffn.`)
+ *
+ * | name | shape | init | decay |
+ * |---|---|---|---|
+ * | `sub<m>.w13` | `[d_model, 2·K·E]` (columns `0..K·E` = gate of experts 0..K-1 in order, then up) | N(0, init_std²) | yes |
+ * | `sub<m>.w2` | `[K·E, d_model]` | N(0, (init_std/√(n_layers·(1+M)))²) — one residual add per sub-layer, as GPT-2 scales by the number of adds; equals dense's at M = 1 | yes |
+ * | `sub<m>.router` | `[K, d_model]` (`router = expert`) or `[1, d_model]` (`sublayer`); absent for `norm_fn = none` | zeros (all gates start equal: 0.5 or 1/K) | no |
+ * | `sub<m>.post_norm` | `[d_model]`, only for `rmsnorm = post \| both` | ones | no |
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { ModelConfig } from "../../experiment/config.ts";
+import { matmul, silu, splitLast } from "../../backends/ops.ts";
+import { swiglu } from "../../backends/fused.ts";
+import type { FfnContext, FfnParams, FfnVariant, ParamSpec } from "./types.ts";
+
+/** Routing score source. */
+export type FinedeepScore = "output" | "input";
+/** Gate normalisation. */
+export type FinedeepNorm = "sigmoid" | "softmax" | "none";
+/** Router form. */
+export type FinedeepRouter = "expert" | "sublayer";
+/** RMSNorm placement. */
+export type FinedeepRmsnorm = "pre" | "post" | "both";
+
+/** The options as written in `model.ffn` (all optional; see the module doc for defaults). */
+export interface FinedeepConfig {
+  kind: "finedeep";
+  m?: number;
+  k?: number;
+  score?: FinedeepScore;
+  norm_fn?: FinedeepNorm;
+  router?: FinedeepRouter;
+  rmsnorm?: FinedeepRmsnorm;
+  expert_width?: number | null;
+}
+
+/** Resolved options and derived sizes of one Finedeep block. */
+export interface FinedeepShape {
+  m: number;
+  k: number;
+  score: FinedeepScore;
+  norm_fn: FinedeepNorm;
+  router: FinedeepRouter;
+  rmsnorm: FinedeepRmsnorm;
+  /** Expert width E. */
+  expert_width: number;
+  /** Hidden width of one sub-layer, K·E. */
+  sublayer_width: number;
+  /** Total hidden units M·K·E (the pooled unit count of the NSAR metrics). */
+  hidden: number;
+  /** Router vectors per sub-layer (K, 1, or 0 for `none`). */
+  router_rows: number;
+  /** Gate columns per sub-layer: K, or 1 for an input-guided per-sub-layer router, 0 for `none`. */
+  gates: number;
+}
+
+/** Defaults of the options (documented in the module doc). */
+export const FINEDEEP_DEFAULTS = {
+  m: 4,
+  k: 4,
+  score: "output",
+  norm_fn: "sigmoid",
+  router: "expert",
+  rmsnorm: "pre",
+  expert_width: null,
+} as const;
+
+const OPTIONS = ["kind", "m", "k", "score", "norm_fn", "router", "rmsnorm", "expert_width"];
+const ENUMS: Record<string, readonly string[]> = {
+  score: ["output", "input"],
+  norm_fn: ["sigmoid", "softmax", "none"],
+  router: ["expert", "sublayer"],
+  rmsnorm: ["pre", "post", "both"],
+};
+
+const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1;
+
+/** Parameters of one block besides the experts (routers and post-norm gains). */
+function overheadParams(d: number, s: Omit<FinedeepShape, "expert_width" | "sublayer_width" | "hidden">): number {
+  const post = s.rmsnorm === "pre" ? 0 : d;
+  return s.m * (s.router_rows * d + post);
+}
+
+/** Problems with the options (empty when valid); each names the field, the value and the fix. */
+function problems(cfg: ModelConfig): string[] {
+  const f = cfg.ffn as Record<string, unknown>, e: string[] = [];
+  for (const key of Object.keys(f)) {
+    if (!OPTIONS.includes(key)) {
+      e.push(`model.ffn.${key} is not an option of ffn kind "finedeep" (options: ${OPTIONS.slice(1).join(", ")})`);
+    }
+  }
+  for (const key of ["m", "k"]) {
+    if (f[key] !== undefined && !(isPosInt(f[key]) && (f[key] as number) <= 1024)) {
+      e.push(`model.ffn.${key} = ${JSON.stringify(f[key])} must be an integer in [1, 1024]`);
+    }
+  }
+  for (const [key, values] of Object.entries(ENUMS)) {
+    if (f[key] !== undefined && !values.includes(f[key] as string)) {
+      e.push(`model.ffn.${key} = ${JSON.stringify(f[key])} is not one of: ${values.join(", ")}`);
+    }
+  }
+  const w = f.expert_width;
+  if (w !== undefined && w !== null && !isPosInt(w)) {
+    e.push(`model.ffn.expert_width = ${JSON.stringify(w)} must be a positive integer or null (auto)`);
+  }
+  return e;
+}
+
+/**
+ * Resolves the options of `cfg.ffn` (defaults applied) and the derived sizes. Throws with every
+ * problem when the options are invalid (see {@link variant}.validate for the messages).
+ */
+export function finedeepShape(cfg: ModelConfig): FinedeepShape {
+  const e = problems(cfg);
+  if (e.length) throw new Error(`invalid finedeep options:\n  ${e.join("\n  ")}`);
+  const f = { ...FINEDEEP_DEFAULTS, ...(cfg.ffn as Partial<FinedeepConfig>) };
+  const { m, k, score, norm_fn, router, rmsnorm } = f;
+  const router_rows = norm_fn === "none" ? 0 : router === "expert" ? k : 1;
+  const gates = norm_fn === "none" ? 0 : score === "input" && router === "sublayer" ? 1 : k;
+  const d = cfg.d_model;
+  const base = { m, k, score, norm_fn, router, rmsnorm, router_rows, gates };
+  // E whose parameter count 3·d·M·K·E + overhead is closest to the dense FFN's 3·d·d_ff.
+  const auto = Math.round((3 * d * cfg.d_ff - overheadParams(d, base)) / (3 * d * m * k));
+  const expert_width = f.expert_width ?? Math.max(1, auto);
+  return { ...base, expert_width, sublayer_width: k * expert_width, hidden: m * k * expert_width };
+}
+
+/** RMSNorm without gain over the last axis. */
+function rmsnorm(x: tf.Tensor2D, eps: number): tf.Tensor2D {
+  return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+}
+
+/** Gate logits `[N, gates]` of one sub-layer (see the module doc). */
+function gateLogits(s: FinedeepShape, xm: tf.Tensor2D, prod: tf.Tensor2D, w2: tf.Tensor, r: tf.Tensor): tf.Tensor2D {
+  const [N, H] = prod.shape, d = w2.shape[1] as number;
+  if (s.score === "input") return matmul(xm, r, false, true); // r_k · x_m
+  // Output-guided, exact rewrite: u_k = W2_k r_k, logit_k = p_k · u_k. Per-sub-layer routers use one r for all k.
+  const rows = s.router_rows;
+  const u = tf.sum(tf.mul(tf.reshape(w2, [rows, H / rows, d]), tf.reshape(r, [rows, 1, d])), -1); // [rows, H/rows]
+  const pu = tf.mul(prod, tf.reshape(u, [1, H]));
+  return tf.sum(tf.reshape(pu, [N, s.k, s.expert_width]), -1) as tf.Tensor2D;
+}
+
+/** One sub-layer: `x_m -> y_m` (before the optional post-norm). */
+function sublayer(
+  s: FinedeepShape,
+  xm: tf.Tensor2D,
+  p: FfnParams,
+  index: number,
+  ctx: FfnContext,
+): tf.Tensor2D {
+  const pre = `sub${index}.`, H = s.sublayer_width;
+  const w2 = p[`${pre}w2`];
+  const ab = matmul(xm, p[`${pre}w13`]); // [gate | up] of all K experts
+  let prod: tf.Tensor2D;
+  if (!ctx.capture) prod = swiglu(ab); // silu(gate) * up, one kernel where fused (as dense.ts)
+  else { // end-of-run analysis: the same values, with SiLU(gate) exposed
+    const [a, b] = splitLast(ab, [H, H]);
+    const act = silu(a) as tf.Tensor2D;
+    prod = tf.mul(act, b);
+    ctx.capture("act", act, index);
+    ctx.capture("prod", prod, index);
+  }
+  if (s.norm_fn === "none") return matmul(prod, w2);
+  const logits = gateLogits(s, xm, prod, w2, p[`${pre}router`]);
+  const g = (s.norm_fn === "sigmoid" ? tf.sigmoid(logits) : tf.softmax(logits)) as tf.Tensor2D;
+  ctx.capture?.("gate", g, index);
+  const N = prod.shape[0];
+  const gated = s.gates === 1
+    ? tf.mul(prod, g) // one gate per token for the whole sub-layer
+    : tf.reshape(tf.mul(tf.reshape(prod, [N, s.k, s.expert_width]), tf.reshape(g, [N, s.k, 1])), [N, H]);
+  return matmul(gated, w2); // = Σ_k g_k o_k, one dense down-projection
+}
+
+/** Finedeep: M sub-layers × K fine-grained experts with output-guided sigmoid routing. */
+export const variant: FfnVariant = {
+  kind: "finedeep",
+  description: "Finedeep: M sequential sub-layers of K fine-grained SwiGLU experts, all active, router-weighted",
+
+  validate(cfg: ModelConfig): string[] {
+    const e = problems(cfg);
+    if (e.length) return e;
+    const s = finedeepShape(cfg);
+    const f = cfg.ffn as Record<string, unknown>;
+    if (f.expert_width == null && cfg.d_ff < s.m * s.k) {
+      e.push(
+        `model.d_ff = ${cfg.d_ff} is smaller than model.ffn.m × model.ffn.k = ${s.m * s.k}: ` +
+          `every expert needs at least one hidden unit (raise d_ff or lower m, k)`,
+      );
+    }
+    if (s.norm_fn === "softmax" && s.gates === 1) {
+      e.push(
+        s.k === 1
+          ? `model.ffn.norm_fn = "softmax" with model.ffn.k = 1 normalises over a single expert: every gate is 1 ` +
+            `and the router learns nothing; use norm_fn = "sigmoid" or "none"`
+          : `model.ffn.norm_fn = "softmax" with score = "input" and router = "sublayer" has one logit per ` +
+            `sub-layer: every gate is 1; use router = "expert" or norm_fn = "sigmoid"`,
+      );
+    }
+    return e;
+  },
+
+  params(cfg: ModelConfig): ParamSpec[] {
+    const s = finedeepShape(cfg), { d_model: d, init_std: std, n_layers: L } = cfg;
+    const out: ParamSpec[] = [];
+    for (let m = 0; m < s.m; m++) {
+      out.push({ name: `sub${m}.w13`, shape: [d, 2 * s.sublayer_width], init: "normal", std, decay: true });
+      out.push({
+        name: `sub${m}.w2`,
+        shape: [s.sublayer_width, d],
+        init: "normal",
+        std: std / Math.sqrt(L * (1 + s.m)),
+        decay: true,
+      });
+      if (s.router_rows > 0) {
+        out.push({ name: `sub${m}.router`, shape: [s.router_rows, d], init: "zeros", decay: false });
+      }
+      if (s.rmsnorm !== "pre") out.push({ name: `sub${m}.post_norm`, shape: [d], init: "ones", decay: false });
+    }
+    return out;
+  },
+
+  paramCount(cfg: ModelConfig): number {
+    const s = finedeepShape(cfg), d = cfg.d_model;
+    return 3 * d * s.hidden + overheadParams(d, s);
+  },
+
+  flopsPerToken(cfg: ModelConfig): number {
+    // Experts: 2·d·2H (up) + 2·H·d (down) per sub-layer = 6·d·(M·K·E). Gate logits: output-guided
+    // 2·K·E per sub-layer (p_k·u_k dot products); input-guided 2·d·(router rows). u_k = W2_k r_k is
+    // computed once per forward pass, not per token, and is not counted (as norms and activations).
+    const s = finedeepShape(cfg), d = cfg.d_model;
+    const gate = s.norm_fn === "none" ? 0 : s.score === "output" ? 2 * s.sublayer_width : 2 * d * s.router_rows;
+    return 6 * d * s.hidden + s.m * gate;
+  },
+
+  apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
+    const s = finedeepShape(ctx.cfg), eps = ctx.cfg.norm_eps;
+    if (s.m > 1 && !ctx.residual) {
+      throw new Error("finedeep with model.ffn.m > 1 needs ctx.residual (the block's residual stream)");
+    }
+    const post = s.rmsnorm !== "pre", preNorm = s.rmsnorm !== "post";
+    const ys: tf.Tensor2D[] = [];
+    let stream = ctx.residual ?? x; // s_m
+    for (let m = 0; m < s.m; m++) {
+      if (m > 0) stream = tf.add(stream, ys[m - 1]);
+      const xm = m === 0 ? x : preNorm ? rmsnorm(stream, eps) : stream;
+      let y = sublayer(s, xm, p, m, ctx);
+      if (post) y = tf.mul(rmsnorm(y, eps), p[`sub${m}.post_norm`]);
+      ys.push(y);
+    }
+    return ys.length === 1 ? ys[0] : tf.addN(ys);
+  },
+};

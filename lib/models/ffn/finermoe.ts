@@ -1,0 +1,391 @@
+/**
+ * FineRMoE (arXiv 2603.13364, code github.com/liaoning97/FineRMoE): routed experts fine-grained in
+ * both the intermediate dimension (G_I chunks of the dense FFN, each replicated R_I times) and the
+ * output dimension (G_O slices of d_model, each with R_O candidate groups), one router, a shared
+ * expert. See /work/shared/research/finermoe.md; where the paper and the official code differ this
+ * follows the code by default and offers the paper's form as an option.
+ *
+ * ## Sizes (h = d_model, H = d_ff)
+ *
+ * He = H / G_I (expert hidden width), he = h / G_O (expert output width),
+ * N = G_O·R_O·G_I·R_I routed experts, G_O·T_I active per token. Flat expert index
+ * `k = (i·R_O + r)·(G_I·R_I) + c`: output slice i, replica group r, chunk c (source chunk `c mod G_I`).
+ * Expert k: `e_k(x) = (SiLU(x Wg_k) ⊙ x W1_k) W2_k ∈ R^{he}`, Wg_k, W1_k `[h, He]`, W2_k `[He, he]`.
+ *
+ * ## Forward pass (Algorithm 1 and the code's `finermoe_router`)
+ *
+ * ```
+ * z = x · router                                   # [N_tok, N], no bias/noise
+ * view z as [N_tok, G_O·R_O groups, G_I·R_I]
+ * sum_mask = top-T_I inside every group
+ * group score = Σ of the group's raw logits; per output slice i the argmax over its R_O groups -> cc_mask
+ * mask = sum_mask ∧ cc_mask                       # exactly T_I experts in one group per slice
+ * c = combine(z, mask)                             # joint_softmax (code) | slice_softmax | raw (paper Eq. 7)
+ * O_i = Σ_{k in slice i} c_k · e_k(x)              # sparse sum
+ * y = concat(O_0..O_{G_O-1}) + σ(x w_g) · FFN_shared(x)   # sparse concat + (gated) shared expert
+ * aux = balance_coef · seq-level load-balance loss (DeepSeek-V2 / the code's seq_aux_loss)
+ * ```
+ *
+ * - `joint_softmax` (code, default): one softmax over all G_O·T_I selected logits, so the output
+ *   slices compete for weight. `slice_softmax`: a softmax per output slice. `raw` (the paper's Eq. 7
+ *   read literally): the selected raw logits as weights.
+ * - Shared expert `gated` (code): `sigmoid(x · shared.gate)` times a full-width SwiGLU; `plain`
+ *   (paper text): no gate; `none`: no shared expert.
+ * - Balance loss per sequence: `f_e = N/(G_O·T_I·T) · #{t routed to e}`, `P_e = mean_t softmax(z_t)_e`
+ *   (full softmax over all N), `Σ_e f_e·P_e`, averaged over sequences, times `balance_coef`
+ *   (`ctx.seqLen` gives the sequence length; default model.seq_len).
+ * - Masks are computed outside autodiff; the router learns through the selected weights and the
+ *   balance loss only (as in the code; no STE).
+ *
+ * Computation: training uses the masked form (every expert on every token, weighted by c, which
+ * is 0 for unselected experts) unless `train_compute = sparse`; inference runs each expert only on
+ * its tokens (masked on webgpu). Both are tested equal to an explicit per-expert loop.
+ *
+ * ## Options (`model.ffn.<option>`)
+ *
+ * | option | values | default | meaning |
+ * |---|---|---|---|
+ * | `g_i` | integer ≥ 1 dividing d_ff | 8 | G_I, intermediate granularity |
+ * | `r_i` | integer ≥ 1 | 1 | R_I, replicas of every chunk inside a group |
+ * | `g_o` | integer ≥ 1 dividing d_model | 2 | G_O, output granularity (output slices) |
+ * | `r_o` | integer ≥ 1 | 2 | R_O, candidate groups per output slice |
+ * | `t_i` | integer in [1, g_i·r_i] | 1 | T_I, experts per selected group |
+ * | `combine` | `joint_softmax` \| `slice_softmax` \| `raw` | `joint_softmax` | combination weights (see above) |
+ * | `shared_expert` | `gated` \| `plain` \| `none` | `gated` | shared expert form |
+ * | `balance_coef` | number in [0, 10] | 0.001 | coefficient of the sequence-level balance loss (0 = off) |
+ * | `train_compute` | `masked` \| `sparse` | `masked` | how training computes the routed part |
+ *
+ * N = g_o·r_o·g_i·r_i must be ≤ 4096.
+ *
+ * ## Parameters of one layer (relative to `layers.<i>.ffn.`)
+ *
+ * | name | shape | init | decay |
+ * |---|---|---|---|
+ * | `router` | `[d_model, N]` | N(0, init_std²) | no |
+ * | `w13` | `[d_model, 2·N·He]`: Wg_k at columns `k·He..(k+1)·He`, W1_k at `N·He + k·He..` | N(0, init_std²) | yes |
+ * | `w2` | `[N·He, he]`: W2_k at rows `k·He..(k+1)·He` | N(0, (init_std/√(2·n_layers))²) | yes |
+ * | `shared.w13` | `[d_model, 2·d_ff]` (dense layout), unless `shared_expert = none` | N(0, init_std²) | yes |
+ * | `shared.w2` | `[d_ff, d_model]`, unless `none` | N(0, (init_std/√(2·n_layers))²) | yes |
+ * | `shared.gate` | `[d_model, 1]`, only `gated` | N(0, init_std²) | no |
+ *
+ * ## Upcycling from a dense FFN (`upcycleFromDense`; Eqs. 9–10 and the code's converter)
+ *
+ * Shared expert = exact copy of the dense FFN. Routed expert k with output slice
+ * `i = k div (R_O·G_I·R_I)` and source chunk `s = (k mod G_I·R_I) mod G_I`:
+ * `Wg_k = Wg[:, s·He..]`, `W1_k = W1[:, s·He..]`, `W2_k = coeff · W2[s·He..(s+1)·He, i·he..(i+1)·he]`,
+ * with `coeff = 1` when there is a shared expert and `coeff = G_I` without one (code-only detail).
+ * R_I/R_O replicas are identical copies; the router and shared gate keep their seeded init
+ * (N(0, init_std²), the converter's N(0, 0.02)). With g_i = r_i = g_o = r_o = t_i = 1 and no shared
+ * expert, the upcycled layer equals the dense FFN (tested).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { ModelConfig } from "../../experiment/config.ts";
+import { matmul, splitLast } from "../../backends/ops.ts";
+import { swiglu } from "../../backends/fused.ts";
+import {
+  balanceLoss,
+  canReadSync,
+  type DenseFfnWeights,
+  type DenseUpcycling,
+  maskedSoftmax,
+  noGrad,
+  sliceColumns,
+  sparseMixture,
+  subMatrix,
+} from "../moe.ts";
+import { silu } from "../../backends/ops.ts";
+import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
+import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
+
+/** Combination weights. */
+export type FinermoeCombine = "joint_softmax" | "slice_softmax" | "raw";
+/** Shared expert form. */
+export type FinermoeShared = "gated" | "plain" | "none";
+
+/** Resolved options and derived sizes of one FineRMoE layer. */
+export interface FinermoeShape {
+  g_i: number;
+  r_i: number;
+  g_o: number;
+  r_o: number;
+  t_i: number;
+  combine: FinermoeCombine;
+  shared_expert: FinermoeShared;
+  balance_coef: number;
+  train_compute: "masked" | "sparse";
+  /** Expert hidden width He = d_ff / G_I. */
+  he_inter: number;
+  /** Expert output width he = d_model / G_O. */
+  he_out: number;
+  /** Experts per group G_I·R_I. */
+  group: number;
+  /** Routed experts N = G_O·R_O·G_I·R_I. */
+  experts: number;
+  /** Active routed experts per token G_O·T_I. */
+  active: number;
+}
+
+/** Defaults of the options (see the module doc). */
+export const FINERMOE_DEFAULTS = {
+  g_i: 8,
+  r_i: 1,
+  g_o: 2,
+  r_o: 2,
+  t_i: 1,
+  combine: "joint_softmax",
+  shared_expert: "gated",
+  balance_coef: 0.001,
+  train_compute: "masked",
+} as const;
+
+const OPTIONS = ["kind", ...Object.keys(FINERMOE_DEFAULTS)];
+const ENUMS: Record<string, readonly string[]> = {
+  combine: ["joint_softmax", "slice_softmax", "raw"],
+  shared_expert: ["gated", "plain", "none"],
+  train_compute: ["masked", "sparse"],
+};
+const MAX_EXPERTS = 4096;
+const fmt = (v: unknown) => JSON.stringify(v);
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_EXPERTS;
+
+function problems(cfg: ModelConfig): string[] {
+  const f = cfg.ffn as Record<string, unknown>, e: string[] = [];
+  for (const key of Object.keys(f)) {
+    if (!OPTIONS.includes(key)) {
+      e.push(`model.ffn.${key} is not an option of ffn kind "finermoe" (options: ${OPTIONS.slice(1).join(", ")})`);
+    }
+  }
+  const v = { ...FINERMOE_DEFAULTS, ...f } as Record<string, unknown>;
+  for (const key of ["g_i", "r_i", "g_o", "r_o", "t_i"]) {
+    if (!isInt(v[key])) e.push(`model.ffn.${key} = ${fmt(v[key])} must be an integer in [1, ${MAX_EXPERTS}]`);
+  }
+  if (isInt(v.g_i) && cfg.d_ff % v.g_i !== 0) {
+    e.push(`model.ffn.g_i = ${v.g_i} must divide model.d_ff = ${cfg.d_ff} (expert hidden width d_ff / g_i)`);
+  }
+  if (isInt(v.g_o) && cfg.d_model % v.g_o !== 0) {
+    e.push(`model.ffn.g_o = ${v.g_o} must divide model.d_model = ${cfg.d_model} (expert output width d_model / g_o)`);
+  }
+  if (isInt(v.g_i) && isInt(v.r_i) && isInt(v.t_i) && v.t_i > v.g_i * v.r_i) {
+    e.push(`model.ffn.t_i = ${v.t_i} must be in [1, g_i·r_i = ${v.g_i * v.r_i}] (experts chosen per group)`);
+  }
+  if ([v.g_i, v.r_i, v.g_o, v.r_o].every(isInt)) {
+    const n = (v.g_i as number) * (v.r_i as number) * (v.g_o as number) * (v.r_o as number);
+    if (n > MAX_EXPERTS) e.push(`model.ffn g_o·r_o·g_i·r_i = ${n} routed experts must be at most ${MAX_EXPERTS}`);
+  }
+  for (const [key, values] of Object.entries(ENUMS)) {
+    if (!values.includes(v[key] as string)) {
+      e.push(`model.ffn.${key} = ${fmt(v[key])} is not one of: ${values.join(", ")}`);
+    }
+  }
+  const c = v.balance_coef;
+  if (!(typeof c === "number" && c >= 0 && c <= 10)) {
+    e.push(`model.ffn.balance_coef = ${fmt(c)} must be a number in [0, 10]`);
+  }
+  return e;
+}
+
+/** Resolves the options (defaults applied) and sizes; throws with every problem when invalid. */
+export function finermoeShape(cfg: ModelConfig): FinermoeShape {
+  const e = problems(cfg);
+  if (e.length) throw new Error(`invalid finermoe options:\n  ${e.join("\n  ")}`);
+  const f = { ...FINERMOE_DEFAULTS, ...(cfg.ffn as Partial<FinermoeShape>) };
+  const group = f.g_i * f.r_i;
+  return {
+    g_i: f.g_i,
+    r_i: f.r_i,
+    g_o: f.g_o,
+    r_o: f.r_o,
+    t_i: f.t_i,
+    combine: f.combine,
+    shared_expert: f.shared_expert,
+    balance_coef: f.balance_coef,
+    train_compute: f.train_compute,
+    he_inter: cfg.d_ff / f.g_i,
+    he_out: cfg.d_model / f.g_o,
+    group,
+    experts: f.g_o * f.r_o * group,
+    active: f.g_o * f.t_i,
+  };
+}
+
+/** The routing mask `[N_tok, N]` of Algorithm 1 (no gradient): T_I experts in one group per output slice. */
+export function finermoeMask(logits: tf.Tensor2D, s: FinermoeShape): tf.Tensor2D {
+  const T = logits.shape[0], groups = s.g_o * s.r_o;
+  return noGrad([logits], (z) => {
+    const zg = tf.reshape(z, [T, groups, s.group]);
+    const sumMask = s.t_i === s.group
+      ? tf.onesLike(zg)
+      : tf.sum(tf.oneHot(tf.topk(zg, s.t_i).indices, s.group, 1, 0, "float32"), 2); // [T, groups, group]
+    const score = tf.reshape(tf.sum(zg, -1), [T, s.g_o, s.r_o]); // group score = Σ raw logits
+    const cc = s.r_o === 1 // argmax over R_O candidate groups (tfjs oneHot needs depth ≥ 2)
+      ? tf.ones([T, groups, 1])
+      : tf.reshape(tf.oneHot(tf.argMax(score, -1), s.r_o, 1, 0, "float32"), [T, groups, 1]);
+    return tf.reshape(tf.mul(sumMask, cc), [T, s.experts]);
+  }) as tf.Tensor2D;
+}
+
+/** Routing of one layer: combination weights `coef` `[N_tok, N]` (0 = unselected), full softmax, mask. */
+export function finermoeRouting(
+  x: tf.Tensor2D,
+  router: tf.Tensor,
+  s: FinermoeShape,
+): { coef: tf.Tensor2D; probs: tf.Tensor2D; mask: tf.Tensor2D } {
+  const z = matmul(x, router), T = x.shape[0];
+  const mask = finermoeMask(z, s);
+  const probs = tf.softmax(z);
+  let coef: tf.Tensor2D;
+  if (s.combine === "joint_softmax") coef = maskedSoftmax(z, mask);
+  else if (s.combine === "raw") coef = tf.mul(z, mask);
+  else {
+    const per = s.experts / s.g_o; // experts per output slice
+    coef = tf.reshape(maskedSoftmax(tf.reshape(z, [T, s.g_o, per]), tf.reshape(mask, [T, s.g_o, per])), [T, s.experts]);
+  }
+  return { coef, probs, mask };
+}
+
+/** Output of routed expert k on rows xs: `[n, he]`. */
+function expertOut(xs: tf.Tensor2D, p: FfnParams, k: number, s: FinermoeShape): tf.Tensor2D {
+  const He = s.he_inter, NH = s.experts * He, d = xs.shape[1];
+  const a = matmul(xs, tf.slice(p.w13, [0, k * He], [d, He]));
+  const b = matmul(xs, tf.slice(p.w13, [0, NH + k * He], [d, He]));
+  return matmul(tf.mul(silu(a), b), tf.slice(p.w2, [k * He, 0], [He, s.he_out]));
+}
+
+/** The routed part (sparse sum + sparse concat) with the given computation; `[N_tok, d_model]`. */
+export function finermoeRouted(
+  x: tf.Tensor2D,
+  p: FfnParams,
+  coef: tf.Tensor2D,
+  s: FinermoeShape,
+  compute: "masked" | "sparse",
+): tf.Tensor2D {
+  const T = x.shape[0], N = s.experts, He = s.he_inter, per = N / s.g_o;
+  if (compute === "masked") {
+    const prod = swiglu(matmul(x, p.w13)); // [T, N·He]
+    const scaled = tf.reshape(tf.mul(tf.reshape(prod, [T, N, He]), tf.reshape(coef, [T, N, 1])), [T, N * He]);
+    const slices = s.g_o === 1 ? [scaled] : splitLast(scaled, new Array(s.g_o).fill(per * He));
+    const w2s = s.g_o === 1 ? [p.w2] : tf.split(p.w2, s.g_o, 0);
+    const outs = slices.map((a, i) => matmul(a, w2s[i])); // O_i = Σ_{k in slice i} c_k e_k(x)
+    return outs.length === 1 ? outs[0] : tf.concat(outs, 1);
+  }
+  const values = coef.dataSync();
+  const outs = Array.from(
+    { length: s.g_o },
+    (_, i) =>
+      sparseMixture(x, coef, values, (k, xs) => expertOut(xs, p, k, s), {
+        outDim: s.he_out,
+        experts: Array.from({ length: per }, (_, j) => i * per + j),
+      }),
+  );
+  return outs.length === 1 ? outs[0] : tf.concat(outs, 1);
+}
+
+/** The shared expert's contribution (zeros-free: null when there is none). */
+function sharedOut(x: tf.Tensor2D, p: FfnParams, s: FinermoeShape): tf.Tensor2D | null {
+  if (s.shared_expert === "none") return null;
+  const y = matmul(swiglu(matmul(x, p["shared.w13"])), p["shared.w2"]);
+  return s.shared_expert === "gated" ? tf.mul(y, tf.sigmoid(matmul(x, p["shared.gate"]))) : y;
+}
+
+function cost(cfg: ModelConfig): SparseCost {
+  const s = finermoeShape(cfg), d = cfg.d_model, H = cfg.d_ff, N = s.experts;
+  const shared = s.shared_expert === "none" ? 0 : 3 * d * H, gate = s.shared_expert === "gated" ? d : 0;
+  const expert = 2 * d * s.he_inter + s.he_inter * s.he_out;
+  return {
+    experts: N,
+    expert_params: expert,
+    expert_flops: 2 * expert,
+    fixed_params: d * N + shared + gate,
+    fixed_flops: 2 * (d * N + shared + gate),
+    active_experts: s.active,
+  };
+}
+
+/** FineRMoE. */
+export const variant: RoutedFfn & DenseUpcycling = {
+  kind: "finermoe",
+  description:
+    "FineRMoE: experts fine-grained in intermediate and output dims, sparse sum + sparse concat, shared expert",
+
+  validate(cfg: ModelConfig): string[] {
+    return problems(cfg);
+  },
+
+  params(cfg: ModelConfig): ParamSpec[] {
+    const s = finermoeShape(cfg), { d_model: d, d_ff: H, init_std: std, n_layers: L } = cfg, N = s.experts;
+    const out = std / Math.sqrt(2 * L);
+    const specs: ParamSpec[] = [
+      { name: "router", shape: [d, N], init: "normal", std, decay: false },
+      { name: "w13", shape: [d, 2 * N * s.he_inter], init: "normal", std, decay: true },
+      { name: "w2", shape: [N * s.he_inter, s.he_out], init: "normal", std: out, decay: true },
+    ];
+    if (s.shared_expert !== "none") {
+      specs.push(
+        { name: "shared.w13", shape: [d, 2 * H], init: "normal", std, decay: true },
+        { name: "shared.w2", shape: [H, d], init: "normal", std: out, decay: true },
+      );
+    }
+    if (s.shared_expert === "gated") {
+      specs.push({ name: "shared.gate", shape: [d, 1], init: "normal", std, decay: false });
+    }
+    return specs;
+  },
+
+  paramCount(cfg: ModelConfig): number {
+    const c = cost(cfg);
+    return c.fixed_params + c.experts * c.expert_params;
+  },
+
+  /** Router, shared expert and the G_O·T_I active experts (what sparse inference computes). */
+  flopsPerToken(cfg: ModelConfig): number {
+    const c = cost(cfg);
+    return c.fixed_flops + c.active_experts! * c.expert_flops;
+  },
+
+  sparseCost: cost,
+
+  apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
+    const s = finermoeShape(ctx.cfg);
+    const { coef, probs, mask } = finermoeRouting(x, p.router, s);
+    if (ctx.training) {
+      const N = x.shape[0], T = ctx.seqLen ?? ctx.cfg.seq_len;
+      const lb = balanceLoss(probs, mask, s.active, N % T === 0 ? T : N);
+      if (s.balance_coef > 0) ctx.addAuxLoss(tf.mul(lb, s.balance_coef));
+      ctx.addStat("balance_loss", lb);
+    }
+    ctx.capture?.("gate", coef); // combination weights, 0 = unselected (end-of-run analysis)
+    const sparse = canReadSync() && (!ctx.training || s.train_compute === "sparse");
+    const routed = finermoeRouted(x, p, coef, s, sparse ? "sparse" : "masked");
+    const shared = sharedOut(x, p, s);
+    return shared ? tf.add(routed, shared) : routed;
+  },
+
+  upcycleFromDense(cfg: ModelConfig, dense: DenseFfnWeights): Record<string, Float32Array> {
+    const s = finermoeShape(cfg), { d_model: d, d_ff: H } = dense;
+    if (H !== cfg.d_ff || d !== cfg.d_model) {
+      throw new Error(
+        `cannot upcycle finermoe: dense FFN is [${d}, ${H}], the model needs [${cfg.d_model}, ${cfg.d_ff}]`,
+      );
+    }
+    const N = s.experts, He = s.he_inter, he = s.he_out, coeff = s.shared_expert === "none" ? s.g_i : 1;
+    const w13 = new Float32Array(d * 2 * N * He), w2 = new Float32Array(N * He * he);
+    for (let k = 0; k < N; k++) {
+      const i = Math.floor(k / (s.r_o * s.group)), src = (k % s.group) % s.g_i;
+      const g = sliceColumns(dense.w13, d, 2 * H, src * He, He),
+        u = sliceColumns(dense.w13, d, 2 * H, H + src * He, He);
+      for (let r = 0; r < d; r++) {
+        w13.set(g.subarray(r * He, (r + 1) * He), r * 2 * N * He + k * He);
+        w13.set(u.subarray(r * He, (r + 1) * He), r * 2 * N * He + N * He + k * He);
+      }
+      w2.set(subMatrix(dense.w2, d, src * He, He, i * he, he, coeff), k * He * he);
+    }
+    const out: Record<string, Float32Array> = { w13, w2 };
+    if (s.shared_expert !== "none") {
+      out["shared.w13"] = dense.w13.slice();
+      out["shared.w2"] = dense.w2.slice();
+    }
+    return out;
+  },
+};

@@ -1,0 +1,463 @@
+/**
+ * Bad input: every case runs the real CLI and must end with a non-zero exit code and one short
+ * error paragraph (no stack trace) that names the problem and says how to fix it, with no partial
+ * rows in the database and no finished run in the cache.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cleanup, cli, type CliOptions, dbRows, entries, ok, type Out, SUITE, tempResults } from "./helpers.ts";
+import { REPO_ROOT } from "../../util/paths.ts";
+
+// ---- fixtures: experiment modules and datasets in a temp folder ----------------------------------
+
+const TMP = Deno.makeTempDirSync({ prefix: "finelab-badinput-" });
+const MODS = join(TMP, "experiments");
+const DATA = join(TMP, "data");
+Deno.mkdirSync(MODS);
+Deno.mkdirSync(DATA);
+const CORPUS = `${REPO_ROOT}/lib/runner/faults/testdata/corpus`;
+const DEFINE = new URL("../../experiment/mod.ts", import.meta.url).href;
+
+/** The valid toy experiment; `patch` is spliced into the spec (JS source, so NaN and Infinity work). */
+function module(id: string, patch = "", data = `{ source: "file", path: ${JSON.stringify(CORPUS)} }`): string {
+  return `import { defineExperiment } from ${JSON.stringify(DEFINE)};
+export default defineExperiment({
+  id: ${JSON.stringify(id)},
+  description: "bad-input fixture",
+  seeds: [0],
+  backend: "wasm",
+  data: ${data},
+  model: { d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, seq_len: 16 },
+  train: { steps: 4, batch_size: 2, warmup_steps: 1, eval_every: 2, eval_batches: 1, checkpoint_every: 2 },
+  ${patch}
+});
+`;
+}
+
+const files: Record<string, string> = {
+  "ok.ts": module("ok"),
+  "syntax.ts": module("syntax").replace("seeds: [0],", "seeds: [0,,"),
+  "throws.ts": `throw new Error("cannot find the tokenizer config");\n`,
+  "badimport.ts": `import "./helpers/missing.ts";\n${module("badimport")}`,
+  "nodefault.ts": `export const experiment = 1;\n`,
+  "plain.ts": `export default { id: "plain", description: "x", seeds: [0] };\n`,
+  "wrongid.ts": module("other"),
+  "nanlr.ts": module("nanlr").replace("checkpoint_every: 2 }", "checkpoint_every: 2, lr: Number.NaN }"),
+  "emptygrid.ts": module("emptygrid", `grid: { "train.lr": [] },`),
+  "dupids.ts": module("dupids", `grid: { "train.lr": [0.001, 0.001] },`),
+  "badbackend.ts": module("badbackend").replace(`backend: "wasm"`, `backend: "tpu" as "wasm"`),
+  "badvariant.ts": module("badvariant", `variants: { "bad name": {} },`),
+  "emptyfile.ts": module("emptyfile", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "empty.txt"))} }`),
+  "latin1.ts": module("latin1", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "latin1"))} }`),
+  "tiny.ts": module("tiny", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "tiny"))}, val_fraction: 0.5 }`),
+  "nodata.ts": module("nodata", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "absent.txt"))} }`),
+  "nofiles.ts": module("nofiles", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "nofiles"))} }`),
+  "jsonl.ts": module("jsonl", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "docs.jsonl"))} }`),
+  "nopath.ts": module("nopath", "", `{ source: "file" }`),
+};
+for (const [name, text] of Object.entries(files)) Deno.writeTextFileSync(join(MODS, name), text);
+Deno.writeFileSync(join(DATA, "empty.txt"), new Uint8Array());
+Deno.mkdirSync(join(DATA, "latin1"));
+Deno.mkdirSync(join(DATA, "tiny"));
+Deno.mkdirSync(join(DATA, "nofiles"));
+for (let i = 0; i < 4; i++) {
+  // "café" in Latin-1: 0xE9 is not valid UTF-8.
+  Deno.writeFileSync(join(DATA, "latin1", `d${i}.txt`), new Uint8Array([...new TextEncoder().encode("caf"), 0xe9, 10]));
+  if (i < 2) Deno.writeTextFileSync(join(DATA, "tiny", `d${i}.txt`), "hi\n");
+}
+Deno.writeTextFileSync(join(DATA, "nofiles", "notes.md"), "# not a dataset\n");
+Deno.writeTextFileSync(join(DATA, "docs.jsonl"), '{"body": "the text is under another key"}\n{"body": "again"}\n');
+Deno.writeTextFileSync(join(TMP, "bad.yaml"), "train:\n  lr: [1, 2\n");
+Deno.writeTextFileSync(join(TMP, "extra.yaml"), "trainer:\n  lr: 0.1\n");
+
+const OPTS: CliOptions = { experiments: MODS, extraRead: [TMP] };
+
+// ---- the cases ---------------------------------------------------------------------------------
+
+interface Case {
+  name: string;
+  args: string[];
+  /** The problem, named. */
+  problem: RegExp;
+  /** The fix, stated. */
+  fix: RegExp;
+  /** Expected exit code (default 2: bad input). */
+  code?: number;
+  env?: Record<string, string>;
+}
+
+const exp = (id: string, ...more: string[]) => ["exp", id, "--plain", ...more];
+const FIX_CONFIG = /Fix the experiment module, the --config file or the --set value/;
+const FIX_MODULE = /Fix the module|Wrap the declaration|Rename the file or change the id/;
+const FIX_DATA = /Fix the data\.\* settings|Use a larger dataset/;
+
+const CASES: Case[] = [
+  // Experiment modules and ids.
+  {
+    name: "unknown experiment id",
+    args: exp("nope"),
+    problem: /Unknown experiment "nope"\. Available: .*ok/,
+    fix: /check the spelling, or create the module/,
+  },
+  {
+    name: "experiment id that is a path",
+    args: exp("../../etc/passwd"),
+    problem: /Unknown experiment "\.\.\/\.\.\/etc\/passwd"/,
+    fix: /create the module/,
+  },
+  {
+    name: "module with a syntax error",
+    args: exp("syntax"),
+    problem: /Cannot load experiment module .*syntax\.ts/,
+    fix: FIX_MODULE,
+  },
+  {
+    name: "module that throws when imported",
+    args: exp("throws"),
+    problem: /Cannot load experiment module .*throws\.ts: Error:\n\s+cannot find the tokenizer config/,
+    fix: FIX_MODULE,
+  },
+  {
+    name: "module importing a missing file",
+    args: exp("badimport"),
+    problem: /Cannot load experiment module .*badimport\.ts: .*\n.*missing\.ts/,
+    fix: FIX_MODULE,
+  },
+  {
+    name: "module without a default export",
+    args: exp("nodefault"),
+    problem: /nodefault\.ts must `export default defineExperiment\(\{\.\.\.\}\)`.*default export is missing/,
+    fix: FIX_MODULE,
+  },
+  {
+    name: "default export not made by defineExperiment",
+    args: exp("plain"),
+    problem: /its default export is a plain object/,
+    fix: FIX_MODULE,
+  },
+  {
+    name: "module whose id differs from its file name",
+    args: exp("wrongid"),
+    problem: /wrongid\.ts declares id "other"/,
+    fix: FIX_MODULE,
+  },
+  // Type-correct but invalid configs.
+  {
+    name: "d_model not divisible by n_heads",
+    args: exp("ok", "--set", "model.n_heads=3"),
+    problem: /model\.d_model = 16 must be divisible by model\.n_heads = 3/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "odd head dimension (RoPE needs pairs)",
+    args: exp("ok", "--set", "model.d_model=18"),
+    problem: /model\.d_model.*18|head/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "negative learning rate",
+    args: exp("ok", "--set", "train.lr=-1"),
+    problem: /train\.lr = -1 is out of range/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "NaN learning rate from --set",
+    args: exp("ok", "--set", "train.lr=nan"),
+    problem: /train\.lr = NaN must be a finite number/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "NaN learning rate in the module",
+    args: exp("nanlr"),
+    problem: /train\.lr = NaN must be a finite number/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "infinite weight decay",
+    args: exp("ok", "--set", "train.weight_decay=inf"),
+    problem: /train\.weight_decay = Infinity must be a finite number/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "fractional step count",
+    args: exp("ok", "--set", "train.steps=2.5"),
+    problem: /train\.steps = 2\.5 must be an integer/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "zero batch size",
+    args: exp("ok", "--set", "train.batch_size=0"),
+    problem: /train\.batch_size = 0 is out of range/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "warmup longer than training",
+    args: exp("ok", "--set", "train.warmup_steps=50"),
+    problem: /train\.warmup_steps = 50 must be <= train\.steps = 4/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "vocabulary size that is not the byte tokenizer's",
+    args: exp("ok", "--set", "model.vocab_size=100"),
+    problem: /model\.vocab_size = 100 must be 256/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "unknown FFN variant",
+    args: exp("ok", "--set", "model.ffn.kind=nosuch"),
+    problem: /model\.ffn\.kind = "nosuch" is not an FFN variant/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "unknown backend on the command line",
+    args: exp("ok", "--backend", "tpu"),
+    problem: /argument 'tpu' is invalid/,
+    fix: /Allowed choices are auto, .*wasm, cpu/,
+  },
+  {
+    name: "backend that is not installed here",
+    args: exp("ok", "--backend", "tensorflow"),
+    problem: /backend "tensorflow" is unavailable: /,
+    fix: /To fix: /,
+  },
+  {
+    name: "unknown backend in the module",
+    args: exp("badbackend"),
+    problem: /backend = "tpu" is not one of: auto, .*wasm, cpu/,
+    fix: FIX_CONFIG,
+  },
+  { name: "empty grid", args: exp("emptygrid"), problem: /grid train\.lr must be a non-empty array/, fix: FIX_CONFIG },
+  {
+    name: "duplicate run ids",
+    args: exp("dupids"),
+    problem: /duplicate run id toy|duplicate run id base\/lr=0\.001\/s0/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "invalid variant name",
+    args: exp("badvariant"),
+    problem: /variant name "bad name" must be letters, digits/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "empty seed list",
+    args: exp("ok", "--set", "seeds=[]"),
+    problem: /seeds = \[\] must be a non-empty array/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "duplicate seeds",
+    args: exp("ok", "--set", "seeds=[1,1]"),
+    problem: /seeds = \[1,1\] has duplicates/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "misspelt config key",
+    args: exp("ok", "--set", "train.lrr=0.1"),
+    problem: /unknown key train\.lrr \(did you mean train\.lr\?\)/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "--set without a value",
+    args: exp("ok", "--set", "train.lr"),
+    problem: /--set "train\.lr" must have the form path=value/,
+    fix: /e\.g\. --set train\.lr=3e-4/,
+  },
+  {
+    name: "unknown scale",
+    args: exp("ok", "--scale", "huge"),
+    problem: /--scale huge is not defined; available: default/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "--config file that does not exist",
+    args: exp("ok", "--config", join(TMP, "absent.yaml")),
+    problem: /Cannot read --config .*absent\.yaml/,
+    fix: /Check the path/,
+  },
+  {
+    name: "--config file that is not YAML",
+    args: exp("ok", "--config", join(TMP, "bad.yaml")),
+    problem: /--config .*bad\.yaml is not valid YAML/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "--config file with an unknown section",
+    args: exp("ok", "--config", join(TMP, "extra.yaml")),
+    problem: /unknown top-level key trainer \(allowed: data, model, train, seeds, backend\)/,
+    fix: FIX_CONFIG,
+  },
+  // Datasets.
+  {
+    name: "dataset path that does not exist",
+    args: exp("nodata"),
+    problem: /data\.path = ".*absent\.txt" does not exist/,
+    fix: FIX_DATA,
+  },
+  {
+    name: "file dataset without a path",
+    args: exp("nopath"),
+    problem: /data\.path must name a \.txt\/\.jsonl\/\.parquet file/,
+    fix: FIX_CONFIG,
+  },
+  { name: "empty dataset file", args: exp("emptyfile"), problem: /empty\.txt is empty/, fix: FIX_DATA },
+  { name: "dataset that is not UTF-8", args: exp("latin1"), problem: /UTF-8/, fix: FIX_DATA },
+  {
+    name: "dataset smaller than one sequence",
+    args: exp("tiny"),
+    problem: /split of the dataset .* has \d+ tokens, fewer than one sequence of model\.seq_len \+ 1 = 17/,
+    fix: /Use a larger dataset or data\.max_bytes, a smaller model\.seq_len/,
+  },
+  { name: "dataset folder without text files", args: exp("nofiles"), problem: /nofiles/, fix: FIX_DATA },
+  { name: "JSONL dataset without the text field", args: exp("jsonl"), problem: /"text"/, fix: FIX_DATA },
+  {
+    name: "validation fraction out of range",
+    args: exp("ok", "--set", "data.val_fraction=0.9"),
+    problem: /data\.val_fraction = 0\.9/,
+    fix: FIX_CONFIG,
+  },
+  // Queries and other commands.
+  {
+    name: "SQL syntax error",
+    args: ["query", "SELEKT 1"],
+    problem: /Parser Error: syntax error at or near "SELEKT"/,
+    fix: /Fix the SQL statement and run again/,
+  },
+  {
+    name: "SQL on an unknown table",
+    args: ["query", "SELECT * FROM nosuch"],
+    problem: /Catalog Error: Table with name nosuch does not exist/,
+    fix: /Tables: experiments, runs, current_runs, metrics, run_metrics/,
+  },
+  {
+    name: "SQL on an unknown column",
+    args: ["query", "SELECT val_lost FROM runs"],
+    problem: /Binder Error: .*val_lost/,
+    fix: /DESCRIBE runs/,
+  },
+  {
+    name: "empty SQL statement",
+    args: ["query", " "],
+    problem: /empty SQL statement/,
+    fix: /deno task query "SELECT run_id, val_ppl FROM runs"/,
+  },
+  {
+    name: "unknown output format",
+    args: ["query", "SELECT 1", "--format", "xml"],
+    problem: /argument 'xml' is invalid/,
+    fix: /Allowed choices are table, csv, json, md/,
+  },
+  {
+    name: "plot of an unknown experiment",
+    args: ["plot", "nope"],
+    problem: /Unknown experiment "nope"/,
+    fix: /create the module/,
+  },
+  {
+    name: "plot of an experiment without results",
+    args: ["plot", "ok"],
+    problem: /no results for ok/,
+    fix: /run `deno task exp ok` first/,
+  },
+  {
+    name: "unknown db action",
+    args: ["db", "drop"],
+    problem: /'drop' is invalid for argument 'action'/,
+    fix: /expected rebuild or path/,
+  },
+  { name: "unknown command", args: ["train", "ok"], problem: /unknown command 'train'/, fix: /Usage: finelab|help/ },
+];
+
+/** Rows of a table (0 when there is no database at all). */
+async function countRows(results: string, table: string): Promise<number> {
+  try {
+    return (await dbRows(results, `SELECT count(*)::INTEGER AS n FROM ${table}`))[0].n as number;
+  } catch (e) {
+    if (/no results database/.test((e as Error).message)) return 0;
+    throw e;
+  }
+}
+
+async function assertNothingStored(results: string, what: string): Promise<void> {
+  assert.equal(await countRows(results, "runs"), 0, `${what}: rows were stored`);
+  for (const e of entries(results)) {
+    const s = JSON.parse(await Deno.readTextFile(`${e}/status.json`).catch(() => "{}"));
+    assert.ok(s.status !== "completed" && s.status !== "failed", `${what}: a run finished in ${e}`);
+  }
+}
+
+function assertOneParagraph(o: Out, what: string): void {
+  assert.doesNotMatch(o.stderr, /^\s+at .*\.(ts|js):\d+/m, `${what}: a stack trace was printed:\n${o.stderr}`);
+  assert.doesNotMatch(o.stderr, /looks like a bug/, `${what}: reported as a bug, not as bad input:\n${o.stderr}`);
+  assert.ok(o.stderr.trim().split("\n").length <= 14, `${what}: the error is not short:\n${o.stderr}`);
+}
+
+const results = await tempResults("badinput");
+
+for (const c of CASES) {
+  Deno.test({
+    name: `bad input: ${c.name}`,
+    ...SUITE,
+    async fn() {
+      const o = await cli(results, c.args, { ...OPTS, env: c.env });
+      assert.equal(o.code, c.code ?? 2, `${c.name}: exit ${o.code}\nstdout:\n${o.stdout}\nstderr:\n${o.stderr}`);
+      assert.match(o.stderr, c.problem, `${c.name}: the problem is not named:\n${o.stderr}`);
+      assert.match(o.stderr, c.fix, `${c.name}: the fix is not stated:\n${o.stderr}`);
+      assertOneParagraph(o, c.name);
+      await assertNothingStored(results, c.name);
+    },
+  });
+}
+
+interface DiskFullCase {
+  name: string;
+  spec: string;
+  /** What the entry's status says after the failure (null: no entry yet). */
+  status: string | null;
+}
+
+const DISK_FULL: DiskFullCase[] = [
+  { name: "while writing a checkpoint", spec: "enospc@ckpt.model:2", status: "interrupted" },
+  { name: "while writing the dataset cache", spec: "enospc@fs.rename:2", status: null },
+  { name: "while writing the database", spec: "enospc@db.append:1", status: "completed" },
+];
+
+for (const c of DISK_FULL) {
+  Deno.test({
+    name: `bad input: disk full (simulated) ${c.name}: clear error, no partial rows, the rerun finishes`,
+    ...SUITE,
+    async fn() {
+      const dir = await tempResults("enospc");
+      const o = await cli(dir, exp("ok"), { ...OPTS, env: { FINELAB_FAULT: c.spec } });
+      assert.equal(o.code, 1, o.stderr);
+      assert.match(o.stderr, /error: the disk is full: No space left on device/);
+      assert.match(o.stderr, /Free some space .* then run the same command again: it resumes/);
+      assertOneParagraph(o, c.name);
+      if (c.status !== "completed") await assertNothingStored(dir, c.name);
+      else {
+        // The run finished in the cache; the database transaction was rolled back: no partial rows.
+        assert.equal(await countRows(dir, "runs"), 0);
+        assert.equal(await countRows(dir, "metrics"), 0);
+      }
+      const [entry] = entries(dir);
+      if (c.status === null) assert.equal(entry, undefined);
+      else {
+        const s = JSON.parse(await Deno.readTextFile(`${entry}/status.json`));
+        assert.equal(s.status, c.status);
+        if (c.status === "interrupted") assert.match(s.error, /No space left on device/);
+      }
+      const again = ok(await cli(dir, exp("ok"), OPTS), `${c.name}: rerun`);
+      assert.match(again.stdout, /1 runs: 1 (trained|resumed|cached)/);
+      assert.deepEqual(await dbRows(dir, "SELECT status FROM runs"), [{ status: "completed" }]);
+      await cleanup(dir);
+    },
+  });
+}
+
+Deno.test({
+  name: "bad input: cleanup",
+  ...SUITE,
+  async fn() {
+    await cleanup(results, TMP);
+  },
+});

@@ -1,0 +1,112 @@
+/**
+ * Stale runs: a run whose process is alive shows as running (with its heartbeat age); the moment
+ * the process dies, however it dies, the same run shows as interrupted, in `runs` and in the
+ * database, never as running forever. Rerunning resumes it.
+ */
+import assert from "node:assert/strict";
+import { cleanup, cli, cliCommand, dbRows, entries, FULL, ok, runsJson, SUITE, tempResults } from "./helpers.ts";
+
+const EXP = ["exp", "faults", "--plain"];
+
+/** Waits until `runs` shows a run with the given status (polling), or fails after `ms`. */
+async function waitForStatus(dir: string, status: string, ms = 60_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const rows = await runsJson(dir);
+    if (rows.some((r) => r.status === status)) return rows;
+    if (Date.now() > deadline) throw new Error(`no run became ${status}: ${JSON.stringify(rows)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+Deno.test({
+  name: "stale: a stuck run shows as running; SIGKILLed it shows as interrupted (runs and database); a rerun resumes",
+  ...SUITE,
+  async fn() {
+    const dir = await tempResults("stale");
+    // A process that hangs after its 5th step: alive, holding the run's lock.
+    const child = cliCommand(dir, EXP, { env: { FINELAB_FAULT: "hang@train.step:5" } }, false).spawn();
+    try {
+      const [running] = await waitForStatus(dir, "running");
+      assert.equal(running.run_id, "toy/s0");
+      assert.match(running.heartbeat!, /^\d+s ago$/);
+      assert.match(running.note!, /^pid \d+ on /);
+      // A second runner does not train it meanwhile: it defers it and waits (here: we only ask for a dry run).
+      const dry = ok(await cli(dir, ["exp", "faults", "--dry-run"]));
+      assert.match(dry.stdout, /training elsewhere/);
+    } finally {
+      child.kill("SIGKILL");
+      await child.status;
+    }
+    const [dead] = await runsJson(dir);
+    assert.equal(dead.status, "interrupted");
+    assert.match(dead.heartbeat!, /^\d+s ago$/);
+    assert.match(dead.note!, /is gone; `deno task exp faults` resumes it/);
+    assert.equal(dead.attempts, 1);
+    ok(await cli(dir, ["db", "rebuild"]));
+    assert.deepEqual(await dbRows(dir, "SELECT status FROM runs"), [{ status: "interrupted" }]);
+    const again = ok(await cli(dir, EXP));
+    assert.match(again.stdout, /1 runs: 1 resumed/);
+    const [done] = await runsJson(dir);
+    assert.equal(done.status, "completed");
+    assert.equal(done.heartbeat, null);
+    assert.equal(done.attempts, 2);
+    assert.deepEqual(await dbRows(dir, "SELECT status, steps_done FROM runs"), [{
+      status: "completed",
+      steps_done: 12,
+    }]);
+    await cleanup(dir);
+  },
+});
+
+Deno.test({
+  name: "stale: a second runner waits for a stuck one and takes the run over when it dies",
+  ignore: !FULL,
+  ...SUITE,
+  async fn() {
+    const dir = await tempResults("stale2");
+    const stuck = cliCommand(dir, EXP, { env: { FINELAB_FAULT: "hang@train.step:3" } }, false).spawn();
+    await waitForStatus(dir, "running");
+    const second = cliCommand(dir, EXP).spawn();
+    await new Promise((r) => setTimeout(r, 1500)); // the second runner is now waiting for the lock
+    stuck.kill("SIGKILL");
+    await stuck.status;
+    const o = await second.output();
+    const stdout = new TextDecoder().decode(o.stdout), stderr = new TextDecoder().decode(o.stderr);
+    assert.equal(o.code, 0, stderr);
+    assert.match(stderr, /is training it; moving on and coming back to it/);
+    assert.match(stdout, /1 runs: 1 resumed/);
+    assert.equal((await runsJson(dir))[0].attempts, 2);
+    await cleanup(dir);
+  },
+});
+
+Deno.test({
+  name: "stale: SIGTERM (a scheduler's scancel) marks the run interrupted itself, exits 130; the rerun resumes",
+  ...SUITE,
+  async fn() {
+    const dir = await tempResults("sigterm");
+    const args = [...EXP, "--set", "train.steps=60"];
+    const child = cliCommand(dir, args).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!/step 1\d\/60/.test(seen)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    child.kill("SIGTERM");
+    while (!(await reader.read()).done) { /* drain */ }
+    const st = await child.status;
+    child.stdout.cancel().catch(() => {});
+    assert.equal(st.code, 130, seen);
+    const [entry] = entries(dir);
+    const status = JSON.parse(await Deno.readTextFile(`${entry}/status.json`));
+    assert.equal(status.status, "interrupted"); // written by the signal handler, not derived
+    const [row] = await runsJson(dir);
+    assert.equal(row.status, "interrupted");
+    const again = ok(await cli(dir, args));
+    assert.match(again.stdout, /1 runs: 1 resumed/);
+    await cleanup(dir);
+  },
+});

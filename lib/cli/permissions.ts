@@ -10,7 +10,7 @@
  * | --- | --- | --- |
  * | --allow-read | the project folder, the results folder, the experiments folder, /proc/cpuinfo, the DejaVu fonts, FINELAB_EXTRA_READ | code, node_modules, data, results; CPU model for provenance; fonts for PNG plots |
  * | --allow-write | the results folder only | cache, checkpoints, DuckDB, plots |
- * | --allow-ffi | node_modules | the native addons of DuckDB and resvg |
+ * | --allow-ffi | unscoped | native addons of DuckDB and resvg; the native backend's BLAS and kernels (Deno's pointer APIs need unscoped FFI) |
  * | --allow-run | git, this deno binary | git commit for provenance; `deno info` for the code hash |
  * | --allow-env | the FINELAB_* variables, CI, and the few a dependency reads (see ENV_VARS) | settings |
  * | --allow-sys | hostname, osRelease, cpus, networkInterfaces | provenance; resvg's libc probe reads networkInterfaces |
@@ -22,6 +22,7 @@
  * @module
  */
 import { join } from "node:path";
+import { NATIVE_PERMISSIONS } from "../backends/native/permissions.ts";
 
 /** Every environment variable finelab and its dependencies read (nothing else is allowed). */
 export const ENV_VARS = [
@@ -68,12 +69,14 @@ export function permissionFlags(opts: PermissionOptions = {}): string[] {
   if (opts.experiments) read.push(opts.experiments);
   read.push(...SYSTEM_READS, ...(opts.extraRead ?? []).filter((p) => p.length > 0));
   const unique = (xs: string[]) => xs.filter((x, i) => xs.indexOf(x) === i);
+  // The native backend (system BLAS + compiled kernels) needs unscoped FFI: Deno's pointer APIs require it.
+  const native = NATIVE_PERMISSIONS;
   return [
     `--allow-read=${unique(read).join(",")}`,
-    `--allow-write=${results}`,
-    `--allow-ffi=${join(root, "node_modules")}`,
-    `--allow-run=git,${opts.execPath ?? Deno.execPath()}`,
-    `--allow-env=${ENV_VARS.join(",")}`,
+    `--allow-write=${unique([results, ...native.write.map((w) => join(root, w))]).join(",")}`,
+    `--allow-ffi`,
+    `--allow-run=git,${opts.execPath ?? Deno.execPath()},${native.run.join(",")}`,
+    `--allow-env=${unique([...ENV_VARS, ...native.env]).join(",")}`,
     `--allow-sys=${SYS_NAMES.join(",")}`,
   ];
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { NATIVE_PERMISSIONS } from "../backends/native/permissions.ts";
 import { join } from "node:path";
 import { ENV_VARS, permissionFlags } from "./permissions.ts";
 import { REPO_ROOT } from "../util/paths.ts";
@@ -26,19 +27,19 @@ Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissio
   }
 });
 
-Deno.test("permissionFlags: every flag is scoped; writes go to the results folder only", () => {
+Deno.test("permissionFlags: scoped flags; writes go to the results folder and the native build folder only", () => {
   const flags = permissionFlags({ root: "/p", results: "/scratch/r", experiments: "/p/exps", execPath: "/bin/deno" });
   assert.deepEqual(flags, [
     "--allow-read=/p,/scratch/r,/p/exps,/proc/cpuinfo,/usr/share/fonts/truetype/dejavu",
-    "--allow-write=/scratch/r",
-    "--allow-ffi=/p/node_modules",
-    "--allow-run=git,/bin/deno",
-    `--allow-env=${ENV_VARS.join(",")}`,
+    "--allow-write=/scratch/r,/p/lib/backends/native/build",
+    "--allow-ffi", // unscoped: the native backend's pointer views need it
+    "--allow-run=git,/bin/deno,cc,gcc",
+    `--allow-env=${[...ENV_VARS, ...NATIVE_PERMISSIONS.env].join(",")}`,
     "--allow-sys=hostname,osRelease,cpus,networkInterfaces",
   ]);
   const def = permissionFlags({ execPath: "/bin/deno" });
   assert.equal(def[0], "--allow-read=.,results,/proc/cpuinfo,/usr/share/fonts/truetype/dejavu");
-  assert.equal(def[1], "--allow-write=results");
+  assert.equal(def[1], "--allow-write=results,lib/backends/native/build");
 });
 
 Deno.test({

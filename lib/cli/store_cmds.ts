@@ -7,6 +7,7 @@
 import { basename, dirname, relative } from "node:path";
 import { type ExperimentRow, openStore, rebuildStore, type Store, StoreCorruptError } from "../store/mod.ts";
 import { formatResult, type OutputFormat } from "../store/format.ts";
+import { ingestBenchFiles } from "../store/bench.ts";
 import type { QueryResult } from "../store/result.ts";
 import { plotExperiment } from "../plot/mod.ts";
 import { entryPaths, inspectEntry, listRecords, liveStatus, readAttempts, withLiveStatus } from "../runner/cache.ts";
@@ -75,6 +76,13 @@ export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildRepo
   await rebuildStore(paths.db, { records, experiments: await experimentRows(records, paths) }, {
     lockTimeoutMs: dbLockTimeoutMs(),
   });
+  // Benchmark results live as JSON files under results/bench/ (deno task bench): restore the bench table.
+  const store = await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  try {
+    await ingestBenchFiles(store, `${paths.results}/bench`);
+  } finally {
+    await store.close();
+  }
   for (const c of corrupt) {
     log(
       `warning: left out cache entry ${c.dir}: ${c.problems.join("; ")}. ` +

@@ -17,6 +17,7 @@ import {
   lockedIntegrity,
   lockedVersion,
   moduleGraph,
+  sha256Hex,
 } from "../experiment/hash.ts";
 import type { DataManifest } from "../data/types.ts";
 import { datasetManifest, validateData } from "../data/mod.ts";
@@ -149,6 +150,13 @@ async function codeFor(cfg: RunConfig, paths: ProjectPaths): Promise<CodeGraph> 
   return { code, npm: [...npm].sort() };
 }
 
+/** Source of the native backend's kernels (part of the hash of native runs). */
+const NATIVE_KERNELS = "lib/backends/native/kernels.c";
+
+async function fileSha256(path: string): Promise<string> {
+  return sha256Hex(await Deno.readFile(path));
+}
+
 /** Options of {@link makePlan}. */
 export interface PlanOptions {
   paths: ProjectPaths;
@@ -216,6 +224,8 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
       }
     }
     const code = await codeFor(config, paths);
+    // The native backend's C kernels are compiled, not imported: hash their source for native runs.
+    if (backend.name === "native") code.code[NATIVE_KERNELS] = await fileSha256(resolve(paths.root, NATIVE_KERNELS));
     const hash_inputs: HashInputs = {
       key_schema: KEY_SCHEMA,
       config,

@@ -29,26 +29,9 @@ export { BlasUnavailableError, loadBlas } from "./blas.ts";
 export { ensureKernels, NativeBuildError } from "./build.ts";
 export { loadKernels } from "./kernels.ts";
 
-/**
- * Deno permissions the native backend needs besides the rest of finelab's: unscoped FFI (the
- * system BLAS is opened by its soname, which a path-scoped --allow-ffi does not match), the C
- * compiler (only to build the kernels: first use or `deno task build:native`), the environment
- * variables it reads or sets, and its build folder.
- */
-export const NATIVE_PERMISSIONS = {
-  ffi: true,
-  run: ["cc", "gcc", "clang"],
-  env: [
-    "OMP_WAIT_POLICY",
-    "OPENBLAS_CORETYPE",
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "FINELAB_BLAS",
-    "FINELAB_NATIVE_DIR",
-    "CC",
-  ],
-  write: ["lib/backends/native/build"],
-} as const;
+export { NATIVE_PERMISSIONS } from "./permissions.ts";
+import { NATIVE_PERMISSIONS } from "./permissions.ts";
+
 
 /** {@link NATIVE_PERMISSIONS} as command-line flags. */
 export const NATIVE_PERMISSION_FLAGS: string = `--allow-ffi --allow-run=${NATIVE_PERMISSIONS.run.join(",")} ` +

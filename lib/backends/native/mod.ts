@@ -32,7 +32,6 @@ export { loadKernels } from "./kernels.ts";
 export { NATIVE_PERMISSIONS } from "./permissions.ts";
 import { NATIVE_PERMISSIONS } from "./permissions.ts";
 
-
 /** {@link NATIVE_PERMISSIONS} as command-line flags. */
 export const NATIVE_PERMISSION_FLAGS: string = `--allow-ffi --allow-run=${NATIVE_PERMISSIONS.run.join(",")} ` +
   `--allow-env=${NATIVE_PERMISSIONS.env.join(",")} --allow-write=${NATIVE_PERMISSIONS.write.join(",")}`;

@@ -39,6 +39,7 @@ import {
   variantSummarySql,
   welchT,
 } from "../lib/plot/sparse.ts";
+import { SPARSE_SCALES } from "./_sparse_scales.ts";
 
 const PARENT = { variant: "dense_parent" };
 
@@ -174,25 +175,5 @@ export default defineExperiment({
   variants,
   metrics: ["val_loss", "val_ppl"],
   report,
-  scales: {
-    tiny: {
-      seeds: [0],
-      data: { max_bytes: 100_000 },
-      model: { d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, seq_len: 16 },
-      train: { steps: 3, batch_size: 2, warmup_steps: 1, eval_every: 3, eval_batches: 1, checkpoint_every: 0 },
-    },
-    gpu: {
-      seeds: [0, 1, 2],
-      model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: 1024, seq_len: 256 },
-      train: {
-        steps: 1500,
-        batch_size: 32,
-        lr: 1e-3,
-        warmup_steps: 75,
-        eval_every: 250,
-        eval_batches: 16,
-        checkpoint_every: 250,
-      },
-    },
-  },
+  scales: SPARSE_SCALES,
 });

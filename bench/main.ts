@@ -3,7 +3,7 @@
  * available backend, optionally against a PyTorch twin, in one run.
  *
  * ```sh
- * deno task bench                          # native + wasm (what is available), dense + finedeep, 3 repeats
+ * deno task bench                          # native + wasm (what is available) x dense/finedeep/dsmoe/finermoe, 3 repeats
  * deno task bench --peer torch             # + the PyTorch twin (bench/torch_peer.py), loss agreement per step
  * deno task bench --backends native,wasm --ffn dense --steps 20 --repeats 5 --threads 2
  * deno task bench --quick                  # 3 steps, 1 repeat: a smoke run
@@ -155,6 +155,9 @@ export function relDiff(a: number, b: number): number {
 }
 
 // ---- inputs ----------------------------------------------------------------------------------------
+
+/** FFN kinds benched by default (those that exist): the reference model and its twins with each FFN's defaults. */
+export const DEFAULT_KINDS = ["dense", "finedeep", "dsmoe", "finermoe"];
 
 /** Model config of an FFN kind for the bench (the reference model with that FFN, default options). */
 export function benchModel(kind: string): ModelConfig {
@@ -346,7 +349,7 @@ export function parseConfig(args: string[]): BenchConfig & { quick: boolean; hel
 
 const HELP = `deno task bench [flags]
   --backends a,b     backends to measure (default: the available ones of tensorflow, webgpu (hardware), native, wasm)
-  --ffn a,b          FFN kinds (default: dense, plus finedeep when lib/models/ffn/finedeep.ts exists)
+  --ffn a,b          FFN kinds (default: dense, finedeep, dsmoe, finermoe; each with its default options)
   --steps N          timed steps per run (default 10; --quick: 3)
   --warmup N         untimed first steps per run (default 2)
   --repeats N        runs per contender, alternating A B A B (default 3; --quick: 1)
@@ -381,7 +384,7 @@ export async function runBench(cfg: BenchConfig, log: (m: string) => void = cons
   }
 
   const backends = cfg.backends.length ? cfg.backends : await defaultBackends(log);
-  const kinds = cfg.ffn.length ? cfg.ffn : ["dense", ...(availableFfnKinds().includes("finedeep") ? ["finedeep"] : [])];
+  const kinds = cfg.ffn.length ? cfg.ffn : DEFAULT_KINDS.filter((k) => availableFfnKinds().includes(k));
   for (const k of kinds) await loadFfn(k); // fail early on unknown kinds
 
   // Peer availability.

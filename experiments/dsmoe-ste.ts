@@ -12,8 +12,8 @@
  * arms: "collapse" = without the STE fewer than half as many blocks active as with it, or more than
  * half of the tokens with no active block.
  *
- * Batches are a function of (seed, step): children replay their parent's batch order, so every
- * child of a seed sees exactly the same tokens.
+ * Batches are a function of (seed, step): children continue their seed's stream after the parent's
+ * steps (new windows), so every child of a seed sees exactly the same tokens.
  *
  * Scales (tokens per run = steps × batch_size × seq_len; children run the parent's schedule):
  * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 6 runs.
@@ -27,6 +27,8 @@ import type { ReportContext } from "../lib/experiment/define.ts";
 import {
   fmt,
   fmtMeanStd,
+  fmtPct,
+  inferenceSpeedTable,
   labelledScatter,
   num,
   type Row,
@@ -35,7 +37,7 @@ import {
   T_CRIT,
   textTable,
   valLossCurves,
-  variantSummarySql,
+  variantSummary,
   welchT,
 } from "../lib/plot/sparse.ts";
 import { SPARSE_SCALES } from "./_sparse_scales.ts";
@@ -79,9 +81,8 @@ export function dsmoeSteVerdict(rows: Row[], meta: string, tau = 0.5): string {
 }
 
 async function report(ctx: ReportContext): Promise<string[]> {
-  const rows = (await ctx.query(variantSummarySql(ctx.experiment))).rows;
   const order = Object.keys(variants);
-  rows.sort((a, b) => order.indexOf(String(a.variant)) - order.indexOf(String(b.variant)));
+  const rows = await variantSummary(ctx, order);
   ctx.print(`\n${ctx.experiment}: DSMoE with / without the straight-through estimator, mean over seeds`);
   ctx.print(textTable(
     ["variant", "seeds", "val ppl", "blocks/token", "no-block tokens", "FFN active", "load CV"],
@@ -91,10 +92,11 @@ async function report(ctx: ReportContext): Promise<string[]> {
       fmtMeanStd(r.ppl_mean, r.ppl_std),
       fmt(r.experts_active, 2),
       fmt(r.no_expert, 3),
-      num(r.ffn_active_pct) === null ? "-" : `${fmt(r.ffn_active_pct, 1)}%`,
+      fmtPct(r.ffn_active_pct),
       fmt(r.load_cv, 2),
     ]),
   ));
+  ctx.print(inferenceSpeedTable(rows));
   ctx.print(dsmoeSteVerdict(rows, await runMetaText(ctx)));
   const files: string[] = [];
   // Per-layer activation: the collapse shows as blocks/token per layer.

@@ -17,8 +17,9 @@
  * closest.
  *
  * Parents: each child starts from the `dense_parent` run of its own seed (so seed-to-seed spread
- * includes the parent's). Batches are a function of (seed, step), so every child replays its
- * parent's batch order: all children of a seed see exactly the same tokens.
+ * includes the parent's). Batches are a function of (seed, step); children continue their seed's stream
+ * after the parent's steps (new windows, lib/train/mod.ts `steps_before`), so all children of a seed see
+ * exactly the same tokens.
  *
  * Scales (tokens per run = steps × batch_size × seq_len; children run the same schedule as the parent):
  * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 11 runs (seconds on cpu).
@@ -32,15 +33,16 @@ import type { ReportContext } from "../lib/experiment/define.ts";
 import {
   fmt,
   fmtMeanStd,
-  labelledScatter,
+  fmtPct,
+  inferenceSpeedTable,
   num,
+  pplVsActiveParams,
   type Row,
   runMetaText,
-  saveChart,
   T_CRIT,
   textTable,
   valLossCurves,
-  variantSummarySql,
+  variantSummary,
   welchT,
 } from "../lib/plot/sparse.ts";
 import { SPARSE_SCALES } from "./_sparse_scales.ts";
@@ -107,9 +109,8 @@ export function dsmoeTauVerdict(rows: Row[], meta: string): string {
 }
 
 async function report(ctx: ReportContext): Promise<string[]> {
-  const rows = (await ctx.query(variantSummarySql(ctx.experiment))).rows;
   const order = Object.keys(variants);
-  rows.sort((a, b) => order.indexOf(String(a.variant)) - order.indexOf(String(b.variant)));
+  const rows = await variantSummary(ctx, order);
   ctx.print(`\n${ctx.experiment}: val perplexity vs activated parameters (measured from the gates), mean over seeds`);
   ctx.print(textTable(
     ["variant", "seeds", "val ppl", "params", "active params", "FFN active", "experts/token", "no-expert", "load CV"],
@@ -119,41 +120,19 @@ async function report(ctx: ReportContext): Promise<string[]> {
       fmtMeanStd(r.ppl_mean, r.ppl_std),
       fmt(r.params_total, 0),
       fmt(r.params_active, 0),
-      num(r.ffn_active_pct) === null ? "-" : `${fmt(r.ffn_active_pct, 1)}%`,
+      fmtPct(r.ffn_active_pct),
       fmt(r.experts_active, 2),
       fmt(r.no_expert, 3),
       fmt(r.load_cv, 2),
     ]),
   ));
+  ctx.print(inferenceSpeedTable(rows));
   ctx.print(dsmoeTauVerdict(rows, await runMetaText(ctx)));
-  const files: string[] = [];
-  const runs = await ctx.query(
-    `SELECT r.variant, r.val_ppl, coalesce(x.value, r.params) AS active FROM current_runs r
-     LEFT JOIN run_metrics x ON x.hash = r.hash AND x.name = 'params_active'
-     WHERE r.experiment = $e AND r.status = 'completed' AND isfinite(r.val_ppl) AND r.variant <> 'dense_parent'`,
-    { e: ctx.experiment },
-  );
-  if (runs.rows.length) {
-    const pts = runs.rows.map((r) => ({
-      series: family(String(r.variant)),
-      label: String(r.variant),
-      x: Number(r.active),
-      y: Number(r.val_ppl),
-    }));
-    files.push(
-      ...await saveChart(
-        ctx,
-        "ppl_vs_active_params",
-        labelledScatter(pts, {
-          title: `${ctx.experiment}: validation perplexity vs activated parameters per token`,
-          subtitle: "All variants start from the same dense parent and train on the same tokens. " +
-            "Activated parameters measured from the routing on the validation batches; mean over seeds.",
-          xLabel: "Activated parameters per token →",
-          yLabel: "↑ Validation perplexity (lower is better)",
-        }),
-      ),
-    );
-  }
+  const files = await pplVsActiveParams(ctx, {
+    series: family,
+    subtitle: "All variants start from the same dense parent and train on the same tokens. " +
+      "Activated parameters measured from the routing on the validation batches; mean over seeds.",
+  });
   files.push(...await valLossCurves(ctx, order));
   return files;
 }

@@ -14,7 +14,8 @@
  * checks both from the perplexity means (with Welch's t where seeds allow).
  *
  * Parents: each child starts from the `dense_parent` of its own seed; batches are a function of (seed,
- * step), so all runs of a seed see exactly the same tokens. Routed training uses the sparse form.
+ * step) and children continue the stream after the parent's steps, so all children of a seed see exactly
+ * the same (new) tokens. Routed training uses the sparse form.
  *
  * Scales (tokens per run = steps × batch_size × seq_len):
  * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 6 runs.
@@ -28,15 +29,16 @@ import type { ReportContext } from "../lib/experiment/define.ts";
 import {
   fmt,
   fmtMeanStd,
-  labelledScatter,
+  fmtPct,
+  inferenceSpeedTable,
   num,
+  pplVsActiveParams,
   type Row,
   runMetaText,
-  saveChart,
   T_CRIT,
   textTable,
   valLossCurves,
-  variantSummarySql,
+  variantSummary,
   welchT,
 } from "../lib/plot/sparse.ts";
 import { SPARSE_SCALES } from "./_sparse_scales.ts";
@@ -99,9 +101,8 @@ export function finermoeDimsVerdict(rows: Row[], meta: string): string {
 }
 
 async function report(ctx: ReportContext): Promise<string[]> {
-  const rows = (await ctx.query(variantSummarySql(ctx.experiment))).rows;
   const order = Object.keys(variants);
-  rows.sort((a, b) => order.indexOf(String(a.variant)) - order.indexOf(String(b.variant)));
+  const rows = await variantSummary(ctx, order);
   ctx.print(`\n${ctx.experiment}: fine-grained dimension vs quality and activated parameters, mean over seeds`);
   ctx.print(textTable(
     ["variant", "G_I", "G_O", "seeds", "val ppl", "params", "active params", "FFN active", "experts/token", "load CV"],
@@ -115,43 +116,19 @@ async function report(ctx: ReportContext): Promise<string[]> {
         fmtMeanStd(r.ppl_mean, r.ppl_std),
         fmt(r.params_total, 0),
         fmt(r.params_active, 0),
-        num(r.ffn_active_pct) === null ? "-" : `${fmt(r.ffn_active_pct, 1)}%`,
+        fmtPct(r.ffn_active_pct),
         fmt(r.experts_active, 2),
         fmt(r.load_cv, 2),
       ];
     }),
   ));
+  ctx.print(inferenceSpeedTable(rows));
   ctx.print(finermoeDimsVerdict(rows, await runMetaText(ctx)));
-  const files: string[] = [];
-  const runs = await ctx.query(
-    `SELECT r.variant, r.val_ppl, coalesce(x.value, r.params) AS active FROM current_runs r
-     LEFT JOIN run_metrics x ON x.hash = r.hash AND x.name = 'params_active'
-     WHERE r.experiment = $e AND r.status = 'completed' AND isfinite(r.val_ppl) AND r.variant <> 'dense_parent'`,
-    { e: ctx.experiment },
-  );
-  if (runs.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "ppl_vs_active_params",
-        labelledScatter(
-          runs.rows.map((r) => ({
-            series: String(r.variant) === "dense" ? "dense (continued)" : "FineRMoE",
-            label: String(r.variant),
-            x: Number(r.active),
-            y: Number(r.val_ppl),
-          })),
-          {
-            title: `${ctx.experiment}: validation perplexity vs activated parameters per token`,
-            subtitle: "Which dimension is fine-grained: none, intermediate (G_I), output (G_O), both. " +
-              "Same dense parent and tokens; mean ± std over seeds.",
-            xLabel: "Activated parameters per token →",
-            yLabel: "↑ Validation perplexity (lower is better)",
-          },
-        ),
-      ),
-    );
-  }
+  const files = await pplVsActiveParams(ctx, {
+    series: (v) => v === "dense" ? "dense (continued)" : "FineRMoE",
+    subtitle: "Which dimension is fine-grained: none, intermediate (G_I), output (G_O), both. " +
+      "Same dense parent and tokens; mean ± std over seeds.",
+  });
   files.push(...await valLossCurves(ctx, order));
   return files;
 }

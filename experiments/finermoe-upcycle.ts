@@ -14,10 +14,11 @@
  * - `split_top2`: split-upcycled top-k MoE (`topk_moe`, 8 experts = the 8 contiguous slices of the dense
  *   FFN, top-2, balance coefficient 0.01).
  *
- * Parents: every child starts from the `dense_parent` run **of its own seed** (3 parents, one per
- * seed), so the spread over seeds includes the parent's; a single shared parent would make the 3 seeds
- * differ only in router init and data order. Batches are a function of (seed, step), so all children of
- * a seed (and their parent) see exactly the same tokens.
+ * Parent: as the issue asks, ONE dense run (`dense_parent`, `single_seed`: trained on the first seed only)
+ * is the parent of every child of every seed, so the 3 seeds differ in router init and data order, not in
+ * the starting point. Children continue their seed's batch stream after the parent's 80 steps
+ * (lib/train/mod.ts `steps_before`): they train on new windows, and all children of a seed see exactly
+ * the same tokens.
  *
  * Routed training uses the sparse form (`train_compute: sparse`, the same function as the masked form,
  * tested equal) to keep the 8 full-width copies and FineRMoE's 32 experts affordable on CPU.
@@ -34,15 +35,16 @@ import type { ReportContext } from "../lib/experiment/define.ts";
 import {
   fmt,
   fmtMeanStd,
-  labelledScatter,
+  fmtPct,
+  inferenceSpeedTable,
   num,
+  pplVsActiveParams,
   type Row,
   runMetaText,
-  saveChart,
   T_CRIT,
   textTable,
   valLossCurves,
-  variantSummarySql,
+  variantSummary,
   welchT,
 } from "../lib/plot/sparse.ts";
 import { SPARSE_SCALES } from "./_sparse_scales.ts";
@@ -67,7 +69,7 @@ const finermoe = (
 });
 
 const variants: Record<string, VariantPatch> = {
-  dense_parent: {},
+  dense_parent: { single_seed: true },
   dense: { init_from: PARENT },
   finermoe: finermoe({ g_i: 8, r_i: 1, g_o: 2, r_o: 2, t_i: 1 }, "gated"),
   finermoe_no_shared: finermoe({ g_i: 8, r_i: 1, g_o: 2, r_o: 2, t_i: 1 }, "none"),
@@ -116,9 +118,8 @@ export function finermoeUpcycleVerdict(rows: Row[], meta: string): string {
 }
 
 async function report(ctx: ReportContext): Promise<string[]> {
-  const rows = (await ctx.query(variantSummarySql(ctx.experiment))).rows;
   const order = Object.keys(variants);
-  rows.sort((a, b) => order.indexOf(String(a.variant)) - order.indexOf(String(b.variant)));
+  const rows = await variantSummary(ctx, order);
   ctx.print(`\n${ctx.experiment}: upcycled from the same dense parent, same tokens, mean over seeds`);
   ctx.print(textTable(
     ["variant", "seeds", "val ppl", "vs dense", "t", "params", "active params", "FFN active", "load CV"],
@@ -136,41 +137,17 @@ async function report(ctx: ReportContext): Promise<string[]> {
         t === null ? "-" : t.toFixed(1),
         fmt(r.params_total, 0),
         fmt(r.params_active, 0),
-        num(r.ffn_active_pct) === null ? "-" : `${fmt(r.ffn_active_pct, 1)}%`,
+        fmtPct(r.ffn_active_pct),
         fmt(r.load_cv, 2),
       ];
     }),
   ));
+  ctx.print(inferenceSpeedTable(rows));
   ctx.print(finermoeUpcycleVerdict(rows, await runMetaText(ctx)));
-  const files: string[] = [];
-  const runs = await ctx.query(
-    `SELECT r.variant, r.val_ppl, coalesce(x.value, r.params) AS active FROM current_runs r
-     LEFT JOIN run_metrics x ON x.hash = r.hash AND x.name = 'params_active'
-     WHERE r.experiment = $e AND r.status = 'completed' AND isfinite(r.val_ppl)`,
-    { e: ctx.experiment },
-  );
-  if (runs.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "ppl_vs_active_params",
-        labelledScatter(
-          runs.rows.map((r) => ({
-            series: String(r.variant),
-            label: String(r.variant),
-            x: Number(r.active),
-            y: Number(r.val_ppl),
-          })),
-          {
-            title: `${ctx.experiment}: validation perplexity vs activated parameters per token`,
-            subtitle: "Children of the same dense parent trained on the same tokens; mean ± std over seeds.",
-            xLabel: "Activated parameters per token →",
-            yLabel: "↑ Validation perplexity (lower is better)",
-          },
-        ),
-      ),
-    );
-  }
+  const files = await pplVsActiveParams(ctx, {
+    subtitle: "Children of one dense parent trained on the same tokens; activated parameters measured from the " +
+      "routing on the validation batches.",
+  });
   files.push(...await valLossCurves(ctx, order));
   return files;
 }

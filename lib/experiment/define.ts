@@ -45,6 +45,12 @@ export interface InitFrom {
 /** A variant: a config patch, optionally started from a parent run. */
 export interface VariantPatch extends ConfigPatch {
   init_from?: InitFrom;
+  /**
+   * Run this variant on the first seed of the experiment's seed list only (e.g. one shared parent that
+   * the children of every seed start from). A child whose `init_from` names such a variant of this
+   * experiment without a `seed` starts from that one run.
+   */
+  single_seed?: boolean;
 }
 
 /** Summary statistic an experiment reports per variant (mean +- std over seeds). */

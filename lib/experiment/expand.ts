@@ -7,7 +7,7 @@
  */
 import { parse as parseYaml } from "yaml";
 import { type BackendName, BACKENDS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "./config.ts";
-import type { ConfigPatch, Experiment, InitFrom } from "./define.ts";
+import type { ConfigPatch, Experiment, InitFrom, VariantPatch } from "./define.ts";
 import { ConfigError, KNOWN_PATHS, nearest, show, unknownKeys, validateRunConfig } from "./validate.ts";
 
 /** User overrides from the command line. */
@@ -173,8 +173,11 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
         `variant name ${show(name)} must be letters, digits, _ . + - (it is part of run ids and file names)`,
       );
     }
-    const { init_from, ...vconfig } = patch as typeof patch & { init_from?: InitFrom };
+    const { init_from, single_seed, ...vconfig } = patch as VariantPatch;
     problems.push(...unknownKeys(vconfig, `variant ${name}`));
+    if (single_seed !== undefined && typeof single_seed !== "boolean") {
+      problems.push(`variant ${name}: single_seed = ${show(single_seed)} must be true or false`);
+    }
     if (init_from !== undefined) {
       if (typeof init_from !== "object" || init_from === null || typeof init_from.variant !== "string") {
         problems.push(`variant ${name}: init_from must be { variant: "<name>", experiment?: "<id>", seed?: <int> }`);
@@ -226,8 +229,15 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
   const ids = new Set<string>();
   for (const [variant, vpatch] of Object.entries(variants)) {
     for (const point of points) {
-      for (const seed of seeds) {
-        const { init_from, ...vconfig } = vpatch as typeof vpatch & { init_from?: InitFrom };
+      const { init_from: from, single_seed, ...vconfig } = vpatch as VariantPatch;
+      // A parent that runs on one seed only is the parent of every seed's child.
+      const parentPatch = from && (from.experiment ?? exp.id) === exp.id
+        ? variants[from.variant] as VariantPatch
+        : null;
+      const init_from = from && from.seed === undefined && parentPatch?.single_seed
+        ? { ...from, seed: seeds[0] }
+        : from;
+      for (const seed of single_seed ? seeds.slice(0, 1) : seeds) {
         let cfg: Record<string, unknown> = deepMerge(base, vconfig);
         for (const [k, v] of Object.entries(point)) setPath(cfg, k, structuredClone(v));
         for (const f of files) cfg = deepMerge(cfg, { data: f.patch.data, model: f.patch.model, train: f.patch.train });

@@ -141,3 +141,30 @@ Deno.test("deepMerge: nested objects merge, arrays replace, inputs untouched", (
   assert.deepEqual(m, { x: { y: 1, z: [3] }, w: 1 });
   assert.deepEqual(a, { x: { y: 1, z: [1, 2] }, w: 1 });
 });
+
+Deno.test("expandRuns: a single_seed variant runs on the first seed; children of every seed start from it", () => {
+  const e = defineExperiment({
+    id: "ss",
+    description: "d",
+    seeds: [5, 6, 7],
+    variants: { parent: { single_seed: true }, child: { init_from: { variant: "parent" } }, own: {} },
+  });
+  const x = expandRuns(e);
+  assert.deepEqual(x.runs.filter((r) => r.variant === "parent").map((r) => r.seed), [5]);
+  assert.deepEqual(x.runs.filter((r) => r.variant === "child").map((r) => [r.seed, r.init_from]), [
+    [5, { variant: "parent", seed: 5 }],
+    [6, { variant: "parent", seed: 5 }],
+    [7, { variant: "parent", seed: 5 }],
+  ]);
+  assert.equal(x.runs.filter((r) => r.variant === "own").length, 3);
+  // --set seeds follows: the parent takes the first of the new list.
+  const y = expandRuns(e, { sets: ["seeds=[9, 8]"] });
+  assert.deepEqual(y.runs.map((r) => r.run_id), ["parent/s9", "child/s9", "child/s8", "own/s9", "own/s8"]);
+  assert.throws(
+    () =>
+      expandRuns(
+        defineExperiment({ id: "b", description: "d", seeds: [0], variants: { a: { single_seed: 1 } } } as never),
+      ),
+    /variant a: single_seed = 1 must be true or false/,
+  );
+});

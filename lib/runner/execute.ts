@@ -142,7 +142,9 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
       dataset: ds,
       dir: p.dir,
       resume: !opts.force,
-      init: run.parent ? { dir: run.parent.paths.dir, model: run.parent.config.model } : undefined,
+      init: run.parent
+        ? { dir: run.parent.paths.dir, model: run.parent.config.model, steps_before: stepsBehind(run.parent) }
+        : undefined,
       progress: (pr: StepProgress) => {
         sink?.update(pr);
         status.step = pr.step;
@@ -299,6 +301,13 @@ async function checkParent(run: HashedRun): Promise<void> {
     `${run.run_id} starts from ${parent.config.experiment}/${parent.run_id} (run ${parent.hash.slice(0, 12)}), which ` +
       `${state}. Fix or retrain the parent (deno task exp ${parent.config.experiment}), then run again.`,
   );
+}
+
+/** Training steps behind a run's final weights: its own steps plus its ancestors' (TrainInit.steps_before). */
+function stepsBehind(run: HashedRun): number {
+  let n = 0;
+  for (let r: HashedRun | null = run; r; r = r.parent) n += r.config.train.steps;
+  return n;
 }
 
 /** Result of re-training a run from scratch and comparing it with the cache. */

@@ -45,6 +45,14 @@ export interface RunSummary {
   params: number;
   flops_per_token: number;
   tokens_per_sec: number;
+  /**
+   * Measured inference speed at batch 1 of the final model (lib/models/sparse_metrics.ts
+   * measureInferenceSpeed; no KV cache): prompt tokens/s of one forward pass over a seq_len prompt, and
+   * greedy-decoding tokens/s. Timings, so `--verify` ignores them. Null when not measured (failed runs,
+   * or the measurement itself failed); absent in runs cached before they existed.
+   */
+  prefill_tokens_per_sec?: number | null;
+  decode_tokens_per_sec?: number | null;
   wall_s: number;
   /** Steps this process trained (less than steps_done after a resume). */
   steps_this_attempt: number;

@@ -411,3 +411,29 @@ Deno.test("current_runs shows exactly the runs of each experiment's latest plan"
     );
   });
 });
+
+Deno.test("a database written before the inference-speed columns gets them in place; values round-trip", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
+  const path = `${dir}/results.duckdb`;
+  try {
+    const s1 = await openStore(path);
+    await s1.ingest([syntheticRunRecord({ variant: "old" })]);
+    // Simulate a file from before the columns existed.
+    for (const c of ["prefill_tokens_per_sec", "decode_tokens_per_sec"]) {
+      await s1.query(`ALTER TABLE runs DROP COLUMN ${c}`);
+    }
+    await s1.close();
+    const s2 = await openStore(path);
+    try {
+      await s2.ingest([syntheticRunRecord({ variant: "new" })]);
+      const r = await s2.query(
+        "SELECT variant, prefill_tokens_per_sec AS p, decode_tokens_per_sec AS d FROM runs ORDER BY variant",
+      );
+      assert.deepEqual(r.rows, [{ variant: "new", p: 5678.5, d: 91.25 }, { variant: "old", p: null, d: null }]);
+    } finally {
+      await s2.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -100,6 +100,18 @@ export const RUN_COLUMNS: readonly FixedColumn[] = [
     doc: "measured training throughput",
     get: (r) => r.summary?.tokens_per_sec,
   },
+  {
+    name: "prefill_tokens_per_sec",
+    type: "DOUBLE",
+    doc: "measured inference speed, batch 1: prompt tokens/s of one forward pass over a seq_len prompt (no KV cache)",
+    get: (r) => r.summary?.prefill_tokens_per_sec,
+  },
+  {
+    name: "decode_tokens_per_sec",
+    type: "DOUBLE",
+    doc: "measured inference speed, batch 1: greedy-decoded tokens/s (each step re-runs its context; no KV cache)",
+    get: (r) => r.summary?.decode_tokens_per_sec,
+  },
   { name: "wall_s", type: "DOUBLE", doc: "wall-clock seconds of the run", get: (r) => r.summary?.wall_s },
   {
     name: "resumed_from_step",
@@ -180,6 +192,9 @@ export function literal(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
+/** Fixed `runs` columns added after schema version 1 was released: added to older files in place. */
+const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec"];
+
 /** The DDL that creates the fixed schema (idempotent). */
 export function schemaDdl(): string[] {
   const runCols = RUN_COLUMNS.map((c) => `${ident(c.name)} ${c.type}${c.name === "hash" ? " PRIMARY KEY" : ""}`);
@@ -188,6 +203,11 @@ export function schemaDdl(): string[] {
     `CREATE TABLE IF NOT EXISTS experiments (id VARCHAR PRIMARY KEY, description VARCHAR, module VARCHAR, ` +
     `n_runs INTEGER, updated_at TIMESTAMP)`,
     `CREATE TABLE IF NOT EXISTS runs (${runCols.join(", ")})`,
+    // Fixed columns added since schema version 1 (older files get them at the end; rows are written by name).
+    ...ADDED_COLUMNS.map((n) => {
+      const c = RUN_COLUMNS.find((x) => x.name === n)!;
+      return `ALTER TABLE runs ADD COLUMN IF NOT EXISTS ${ident(c.name)} ${c.type}`;
+    }),
     `CREATE TABLE IF NOT EXISTS metrics (hash VARCHAR NOT NULL, step INTEGER NOT NULL, split VARCHAR NOT NULL, ` +
     `name VARCHAR NOT NULL, value DOUBLE)`,
     `CREATE TABLE IF NOT EXISTS run_metrics (hash VARCHAR NOT NULL, name VARCHAR NOT NULL, value DOUBLE)`,

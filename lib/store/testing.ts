@@ -126,6 +126,8 @@ export function syntheticRunRecord(opts: SyntheticRunOptions = {}): RunRecord {
       params: 890_000,
       flops_per_token: 6 * 890_000,
       tokens_per_sec: 1234.5,
+      prefill_tokens_per_sec: status === "completed" ? 5678.5 : null,
+      decode_tokens_per_sec: status === "completed" ? 91.25 : null,
       wall_s: 12.5,
       steps_this_attempt: failAt,
       resumed_from_step: null,

@@ -16,7 +16,8 @@
  *   evalBatches) and `ppl` = exp(loss), at step = k updates.
  *
  * Summary timing: `wall_s` adds up all attempts (it is saved in checkpoints); `tokens_per_sec` is this
- * attempt's training steps only (no evaluation or checkpoint writes). `extra` holds deterministic metrics
+ * attempt's training steps only (no evaluation or checkpoint writes); `prefill_tokens_per_sec` and
+ * `decode_tokens_per_sec` are the final model's inference speed at batch 1 (measureInferenceSpeed). `extra` holds deterministic metrics
  * only (variants' statistics), never timings, so `--verify` can compare it bit for bit: for a completed
  * run, the activation analysis of ./analysis.ts on the validation batches (NSAR, histograms, router stats).
  *
@@ -40,7 +41,7 @@ import {
 } from "../models/transformer.ts";
 import { AdamW, clipByGlobalNorm, learningRate } from "./optim.ts";
 import { analyzeModel } from "./analysis.ts";
-import { sparseMetrics } from "../models/sparse_metrics.ts";
+import { measureInferenceSpeed, sparseMetrics } from "../models/sparse_metrics.ts";
 import {
   type Checkpoint,
   checkpointName,
@@ -101,6 +102,12 @@ export interface TrainInit {
   dir: string;
   /** The parent's model config. */
   model: ModelConfig;
+  /**
+   * Training steps behind the parent's weights (its steps plus its own ancestors'). The child continues its
+   * seed's batch stream from there: step s trains on `trainBatch(train, seed, steps_before + s)`, so continued
+   * training and upcycling see new windows instead of replaying the parent's batches. Default 0.
+   */
+  steps_before?: number;
 }
 
 type Weights = Map<string, { shape: number[]; data: Float32Array }>;
@@ -328,6 +335,8 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       return true;
     };
 
+    const dataStep0 = opts.init?.steps_before ?? 0;
+    if (!isInt(dataStep0, 0)) throw new Error(`init.steps_before = ${dataStep0} must be an integer >= 0`);
     const resumedFinal = ck?.state.final === true && startStep === tc.steps;
     for (let s = startStep; s < tc.steps; s++) {
       if (opts.stopAfter !== undefined && stepsThisAttempt >= opts.stopAfter) {
@@ -336,7 +345,7 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       }
       const ts = performance.now();
       const lr = learningRate(s, tc);
-      const batch = trainBatch(dataset.train, config.seed, s, { batchSize: B, seqLen: T });
+      const batch = trainBatch(dataset.train, config.seed, dataStep0 + s, { batchSize: B, seqLen: T });
       // Tensors kept out of the forward tidy of variableGrads (the reported loss, FFN stats).
       const kept: tf.Tensor[] = [], stats: Record<string, tf.Scalar> = {}, out: { loss?: tf.Scalar } = {};
       const poison = faultNaN("train.grad"), overflow = faultNaN("train.loss");
@@ -412,6 +421,16 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
     const extra = !stopped && !failure && stepsDone === tc.steps
       ? { ...await analyzeModel(model, evalSet), ...await sparseMetrics(model, evalSet) }
       : {};
+    // Inference speed at batch 1 (a timing: summary fields, never `extra`). A failed measurement loses nothing else.
+    let speed: { prefill: number | null; decode: number | null } = { prefill: null, decode: null };
+    if (!stopped && !failure && stepsDone === tc.steps) {
+      try {
+        const m = await measureInferenceSpeed(model, { tokens: dataset.val });
+        speed = { prefill: m.prefill_tokens_per_sec, decode: m.decode_tokens_per_sec };
+      } catch (e) {
+        warn(`inference speed not measured: ${e instanceof Error ? e.message : e}`);
+      }
+    }
     if (stopped) {
       failure = {
         step: stepsDone,
@@ -429,6 +448,8 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       params: paramCount(mc, ffn),
       flops_per_token: flopsPerToken(mc, ffn),
       tokens_per_sec: rate(),
+      prefill_tokens_per_sec: speed.prefill,
+      decode_tokens_per_sec: speed.decode,
       wall_s: wallNow(),
       steps_this_attempt: stepsThisAttempt,
       resumed_from_step: ck ? startStep : null,

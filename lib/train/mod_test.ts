@@ -41,6 +41,8 @@ Deno.test("train logs, evaluates, checkpoints and summarises a run (cpu)", async
   assert.equal(s.params, paramCount(config.model));
   assert.equal(s.flops_per_token, flopsPerToken(config.model));
   assert.ok(s.tokens_per_sec > 0 && s.wall_s > 0);
+  assert.ok(s.prefill_tokens_per_sec! > 0 && s.decode_tokens_per_sec! > 0, "inference speed measured");
+  assert.ok(s.prefill_tokens_per_sec! > s.decode_tokens_per_sec!, "prefill (one pass) is faster per token than decode");
   const rows = (split: string, name: string) => out.metrics.filter((r) => r.split === split && r.name === name);
   assert.deepEqual(rows("train", "loss").map((r) => r.step), [0, 3, 6, 7]);
   assert.deepEqual(rows("train", "lr").map((r) => r.step), [0, 3, 6, 7]);
@@ -176,4 +178,24 @@ Deno.test("train refuses to run twice at once in one process", async () => {
   assert.equal((await first).summary.status, "completed");
   await Deno.remove(a, { recursive: true });
   await Deno.remove(b, { recursive: true });
+});
+
+Deno.test("a child continues its seed's batch stream after the parent's steps (init.steps_before)", async () => {
+  await initBackend("cpu");
+  // Constant learning rate: the 3-step parent's final weights equal the 6-step run's weights after 3 steps.
+  const flat = { warmup_steps: 0, min_lr_ratio: 1, checkpoint_every: 0, eval_every: 3 };
+  const [p3, p6, c0, c3] = await Promise.all([0, 1, 2, 3].map(() => Deno.makeTempDir()));
+  await train({ config: tinyRunConfig("cpu", { ...flat, steps: 3 }), dataset, dir: p3 });
+  const long = await train({ config: tinyRunConfig("cpu", { ...flat, steps: 6 }), dataset, dir: p6 });
+  const cfg = tinyRunConfig("cpu", { ...flat, steps: 2 });
+  const init = { dir: p3, model: cfg.model };
+  const cont = await train({ config: cfg, dataset, dir: c3, init: { ...init, steps_before: 3 } });
+  const replay = await train({ config: cfg, dataset, dir: c0, init });
+  const loss = (o: typeof long, step: number) =>
+    o.metrics.find((m) => m.split === "train" && m.name === "loss" && m.step === step)!.value;
+  // The child's first batch is the parent stream's batch 3: its loss is the 6-step run's loss at step 3.
+  assert.equal(loss(cont, 0), loss(long, 3));
+  // Without the offset the child replays the parent's batch 0.
+  assert.notEqual(loss(replay, 0), loss(long, 3));
+  for (const d of [p3, p6, c0, c3]) await Deno.remove(d, { recursive: true });
 });

@@ -60,7 +60,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { ModelConfig } from "../../experiment/config.ts";
 import { matmul, silu, splitLast } from "../../backends/ops.ts";
-import { swiglu } from "../../backends/fused.ts";
+import { expertGate, rmsnorm as fusedRmsnorm, swiglu } from "../../backends/fused.ts";
 import type { FfnContext, FfnParams, FfnVariant, ParamSpec } from "./types.ts";
 
 /** Routing score source. */
@@ -175,18 +175,23 @@ export function finedeepShape(cfg: ModelConfig): FinedeepShape {
   return { ...base, expert_width, sublayer_width: k * expert_width, hidden: m * k * expert_width };
 }
 
-/** RMSNorm without gain over the last axis. */
+/** RMSNorm without gain over the last axis (one fused kernel where the backend has it). */
 function rmsnorm(x: tf.Tensor2D, eps: number): tf.Tensor2D {
-  return tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+  return fusedRmsnorm(x, null, eps);
+}
+
+/** `u_k = W2_k r_k` for `rows` routers over the row blocks of w2 `[H, d]`: `[rows, H/rows]`. */
+function expertU(w2: tf.Tensor, r: tf.Tensor, rows: number): tf.Tensor2D {
+  const [H, d] = w2.shape as [number, number];
+  return tf.sum(tf.mul(tf.reshape(w2, [rows, H / rows, d]), tf.reshape(r, [rows, 1, d])), -1) as tf.Tensor2D;
 }
 
 /** Gate logits `[N, gates]` of one sub-layer (see the module doc). */
 function gateLogits(s: FinedeepShape, xm: tf.Tensor2D, prod: tf.Tensor2D, w2: tf.Tensor, r: tf.Tensor): tf.Tensor2D {
-  const [N, H] = prod.shape, d = w2.shape[1] as number;
+  const [N, H] = prod.shape;
   if (s.score === "input") return matmul(xm, r, false, true); // r_k · x_m
   // Output-guided, exact rewrite: u_k = W2_k r_k, logit_k = p_k · u_k. Per-sub-layer routers use one r for all k.
-  const rows = s.router_rows;
-  const u = tf.sum(tf.mul(tf.reshape(w2, [rows, H / rows, d]), tf.reshape(r, [rows, 1, d])), -1); // [rows, H/rows]
+  const u = expertU(w2, r, s.router_rows);
   const pu = tf.mul(prod, tf.reshape(u, [1, H]));
   return tf.sum(tf.reshape(pu, [N, s.k, s.expert_width]), -1) as tf.Tensor2D;
 }
@@ -212,6 +217,11 @@ function sublayer(
     ctx.capture("prod", prod, index);
   }
   if (s.norm_fn === "none") return matmul(prod, w2);
+  if (!ctx.capture && s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k) {
+    // The default form: gate logits, sigmoid and gating in one kernel where fused (FlExpertGate), then
+    // one dense down-projection, so Finedeep costs what its dense twin costs (issue 6 part 4).
+    return matmul(expertGate(prod, expertU(w2, p[`${pre}router`], s.k), s.k), w2);
+  }
   const logits = gateLogits(s, xm, prod, w2, p[`${pre}router`]);
   const g = (s.norm_fn === "sigmoid" ? tf.sigmoid(logits) : tf.softmax(logits)) as tf.Tensor2D;
   ctx.capture?.("gate", g, index);

@@ -255,3 +255,36 @@ Deno.test("finedeep: bad options give one clear message each", () => {
   assert.match(v({ score: "input", router: "sublayer", norm_fn: "softmax" })[0], /one logit per sub-layer/);
   assert.throws(() => paramSpecs(cfgWith({ m: "2" }), variant), /model\.ffn\.m = "2"/);
 });
+
+Deno.test("finedeep: the fused-gate path (FlExpertGate) equals the naive form on wasm and native, values and gradients", async () => {
+  const { nativeAvailability } = await import("../../backends/native/mod.ts");
+  const backends = ["wasm", ...(nativeAvailability().ok ? ["native"] : [])] as const;
+  const cfg = cfgWith({ m: 2, k: 3 });
+  for (const backend of backends) {
+    await initBackend(backend as "wasm" | "native");
+    assert.ok(tf.getKernel("FlExpertGate", backend) !== undefined, `${backend} registers FlExpertGate`);
+    const p = randomParams(cfg, 7);
+    const r = new Rng(77);
+    const x = tf.tensor2d(r.normal(new Float32Array(9 * 8), 1), [9, 8]);
+    const res = tf.tensor2d(r.normal(new Float32Array(9 * 8), 1), [9, 8]);
+    const w = tf.tensor2d(r.normal(new Float32Array(9 * 8), 1), [9, 8]);
+    const names = Object.keys(p);
+    const loss = (f: () => tf.Tensor2D) => () => tf.sum(tf.mul(f(), w)) as tf.Scalar;
+    const vars = names.map((n) => tf.variable(p[n], true, `fd_fused_${backend}_${n}`));
+    const pv = Object.fromEntries(names.map((n, i) => [n, vars[i]]));
+    const a = tf.variableGrads(loss(() => variant.apply(x, pv, ctxFor(cfg, res))), vars);
+    const b = tf.variableGrads(loss(() => naiveBlock(cfg, x, res, pv)), vars);
+    const prof = await tf.profile(() => variant.apply(x, pv, ctxFor(cfg, res)));
+    assert.ok(prof.kernelNames.includes("FlExpertGate"), `${backend}: the default form runs FlExpertGate`);
+    tf.dispose(prof.result as tf.Tensor);
+    const v = await maxAbsDiff(a.value, b.value);
+    assert.ok(v.diff < 2e-5 * Math.max(v.scale, 1), `${backend}: loss ${v.diff}`);
+    for (const [i, n] of names.entries()) {
+      const d = await maxAbsDiff(a.grads[vars[i].name], b.grads[vars[i].name]);
+      assert.ok(d.scale > 0, `${backend}: gradient of ${n} is zero`);
+      assert.ok(d.diff < 2e-5 * Math.max(d.scale, 1), `${backend}: d ${n}: max |diff| ${d.diff} (scale ${d.scale})`);
+    }
+    tf.dispose([x, res, w, a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads), ...vars]);
+    tf.dispose(Object.values(p));
+  }
+});

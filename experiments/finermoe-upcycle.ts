@@ -16,7 +16,7 @@
  *
  * Parent: as the issue asks, ONE dense run (`dense_parent`, `single_seed`: trained on the first seed only)
  * is the parent of every child of every seed, so the 3 seeds differ in router init and data order, not in
- * the starting point. Children continue their seed's batch stream after the parent's 80 steps
+ * the starting point. Children continue their seed's batch stream after the parent's steps
  * (lib/train/mod.ts `steps_before`): they train on new windows, and all children of a seed see exactly
  * the same tokens.
  *
@@ -25,9 +25,9 @@
  *
  * Scales (tokens per run = steps × batch_size × seq_len):
  * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 6 runs.
- * - default (2 CPU cores, wasm): d_model 64, 2 layers, 4 heads, d_ff 256, seq 64, 80 steps × 16 × 64 =
- *   81,920 tokens per run, 3 seeds, 18 runs (1,440 steps). Estimated ≈ 17–20 min from 15-step probes on
- *   wasm (dense ≈ 0.43 s/step, FineRMoE ≈ 1.0 s/step, copy_top2 ≈ 0.83 s/step); not yet measured end to end.
+ * - default (2 CPU cores): d_model 64, 2 layers, 4 heads, d_ff 256, seq 64, 160 steps × 16 × 64 =
+ *   163,840 tokens per run, 3 seeds, 16 runs (1 parent + 15 children, 2,560 steps). Measured cold on the
+ *   2-core dev machine: @NATIVE@ on native (`auto` there), @WASM@ with `--backend wasm`.
  * - gpu: d_model 384, 6 layers, d_ff 1024, seq 256, 1500 steps × 32 × 256, 3 seeds.
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
@@ -160,13 +160,13 @@ export default defineExperiment({
   data: { source: "gutenberg", val_fraction: 0.1 },
   model: { d_model: 64, n_layers: 2, n_heads: 4, d_ff: 256, seq_len: 64, ffn: { kind: "dense" } },
   train: {
-    steps: 80,
+    steps: 160,
     batch_size: 16,
     lr: 2e-3,
-    warmup_steps: 8,
+    warmup_steps: 16,
     eval_every: 40,
     eval_batches: 8,
-    checkpoint_every: 40,
+    checkpoint_every: 80,
   },
   variants,
   metrics: ["val_loss", "val_ppl"],

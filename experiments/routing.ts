@@ -15,6 +15,7 @@
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { routingReport } from "../lib/report/finedeep.ts";
+import { finedeepScales } from "./_finedeep_scales.ts";
 
 const finedeep = (score: string, norm_fn: string) => ({
   model: { ffn: { kind: "finedeep", m: 4, k: 4, score, norm_fn, router: "expert", rmsnorm: "pre" } },
@@ -46,24 +47,5 @@ export default defineExperiment({
   },
   budget: { tolerance: 0.01, reference: "dense" },
   report: routingReport,
-  scales: {
-    tiny: {
-      seeds: [0, 1],
-      data: { max_bytes: 200_000 },
-      model: { d_model: 32, n_layers: 2, n_heads: 2, d_ff: 259, seq_len: 16 },
-      train: { steps: 6, batch_size: 4, warmup_steps: 2, eval_every: 3, eval_batches: 2, checkpoint_every: 3 },
-    },
-    gpu: {
-      model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: 1026, seq_len: 256 },
-      train: {
-        steps: 2000,
-        batch_size: 32,
-        lr: 1e-3,
-        warmup_steps: 100,
-        eval_every: 250,
-        eval_batches: 16,
-        checkpoint_every: 250,
-      },
-    },
-  },
+  scales: finedeepScales({ tiny: 259, gpu: 1026 }),
 });

@@ -126,17 +126,34 @@ export function maskedMixture(
   return matmul(scaled, w2);
 }
 
+/** Options of {@link expertRunner}. */
+export interface ExpertRunnerOptions {
+  /**
+   * Split the weights into all experts' pieces once (one SplitV; its gradient is one Concat) instead of
+   * slicing each expert out when it runs. Use it when training: the gradient of every per-expert slice is a
+   * zero-padded copy of the whole weight matrix, added up over experts (quadratic in the expert count).
+   * Slicing (the default) touches only the experts that run, which is what decoding wants. Same values.
+   */
+  split?: boolean;
+}
+
 /**
  * Expert `e` of a {@link maskedMixture} layout as a function of its rows `xs` (unweighted):
  * `(SiLU(xs W_g,e) ⊙ xs W_u,e) W_2,e`, slicing only the expert's own columns/rows out of `w13`/`w2`
- * (so decoding one token touches the weights of its k experts only).
+ * (so decoding one token touches the weights of its k experts only), or, with `split`, taking them from a
+ * split of the whole weights made once.
  */
 export function expertRunner(
   w13: tf.Tensor,
   w2: tf.Tensor,
   experts: number,
+  opts: ExpertRunnerOptions = {},
 ): (e: number, xs: tf.Tensor2D) => tf.Tensor2D {
   const d = w13.shape[0] as number, H = w2.shape[0] as number, w = H / experts, out = w2.shape[1] as number;
+  if (opts.split) {
+    const p13 = tf.split(w13, 2 * experts, 1), p2 = tf.split(w2, experts, 0); // gates 0..E-1, ups E..2E-1
+    return (e, xs) => matmul(tf.mul(silu(matmul(xs, p13[e])), matmul(xs, p13[experts + e])), p2[e]);
+  }
   return (e, xs) => {
     const a = matmul(xs, tf.slice(w13, [0, e * w], [d, w]));
     const b = matmul(xs, tf.slice(w13, [0, H + e * w], [d, w]));
@@ -147,11 +164,12 @@ export function expertRunner(
 /**
  * Sparse mixture: `y[t] = Σ_e coef[t, e] · run(e, x[t])`, running expert e only on the rows t where
  * `coef[t, e] != 0` (read from `values`, the CPU copy of `coef`; an exactly-zero weight
- * contributes exactly nothing, so skipping it is exact). Each expert's rows are gathered, run and
- * weighted by the gathered coefficient column (so the router gets gradients); the outputs are
- * concatenated and summed back into their tokens with one `unsortedSegmentSum` (tokens without
- * any expert get 0). `experts` restricts the mixture to a subset of coef's columns (FineRMoE: one
- * output slice).
+ * contributes exactly nothing, so skipping it is exact). The rows of all experts are gathered at once
+ * (expert after expert) and split into one block per expert; the outputs are concatenated, weighted by the
+ * gathered coefficients (so the router gets gradients) and summed back into their tokens with one
+ * `unsortedSegmentSum` (tokens without any expert get 0). One gather, split, concat and scatter per call,
+ * whatever the expert count: per-expert gathers and slices would each have a full-size gradient.
+ * `experts` restricts the mixture to a subset of coef's columns (FineRMoE: one output slice).
  */
 export function sparseMixture(
   x: tf.Tensor2D,
@@ -163,19 +181,43 @@ export function sparseMixture(
   const [N, E] = coef.shape;
   if (values.length !== N * E) throw new Error(`sparseMixture: ${values.length} values for coef [${N}, ${E}]`);
   const experts = opts.experts ?? Array.from({ length: E }, (_, e) => e);
-  const pieces: tf.Tensor2D[] = [], segments: number[] = [];
+  const used: number[] = [], sizes: number[] = [], rows: number[] = [], flat: number[] = [];
   for (const e of experts) {
-    const rows: number[] = [];
-    for (let t = 0; t < N; t++) if (values[t * E + e] !== 0) rows.push(t);
-    if (!rows.length) continue;
-    const idx = tf.tensor1d(rows, "int32");
-    const weight = tf.gather(tf.slice(coef, [0, e], [N, 1]), idx); // [n_e, 1]
-    pieces.push(tf.mul(run(e, tf.gather(x, idx) as tf.Tensor2D), weight));
-    segments.push(...rows);
+    const before = rows.length;
+    for (let t = 0; t < N; t++) {
+      if (values[t * E + e] !== 0) {
+        rows.push(t);
+        flat.push(t * E + e);
+      }
+    }
+    if (rows.length > before) {
+      used.push(e);
+      sizes.push(rows.length - before);
+    }
   }
-  if (!pieces.length) return tf.zeros([N, opts.outDim]);
-  const all = pieces.length === 1 ? pieces[0] : tf.concat(pieces, 0);
-  return tf.unsortedSegmentSum(all, tf.tensor1d(segments, "int32"), N);
+  if (!rows.length) return tf.zeros([N, opts.outDim]);
+  const ids = tf.tensor1d(rows, "int32");
+  const xs = tf.gather(x, ids) as tf.Tensor2D;
+  const parts = used.length === 1 ? [xs] : tf.split(xs, sizes, 0) as tf.Tensor2D[];
+  const outs = used.map((e, i) => run(e, parts[i]));
+  const weight = tf.reshape(tf.gather(tf.reshape(coef, [N * E]), tf.tensor1d(flat, "int32")), [rows.length, 1]);
+  return scatterRows(tf.mul(outs.length === 1 ? outs[0] : tf.concat(outs, 0), weight), ids, N);
+}
+
+/**
+ * `unsortedSegmentSum(rows, ids, n)` for ids that are all in [0, n), with the gradient `gather(dy, ids)`.
+ * tfjs's generic gradient also handles negative ids (maximum, greaterEqual, a broadcast logicalAnd and a
+ * select), which is the same value here and was the slowest part of a sparse step on the cpu-based backends.
+ */
+function scatterRows(rows: tf.Tensor2D, ids: tf.Tensor1D, n: number): tf.Tensor2D {
+  const f = tf.customGrad((r, save) => {
+    (save as tf.GradSaveFunc)([ids]);
+    return {
+      value: tf.unsortedSegmentSum(r as tf.Tensor2D, ids, n),
+      gradFunc: (dy, saved) => tf.gather(dy as tf.Tensor, (saved as tf.Tensor[])[0]),
+    };
+  });
+  return f(rows) as tf.Tensor2D;
 }
 
 // ---- upcycling interface ---------------------------------------------------------------------------

@@ -2,7 +2,16 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
 import { Rng } from "../util/rng.ts";
-import { balanceLoss, maskedMixture, maskedSoftmax, noGrad, sparseMixture, stopGradient, topkMask } from "./moe.ts";
+import {
+  balanceLoss,
+  expertRunner,
+  maskedMixture,
+  maskedSoftmax,
+  noGrad,
+  sparseMixture,
+  stopGradient,
+  topkMask,
+} from "./moe.ts";
 
 Deno.test("topkMask picks the k largest per row and has no gradient; maskedSoftmax is zero off the mask", async () => {
   await initBackend("cpu");
@@ -101,8 +110,55 @@ for (const backend of ["cpu", "wasm"] as const) {
     }
     assert.ok(c.some((v, i) => v === 0 && ga[i] !== 0)); // the masked form does see unselected experts
     // Row 6 has no expert: output exactly 0 in the sparse form.
-    const y = sparseMixture(x, coefV as unknown as tf.Tensor2D, c, () => tf.ones([1, d]), { outDim: d });
+    const y = sparseMixture(x, coefV as unknown as tf.Tensor2D, c, (_, xs) => tf.ones([xs.shape[0], d]), { outDim: d });
     assert.deepEqual(Array.from((await y.data()).slice(6 * d)), [0, 0, 0, 0, 0]);
     tf.dispose([x, w13, w2, coefV, y, a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
   });
 }
+
+Deno.test("sparse mixture: split weights and sliced weights give bit-identical values and gradients, close to masked", async () => {
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    const N = 9, d = 6, E = 5, w = 3, rng = new Rng(21);
+    const t = (shape: number[]) => tf.tensor(rng.normal(new Float32Array(shape.reduce((a, b) => a * b)), 1), shape);
+    const x = t([N, d]) as tf.Tensor2D, w13 = t([d, 2 * E * w]), w2 = t([E * w, d]);
+    // Two experts per token, one expert (3) never used: its gradients must be exact zeros.
+    const c = new Float32Array(N * E);
+    for (let i = 0; i < N; i++) {
+      for (const e of [i % 3, (i + 1) % 3 === 0 ? 4 : (i + 1) % 3]) c[i * E + e] = 0.1 + i / 10;
+    }
+    const coef = tf.tensor2d(c, [N, E]), values = coef.dataSync();
+    const lossOf =
+      (form: "slice" | "split" | "masked") => (xx: tf.Tensor, a: tf.Tensor, b: tf.Tensor, k: tf.Tensor) => {
+        const y = form === "masked" ? maskedMixture(xx as tf.Tensor2D, a, b, k as tf.Tensor2D) : sparseMixture(
+          xx as tf.Tensor2D,
+          k as tf.Tensor2D,
+          values,
+          expertRunner(a, b, E, { split: form === "split" }),
+          {
+            outDim: d,
+          },
+        );
+        return tf.sum(tf.mul(y, tf.range(0, N * d).reshape([N, d])));
+      };
+    const run = async (form: "slice" | "split" | "masked") => {
+      const gs = tf.grads(lossOf(form))([x, w13, w2, coef]);
+      const out = [];
+      for (const g of gs) out.push(Array.from(await g.data()));
+      tf.dispose(gs);
+      return out;
+    };
+    const [sl, sp, ma] = [await run("slice"), await run("split"), await run("masked")];
+    assert.deepEqual(sp, sl, `${backend}: split and slice differ`);
+    for (const [i, name] of ["x", "w13", "w2", "coef"].entries()) {
+      // d coef: the sparse form differentiates the selected entries only (callers' coef is 0 elsewhere by a mask).
+      const keep = (j: number) => i !== 3 || c[j] !== 0;
+      const worst = Math.max(...sp[i].map((v, j) => keep(j) ? Math.abs(v - ma[i][j]) : 0));
+      const scale = Math.max(...ma[i].map(Math.abs));
+      assert.ok(worst <= 1e-5 * scale, `${backend} d${name}: sparse vs masked ${worst} (scale ${scale})`);
+    }
+    const g13 = sp[1];
+    for (let k = 0; k < d; k++) for (let j = 0; j < w; j++) assert.equal(g13[k * 2 * E * w + 3 * w + j], 0);
+    tf.dispose([x, w13, w2, coef]);
+  }
+});

@@ -17,9 +17,10 @@
  *
  * Summary timing: `wall_s` adds up all attempts (it is saved in checkpoints); `tokens_per_sec` is this
  * attempt's training steps only (no evaluation or checkpoint writes); `prefill_tokens_per_sec` and
- * `decode_tokens_per_sec` are the final model's inference speed at batch 1 (measureInferenceSpeed). `extra` holds deterministic metrics
- * only (variants' statistics), never timings, so `--verify` can compare it bit for bit: for a completed
- * run, the activation analysis of ./analysis.ts on the validation batches (NSAR, histograms, router stats).
+ * `decode_tokens_per_sec` are the final model's inference speed at batch 1 (measureInferenceSpeed).
+ * `extra` holds deterministic metrics only (variants' statistics), never timings, so `--verify` can
+ * compare it bit for bit: for a completed run, the activation analysis of ./analysis.ts on the
+ * validation batches (NSAR, histograms, router stats).
  *
  * @module
  */

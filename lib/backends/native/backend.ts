@@ -16,7 +16,8 @@
  * | `Sum`, `Mean` (float32, a contiguous block of axes) | native, double accumulation in cpu's order (bit-identical) |
  * | `Square`, `Neg`, `Sigmoid`, `Rsqrt`, `Sqrt` (float32) | native (sigmoid, rsqrt in double like cpu's JS) |
  * | `Softmax` (float32, last axis) | native (vectorised exp; ~1e-7 from cpu's double-precision exp) |
- * | `Transpose`, `Slice`, `SplitV`, `PadV2`, `GatherV2` (axis 0), `UnsortedSegmentSum` | JS row copies / one pass (tfjs-backend-cpu's index-per-element loops took 13 s per step for the embedding gradient) |
+ * | `Transpose`, `Slice`, `SplitV`, `Concat`, `PadV2`, `GatherV2` (axis 0), `UnsortedSegmentSum` | JS row copies / one pass (tfjs-backend-cpu's index-per-element loops took 13 s per step for the embedding gradient) |
+ * | `TopK` (k ≤ 8, finite values) | one insertion pass per row (cpu selects then sorts every row: 12 ms for [2048, 64]) |
  *
  * The `Fl*` kernels exist only on this backend; lib/backends/fused.ts uses them when the active
  * backend has them and the equivalent composite tfjs ops otherwise. Every other kernel is
@@ -190,6 +191,8 @@ export const NATIVE_KERNELS = [
   "Transpose",
   "Slice",
   "SplitV",
+  "Concat",
+  "TopK",
   "GatherV2",
   "UnsortedSegmentSum",
   "FlRmsNorm",
@@ -401,6 +404,69 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
       begin[axis] += s;
       return o;
     });
+  }
+
+  /** Concat of same-dtype numeric inputs: per outer index, one block copy per input (cpu: a JS loop per element). */
+  function concat(args: Args): TensorInfo {
+    const { inputs, attrs, backend } = args;
+    const ts = Object.keys(inputs).map((key) => inputs[key]);
+    const vals = ts.map((t) => numeric(backend, t));
+    if (vals.some((v) => !v) || ts.some((t) => t.dtype !== ts[0].dtype)) {
+      return cpuKernel("Concat")(args as never) as TensorInfo;
+    }
+    const axis = tf.util.parseAxisParam(attrs.axis as number, ts[0].shape)[0];
+    const outShape = tf.backend_util.computeOutShape(ts.map((t) => t.shape), axis);
+    const outer = size(outShape.slice(0, axis)), ov = alloc(vals[0]!, size(outShape));
+    const blocks = ts.map((t) => size(t.shape.slice(axis))), row = blocks.reduce((a, b) => a + b, 0);
+    for (let o = 0; o < outer; o++) {
+      let at = o * row;
+      for (let i = 0; i < ts.length; i++) {
+        ov.set(vals[i]!.subarray(o * blocks[i], (o + 1) * blocks[i]), at);
+        at += blocks[i];
+      }
+    }
+    return backend.makeTensorInfo(outShape, ts[0].dtype, ov as Float32Array);
+  }
+
+  /**
+   * TopK (sorted) over the last axis of finite float32 values: one insertion pass per row, keeping the k best
+   * by (value descending, index ascending), which is exactly cpu's order (select + sort by that comparator).
+   * Rows of k >= 8 or with non-finite values go to the cpu kernel.
+   */
+  function topK(args: Args): TensorInfo[] {
+    const { inputs: { x }, attrs, backend } = args;
+    const xv = numeric(backend, x), k = attrs.k as number, last = x.shape[x.shape.length - 1];
+    const finite = (v: Float32Array) => {
+      for (let i = 0; i < v.length; i++) if (v[i] - v[i] !== 0) return false; // NaN or ±Infinity
+      return true;
+    };
+    if (!(xv instanceof Float32Array) || attrs.sorted === false || k > 8 || k > last || !finite(xv)) {
+      return cpuKernel("TopK")(args as never) as unknown as TensorInfo[];
+    }
+    const rows = last === 0 ? 0 : xv.length / last, vo = new Float32Array(rows * k), io = new Int32Array(rows * k);
+    const bv = new Float64Array(k), bi = new Int32Array(k);
+    for (let r = 0; r < rows; r++) {
+      const off = r * last;
+      let n = 0;
+      for (let j = 0; j < last; j++) {
+        const v = xv[off + j];
+        if (n === k && !(v > bv[k - 1])) continue;
+        let p = n < k ? n++ : k - 1; // the slot to fill, then move up past worse entries
+        while (p > 0 && v > bv[p - 1]) {
+          bv[p] = bv[p - 1];
+          bi[p] = bi[p - 1];
+          p--;
+        }
+        bv[p] = v;
+        bi[p] = j;
+      }
+      for (let i = 0; i < k; i++) {
+        vo[r * k + i] = bv[i];
+        io[r * k + i] = bi[i];
+      }
+    }
+    const shape = [...x.shape.slice(0, -1), k];
+    return [backend.makeTensorInfo(shape, "float32", vo), backend.makeTensorInfo(shape, "int32", io)];
   }
 
   function gatherV2(args: Args): TensorInfo {
@@ -617,6 +683,8 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     Transpose: transpose,
     Slice: slice,
     SplitV: splitV,
+    Concat: concat,
+    TopK: topK,
     GatherV2: gatherV2,
     UnsortedSegmentSum: unsortedSegmentSum,
     FlRmsNorm: rmsnorm,

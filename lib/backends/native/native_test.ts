@@ -250,6 +250,26 @@ Deno.test({
       ],
       ["slice", () => [tf.slice(tf.tensor(x, [3, 5, 7]), [1, 2, 3], [2, 2, 4])]],
       ["split", () => tf.split(tf.tensor(x, [3, 5, 7]), [2, 5], 2)],
+      ["concat", () => {
+        const a = tf.tensor(x, [3, 5, 7]);
+        return [tf.concat([a, tf.tensor(y.subarray(0, 30), [3, 5, 2])], 2), tf.concat([a, a], 0), tf.concat([a, a], 1)];
+      }],
+      [
+        "concat int32",
+        () => [tf.cast(tf.concat([tf.tensor1d(ids, "int32"), tf.tensor1d(ids, "int32")], 0), "float32")],
+      ],
+      ["topk non-finite (cpu fallback)", () => {
+        const { values, indices } = tf.topk(tf.tensor([1, Infinity, -Infinity, 2, Infinity, 0], [2, 3]), 2);
+        return [values, tf.cast(indices, "float32")];
+      }],
+      ["topk", () => {
+        // Rounded values: many ties, which must go to the lower index as on cpu; and -0 next to 0.
+        const r = tf.tensor(x.map((v) => Math.round(v * 2) / 2 || (v < 0 ? -0 : 0)), [15, 7]);
+        return [1, 2, 3, 7].flatMap((k) => {
+          const { values, indices } = tf.topk(r, k);
+          return [values, tf.cast(indices, "float32")];
+        });
+      }],
       ["gather", () => [tf.gather(tf.tensor(x, [15, 7]), tf.tensor1d(ids.map((i) => i % 15), "int32"))]],
       ["segment sum", () => [tf.unsortedSegmentSum(tf.tensor(x, [7, 15]), tf.tensor1d(ids, "int32"), 6)]],
     ];

@@ -89,13 +89,13 @@ import {
   canReadSync,
   type DenseFfnWeights,
   type DenseUpcycling,
+  expertRunner,
   maskedSoftmax,
   noGrad,
   sliceColumns,
   sparseMixture,
   subMatrix,
 } from "../moe.ts";
-import { silu } from "../../backends/ops.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 
@@ -245,14 +245,6 @@ export function finermoeRouting(
   return { coef, probs, mask };
 }
 
-/** Output of routed expert k on rows xs: `[n, he]`. */
-function expertOut(xs: tf.Tensor2D, p: FfnParams, k: number, s: FinermoeShape): tf.Tensor2D {
-  const He = s.he_inter, NH = s.experts * He, d = xs.shape[1];
-  const a = matmul(xs, tf.slice(p.w13, [0, k * He], [d, He]));
-  const b = matmul(xs, tf.slice(p.w13, [0, NH + k * He], [d, He]));
-  return matmul(tf.mul(silu(a), b), tf.slice(p.w2, [k * He, 0], [He, s.he_out]));
-}
-
 /** The routed part (sparse sum + sparse concat) with the given computation; `[N_tok, d_model]`. */
 export function finermoeRouted(
   x: tf.Tensor2D,
@@ -260,6 +252,7 @@ export function finermoeRouted(
   coef: tf.Tensor2D,
   s: FinermoeShape,
   compute: "masked" | "sparse",
+  opts: { training?: boolean } = {},
 ): tf.Tensor2D {
   const T = x.shape[0], N = s.experts, He = s.he_inter, per = N / s.g_o;
   if (compute === "masked") {
@@ -271,10 +264,13 @@ export function finermoeRouted(
     return outs.length === 1 ? outs[0] : tf.concat(outs, 1);
   }
   const values = coef.dataSync();
+  // Expert k = gate/up columns k·He of w13 ([gates | ups]) and rows k·He of w2 ([N·He, he_out]): the layout
+  // expertRunner reads.
+  const run = expertRunner(p.w13, p.w2, N, { split: opts.training });
   const outs = Array.from(
     { length: s.g_o },
     (_, i) =>
-      sparseMixture(x, coef, values, (k, xs) => expertOut(xs, p, k, s), {
+      sparseMixture(x, coef, values, run, {
         outDim: s.he_out,
         experts: Array.from({ length: per }, (_, j) => i * per + j),
       }),
@@ -357,7 +353,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
     }
     ctx.capture?.("gate", coef); // combination weights, 0 = unselected (end-of-run analysis)
     const sparse = canReadSync() && (!ctx.training || s.train_compute === "sparse");
-    const routed = finermoeRouted(x, p, coef, s, sparse ? "sparse" : "masked");
+    const routed = finermoeRouted(x, p, coef, s, sparse ? "sparse" : "masked", { training: ctx.training });
     const shared = sharedOut(x, p, s);
     return shared ? tf.add(routed, shared) : routed;
   },

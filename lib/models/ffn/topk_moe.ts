@@ -174,10 +174,12 @@ export function topkMoeForward(
   p: FfnParams,
   coef: tf.Tensor2D,
   compute: "masked" | "sparse",
+  opts: { training?: boolean } = {},
 ): tf.Tensor2D {
   if (compute === "masked") return maskedMixture(x, p.w13, p.w2, coef);
   const E = coef.shape[1], d = p.w2.shape[1] as number;
-  return sparseMixture(x, coef, coef.dataSync(), expertRunner(p.w13, p.w2, E), { outDim: d });
+  const run = expertRunner(p.w13, p.w2, E, { split: opts.training });
+  return sparseMixture(x, coef, coef.dataSync(), run, { outDim: d });
 }
 
 function cost(cfg: ModelConfig): SparseCost {
@@ -233,7 +235,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
     }
     ctx.capture?.("gate", coef); // routing weights, 0 = unselected (end-of-run analysis)
     const sparse = canReadSync() && (!ctx.training || s.train_compute === "sparse");
-    return topkMoeForward(x, p, coef, sparse ? "sparse" : "masked");
+    return topkMoeForward(x, p, coef, sparse ? "sparse" : "masked", { training: ctx.training });
   },
 
   upcycleFromDense(cfg: ModelConfig, dense: DenseFfnWeights): Record<string, Float32Array> {

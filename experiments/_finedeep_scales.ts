@@ -1,0 +1,31 @@
+/**
+ * Scale presets shared by the Finedeep experiments (ablation-mk, routing, nsar): `tiny` for the tests,
+ * `gpu` for a GPU machine. Only d_ff differs between them (each picks the d_ff that keeps its Finedeep
+ * variants within the parameter budget), so it is the argument. (The leading `_` keeps this helper out of
+ * the experiment list.)
+ */
+import type { ExperimentSpec } from "../lib/experiment/mod.ts";
+
+/** The `tiny` and `gpu` presets with the given d_ff at each scale. */
+export function finedeepScales(dff: { tiny: number; gpu: number }): NonNullable<ExperimentSpec["scales"]> {
+  return {
+    tiny: {
+      seeds: [0, 1],
+      data: { max_bytes: 200_000 },
+      model: { d_model: 32, n_layers: 2, n_heads: 2, d_ff: dff.tiny, seq_len: 16 },
+      train: { steps: 6, batch_size: 4, warmup_steps: 2, eval_every: 3, eval_batches: 2, checkpoint_every: 3 },
+    },
+    gpu: {
+      model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: dff.gpu, seq_len: 256 },
+      train: {
+        steps: 2000,
+        batch_size: 32,
+        lr: 1e-3,
+        warmup_steps: 100,
+        eval_every: 250,
+        eval_batches: 16,
+        checkpoint_every: 250,
+      },
+    },
+  };
+}

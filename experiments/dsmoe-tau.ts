@@ -6,9 +6,9 @@
  * - `dense`: continued dense training (the quality reference, 100% of the FFN active);
  * - `dsmoe_t<τ>`: DSMoE with n = 8 blocks, τ ∈ {0.2, 0.35, 0.5, 0.65, 0.8}, λ = 1 (the paper);
  * - `dsmoe_t0.5_l<λ>`: τ = 0.5 with λ ∈ {0.1, 3};
- * - `topk_k2`, `topk_k4`: a split-upcycled top-k MoE (8 experts = the 8 slices of the dense FFN,
- *   Mixtral renormalisation, balance coefficient 0.01) at a fixed 25% / 50% of the FFN active,
- *   bracketing DSMoE's measured activation (DSMoE's is data-dependent, so exact matching is not
+ * - `topk_k1`, `topk_k2`, `topk_k4`: a split-upcycled top-k MoE (8 experts = the 8 slices of the dense
+ *   FFN, balance coefficient 0.01; Mixtral renormalisation for k > 1, the router probability as weight for
+ *   k = 1 as in Switch) at a fixed 12.5% / 25% / 50% of the FFN active, bracketing DSMoE's measured activation (DSMoE's is data-dependent, so exact matching is not
  *   possible before training; the report places every variant on the same axis).
  *
  * Activated parameters are measured from the gates on the validation batches
@@ -22,9 +22,9 @@
  * exactly the same tokens.
  *
  * Scales (tokens per run = steps × batch_size × seq_len; children run the same schedule as the parent):
- * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 11 runs (seconds on cpu).
+ * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 12 runs (seconds on cpu).
  * - default (2 CPU cores): d_model 64, 2 layers, 4 heads, d_ff 256, seq 64, 200 steps × 16 × 64 =
- *   204,800 tokens per run, 2 seeds, 22 runs (4,400 steps). Measured cold on the 2-core dev machine:
+ *   204,800 tokens per run, 2 seeds, 24 runs (4,800 steps). Measured cold on the 2-core dev machine:
  *   @NATIVE@ on native (`auto` there), @WASM@ with `--backend wasm`.
  * - gpu: d_model 384, 6 layers, d_ff 1024, seq 256, 1500 steps × 32 × 256, 3 seeds.
  */
@@ -55,9 +55,13 @@ const dsmoe = (tau: number, lambda: number): VariantPatch => ({
   init_from: PARENT,
   model: { ffn: { kind: "dsmoe", experts: 8, tau, lambda, ste: true, rescale: true } },
 });
+// Top-1 keeps the router's probability as the weight (Switch); renormalised it would be 1 and the router would
+// learn from the balance loss only.
 const topk = (k: number): VariantPatch => ({
   init_from: PARENT,
-  model: { ffn: { kind: "topk_moe", experts: 8, top_k: k, expert_width: null, renormalize: true, balance_coef: 0.01 } },
+  model: {
+    ffn: { kind: "topk_moe", experts: 8, top_k: k, expert_width: null, renormalize: k > 1, balance_coef: 0.01 },
+  },
 });
 
 const variants: Record<string, VariantPatch> = {
@@ -65,6 +69,7 @@ const variants: Record<string, VariantPatch> = {
   dense: { init_from: PARENT },
   ...Object.fromEntries(TAUS.map((t) => [`dsmoe_t${t}`, dsmoe(t, 1)])),
   ...Object.fromEntries(LAMBDAS.map((l) => [`dsmoe_t0.5_l${l}`, dsmoe(0.5, l)])),
+  topk_k1: topk(1),
   topk_k2: topk(2),
   topk_k4: topk(4),
 };

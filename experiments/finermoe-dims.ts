@@ -79,6 +79,15 @@ function lower(a: Row | undefined, b: Row | undefined): { yes: boolean; t: numbe
   return { yes: t === null ? (a.ppl_mean as number) < (b.ppl_mean as number) : t < -T_CRIT, t };
 }
 
+/** "best", or why not: the variants fg_both is not clearly better than (lowest mean but not significant, or not lowest). */
+function bothText(both: Row, others: Row[], judged: { yes: boolean; t: number | null }[]): string {
+  const fails = others.map((o, i) => ({ o, j: judged[i] })).filter((x) => !x.j.yes);
+  if (!fails.length) return "best";
+  const lowest = others.every((o) => (both.ppl_mean as number) < (o.ppl_mean as number));
+  const list = fails.map((x) => `${x.o.variant}${x.j.t === null ? "" : ` t ${x.j.t.toFixed(1)}`}`).join(", ");
+  return lowest ? `lowest, but not significantly below ${list}` : `not best (not below ${list})`;
+}
+
 /** The verdict line from the variant summary rows (pure; exported for tests). */
 export function finermoeDimsVerdict(rows: Row[], meta: string): string {
   const head = `verdict (finermoe-dims; ${meta}):`;
@@ -94,7 +103,7 @@ export function finermoeDimsVerdict(rows: Row[], meta: string): string {
   return `${head} ppl ranking ${
     ranked.map((r) => `${r.variant} ${fmt(r.ppl_mean, 3)} (${fmt(r.ffn_active_pct, 0)}% FFN active)`).join(" < ")
   }; output-only vs intermediate-only ${outVsInter.yes ? "better" : "not better"} (${tTxt(outVsInter.t)}); ` +
-    `both ${bothBest.every((b) => b.yes) ? "best" : "not best"}: claim (output FG > intermediate FG, both best) ` +
+    `both ${bothText(both, [none, inter, out], bothBest)}: claim (output FG > intermediate FG, both best) ` +
     `${supported ? "supported" : "not supported"} at this scale${
       [outVsInter, ...bothBest].every((b) => b.t === null) ? " (by the means only)" : ""
     }`;

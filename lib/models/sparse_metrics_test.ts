@@ -104,6 +104,11 @@ Deno.test("measureInferenceSpeed reports prefill and decode tokens/s at batch 1"
   assert.ok(r.prefill_tokens_per_sec > 0 && Number.isFinite(r.prefill_tokens_per_sec));
   assert.ok(r.decode_tokens_per_sec > 0 && Number.isFinite(r.decode_tokens_per_sec));
   assert.deepEqual([r.prompt_len, r.decode_tokens, r.reps, r.backend, r.kv_cache], [8, 3, 1, "cpu", false]);
+  // Sub-millisecond passes are timed in batches lasting at least minRepMs (a tiny cpu prefill is far below 100 ms).
+  const batched = await measureInferenceSpeed(model, { decodeTokens: 2, reps: 1, minRepMs: 200 });
+  assert.ok(batched.prefill_runs_per_rep >= 2, `prefill runs per rep: ${batched.prefill_runs_per_rep}`);
+  const single = await measureInferenceSpeed(model, { decodeTokens: 2, reps: 1, minRepMs: 0 });
+  assert.deepEqual([single.prefill_runs_per_rep, single.decode_runs_per_rep], [1, 1]);
   await assert.rejects(measureInferenceSpeed(model, { promptLen: 9 }), /promptLen = 9 must be an integer in \[1, 8\]/);
   await assert.rejects(
     measureInferenceSpeed(model, { decodeTokens: 8 }),

@@ -21,7 +21,7 @@
  * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 6 runs.
  * - default (2 CPU cores): d_model 64, 2 layers, 4 heads, d_ff 256, seq 64, 160 steps × 16 × 64 =
  *   163,840 tokens per run, 2 seeds, 12 runs (1,920 steps). Measured cold on the 2-core dev machine:
- *   @NATIVE@ on native (`auto` there), @WASM@ with `--backend wasm`.
+ *   2 min 3 s on native (`auto` there), 6 min 48 s with `--backend wasm`.
  * - gpu: d_model 384, 6 layers, d_ff 1024, seq 256, 1500 steps × 32 × 256, 3 seeds.
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";

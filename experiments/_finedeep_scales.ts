@@ -1,10 +1,32 @@
 /**
- * Scale presets shared by the Finedeep experiments (ablation-mk, routing, nsar): `tiny` for the tests,
- * `gpu` for a GPU machine. Only d_ff differs between them (each picks the d_ff that keeps its Finedeep
+ * Presets shared by the Finedeep experiments (ablation-mk, routing, nsar, finedeep-vs-dense): the default
+ * schedule ({@link FINEDEEP_TRAIN}), and the `tiny` (tests) and `gpu` scales. Only d_ff differs between them (each picks the d_ff that keeps its Finedeep
  * variants within the parameter budget), so it is the argument. (The leading `_` keeps this helper out of
  * the experiment list.)
  */
 import type { ExperimentSpec } from "../lib/experiment/mod.ts";
+
+/** The default scale's schedule: 150 steps × 16 × 64 tokens. */
+export const FINEDEEP_TRAIN = {
+  steps: 150,
+  batch_size: 16,
+  lr: 2e-3,
+  warmup_steps: 15,
+  eval_every: 50,
+  eval_batches: 8,
+  checkpoint_every: 75,
+};
+
+/** The `gpu` scale's schedule. */
+export const GPU_TRAIN = {
+  steps: 2000,
+  batch_size: 32,
+  lr: 1e-3,
+  warmup_steps: 100,
+  eval_every: 250,
+  eval_batches: 16,
+  checkpoint_every: 250,
+};
 
 /** The `tiny` and `gpu` presets with the given d_ff at each scale. */
 export function finedeepScales(dff: { tiny: number; gpu: number }): NonNullable<ExperimentSpec["scales"]> {
@@ -17,15 +39,7 @@ export function finedeepScales(dff: { tiny: number; gpu: number }): NonNullable<
     },
     gpu: {
       model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: dff.gpu, seq_len: 256 },
-      train: {
-        steps: 2000,
-        batch_size: 32,
-        lr: 1e-3,
-        warmup_steps: 100,
-        eval_every: 250,
-        eval_batches: 16,
-        checkpoint_every: 250,
-      },
+      train: GPU_TRAIN,
     },
   };
 }

@@ -1,7 +1,7 @@
 /**
- * Scale presets shared by the sparse-model experiments (dsmoe-tau, dsmoe-ste, finermoe-upcycle,
- * finermoe-dims): `tiny` for the tests, `gpu` for a GPU machine. Each experiment keeps its own default
- * scale. (The leading `_` keeps this helper out of the experiment list.)
+ * Presets shared by the sparse-model experiments (dsmoe-tau, dsmoe-ste, finermoe-upcycle, finermoe-dims):
+ * their default data, model and schedule ({@link sparseDefault}: only the step count differs), and the
+ * `tiny` (tests) and `gpu` scales. (The leading `_` keeps this helper out of the experiment list.)
  */
 import type { ExperimentSpec } from "../lib/experiment/mod.ts";
 
@@ -27,3 +27,23 @@ export const SPARSE_SCALES: NonNullable<ExperimentSpec["scales"]> = {
     },
   },
 };
+
+/**
+ * The default scale's data, dense model and schedule of the sparse experiments, for `steps` steps per run
+ * (parent and children alike): warmup a tenth of the steps, evaluation every quarter, a checkpoint halfway.
+ */
+export function sparseDefault(steps: number): Pick<ExperimentSpec, "data" | "model" | "train"> {
+  return {
+    data: { source: "gutenberg", val_fraction: 0.1 },
+    model: { d_model: 64, n_layers: 2, n_heads: 4, d_ff: 256, seq_len: 64, ffn: { kind: "dense" } },
+    train: {
+      steps,
+      batch_size: 16,
+      lr: 2e-3,
+      warmup_steps: steps / 10,
+      eval_every: steps / 4,
+      eval_batches: 8,
+      checkpoint_every: steps / 2,
+    },
+  };
+}

@@ -16,7 +16,7 @@
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { ablationReport } from "../lib/report/finedeep.ts";
-import { finedeepScales } from "./_finedeep_scales.ts";
+import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
 
 const finedeep = (m: number, k: number) => ({
   model: { ffn: { kind: "finedeep", m, k, score: "output", norm_fn: "sigmoid", router: "expert", rmsnorm: "pre" } },
@@ -29,15 +29,7 @@ export default defineExperiment({
   seeds: [0, 1, 2],
   data: { source: "gutenberg", val_fraction: 0.1 },
   model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
-  train: {
-    steps: 150,
-    batch_size: 16,
-    lr: 2e-3,
-    warmup_steps: 15,
-    eval_every: 50,
-    eval_batches: 8,
-    checkpoint_every: 75,
-  },
+  train: FINEDEEP_TRAIN,
   variants: {
     dense: {},
     "1x16": finedeep(1, 16),

@@ -45,7 +45,7 @@ import {
   variantSummary,
   welchT,
 } from "../lib/plot/sparse.ts";
-import { SPARSE_SCALES } from "./_sparse_scales.ts";
+import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
 
 const PARENT = { variant: "dense_parent" };
 const TAUS = [0.2, 0.35, 0.5, 0.65, 0.8];
@@ -148,17 +148,7 @@ export default defineExperiment({
     "activated parameters over the threshold τ and sparsity coefficient λ, against continued dense training and " +
     "a split-upcycled top-k MoE at 25%/50% activation.",
   seeds: [0, 1],
-  data: { source: "gutenberg", val_fraction: 0.1 },
-  model: { d_model: 64, n_layers: 2, n_heads: 4, d_ff: 256, seq_len: 64, ffn: { kind: "dense" } },
-  train: {
-    steps: 200,
-    batch_size: 16,
-    lr: 2e-3,
-    warmup_steps: 20,
-    eval_every: 50,
-    eval_batches: 8,
-    checkpoint_every: 100,
-  },
+  ...sparseDefault(200),
   variants,
   metrics: ["val_loss", "val_ppl"],
   report,

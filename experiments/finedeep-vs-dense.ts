@@ -15,6 +15,7 @@
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { fvdReport } from "../lib/report/finedeep.ts";
+import { FINEDEEP_TRAIN, GPU_TRAIN } from "./_finedeep_scales.ts";
 
 const FINEDEEP = {
   kind: "finedeep",
@@ -32,15 +33,7 @@ export default defineExperiment({
   seeds: [0, 1, 2],
   data: { source: "gutenberg", val_fraction: 0.1 },
   model: { d_model: 64, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
-  train: {
-    steps: 150,
-    batch_size: 16,
-    lr: 2e-3,
-    warmup_steps: 15,
-    eval_every: 50,
-    eval_batches: 8,
-    checkpoint_every: 75,
-  },
+  train: FINEDEEP_TRAIN,
   variants: {
     "dense-L2": { model: { n_layers: 2 } },
     "finedeep-L2": { model: { n_layers: 2, ffn: FINEDEEP } },
@@ -58,15 +51,7 @@ export default defineExperiment({
     },
     gpu: {
       model: { d_model: 384, n_heads: 6, d_ff: 1028, seq_len: 256 },
-      train: {
-        steps: 2000,
-        batch_size: 32,
-        lr: 1e-3,
-        warmup_steps: 100,
-        eval_every: 250,
-        eval_batches: 16,
-        checkpoint_every: 250,
-      },
+      train: GPU_TRAIN,
     },
   },
 });

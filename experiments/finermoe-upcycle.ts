@@ -47,7 +47,7 @@ import {
   variantSummary,
   welchT,
 } from "../lib/plot/sparse.ts";
-import { SPARSE_SCALES } from "./_sparse_scales.ts";
+import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
 
 const PARENT = { variant: "dense_parent" };
 
@@ -157,17 +157,7 @@ export default defineExperiment({
   description: "From one dense parent per seed: continued dense training vs FineRMoE (with / without shared " +
     "expert) vs copy-upcycled and split-upcycled top-2 MoE, on the same tokens.",
   seeds: [0, 1, 2],
-  data: { source: "gutenberg", val_fraction: 0.1 },
-  model: { d_model: 64, n_layers: 2, n_heads: 4, d_ff: 256, seq_len: 64, ffn: { kind: "dense" } },
-  train: {
-    steps: 160,
-    batch_size: 16,
-    lr: 2e-3,
-    warmup_steps: 16,
-    eval_every: 40,
-    eval_batches: 8,
-    checkpoint_every: 80,
-  },
+  ...sparseDefault(160),
   variants,
   metrics: ["val_loss", "val_ppl"],
   report,

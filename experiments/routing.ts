@@ -15,7 +15,7 @@
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { routingReport } from "../lib/report/finedeep.ts";
-import { finedeepScales } from "./_finedeep_scales.ts";
+import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
 
 const finedeep = (score: string, norm_fn: string) => ({
   model: { ffn: { kind: "finedeep", m: 4, k: 4, score, norm_fn, router: "expert", rmsnorm: "pre" } },
@@ -27,15 +27,7 @@ export default defineExperiment({
   seeds: [0, 1, 2],
   data: { source: "gutenberg", val_fraction: 0.1 },
   model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 258, seq_len: 64, ffn: { kind: "dense" } },
-  train: {
-    steps: 150,
-    batch_size: 16,
-    lr: 2e-3,
-    warmup_steps: 15,
-    eval_every: 50,
-    eval_batches: 8,
-    checkpoint_every: 75,
-  },
+  train: FINEDEEP_TRAIN,
   variants: {
     dense: {},
     "output-sigmoid": finedeep("output", "sigmoid"),

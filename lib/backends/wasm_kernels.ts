@@ -18,6 +18,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { matmulShape } from "./matmul_shape.ts";
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
 interface WasmBackend {
@@ -205,22 +206,10 @@ const shapeBytes = (s: number[]) => new Uint8Array(new Int32Array(s).buffer);
  */
 function batchMatMul(args: KernelArgs): TensorInfo {
   const { inputs: { a, b }, attrs, backend } = args;
-  const tA = attrs.transposeA as boolean, tB = attrs.transposeB as boolean;
-  const ra = a.shape.length, rb = b.shape.length;
-  const outerA = a.shape.slice(0, -2), outerB = b.shape.slice(0, -2);
-  const batchA = size(outerA), batchB = size(outerB);
-  const m = tA ? a.shape[ra - 1] : a.shape[ra - 2], k = tA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = tB ? b.shape[rb - 1] : b.shape[rb - 2], n = tB ? b.shape[rb - 2] : b.shape[rb - 1];
-  const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
+  const g = matmulShape(a, b, attrs);
   // Shapes the per-slice path does not cover (general broadcasting, empty, non-float) keep the stock kernel.
-  if (
-    a.dtype !== "float32" || b.dtype !== "float32" || k !== kb || m * n * k === 0 ||
-    !(sameOuter || batchA === 1 || batchB === 1)
-  ) {
-    return stockKernel("BatchMatMul")(args as never) as TensorInfo;
-  }
-  const outOuter = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-  const outShape = [...outOuter, m, n];
+  if (!g.supported) return stockKernel("BatchMatMul")(args as never) as TensorInfo;
+  const { transposeA: tA, transposeB: tB, m, k, n, batchA, batchB, outShape } = g;
   const A = tA ? transposeLast2(backend, a) : a, B = tB ? transposeLast2(backend, b) : b;
   const release = () => {
     if (A !== a) backend.disposeData(A.dataId);

@@ -112,7 +112,7 @@ j AS (SELECT d.n_layers, d.d_model, d.params AS dense_params, f.params AS finede
 SELECT n_layers, d_model, dense_params, finedeep_params, d_n AS dense_seeds, d_mean AS dense_ppl_mean,
   d_std AS dense_ppl_std, f_n AS finedeep_seeds, f_mean AS finedeep_ppl_mean, f_std AS finedeep_ppl_std,
   100 * (f_mean / d_mean - 1) AS ppl_change_pct, ${welch("f", "d")} AS t, dense_nsar, finedeep_nsar
-FROM j ORDER BY dense_params`;
+FROM j ORDER BY dense_params, n_layers, d_model`; // ties (equal sizes) in a fixed order
 }
 
 /**
@@ -359,13 +359,18 @@ async function valCurves(ctx: ReportContext, order?: string[]): Promise<string[]
   );
 }
 
+/** variant, name, value of the run_metrics whose name matches `pattern` (a regex), completed current runs. */
+function metricsMatching(ctx: ReportContext, pattern: string) {
+  return ctx.query(
+    `SELECT r.variant, x.name, x.value FROM run_metrics x JOIN current_runs r USING (hash)
+     WHERE r.experiment = $e AND r.status = 'completed' AND regexp_matches(x.name, $p)`,
+    { e: ctx.experiment, p: pattern },
+  );
+}
+
 /** NSAR_τ of SiLU(gate) vs τ, one line per variant (mean ± std over seeds). */
 async function nsarVsTau(ctx: ReportContext, order?: string[]): Promise<string[]> {
-  const r = await ctx.query(
-    `SELECT r.variant, x.name, x.value FROM run_metrics x JOIN current_runs r USING (hash)
-     WHERE r.experiment = $e AND r.status = 'completed' AND regexp_matches(x.name, '^nsar_gate_[0-9.]+$')`,
-    { e: ctx.experiment },
-  );
+  const r = await metricsMatching(ctx, "^nsar_gate_[0-9.]+$");
   if (!r.rows.length) return [];
   const pts = r.rows.map((x) => ({
     series: String(x.variant),
@@ -638,11 +643,7 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
       ),
     );
   }
-  const perLayer = await ctx.query(
-    `SELECT r.variant, x.name, x.value FROM run_metrics x JOIN current_runs r USING (hash)
-     WHERE r.experiment = $e AND r.status = 'completed' AND regexp_matches(x.name, '^nsar_gate_0\\.1_l[0-9]+$')`,
-    { e: ctx.experiment },
-  );
+  const perLayer = await metricsMatching(ctx, "^nsar_gate_0\\.1_l[0-9]+$");
   if (perLayer.rows.length) {
     files.push(
       ...await save(
@@ -664,11 +665,7 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
       ),
     );
   }
-  const perSub = await ctx.query(
-    `SELECT r.variant, x.name, x.value FROM run_metrics x JOIN current_runs r USING (hash)
-     WHERE r.experiment = $e AND r.status = 'completed' AND regexp_matches(x.name, '^nsar_gate_0\\.1_l[0-9]+_m[0-9]+$')`,
-    { e: ctx.experiment },
-  );
+  const perSub = await metricsMatching(ctx, "^nsar_gate_0\\.1_l[0-9]+_m[0-9]+$");
   if (perSub.rows.length) {
     files.push(
       ...await save(

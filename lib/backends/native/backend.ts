@@ -29,6 +29,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs"; // registers the cpu backend, whose class and kernels we reuse
 import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import type { Blas } from "./blas.ts";
+import { matmulShape } from "../matmul_shape.ts";
 import type { KernelSymbols } from "./kernels.ts";
 
 /** Name the backend is registered under. */
@@ -213,20 +214,9 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
   /** out = op(a) @ op(b); batched over equal leading dims or a batch-1 side. */
   function batchMatMul(args: Args): TensorInfo {
     const { inputs: { a, b }, attrs, backend } = args;
-    const tA = attrs.transposeA as boolean, tB = attrs.transposeB as boolean;
-    const ra = a.shape.length, rb = b.shape.length;
-    const outerA = a.shape.slice(0, -2), outerB = b.shape.slice(0, -2);
-    const batchA = size(outerA), batchB = size(outerB);
-    const m = tA ? a.shape[ra - 1] : a.shape[ra - 2], kk = tA ? a.shape[ra - 2] : a.shape[ra - 1];
-    const kb = tB ? b.shape[rb - 1] : b.shape[rb - 2], n = tB ? b.shape[rb - 2] : b.shape[rb - 1];
-    const sameOuter = outerA.length === outerB.length && outerA.every((d, i) => d === outerB[i]);
-    if (
-      a.dtype !== "float32" || b.dtype !== "float32" || kk !== kb || m * n * kk === 0 ||
-      !(sameOuter || batchA === 1 || batchB === 1)
-    ) {
-      return cpuKernel("BatchMatMul")(args as never) as TensorInfo;
-    }
-    const outOuter = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
+    const g = matmulShape(a, b, attrs);
+    if (!g.supported) return cpuKernel("BatchMatMul")(args as never) as TensorInfo;
+    const { transposeA: tA, transposeB: tB, m, k: kk, n, batchA, batchB } = g;
     const av = f32(backend, a, "BatchMatMul"), bv = f32(backend, b, "BatchMatMul");
     const batch = Math.max(batchA, batchB);
     const res = pool.alloc(batch * m * n);
@@ -242,7 +232,7 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
         blas.sgemm(tA, tB, m, n, kk, ai, lda, bi, ldb, res.subarray(i * so, (i + 1) * so), n);
       }
     }
-    return out(backend, [...outOuter, m, n], res);
+    return out(backend, g.outShape, res);
   }
 
   /** Element-wise a op b with broadcasting (op codes of kernels.c fl_binary). */

@@ -202,6 +202,8 @@ export const NATIVE_KERNELS = [
   "FlAttentionGrad",
   "FlExpertGate",
   "FlExpertGateGrad",
+  "FlFinedeep",
+  "FlFinedeepGrad",
   "FlSwiglu",
   "FlSwigluGrad",
   "FlCrossEntropy",
@@ -547,6 +549,96 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     return [out(backend, [N, K * E], dprod), out(backend, [...u.shape], du)];
   }
 
+  /**
+   * The default Finedeep FFN block (lib/backends/fused.ts finedeepBlock): inputs x [N, D] (the layer's
+   * normed input), h [N, D] (the residual stream; only for m > 1) and per sub-layer i w13_i [D, 2H],
+   * w2_i [H, D], r_i [K, D]; attrs m, k, eps. Returns [Σ y_i, then what the backward reads: ab_i, gated_i,
+   * g_i, u_i for every i, xm_i and rstd_i for i >= 1]. Per sub-layer: one resid/norm pass (i >= 1), two
+   * sgemms and one SwiGLU + gate pass, with no tfjs engine call in between.
+   */
+  function finedeep(args: Args): TensorInfo[] {
+    const { inputs, attrs, backend } = args, w = "FlFinedeep";
+    const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
+    const v = (name: string) => f32(backend, inputs[name], w);
+    const ysum = pool.alloc(N * D), stream = M > 1 ? pool.alloc(N * D) : null, y = M > 1 ? pool.alloc(N * D) : null;
+    const ab: Float32Array[] = [], gated: Float32Array[] = [], g: Float32Array[] = [], u: Float32Array[] = [];
+    const xms: Float32Array[] = [], rstds: Float32Array[] = [];
+    for (let m = 0; m < M; m++) {
+      let xm = v("x");
+      if (m > 0) {
+        xm = pool.alloc(N * D);
+        const rstd = pool.alloc(N);
+        // m = 1: stream = h + y_0 (y_0 is in ysum); later: stream += y_{m-1}, out += y_{m-1}.
+        k.fl_fd_resid_fwd(
+          m === 1 ? v("h") : stream,
+          m === 1 ? ysum : y,
+          stream,
+          m === 1 ? null : ysum,
+          xm,
+          rstd,
+          N,
+          D,
+          eps,
+        );
+        xms.push(xm);
+        rstds.push(rstd);
+      }
+      const w2 = v(`w2_${m}`);
+      ab.push(pool.alloc(N * 2 * H));
+      blas.sgemm(false, false, N, 2 * H, D, xm, D, v(`w13_${m}`), 2 * H, ab[m], 2 * H);
+      u.push(pool.alloc(H));
+      k.fl_fd_u(w2, v(`r_${m}`), u[m], K, E, D);
+      gated.push(pool.alloc(N * H));
+      g.push(pool.alloc(N * K));
+      k.fl_swiglu_gate_fwd(ab[m], u[m], gated[m], g[m], N, K, E);
+      blas.sgemm(false, false, N, D, H, gated[m], H, w2, D, m === 0 ? ysum : y!, D);
+    }
+    if (M > 1) k.fl_add(ysum, y, ysum, N * D); // ((y_0 + y_1) + ...) + y_{M-1}, as AddN
+    if (stream) pool.release(stream);
+    if (y) pool.release(y);
+    return [
+      out(backend, [N, D], ysum),
+      ...ab.map((a) => out(backend, [N, 2 * H], a)),
+      ...gated.map((a) => out(backend, [N, H], a)),
+      ...g.map((a) => out(backend, [N, K], a)),
+      ...u.map((a) => out(backend, [H], a)),
+      ...xms.map((a) => out(backend, [N, D], a)),
+      ...rstds.map((a) => out(backend, [N], a)),
+    ];
+  }
+
+  /**
+   * Backward of {@link finedeep}: inputs dy, x, h (m > 1), the weights and the forward's saved
+   * tensors under the same names (ab_i, gated_i, g_i, u_i, xm_i, rstd_i). Returns the gradients of
+   * the forward's inputs in order: dx, dh (m > 1), then dw13_i, dw2_i, dr_i per sub-layer.
+   */
+  function finedeepGrad(args: Args): TensorInfo[] {
+    const { inputs, attrs, backend } = args, w = "FlFinedeepGrad";
+    const M = attrs.m as number, K = attrs.k as number;
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
+    const v = (name: string) => f32(backend, inputs[name], w);
+    const dout = v("dy"), G = M > 1 ? pool.alloc(N * D) : null, dyb = M > 1 ? pool.alloc(N * D) : null;
+    const dgated = pool.alloc(N * H), dab = pool.alloc(N * 2 * H), du = pool.alloc(H);
+    const dxm = M > 1 ? pool.alloc(N * D) : null, dx = pool.alloc(N * D);
+    const grads: TensorInfo[][] = [];
+    for (let m = M - 1; m >= 0; m--) {
+      const dym = m === M - 1 ? dout : dyb!; // dy_m = dout + G_{m+1}
+      const w2 = v(`w2_${m}`), w13 = v(`w13_${m}`), xm = m === 0 ? v("x") : v(`xm_${m}`);
+      const dw2 = pool.alloc(H * D), dw13 = pool.alloc(D * 2 * H), dr = pool.alloc(K * D);
+      blas.sgemm(true, false, H, D, N, v(`gated_${m}`), H, dym, D, dw2, D);
+      blas.sgemm(false, true, N, H, D, dym, D, w2, D, dgated, H);
+      k.fl_swiglu_gate_bwd(dgated, v(`ab_${m}`), v(`u_${m}`), v(`g_${m}`), dab, du, N, K, E);
+      k.fl_fd_u_bwd(du, w2, v(`r_${m}`), dw2, dr, K, E, D);
+      blas.sgemm(true, false, D, 2 * H, N, xm, D, dab, 2 * H, dw13, 2 * H);
+      blas.sgemm(false, true, N, D, 2 * H, dab, 2 * H, w13, 2 * H, m === 0 ? dx : dxm!, D);
+      if (m > 0) k.fl_fd_resid_bwd(dxm, xm, v(`rstd_${m}`), dout, G, dyb, N, D, m === M - 1 ? 1 : 0);
+      grads[m] = [out(backend, [D, 2 * H], dw13), out(backend, [H, D], dw2), out(backend, [K, D], dr)];
+    }
+    for (const a of [dyb, dgated, dab, du, dxm]) if (a) pool.release(a);
+    return [out(backend, [N, D], dx), ...(G ? [out(backend, [N, D], G)] : []), ...grads.flat()];
+  }
+
   function attention(args: Args): TensorInfo[] {
     const { inputs: { qkv, cos, sin }, attrs, backend } = args;
     const B = attrs.batch as number, T = attrs.seqLen as number, H = attrs.heads as number;
@@ -683,6 +775,8 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     FlAttentionGrad: attentionGrad,
     FlExpertGate: expertGate,
     FlExpertGateGrad: expertGateGrad,
+    FlFinedeep: finedeep,
+    FlFinedeepGrad: finedeepGrad,
     FlSwiglu: swiglu,
     FlSwigluGrad: swigluGrad,
     FlCrossEntropy: crossEntropy,

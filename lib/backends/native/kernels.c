@@ -1,8 +1,9 @@
 /*
  * finelab native kernels: the fused float32 kernels of the "native" tfjs backend
  * (lib/backends/native/). Matrix products go to the system CBLAS from TypeScript; this file has
- * what dominates after that: RMSNorm, causal attention with RoPE, SwiGLU, cross-entropy, AdamW,
- * a few element-wise ops, and an FMA peak microbenchmark.
+ * what dominates after that: RMSNorm, causal attention with RoPE, SwiGLU, Finedeep's expert gates
+ * and sub-layer residual steps, cross-entropy, AdamW, a few element-wise ops, and an FMA peak
+ * microbenchmark.
  *
  * Build: `deno task build:native` (lib/backends/native/build.ts runs the system cc with
  * -O3 -march=native -fopenmp -shared -fPIC). Everything is row-major float32.
@@ -20,7 +21,7 @@
 #include <omp.h>
 #endif
 
-#define FL_ABI_VERSION 7
+#define FL_ABI_VERSION 8
 /* Rows per chunk of the cross-row reductions (norm gain gradients): a fixed split keeps sums thread-count independent. */
 #define FL_CHUNK 64
 
@@ -537,6 +538,175 @@ void fl_expert_gate_bwd(const float *dgated, const float *prod, const float *u, 
   for (int c = 0; c < nch; c++)
     for (i64 h = 0; h < H; h++) du[h] += part[(i64)c * H + h];
   free(part);
+}
+
+/* ---- Finedeep block (lib/backends/native/backend.ts FlFinedeep / FlFinedeepGrad) ---------------
+ * The default Finedeep FFN (output-guided sigmoid gates, per-expert routers, gainless pre-norm on
+ * inner sub-layers) as a few passes per sub-layer; the matrix products are CBLAS calls from backend.ts.
+ *
+ * u[k*E+e] = sum_j w2[(k*E+e)*D+j] * r[k*D+j]: u_k = W2_k r_k, the output-guided router folded into
+ * the hidden layer (compute.md section 5). w2 [K*E, D], r [K, D]. */
+void fl_fd_u(const float *w2, const float *r, float *u, int K, int E, int D) {
+  for (int k = 0; k < K; k++)
+    for (int e = 0; e < E; e++) {
+      const float *w = w2 + ((i64)k * E + e) * D, *rk = r + (i64)k * D;
+      float s = 0.f;
+      for (int j = 0; j < D; j++) s += w[j] * rk[j];
+      u[(i64)k * E + e] = s;
+    }
+}
+
+/* Backward of fl_fd_u: dw2 += du (x) r per expert block (dw2 holds the matmul's gradient already),
+ * dr[k][j] = sum_e du[k*E+e] * w2[(k*E+e)*D+j] (in e order). */
+void fl_fd_u_bwd(const float *du, const float *w2, const float *r, float *dw2, float *dr, int K, int E, int D) {
+  for (int k = 0; k < K; k++) {
+    const float *rk = r + (i64)k * D;
+    float *drk = dr + (i64)k * D;
+    for (int j = 0; j < D; j++) drk[j] = 0.f;
+    for (int e = 0; e < E; e++) {
+      const i64 h = (i64)k * E + e;
+      const float d = du[h];
+      const float *w = w2 + h * D;
+      float *dw = dw2 + h * D;
+#pragma omp simd
+      for (int j = 0; j < D; j++) {
+        dw[j] += d * rk[j];
+        drk[j] += d * w[j];
+      }
+    }
+  }
+}
+
+/* SwiGLU and the expert gates in one pass: ab [N, 2H] = [a | b] (H = K*E), prod = silu(a) * b as
+ * fl_swiglu_fwd, then as fl_expert_gate_fwd: g = sigmoid(prod_k . u_k) [N, K], gated = prod * g. */
+void fl_swiglu_gate_fwd(const float *ab, const float *u, float *gated, float *g, int N, int K, int E) {
+  const int H = K * E;
+#pragma omp parallel
+  {
+    float *p = (float *)malloc(sizeof(float) * (size_t)(H > 0 ? H : 1));
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; n++) {
+      const float *a = ab + (i64)n * 2 * H, *b = a + H;
+      float *o = gated + (i64)n * H;
+      for (int j = 0; j < H; j++) p[j] = -a[j];
+      exp_array(p, p, H);
+      for (int j = 0; j < H; j++) p[j] = (a[j] * (1.f / (1.f + p[j]))) * b[j];
+      for (int k = 0; k < K; k++) {
+        const float *pk = p + (i64)k * E, *uk = u + (i64)k * E;
+        float z = 0.f;
+        for (int e = 0; e < E; e++) z += pk[e] * uk[e];
+        const float gk = 1.f / (1.f + expf(-z));
+        g[(i64)n * K + k] = gk;
+        for (int e = 0; e < E; e++) o[(i64)k * E + e] = pk[e] * gk;
+      }
+    }
+    free(p);
+  }
+}
+
+/* Backward of fl_swiglu_gate_fwd (prod recomputed from ab): dprod = dgated * g + dz * u with
+ * dz = g (1 - g) sum_e dgated * prod, then the SwiGLU backward of fl_swiglu_bwd into dab [N, 2H];
+ * du [H] = sum over rows of dz * prod, per fixed 64-row chunk, then over chunks in order. */
+void fl_swiglu_gate_bwd(const float *dgated, const float *ab, const float *u, const float *g, float *dab, float *du,
+                        int N, int K, int E) {
+  const int H = K * E;
+  const int nch = (N + FL_CHUNK - 1) / FL_CHUNK;
+  float *part = (float *)calloc((size_t)(nch > 0 ? nch : 1) * (size_t)(H > 0 ? H : 1), sizeof(float));
+#pragma omp parallel
+  {
+    float *sg = (float *)malloc(sizeof(float) * (size_t)(H > 0 ? H : 1));
+    float *dp = (float *)malloc(sizeof(float) * (size_t)(H > 0 ? H : 1));
+#pragma omp for schedule(static)
+    for (int c = 0; c < nch; c++) {
+      float *pc = part + (i64)c * H;
+      const int n1 = (c + 1) * FL_CHUNK < N ? (c + 1) * FL_CHUNK : N;
+      for (int n = c * FL_CHUNK; n < n1; n++) {
+        const float *a = ab + (i64)n * 2 * H, *b = a + H, *dg = dgated + (i64)n * H;
+        float *da = dab + (i64)n * 2 * H, *db = da + H;
+        for (int j = 0; j < H; j++) sg[j] = -a[j];
+        exp_array(sg, sg, H);
+        for (int j = 0; j < H; j++) sg[j] = 1.f / (1.f + sg[j]);
+        for (int k = 0; k < K; k++) {
+          const i64 o = (i64)k * E;
+          const float gk = g[(i64)n * K + k];
+          float s = 0.f;
+          for (int e = 0; e < E; e++) s += dg[o + e] * ((a[o + e] * sg[o + e]) * b[o + e]);
+          const float dz = s * gk * (1.f - gk);
+          for (int e = 0; e < E; e++) {
+            const float p = (a[o + e] * sg[o + e]) * b[o + e];
+            dp[o + e] = dg[o + e] * gk + dz * u[o + e];
+            pc[o + e] += dz * p;
+          }
+        }
+        for (int j = 0; j < H; j++) {
+          const float sl = a[j] * sg[j];
+          db[j] = dp[j] * sl;
+          da[j] = dp[j] * b[j] * (sg[j] + sl * (1.f - sg[j]));
+        }
+      }
+    }
+    free(sg);
+    free(dp);
+  }
+  for (int h = 0; h < H; h++) du[h] = 0.f;
+  for (int c = 0; c < nch; c++)
+    for (int h = 0; h < H; h++) du[h] += part[(i64)c * H + h];
+  free(part);
+}
+
+/* Residual step between sub-layers, per row of [N, D]: stream = a + y; out += y (when out is not
+ * NULL); xm = stream * rstd, rstd = 1 / sqrt(mean(stream^2) + eps) (fl_rmsnorm_fwd without gain).
+ * stream may alias a (in place). */
+void fl_fd_resid_fwd(const float *a, const float *y, float *stream, float *out, float *xm, float *rstd, int N, int D,
+                     float eps) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < N; i++) {
+    const i64 o = (i64)i * D;
+    float *s = stream + o;
+    const float *ar = a + o, *yr = y + o;
+#pragma omp simd
+    for (int j = 0; j < D; j++) s[j] = ar[j] + yr[j];
+    if (out) {
+      float *orow = out + o;
+#pragma omp simd
+      for (int j = 0; j < D; j++) orow[j] += yr[j];
+    }
+    float ss = 0.f;
+#pragma omp simd reduction(+ : ss)
+    for (int j = 0; j < D; j++) ss += s[j] * s[j];
+    const float r = 1.f / sqrtf(ss / (float)D + eps);
+    rstd[i] = r;
+    float *x = xm + o;
+#pragma omp simd
+    for (int j = 0; j < D; j++) x[j] = s[j] * r;
+  }
+}
+
+/* Backward of the residual step: gm = rstd * (dxm - xm * mean(dxm * xm)) (the gainless RMSNorm
+ * gradient; xm is the normed value x * rstd); G = first ? gm : G + gm (the gradient of the stream,
+ * summed over the later sub-layers); dy = dout + G (the gradient of the previous sub-layer's output). */
+void fl_fd_resid_bwd(const float *dxm, const float *xm, const float *rstd, const float *dout, float *G, float *dy,
+                     int N, int D, int first) {
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < N; i++) {
+    const i64 o = (i64)i * D;
+    const float *d = dxm + o, *x = xm + o, *dor = dout + o;
+    float *gr = G + o, *dyr = dy + o;
+    const float r = rstd[i];
+    float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+    for (int j = 0; j < D; j++) dot += d[j] * x[j];
+    const float mdot = dot / (float)D;
+    if (first) {
+#pragma omp simd
+      for (int j = 0; j < D; j++) gr[j] = r * (d[j] - x[j] * mdot);
+    } else {
+#pragma omp simd
+      for (int j = 0; j < D; j++) gr[j] += r * (d[j] - x[j] * mdot);
+    }
+#pragma omp simd
+    for (int j = 0; j < D; j++) dyr[j] = dor[j] + gr[j];
+  }
 }
 
 /* ---- cross-entropy --------------------------------------------------------------------------

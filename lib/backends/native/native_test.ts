@@ -6,7 +6,15 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../mod.ts";
-import { adamwUpdate, causalSelfAttention, crossEntropy, expertGate, rmsnorm, swiglu } from "../fused.ts";
+import {
+  adamwUpdate,
+  causalSelfAttention,
+  crossEntropy,
+  expertGate,
+  finedeepBlock,
+  rmsnorm,
+  swiglu,
+} from "../fused.ts";
 import { Rng } from "../../util/rng.ts";
 import { nativeAvailability, setNativeThreads } from "./mod.ts";
 
@@ -323,7 +331,23 @@ Deno.test({
           mask: tf.zeros([T, T]),
         });
       const xs = tf.tensor2d(x, [200, 64]);
+      // A Finedeep block of 3 sub-layers x 3 experts of width 7 (200 rows: several 64-row chunks).
+      const fd = (r: Rng) => ({
+        w13: tf.tensor2d(randn(r, 64 * 42), [64, 42]),
+        w2: tf.tensor2d(randn(r, 21 * 64), [21, 64]),
+        router: tf.tensor2d(randn(r, 3 * 64), [3, 64]),
+      });
+      const fr = new Rng(5), subs = [fd(fr), fd(fr), fd(fr)], h = tf.tensor2d(randn(fr, 200 * 64), [200, 64]);
+      const block = (a: tf.Tensor, b: tf.Tensor) =>
+        finedeepBlock(a as tf.Tensor2D, b as tf.Tensor2D, subs, { k: 3, eps: 1e-5 })!;
       return [
+        block(xs, h),
+        ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(block(a, b))))([xs, h]),
+        ...tf.grads((w: tf.Tensor, r: tf.Tensor) =>
+          tf.sum(
+            tf.square(finedeepBlock(xs, h, [subs[0], { ...subs[1], w2: w, router: r }, subs[2]], { k: 3, eps: 1e-5 })!),
+          )
+        )([subs[1].w2, subs[1].router]),
         att(q),
         tf.grad((t: tf.Tensor) => tf.sum(tf.square(att(t))))(q),
         ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(rmsnorm(a, b, 1e-5))))([xs, tf.tensor(g)]),
@@ -382,20 +406,22 @@ Deno.test({
 });
 
 Deno.test({
-  name: "native training: bit-identical in two processes, and losses match wasm to 1e-5",
+  name: "native training (dense and Finedeep): bit-identical in two processes, and losses match wasm to 1e-5",
   ignore,
   async fn() {
     const bench = new URL("../../train/bench.ts", import.meta.url).pathname;
-    const args = (backend: string) => [bench, "--backend", backend, "--steps", "3", "--warmup", "0"];
-    const a = await runJson(args("native")), b = await runJson(args("native"));
-    assert.equal(a.backend, "native");
-    assert.deepEqual(a.loss_hex, b.loss_hex, "two native processes must give the same loss bits");
-    const w = await runJson(args("wasm"));
-    const la = a.losses as number[], lw = w.losses as number[];
-    assert.equal(la.length, 3);
-    for (let s = 0; s < 3; s++) {
-      const rel = Math.abs(la[s] - lw[s]) / Math.abs(lw[s]);
-      assert.ok(rel < 1e-5, `step ${s}: native ${la[s]} vs wasm ${lw[s]} (relative ${rel})`);
+    for (const ffn of ["dense", "finedeep"]) {
+      const args = (backend: string) => [bench, "--backend", backend, "--ffn", ffn, "--steps", "3", "--warmup", "0"];
+      const a = await runJson(args("native")), b = await runJson(args("native"));
+      assert.equal(a.backend, "native");
+      assert.deepEqual(a.loss_hex, b.loss_hex, `${ffn}: two native processes must give the same loss bits`);
+      const w = await runJson(args("wasm"));
+      const la = a.losses as number[], lw = w.losses as number[];
+      assert.equal(la.length, 3);
+      for (let s = 0; s < 3; s++) {
+        const rel = Math.abs(la[s] - lw[s]) / Math.abs(lw[s]);
+        assert.ok(rel < 1e-5, `${ffn} step ${s}: native ${la[s]} vs wasm ${lw[s]} (relative ${rel})`);
+      }
     }
   },
 });

@@ -28,6 +28,13 @@
  * then the logits are per-expert dot products `p_k · u_k`, and the gated sum is one dense matmul.
  * The K expert outputs are never formed. `finedeep_test.ts` checks this against the naive form.
  *
+ * Speed (issue 6 part 4: Finedeep within 1.1x of its dense twin's step time). The default form
+ * (output-guided sigmoid gates, per-expert routers, `rmsnorm = pre`) runs as one fused op per block
+ * where the backend has it (`finedeepBlock` in lib/backends/fused.ts; the native backend), which does
+ * the loop above with the residual add, norm, SwiGLU and gates fused into two passes per sub-layer
+ * each way. Elsewhere the loop below runs as tfjs ops, with the gates fused where the backend has
+ * `FlExpertGate` (native, wasm). The analysis pass (`ctx.capture`) always takes the loop.
+ *
  * ## Options (`model.ffn.<option>`, all part of the run hash because they are config)
  *
  * | option | values | default | meaning |
@@ -60,7 +67,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { ModelConfig } from "../../experiment/config.ts";
 import { matmul, silu, splitLast } from "../../backends/ops.ts";
-import { expertGate, rmsnorm as fusedRmsnorm, swiglu } from "../../backends/fused.ts";
+import { expertGate, finedeepBlock, rmsnorm as fusedRmsnorm, swiglu } from "../../backends/fused.ts";
 import type { FfnContext, FfnParams, FfnVariant, ParamSpec } from "./types.ts";
 
 /** Routing score source. */
@@ -218,8 +225,8 @@ function sublayer(
   }
   if (s.norm_fn === "none") return matmul(prod, w2);
   if (!ctx.capture && s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k) {
-    // The default form: gate logits, sigmoid and gating in one kernel where fused (FlExpertGate), then
-    // one dense down-projection, so Finedeep costs what its dense twin costs (issue 6 part 4).
+    // The default form without the fused block (wasm, webgpu, cpu): gate logits, sigmoid and gating in one
+    // kernel where the backend has FlExpertGate, then one dense down-projection.
     return matmul(expertGate(prod, expertU(w2, p[`${pre}router`], s.k), s.k), w2);
   }
   const logits = gateLogits(s, xm, prod, w2, p[`${pre}router`]);
@@ -298,6 +305,19 @@ export const variant: FfnVariant = {
     const s = finedeepShape(ctx.cfg), eps = ctx.cfg.norm_eps;
     if (s.m > 1 && !ctx.residual) {
       throw new Error("finedeep with model.ffn.m > 1 needs ctx.residual (the block's residual stream)");
+    }
+    if (
+      !ctx.capture && s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k && s.rmsnorm === "pre"
+    ) {
+      // The default form as one fused kernel each way where the backend has it (native): the same math
+      // as the loop below, with its small element-wise passes fused (issue 6 part 4).
+      const subs = Array.from({ length: s.m }, (_, m) => ({
+        w13: p[`sub${m}.w13`],
+        w2: p[`sub${m}.w2`],
+        router: p[`sub${m}.router`],
+      }));
+      const fused = finedeepBlock(x, ctx.residual ?? null, subs, { k: s.k, eps });
+      if (fused) return fused;
     }
     const post = s.rmsnorm !== "pre", preNorm = s.rmsnorm !== "post";
     const ys: tf.Tensor2D[] = [];

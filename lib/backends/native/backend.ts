@@ -561,7 +561,7 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
     const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
     const v = (name: string) => f32(backend, inputs[name], w);
-    const ysum = pool.alloc(N * D), stream = M > 1 ? pool.alloc(N * D) : null, y = M > 1 ? pool.alloc(N * D) : null;
+    const ysum = pool.alloc(N * D), stream = M > 1 ? pool.alloc(N * D) : null, y = M > 2 ? pool.alloc(N * D) : null;
     const ab: Float32Array[] = [], gated: Float32Array[] = [], g: Float32Array[] = [], u: Float32Array[] = [];
     const xms: Float32Array[] = [], rstds: Float32Array[] = [];
     for (let m = 0; m < M; m++) {
@@ -592,9 +592,11 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
       gated.push(pool.alloc(N * H));
       g.push(pool.alloc(N * K));
       k.fl_swiglu_gate_fwd(ab[m], u[m], gated[m], g[m], N, K, E);
-      blas.sgemm(false, false, N, D, H, gated[m], H, w2, D, m === 0 ? ysum : y!, D);
+      // y_0 -> ysum; y_m -> y for the next residual step, except the last, which sgemm adds to ysum (beta 1):
+      // ((y_0 + y_1) + ...) + y_{M-1}, the order of AddN.
+      const last = m > 0 && m === M - 1;
+      blas.sgemm(false, false, N, D, H, gated[m], H, w2, D, m === 0 || last ? ysum : y!, D, last ? 1 : 0);
     }
-    if (M > 1) k.fl_add(ysum, y, ysum, N * D); // ((y_0 + y_1) + ...) + y_{M-1}, as AddN
     if (stream) pool.release(stream);
     if (y) pool.release(y);
     return [

@@ -578,29 +578,38 @@ void fl_fd_u_bwd(const float *du, const float *w2, const float *r, float *dw2, f
 }
 
 /* SwiGLU and the expert gates in one pass: ab [N, 2H] = [a | b] (H = K*E), prod = silu(a) * b as
- * fl_swiglu_fwd, then as fl_expert_gate_fwd: g = sigmoid(prod_k . u_k) [N, K], gated = prod * g. */
+ * fl_swiglu_fwd, then g = sigmoid(prod_k . u_k) [N, K] (a row's K exponentials in one vector call)
+ * and gated = prod * g per expert block. */
 void fl_swiglu_gate_fwd(const float *ab, const float *u, float *gated, float *g, int N, int K, int E) {
   const int H = K * E;
 #pragma omp parallel
   {
     float *p = (float *)malloc(sizeof(float) * (size_t)(H > 0 ? H : 1));
+    float *z = (float *)malloc(sizeof(float) * (size_t)(K > 0 ? K : 1));
 #pragma omp for schedule(static)
     for (int n = 0; n < N; n++) {
       const float *a = ab + (i64)n * 2 * H, *b = a + H;
-      float *o = gated + (i64)n * H;
+      float *o = gated + (i64)n * H, *gr = g + (i64)n * K;
       for (int j = 0; j < H; j++) p[j] = -a[j];
       exp_array(p, p, H);
       for (int j = 0; j < H; j++) p[j] = (a[j] * (1.f / (1.f + p[j]))) * b[j];
       for (int k = 0; k < K; k++) {
         const float *pk = p + (i64)k * E, *uk = u + (i64)k * E;
-        float z = 0.f;
-        for (int e = 0; e < E; e++) z += pk[e] * uk[e];
-        const float gk = 1.f / (1.f + expf(-z));
-        g[(i64)n * K + k] = gk;
-        for (int e = 0; e < E; e++) o[(i64)k * E + e] = pk[e] * gk;
+        float s = 0.f;
+        for (int e = 0; e < E; e++) s += pk[e] * uk[e];
+        z[k] = -s;
+      }
+      exp_array(z, z, K);
+      for (int k = 0; k < K; k++) {
+        const float gk = 1.f / (1.f + z[k]);
+        const float *pk = p + (i64)k * E;
+        float *ok = o + (i64)k * E;
+        gr[k] = gk;
+        for (int e = 0; e < E; e++) ok[e] = pk[e] * gk;
       }
     }
     free(p);
+    free(z);
   }
 }
 

@@ -211,6 +211,12 @@ export const NATIVE_KERNELS = [
   "FlAdamW",
 ] as const;
 
+/**
+ * Rows per block of the fused Finedeep kernels: a multiple of the C kernels' 64-row chunks, small
+ * enough that a block's activations (~10 arrays of FD_ROWS x width floats) stay in a core's L2 cache.
+ */
+export const FD_ROWS = 512;
+
 /** Creates the kernel functions over a loaded BLAS and kernels library. */
 function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => KernelFunc) {
   /** out = op(a) @ op(b); batched over equal leading dims or a batch-1 side. */
@@ -553,49 +559,55 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
    * The default Finedeep FFN block (lib/backends/fused.ts finedeepBlock): inputs x [N, D] (the layer's
    * normed input), h [N, D] (the residual stream; only for m > 1) and per sub-layer i w13_i [D, 2H],
    * w2_i [H, D], r_i [K, D]; attrs m, k, eps. Returns [Σ y_i, then what the backward reads: ab_i, gated_i,
-   * g_i, u_i for every i, xm_i and rstd_i for i >= 1]. Per sub-layer: one resid/norm pass (i >= 1), two
-   * sgemms and one SwiGLU + gate pass, with no tfjs engine call in between.
+   * g_i, u_i for every i, xm_i and rstd_i for i >= 1].
+   *
+   * Everything but the weight gradients is per row, so the block runs {@link FD_ROWS} rows at a time
+   * through all M sub-layers (one residual/norm pass, two sgemms and one SwiGLU + gate pass each): a
+   * row block's activations stay in the core's cache between the steps instead of going to memory
+   * and back once per step (measured: this, not the arithmetic, is what the extra steps cost).
    */
   function finedeep(args: Args): TensorInfo[] {
     const { inputs, attrs, backend } = args, w = "FlFinedeep";
     const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
-    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = Math.min(FD_ROWS, N);
     const v = (name: string) => f32(backend, inputs[name], w);
-    const ysum = pool.alloc(N * D), stream = M > 1 ? pool.alloc(N * D) : null, y = M > 2 ? pool.alloc(N * D) : null;
-    const ab: Float32Array[] = [], gated: Float32Array[] = [], g: Float32Array[] = [], u: Float32Array[] = [];
-    const xms: Float32Array[] = [], rstds: Float32Array[] = [];
+    const x = v("x"), h = M > 1 ? v("h") : null, w13 = [], w2 = [];
+    const ysum = pool.alloc(N * D), ab = [], gated = [], g = [], u = [], xms = [], rstds = [];
     for (let m = 0; m < M; m++) {
-      let xm = v("x");
-      if (m > 0) {
-        xm = pool.alloc(N * D);
-        const rstd = pool.alloc(N);
-        // m = 1: stream = h + y_0 (y_0 is in ysum); later: stream += y_{m-1}, out += y_{m-1}.
-        k.fl_fd_resid_fwd(
-          m === 1 ? v("h") : stream,
-          m === 1 ? ysum : y,
-          stream,
-          m === 1 ? null : ysum,
-          xm,
-          rstd,
-          N,
-          D,
-          eps,
-        );
-        xms.push(xm);
-        rstds.push(rstd);
-      }
-      const w2 = v(`w2_${m}`);
-      ab.push(pool.alloc(N * 2 * H));
-      blas.sgemm(false, false, N, 2 * H, D, xm, D, v(`w13_${m}`), 2 * H, ab[m], 2 * H);
+      w13.push(v(`w13_${m}`));
+      w2.push(v(`w2_${m}`));
       u.push(pool.alloc(H));
-      k.fl_fd_u(w2, v(`r_${m}`), u[m], K, E, D);
+      k.fl_fd_u(w2[m], v(`r_${m}`), u[m], K, E, D);
+      ab.push(pool.alloc(N * 2 * H));
       gated.push(pool.alloc(N * H));
       g.push(pool.alloc(N * K));
-      k.fl_swiglu_gate_fwd(ab[m], u[m], gated[m], g[m], N, K, E);
-      // y_0 -> ysum; y_m -> y for the next residual step, except the last, which sgemm adds to ysum (beta 1):
-      // ((y_0 + y_1) + ...) + y_{M-1}, the order of AddN.
-      const last = m > 0 && m === M - 1;
-      blas.sgemm(false, false, N, D, H, gated[m], H, w2, D, m === 0 || last ? ysum : y!, D, last ? 1 : 0);
+      if (m > 0) {
+        xms.push(pool.alloc(N * D));
+        rstds.push(pool.alloc(N));
+      }
+    }
+    const stream = M > 1 ? pool.alloc(B * D) : null, y = M > 2 ? pool.alloc(B * D) : null; // per row block
+    for (let r0 = 0; r0 < N; r0 += B) {
+      const n = Math.min(B, N - r0),
+        rows = (a: Float32Array, width: number) => a.subarray(r0 * width, (r0 + n) * width);
+      const sum = rows(ysum, D);
+      for (let m = 0; m < M; m++) {
+        let xm = rows(x, D);
+        if (m > 0) {
+          xm = rows(xms[m - 1], D);
+          // m = 1: stream = h + y_0 (y_0 is in ysum); later: stream += y_{m-1}, ysum += y_{m-1}.
+          const prev = m === 1 ? sum : y!.subarray(0, n * D);
+          const from = m === 1 ? rows(h!, D) : stream!;
+          k.fl_fd_resid_fwd(from, prev, stream, m === 1 ? null : sum, xm, rows(rstds[m - 1], 1), n, D, eps);
+        }
+        const abm = rows(ab[m], 2 * H), gm = rows(gated[m], H);
+        blas.sgemm(false, false, n, 2 * H, D, xm, D, w13[m], 2 * H, abm, 2 * H);
+        k.fl_swiglu_gate_fwd(abm, u[m], gm, rows(g[m], K), n, K, E);
+        // y_0 -> ysum; y_m -> y for the next residual step, except the last, which sgemm adds to ysum
+        // (beta 1): ((y_0 + y_1) + ...) + y_{M-1}, the order of AddN.
+        const last = m > 0 && m === M - 1;
+        blas.sgemm(false, false, n, D, H, gm, H, w2[m], D, m === 0 || last ? sum : y!, D, last ? 1 : 0);
+      }
     }
     if (stream) pool.release(stream);
     if (y) pool.release(y);
@@ -613,32 +625,56 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
   /**
    * Backward of {@link finedeep}: inputs dy, x, h (m > 1), the weights and the forward's saved
    * tensors under the same names (ab_i, gated_i, g_i, u_i, xm_i, rstd_i). Returns the gradients of
-   * the forward's inputs in order: dx, dh (m > 1), then dw13_i, dw2_i, dr_i per sub-layer.
+   * the forward's inputs in order: dx, dh (m > 1), then dw13_i, dw2_i, dr_i per sub-layer. Row blocks
+   * as the forward; the weight gradients are summed over the blocks in order (sgemm beta 1).
    */
   function finedeepGrad(args: Args): TensorInfo[] {
     const { inputs, attrs, backend } = args, w = "FlFinedeepGrad";
     const M = attrs.m as number, K = attrs.k as number;
-    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = Math.min(FD_ROWS, N);
     const v = (name: string) => f32(backend, inputs[name], w);
-    const dout = v("dy"), G = M > 1 ? pool.alloc(N * D) : null, dyb = M > 1 ? pool.alloc(N * D) : null;
-    const dgated = pool.alloc(N * H), dab = pool.alloc(N * 2 * H), du = pool.alloc(H);
-    const dxm = M > 1 ? pool.alloc(N * D) : null, dx = pool.alloc(N * D);
-    const grads: TensorInfo[][] = [];
-    for (let m = M - 1; m >= 0; m--) {
-      const dym = m === M - 1 ? dout : dyb!; // dy_m = dout + G_{m+1}
-      const w2 = v(`w2_${m}`), w13 = v(`w13_${m}`), xm = m === 0 ? v("x") : v(`xm_${m}`);
-      const dw2 = pool.alloc(H * D), dw13 = pool.alloc(D * 2 * H), dr = pool.alloc(K * D);
-      blas.sgemm(true, false, H, D, N, v(`gated_${m}`), H, dym, D, dw2, D);
-      blas.sgemm(false, true, N, H, D, dym, D, w2, D, dgated, H);
-      k.fl_swiglu_gate_bwd(dgated, v(`ab_${m}`), v(`u_${m}`), v(`g_${m}`), dab, du, N, K, E);
-      k.fl_fd_u_bwd(du, w2, v(`r_${m}`), dw2, dr, K, E, D);
-      blas.sgemm(true, false, D, 2 * H, N, xm, D, dab, 2 * H, dw13, 2 * H);
-      blas.sgemm(false, true, N, D, 2 * H, dab, 2 * H, w13, 2 * H, m === 0 ? dx : dxm!, D);
-      if (m > 0) k.fl_fd_resid_bwd(dxm, xm, v(`rstd_${m}`), dout, G, dyb, N, D, m === M - 1 ? 1 : 0);
-      grads[m] = [out(backend, [D, 2 * H], dw13), out(backend, [H, D], dw2), out(backend, [K, D], dr)];
+    const dout = v("dy"), x = v("x"), dx = pool.alloc(N * D), dh = M > 1 ? pool.alloc(N * D) : null;
+    const dw13 = [], dw2 = [], du = [];
+    for (let m = 0; m < M; m++) {
+      dw13.push(pool.alloc(D * 2 * H));
+      dw2.push(pool.alloc(H * D));
+      du.push(pool.alloc(H));
     }
-    for (const a of [dyb, dgated, dab, du, dxm]) if (a) pool.release(a);
-    return [out(backend, [N, D], dx), ...(G ? [out(backend, [N, D], G)] : []), ...grads.flat()];
+    // Per row block: dy_{m-1} = dout + G_m, dgated, dab, dxm, and the block's du.
+    const dyb = M > 1 ? pool.alloc(B * D) : null, dxm = M > 1 ? pool.alloc(B * D) : null;
+    const dgated = pool.alloc(B * H), dab = pool.alloc(B * 2 * H), dub = pool.alloc(H);
+    for (let r0 = 0; r0 < N; r0 += B) {
+      const n = Math.min(B, N - r0),
+        rows = (a: Float32Array, width: number) => a.subarray(r0 * width, (r0 + n) * width);
+      const beta = r0 > 0 ? 1 : 0, G = dh ? rows(dh, D) : null, dabn = dab.subarray(0, n * 2 * H);
+      for (let m = M - 1; m >= 0; m--) {
+        const dym = m === M - 1 ? rows(dout, D) : dyb!.subarray(0, n * D); // dy_m = dout + G_{m+1}
+        const xm = m === 0 ? rows(x, D) : rows(v(`xm_${m}`), D);
+        blas.sgemm(true, false, H, D, n, rows(v(`gated_${m}`), H), H, dym, D, dw2[m], D, beta);
+        blas.sgemm(false, true, n, H, D, dym, D, w2Of(m), D, dgated, H);
+        k.fl_swiglu_gate_bwd(dgated, rows(v(`ab_${m}`), 2 * H), v(`u_${m}`), rows(v(`g_${m}`), K), dabn, dub, n, K, E);
+        if (r0 === 0) du[m].set(dub);
+        else k.fl_add(du[m], dub, du[m], H);
+        blas.sgemm(true, false, D, 2 * H, n, xm, D, dabn, 2 * H, dw13[m], 2 * H, beta);
+        const dxOut = m === 0 ? rows(dx, D) : dxm!.subarray(0, n * D);
+        blas.sgemm(false, true, n, D, 2 * H, dabn, 2 * H, v(`w13_${m}`), 2 * H, dxOut, D);
+        if (m > 0) {
+          k.fl_fd_resid_bwd(dxOut, xm, rows(v(`rstd_${m}`), 1), rows(dout, D), G, dyb, n, D, m === M - 1 ? 1 : 0);
+        }
+      }
+    }
+    const grads: TensorInfo[] = [];
+    for (let m = 0; m < M; m++) {
+      const dr = pool.alloc(K * D);
+      k.fl_fd_u_bwd(du[m], w2Of(m), v(`r_${m}`), dw2[m], dr, K, E, D);
+      grads.push(out(backend, [D, 2 * H], dw13[m]), out(backend, [H, D], dw2[m]), out(backend, [K, D], dr));
+    }
+    for (const a of [dyb, dxm, dgated, dab, dub, ...du]) if (a) pool.release(a);
+    return [out(backend, [N, D], dx), ...(dh ? [out(backend, [N, D], dh)] : []), ...grads];
+
+    function w2Of(m: number) {
+      return v(`w2_${m}`);
+    }
   }
 
   function attention(args: Args): TensorInfo[] {

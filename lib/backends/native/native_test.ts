@@ -17,6 +17,7 @@ import {
 } from "../fused.ts";
 import { Rng } from "../../util/rng.ts";
 import { nativeAvailability, setNativeThreads } from "./mod.ts";
+import { FD_ROWS } from "./backend.ts";
 
 const avail = nativeAvailability();
 const ignore = !avail.ok;
@@ -331,21 +332,23 @@ Deno.test({
           mask: tf.zeros([T, T]),
         });
       const xs = tf.tensor2d(x, [200, 64]);
-      // A Finedeep block of 3 sub-layers x 3 experts of width 7 (200 rows: several 64-row chunks).
+      // A Finedeep block of 3 sub-layers x 3 experts of width 7.
       const fd = (r: Rng) => ({
         w13: tf.tensor2d(randn(r, 64 * 42), [64, 42]),
         w2: tf.tensor2d(randn(r, 21 * 64), [21, 64]),
         router: tf.tensor2d(randn(r, 3 * 64), [3, 64]),
       });
-      const fr = new Rng(5), subs = [fd(fr), fd(fr), fd(fr)], h = tf.tensor2d(randn(fr, 200 * 64), [200, 64]);
+      // More rows than one row block of the fused kernels (FD_ROWS), so block sums are covered.
+      const fr = new Rng(5), subs = [fd(fr), fd(fr), fd(fr)], R = FD_ROWS + 88;
+      const h = tf.tensor2d(randn(fr, R * 64), [R, 64]), xf = tf.tensor2d(randn(fr, R * 64), [R, 64]);
       const block = (a: tf.Tensor, b: tf.Tensor) =>
         finedeepBlock(a as tf.Tensor2D, b as tf.Tensor2D, subs, { k: 3, eps: 1e-5 })!;
       return [
-        block(xs, h),
-        ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(block(a, b))))([xs, h]),
+        block(xf, h),
+        ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(block(a, b))))([xf, h]),
         ...tf.grads((w: tf.Tensor, r: tf.Tensor) =>
           tf.sum(
-            tf.square(finedeepBlock(xs, h, [subs[0], { ...subs[1], w2: w, router: r }, subs[2]], { k: 3, eps: 1e-5 })!),
+            tf.square(finedeepBlock(xf, h, [subs[0], { ...subs[1], w2: w, router: r }, subs[2]], { k: 3, eps: 1e-5 })!),
           )
         )([subs[1].w2, subs[1].router]),
         att(q),

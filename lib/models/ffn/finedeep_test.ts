@@ -259,8 +259,11 @@ Deno.test("finedeep: bad options give one clear message each", () => {
 Deno.test("finedeep: the fused default form (FlExpertGate on wasm, FlFinedeep on native) equals the naive form, values and gradients", async () => {
   const { nativeAvailability } = await import("../../backends/native/mod.ts");
   const backends = ["wasm", ...(nativeAvailability().ok ? ["native"] : [])] as const;
-  // Odd sizes: 9 rows, expert width 5, one sub-layer (no residual stream), 1..3 sub-layers.
+  // Odd sizes: 9 rows, expert width 5, one sub-layer (no residual stream), 1..3 sub-layers, and more rows
+  // than one of the native kernel's row blocks (FD_ROWS), not a multiple of it.
+  const { FD_ROWS } = await import("../../backends/native/backend.ts");
   const configs = [{ m: 2, k: 3 }, { m: 1, k: 4 }, { m: 3, k: 2, expert_width: 5 }];
+  const rowsOf = [9, 9, FD_ROWS + 37];
   for (const backend of backends) {
     await initBackend(backend as "wasm" | "native");
     const kernel = backend === "native" ? "FlFinedeep" : "FlExpertGate";
@@ -269,9 +272,8 @@ Deno.test("finedeep: the fused default form (FlExpertGate on wasm, FlFinedeep on
       const cfg = cfgWith(o), where = `${backend} ${JSON.stringify(o)}`;
       const p = randomParams(cfg, 7 + ci);
       const r = new Rng(77 + ci);
-      const x0 = tf.tensor2d(r.normal(new Float32Array(9 * 8), 1), [9, 8]);
-      const res0 = tf.tensor2d(r.normal(new Float32Array(9 * 8), 1), [9, 8]);
-      const w = tf.tensor2d(r.normal(new Float32Array(9 * 8), 1), [9, 8]);
+      const R = rowsOf[ci], rand = () => tf.tensor2d(r.normal(new Float32Array(R * 8), 1), [R, 8]);
+      const x0 = rand(), res0 = rand(), w = rand();
       const names = [...Object.keys(p), "x", "residual"];
       const vars = [...Object.values(p), x0, res0].map((t, i) =>
         tf.variable(t, true, `fd_fused_${backend}_${ci}_${i}`)

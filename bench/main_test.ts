@@ -33,12 +33,12 @@ function fake(median: number, extra: Partial<BenchResult> = {}): BenchResult {
   };
 }
 
-Deno.test("summarize: median of run medians, min/max over runs, tokens/s, GFLOP/s and MFU", () => {
+Deno.test("summarize: median of run medians, min/max over runs, fastest steps, tokens/s, GFLOP/s and MFU", () => {
   const runs: RunResult[] = [100, 300, 200].map((m, i) => ({
     backend: "native",
     ffn: "dense",
     repeat: i,
-    result: fake(m, { peak_rss_bytes: m }),
+    result: fake(m, { peak_rss_bytes: m, min_ms: m - 10 * (i + 1) }),
     error: null,
   }));
   runs.push({ backend: "native", ffn: "dense", repeat: 3, result: null, error: "boom" });
@@ -51,6 +51,7 @@ Deno.test("summarize: median of run medians, min/max over runs, tokens/s, GFLOP/
   assert.equal(s.gflops, 12.5e9 / 0.2 / 1e9);
   assert.equal(s.mfu, 62.5 / 250);
   assert.equal(s.peak_rss_bytes, 300);
+  assert.equal(s.fastest_ms, 170, "median of the runs' fastest steps (90, 280, 170)");
   assert.equal(summarize(runs, null)[0].mfu, null);
 });
 

@@ -633,7 +633,11 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     const M = attrs.m as number, K = attrs.k as number;
     const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = Math.min(FD_ROWS, N);
     const v = (name: string) => f32(backend, inputs[name], w);
-    const dout = v("dy"), x = v("x"), dx = pool.alloc(N * D), dh = M > 1 ? pool.alloc(N * D) : null;
+    const each = (name: string) => Array.from({ length: M }, (_, m) => v(`${name}_${m}`));
+    const w13 = each("w13"), w2 = each("w2"), ab = each("ab"), gated = each("gated"), g = each("g"), u = each("u");
+    const xm = [v("x"), ...Array.from({ length: M - 1 }, (_, i) => v(`xm_${i + 1}`))];
+    const rstd = [null, ...Array.from({ length: M - 1 }, (_, i) => v(`rstd_${i + 1}`))];
+    const dout = v("dy"), dx = pool.alloc(N * D), dh = M > 1 ? pool.alloc(N * D) : null;
     const dw13 = [], dw2 = [], du = [];
     for (let m = 0; m < M; m++) {
       dw13.push(pool.alloc(D * 2 * H));
@@ -647,34 +651,29 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
       const n = Math.min(B, N - r0),
         rows = (a: Float32Array, width: number) => a.subarray(r0 * width, (r0 + n) * width);
       const beta = r0 > 0 ? 1 : 0, G = dh ? rows(dh, D) : null, dabn = dab.subarray(0, n * 2 * H);
+      const doutn = rows(dout, D), dyn = dyb?.subarray(0, n * D), dxmn = dxm?.subarray(0, n * D);
       for (let m = M - 1; m >= 0; m--) {
-        const dym = m === M - 1 ? rows(dout, D) : dyb!.subarray(0, n * D); // dy_m = dout + G_{m+1}
-        const xm = m === 0 ? rows(x, D) : rows(v(`xm_${m}`), D);
-        blas.sgemm(true, false, H, D, n, rows(v(`gated_${m}`), H), H, dym, D, dw2[m], D, beta);
-        blas.sgemm(false, true, n, H, D, dym, D, w2Of(m), D, dgated, H);
-        k.fl_swiglu_gate_bwd(dgated, rows(v(`ab_${m}`), 2 * H), v(`u_${m}`), rows(v(`g_${m}`), K), dabn, dub, n, K, E);
+        const dym = m === M - 1 ? doutn : dyn!; // dy_m = dout + G_{m+1}
+        const xmn = rows(xm[m], D);
+        blas.sgemm(true, false, H, D, n, rows(gated[m], H), H, dym, D, dw2[m], D, beta);
+        blas.sgemm(false, true, n, H, D, dym, D, w2[m], D, dgated, H);
+        k.fl_swiglu_gate_bwd(dgated, rows(ab[m], 2 * H), u[m], rows(g[m], K), dabn, dub, n, K, E);
         if (r0 === 0) du[m].set(dub);
         else k.fl_add(du[m], dub, du[m], H);
-        blas.sgemm(true, false, D, 2 * H, n, xm, D, dabn, 2 * H, dw13[m], 2 * H, beta);
-        const dxOut = m === 0 ? rows(dx, D) : dxm!.subarray(0, n * D);
-        blas.sgemm(false, true, n, D, 2 * H, dabn, 2 * H, v(`w13_${m}`), 2 * H, dxOut, D);
-        if (m > 0) {
-          k.fl_fd_resid_bwd(dxOut, xm, rows(v(`rstd_${m}`), 1), rows(dout, D), G, dyb, n, D, m === M - 1 ? 1 : 0);
-        }
+        blas.sgemm(true, false, D, 2 * H, n, xmn, D, dabn, 2 * H, dw13[m], 2 * H, beta);
+        const dxOut = m === 0 ? rows(dx, D) : dxmn!;
+        blas.sgemm(false, true, n, D, 2 * H, dabn, 2 * H, w13[m], 2 * H, dxOut, D);
+        if (m > 0) k.fl_fd_resid_bwd(dxOut, xmn, rows(rstd[m]!, 1), doutn, G, dyb, n, D, m === M - 1 ? 1 : 0);
       }
     }
     const grads: TensorInfo[] = [];
     for (let m = 0; m < M; m++) {
       const dr = pool.alloc(K * D);
-      k.fl_fd_u_bwd(du[m], w2Of(m), v(`r_${m}`), dw2[m], dr, K, E, D);
+      k.fl_fd_u_bwd(du[m], w2[m], v(`r_${m}`), dw2[m], dr, K, E, D);
       grads.push(out(backend, [D, 2 * H], dw13[m]), out(backend, [H, D], dw2[m]), out(backend, [K, D], dr));
     }
     for (const a of [dyb, dxm, dgated, dab, dub, ...du]) if (a) pool.release(a);
     return [out(backend, [N, D], dx), ...(dh ? [out(backend, [N, D], dh)] : []), ...grads];
-
-    function w2Of(m: number) {
-      return v(`w2_${m}`);
-    }
   }
 
   function attention(args: Args): TensorInfo[] {

@@ -32,8 +32,9 @@
  * (output-guided sigmoid gates, per-expert routers, `rmsnorm = pre`) runs as one fused op per block
  * where the backend has it (`finedeepBlock` in lib/backends/fused.ts; the native backend), which does
  * the loop above with the residual add, norm, SwiGLU and gates fused into two passes per sub-layer
- * each way. Elsewhere the loop below runs as tfjs ops, with the gates fused where the backend has
- * `FlExpertGate` (native, wasm). The analysis pass (`ctx.capture`) always takes the loop.
+ * each way, a block of rows at a time through all sub-layers. Elsewhere the loop below runs as tfjs
+ * ops, with the gates fused where the backend has `FlExpertGate` (native, wasm). The analysis pass
+ * (`ctx.capture`) always takes the loop.
  *
  * ## Options (`model.ffn.<option>`, all part of the run hash because they are config)
  *

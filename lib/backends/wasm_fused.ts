@@ -39,6 +39,23 @@ function f32(backend: WasmBackend, t: TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(t) as Float32Array;
 }
 
+/**
+ * sum_i a[ia + i] * b[ib + i] for i < n, in float64 with 4 interleaved partial sums (fixed order): one
+ * running sum rounded to float32 at every step is a chain of dependent operations, which made the gate
+ * kernel ~2x slower (23 -> 12 ms per training step measured).
+ */
+function dot4(a: Float32Array, ia: number, b: Float32Array, ib: number, n: number): number {
+  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += a[ia + i] * b[ib + i];
+    s1 += a[ia + i + 1] * b[ib + i + 1];
+    s2 += a[ia + i + 2] * b[ib + i + 2];
+    s3 += a[ia + i + 3] * b[ib + i + 3];
+  }
+  for (; i < n; i++) s0 += a[ia + i] * b[ib + i];
+  return (s0 + s1) + (s2 + s3);
+}
+
 /** prod [N, K*E], u [K*E] -> [gated, g [N, K]]: g = sigmoid(block sums of prod * u), gated = prod * g. */
 function expertGate({ inputs: { prod, u }, attrs, backend }: Args): TensorInfo[] {
   const K = attrs.k as number, N = prod.shape[0], H = prod.shape[1], E = H / K;
@@ -48,9 +65,7 @@ function expertGate({ inputs: { prod, u }, attrs, backend }: Args): TensorInfo[]
     const row = n * H;
     for (let k = 0; k < K; k++) {
       const b = row + k * E, ub = k * E;
-      let z = 0;
-      for (let e = 0; e < E; e++) z = Math.fround(z + Math.fround(p[b + e] * uu[ub + e]));
-      const gk = Math.fround(1 / (1 + Math.exp(-z)));
+      const gk = Math.fround(1 / (1 + Math.exp(-dot4(p, b, uu, ub, E))));
       g[n * K + k] = gk;
       for (let e = 0; e < E; e++) o[b + e] = p[b + e] * gk;
     }

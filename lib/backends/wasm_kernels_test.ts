@@ -120,3 +120,24 @@ Deno.test("wasm kernels do not leak tensors or heap ids", async () => {
   assert.equal(tf.memory().numBytes, bytesBefore);
   tf.dispose([a, b]);
 });
+
+Deno.test("wasm Identity shares the data: no heap copy, and either tensor outlives the other", async () => {
+  await initBackend("wasm");
+  const backend = tf.backend() as unknown as { dataIdMap: { get(d: object): { memoryOffset: number } } };
+  const a = tf.tensor(rand(64, 3), [8, 8]);
+  const want = Array.from(await a.data());
+  const c = tf.clone(a); // runs the Identity kernel, as tfjs does for every tensor a gradient saves
+  assert.notEqual(c.dataId, undefined);
+  assert.equal(backend.dataIdMap.get(c.dataId).memoryOffset, backend.dataIdMap.get(a.dataId).memoryOffset);
+  a.dispose();
+  assert.deepEqual(Array.from(await c.data()), want, "the clone keeps the data after the original is disposed");
+  const d = tf.clone(c);
+  d.dispose();
+  assert.deepEqual(Array.from(await c.data()), want, "disposing a clone keeps the original");
+  c.dispose();
+  // Gradients through ops that save their inputs (Multiply saves both) are unchanged: d(x*x)/dx = 2x.
+  const x = tf.tensor1d([1.5, -2, 3]);
+  const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(t, t)))(x);
+  assert.deepEqual(Array.from(await g.data()), [3, -4, 6]);
+  tf.dispose([x, g]);
+});

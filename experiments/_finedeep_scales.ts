@@ -1,10 +1,11 @@
 /**
  * Presets shared by the Finedeep experiments (ablation-mk, routing, nsar, finedeep-vs-dense): the default
- * schedule ({@link FINEDEEP_TRAIN}), and the `tiny` (tests) and `gpu` scales. Only d_ff differs between them (each picks the d_ff that keeps its Finedeep
- * variants within the parameter budget), so it is the argument. (The leading `_` keeps this helper out of
- * the experiment list.)
+ * schedule ({@link FINEDEEP_TRAIN}), and the `tiny` (tests) and `gpu` (schedule from `_gpu.ts`) scales. Only
+ * d_ff differs between the experiments (each picks the d_ff that keeps its Finedeep variants within the
+ * parameter budget), so it is the argument. (The leading `_` keeps this helper out of the experiment list.)
  */
 import type { ExperimentSpec } from "../lib/experiment/mod.ts";
+import { GPU_TRAIN } from "./_gpu.ts";
 
 /** The default scale's schedule: 150 steps × 16 × 64 tokens. */
 export const FINEDEEP_TRAIN = {
@@ -15,17 +16,6 @@ export const FINEDEEP_TRAIN = {
   eval_every: 50,
   eval_batches: 8,
   checkpoint_every: 75,
-};
-
-/** The `gpu` scale's schedule. */
-export const GPU_TRAIN = {
-  steps: 2000,
-  batch_size: 32,
-  lr: 1e-3,
-  warmup_steps: 100,
-  eval_every: 250,
-  eval_batches: 16,
-  checkpoint_every: 250,
 };
 
 /** The `tiny` and `gpu` presets with the given d_ff at each scale. */

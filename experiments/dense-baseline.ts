@@ -4,6 +4,7 @@
  * of the whole pipeline.
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
+import { GPU_TRAIN } from "./_gpu.ts";
 
 export default defineExperiment({
   id: "dense-baseline",
@@ -32,15 +33,7 @@ export default defineExperiment({
     gpu: {
       seeds: [0, 1, 2],
       model: { d_model: 384, n_layers: 6, n_heads: 6, d_ff: 1024, seq_len: 256 },
-      train: {
-        steps: 2000,
-        batch_size: 32,
-        lr: 1e-3,
-        warmup_steps: 100,
-        eval_every: 250,
-        eval_batches: 16,
-        checkpoint_every: 250,
-      },
+      train: GPU_TRAIN,
     },
   },
 });

@@ -15,7 +15,8 @@
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { fvdReport } from "../lib/report/finedeep.ts";
-import { FINEDEEP_TRAIN, GPU_TRAIN } from "./_finedeep_scales.ts";
+import { FINEDEEP_TRAIN } from "./_finedeep_scales.ts";
+import { GPU_TRAIN } from "./_gpu.ts";
 
 const FINEDEEP = {
   kind: "finedeep",

@@ -571,8 +571,9 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
     const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = Math.min(FD_ROWS, N);
     const v = (name: string) => f32(backend, inputs[name], w);
-    const x = v("x"), h = M > 1 ? v("h") : null, w13 = [], w2 = [];
-    const ysum = pool.alloc(N * D), ab = [], gated = [], g = [], u = [], xms = [], rstds = [];
+    const x = v("x"), h = M > 1 ? v("h") : null, ysum = pool.alloc(N * D);
+    const w13: Float32Array[] = [], w2: Float32Array[] = [], ab: Float32Array[] = [], gated: Float32Array[] = [];
+    const g: Float32Array[] = [], u: Float32Array[] = [], xms: Float32Array[] = [], rstds: Float32Array[] = [];
     for (let m = 0; m < M; m++) {
       w13.push(v(`w13_${m}`));
       w2.push(v(`w2_${m}`));
@@ -638,7 +639,7 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     const xm = [v("x"), ...Array.from({ length: M - 1 }, (_, i) => v(`xm_${i + 1}`))];
     const rstd = [null, ...Array.from({ length: M - 1 }, (_, i) => v(`rstd_${i + 1}`))];
     const dout = v("dy"), dx = pool.alloc(N * D), dh = M > 1 ? pool.alloc(N * D) : null;
-    const dw13 = [], dw2 = [], du = [];
+    const dw13: Float32Array[] = [], dw2: Float32Array[] = [], du: Float32Array[] = [];
     for (let m = 0; m < M; m++) {
       dw13.push(pool.alloc(D * 2 * H));
       dw2.push(pool.alloc(H * D));

@@ -204,6 +204,11 @@ function gateLogits(s: FinedeepShape, xm: tf.Tensor2D, prod: tf.Tensor2D, w2: tf
   return tf.sum(tf.reshape(pu, [N, s.k, s.expert_width]), -1) as tf.Tensor2D;
 }
 
+/** The default gate form, which has fused kernels: output-guided sigmoid gates, one router per expert. */
+function perExpertOutputSigmoid(s: FinedeepShape): boolean {
+  return s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k;
+}
+
 /** One sub-layer: `x_m -> y_m` (before the optional post-norm). */
 function sublayer(
   s: FinedeepShape,
@@ -225,7 +230,7 @@ function sublayer(
     ctx.capture("prod", prod, index);
   }
   if (s.norm_fn === "none") return matmul(prod, w2);
-  if (!ctx.capture && s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k) {
+  if (!ctx.capture && perExpertOutputSigmoid(s)) {
     // The default form without the fused block (wasm, webgpu, cpu): gate logits, sigmoid and gating in one
     // kernel where the backend has FlExpertGate, then one dense down-projection.
     return matmul(expertGate(prod, expertU(w2, p[`${pre}router`], s.k), s.k), w2);
@@ -307,9 +312,7 @@ export const variant: FfnVariant = {
     if (s.m > 1 && !ctx.residual) {
       throw new Error("finedeep with model.ffn.m > 1 needs ctx.residual (the block's residual stream)");
     }
-    if (
-      !ctx.capture && s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k && s.rmsnorm === "pre"
-    ) {
+    if (!ctx.capture && perExpertOutputSigmoid(s) && s.rmsnorm === "pre") {
       // The default form as one fused kernel each way where the backend has it (native): the same math
       // as the loop below, with its small element-wise passes fused (issue 6 part 4).
       const subs = Array.from({ length: s.m }, (_, m) => ({

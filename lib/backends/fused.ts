@@ -200,7 +200,7 @@ export interface FinedeepSubLayer {
 /**
  * The default Finedeep FFN block (lib/models/ffn/finedeep.ts: output-guided sigmoid gates, one
  * router per expert, gainless RMSNorm before each inner sub-layer) as ONE fused kernel forward and
- * one backward, where the backend has them (`FlFinedeep`, native): for m = 0..M-1,
+ * one backward, where the backend has them (`FlFinedeep`: native, wasm): for m = 0..M-1,
  * `x_m = m ? rmsnorm(h + y_0 + .. + y_{m-1}) : x`, `y_m = expertGate(swiglu(x_m W13_m), W2_m r_m) W2_m`;
  * returns `Σ y_m` [N, d]. The sub-layers' small element-wise passes and the stream's gradient
  * accumulation are fused, and the block costs the engine one call each way instead of ~15 per

@@ -26,6 +26,8 @@ import * as tfwasm from "@tensorflow/tfjs-backend-wasm";
 import type { BackendName, ConcreteBackend } from "../experiment/config.ts";
 import { installWasmKernels, WASM_KERNELS } from "./wasm_kernels.ts";
 import { installWasmFusedKernels, WASM_FUSED_KERNELS } from "./wasm_fused.ts";
+import { simdKernels } from "./wasm_simd/mod.ts";
+import { KERNELS_WASM_SHA256 } from "./wasm_simd/kernels_wasm.ts";
 import { installWebgpuKernels, WEBGPU_KERNELS } from "./webgpu_kernels.ts";
 import { initNative, NATIVE_BACKEND, nativeAvailability, setNativeThreads } from "./native/mod.ts";
 
@@ -338,6 +340,9 @@ export async function initBackend(name: ConcreteBackend, opts: InitOptions = {})
       details.threads = tfwasm.getThreadsCount();
       details.kernels_replaced = WASM_KERNELS.join(",");
       details.kernels_added = WASM_FUSED_KERNELS.join(",");
+      // Instantiated now, on tfjs's heap, so a pinned-version mismatch fails here and not mid-run.
+      details.simd_kernels = `wasm_simd ABI ${simdKernels(tf.backend() as never).abi_version()}, ` +
+        `sha256 ${KERNELS_WASM_SHA256.slice(0, 16)}`;
       details.matmul = "xnnpack (explicit transposes; batched as per-slice 2-D calls)";
       break;
     }

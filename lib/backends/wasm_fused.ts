@@ -1,16 +1,22 @@
 /**
- * Fused kernels of lib/backends/fused.ts for the wasm backend, written in JS over zero-copy views
- * of the wasm heap: where the composite form is many small wasm kernels (each with its own call
- * overhead and heap round trip) and the arithmetic is light, one JS pass is faster.
+ * Fused kernels of lib/backends/fused.ts for the wasm backend.
  *
- * | kernel | replaces (composite, per call) |
- * |---|---|
- * | `FlExpertGate`, `FlExpertGateGrad` | mul, sum, sigmoid, 2 reshapes, broadcast mul (+ ~10 gradient kernels) |
+ * | kernel | how | replaces (composite, per call) |
+ * |---|---|---|
+ * | `FlFinedeep`, `FlFinedeepGrad` | XNNPACK products + wasm SIMD passes (wasm_simd/kernels.c) on the heap | ~15 ops per sub-layer forward, ~35 backward |
+ * | `FlExpertGate`, `FlExpertGateGrad` | JS over zero-copy views of the wasm heap | mul, sum, sigmoid, 2 reshapes, broadcast mul (+ ~10 gradient kernels) |
  *
- * Measured (forward + backward of one Finedeep sub-layer's gates, N=2048, K=4, E=24, on a loaded
- * 2-vCPU machine): 3.9-9.3 ms fused against 6.2-15.9 ms composite (min of 15, three alternations).
- * The other fused ops stay composite on wasm: attention and cross-entropy are matrix products
- * (XNNPACK), SwiGLU needs exp per element, RMSNorm and AdamW are a few wasm SIMD kernels.
+ * FlFinedeep is the default Finedeep block (issue 6 part 4: Finedeep within 1.1x of dense): the
+ * native backend's kernel of the same name, with the products through the wasm backend's BatchMatMul
+ * (lib/backends/wasm_kernels.ts) and the element-wise passes (residual add + norm, SwiGLU + gates,
+ * and their backward) in 128-bit wasm SIMD, compiled from C and run on tfjs's own memory
+ * (lib/backends/wasm_simd/). Measured on the reference model (bench/README.md): Finedeep/dense step
+ * time 1.11-1.14 with the composite ops, ~1.0 with this.
+ *
+ * FlExpertGate (the gates alone, for Finedeep's other norm placements) is JS: where the composite form
+ * is many small wasm kernels and the arithmetic is light, one JS pass is faster. Measured (forward +
+ * backward of one sub-layer's gates, N=2048, K=4, E=24, on a loaded 2-vCPU machine): 3.9-9.3 ms fused
+ * against 6.2-15.9 ms composite (min of 15, three alternations).
  *
  * Outputs are allocated before any heap view is taken (malloc may grow the heap and detach views).
  * Sums run in a fixed order (rows in order), so results are deterministic.
@@ -19,10 +25,12 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { heapOffset, simdKernels, type WasmHeapBackend } from "./wasm_simd/mod.ts";
 
-interface WasmBackend {
+interface WasmBackend extends WasmHeapBackend {
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: object): boolean;
 }
 
 interface Args {
@@ -32,7 +40,16 @@ interface Args {
 }
 
 /** Kernels added to the wasm backend (recorded in backend details). */
-export const WASM_FUSED_KERNELS = ["FlExpertGate", "FlExpertGateGrad"] as const;
+export const WASM_FUSED_KERNELS = [
+  "FlRmsNorm",
+  "FlRmsNormGrad",
+  "FlSwiglu",
+  "FlSwigluGrad",
+  "FlExpertGate",
+  "FlExpertGateGrad",
+  "FlFinedeep",
+  "FlFinedeepGrad",
+] as const;
 
 function f32(backend: WasmBackend, t: TensorInfo): Float32Array {
   if (t.dtype !== "float32") throw new Error(`wasm fused kernel: expected float32, got ${t.dtype}`);
@@ -97,9 +114,164 @@ function expertGateGrad({ inputs: { dy, prod, u, g }, attrs, backend }: Args): T
   return [dprodT, duT];
 }
 
+// ---- RMSNorm, SwiGLU (wasm SIMD) ---------------------------------------------------------------------
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** x [.., D], g [D] or none -> [y (x's shape), rstd [N]] (N = rows of x). */
+function rmsnorm({ inputs: { x, g }, attrs, backend }: Args): TensorInfo[] {
+  const D = x.shape[x.shape.length - 1], N = size(x.shape) / D, k = simdKernels(backend);
+  const y = backend.makeOutput([...x.shape], "float32"), rstd = backend.makeOutput([N], "float32");
+  const at = (t: TensorInfo) => heapOffset(backend, t);
+  k.rmsnorm_fwd(at(x), g ? at(g) : 0, at(y), at(rstd), N, D, attrs.eps as number);
+  return [y, rstd];
+}
+
+/** dy, x, g (or none), rstd -> [dx, dg] with a gain, [dx] without. */
+function rmsnormGrad({ inputs: { dy, x, g, rstd }, backend }: Args): TensorInfo[] {
+  const D = x.shape[x.shape.length - 1], N = size(x.shape) / D, k = simdKernels(backend);
+  const dx = backend.makeOutput([...x.shape], "float32"), dg = g ? backend.makeOutput([D], "float32") : null;
+  const at = (t: TensorInfo) => heapOffset(backend, t);
+  k.rmsnorm_bwd(at(dy), at(x), g ? at(g) : 0, at(rstd), at(dx), dg ? at(dg) : 0, N, D);
+  return dg ? [dx, dg] : [dx];
+}
+
+/** ab [N, 2H] -> silu(a) * b [N, H]. */
+function swiglu({ inputs: { ab }, backend }: Args): TensorInfo {
+  const N = ab.shape[0], H = ab.shape[1] / 2, out = backend.makeOutput([N, H], "float32");
+  simdKernels(backend).swiglu_fwd(heapOffset(backend, ab), heapOffset(backend, out), N, H);
+  return out;
+}
+
+/** dy [N, H], ab [N, 2H] -> dab [N, 2H]. */
+function swigluGrad({ inputs: { dy, ab }, backend }: Args): TensorInfo {
+  const N = ab.shape[0], H = ab.shape[1] / 2, dab = backend.makeOutput([N, 2 * H], "float32");
+  const at = (t: TensorInfo) => heapOffset(backend, t);
+  simdKernels(backend).swiglu_bwd(at(dy), at(ab), at(dab), N, H);
+  return dab;
+}
+
+// ---- Finedeep block ------------------------------------------------------------------------------
+
+/** op(a) @ op(b) through the wasm backend's BatchMatMul kernel (lib/backends/wasm_kernels.ts: XNNPACK). */
+function matmul(
+  backend: WasmBackend,
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA = false,
+  transposeB = false,
+): TensorInfo {
+  const k = tf.getKernel("BatchMatMul", "wasm");
+  if (!k) throw new Error("wasm FlFinedeep: no BatchMatMul kernel on the wasm backend");
+  return k.kernelFunc({ inputs: { a, b }, attrs: { transposeA, transposeB }, backend: backend as never }) as TensorInfo;
+}
+
+/**
+ * The default Finedeep block (lib/backends/fused.ts finedeepBlock), the wasm form of the native
+ * backend's FlFinedeep with the same inputs, attrs and outputs: per sub-layer two XNNPACK products and
+ * the element-wise passes of wasm_simd/kernels.c on the heap in place (residual add + gainless norm +
+ * running sum of the outputs; SwiGLU + gates). Outputs: [Σ y_m, ab_m.., gated_m.., g_m.., u_m..,
+ * xm_m.. (m >= 1), rstd_m.. (m >= 1)]. The outputs are summed ((y_0 + y_1) + ..) + y_{M-1}, as AddN.
+ */
+function finedeep({ inputs, attrs, backend }: Args): TensorInfo[] {
+  const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
+  const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
+  const k = simdKernels(backend), at = (t: TensorInfo) => heapOffset(backend, t);
+  const make = (shape: number[]) => backend.makeOutput(shape, "float32");
+  const free = (t: TensorInfo | null) => t && backend.disposeData(t.dataId);
+  const ab: TensorInfo[] = [], gated: TensorInfo[] = [], g: TensorInfo[] = [], u: TensorInfo[] = [];
+  const xms: TensorInfo[] = [], rstds: TensorInfo[] = [];
+  for (let m = 0; m < M; m++) {
+    u.push(make([H]));
+    k.fd_u(at(inputs[`w2_${m}`]), at(inputs[`r_${m}`]), at(u[m]), K, E, D);
+  }
+  const scratch = make([H]), stream = M > 1 ? make([N, D]) : null;
+  let sum: TensorInfo | null = null, y: TensorInfo | null = null; // Σ y so far; y_{m-1} (m >= 2)
+  for (let m = 0; m < M; m++) {
+    let xm = inputs.x;
+    if (m > 0) {
+      // m = 1: stream = h + y_0 (y_0 is sum); later: stream += y_{m-1}, sum += y_{m-1}.
+      xm = make([N, D]);
+      const rstd = make([N]);
+      const from = m === 1 ? inputs.h : stream!, prev = m === 1 ? sum! : y!;
+      k.fd_resid_fwd(at(from), at(prev), at(stream!), m === 1 ? 0 : at(sum!), at(xm), at(rstd), N, D, eps);
+      if (m > 1) free(y);
+      xms.push(xm);
+      rstds.push(rstd);
+    }
+    ab.push(matmul(backend, xm, inputs[`w13_${m}`]));
+    gated.push(make([N, H]));
+    g.push(make([N, K]));
+    k.swiglu_gate_fwd(at(ab[m]), at(u[m]), at(gated[m]), at(g[m]), at(scratch), N, K, E);
+    const ym = matmul(backend, gated[m], inputs[`w2_${m}`]);
+    if (m === 0) sum = ym;
+    else if (m === M - 1) {
+      k.add(at(sum!), at(ym), at(sum!), N * D);
+      free(ym);
+    } else y = ym;
+  }
+  free(scratch);
+  free(stream);
+  return [sum!, ...ab, ...gated, ...g, ...u, ...xms, ...rstds];
+}
+
+/**
+ * Backward of {@link finedeep}, the wasm form of the native FlFinedeepGrad (same inputs and outputs:
+ * dx, dh (m > 1), then dw13_m, dw2_m, dr_m per sub-layer).
+ */
+function finedeepGrad({ inputs, attrs, backend }: Args): TensorInfo[] {
+  const M = attrs.m as number, K = attrs.k as number;
+  const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
+  const k = simdKernels(backend), at = (t: TensorInfo) => heapOffset(backend, t);
+  const make = (shape: number[]) => backend.makeOutput(shape, "float32");
+  const free = (t: TensorInfo | null) => t && backend.disposeData(t.dataId);
+  const each = (name: string) => Array.from({ length: M }, (_, m) => inputs[`${name}_${m}`]);
+  const w13 = each("w13"), w2 = each("w2"), ab = each("ab"), gated = each("gated"), g = each("g"), u = each("u");
+  const xm = [inputs.x, ...Array.from({ length: M - 1 }, (_, i) => inputs[`xm_${i + 1}`])];
+  const rstd = [null, ...Array.from({ length: M - 1 }, (_, i) => inputs[`rstd_${i + 1}`])];
+  // A matmul operand is never written after the product: XNNPACK's packed copy of the right operand is
+  // cached under the tensor's id (tfjs assumes immutable tensors), so dy_m and dab are fresh each step.
+  const dout = inputs.dy, dh = M > 1 ? make([N, D]) : null, scratch = make([3 * H]);
+  const dw13: TensorInfo[] = [], dw2: TensorInfo[] = [], du: TensorInfo[] = [];
+  let dx: TensorInfo | null = null, dyNext: TensorInfo | null = null;
+  for (let m = M - 1; m >= 0; m--) {
+    const dym = m === M - 1 ? dout : dyNext!; // dy_m = dout + G_{m+1}
+    dw2[m] = matmul(backend, gated[m], dym, true, false);
+    const dgated = matmul(backend, dym, w2[m], false, true), dab = make([N, 2 * H]);
+    du[m] = make([H]);
+    k.swiglu_gate_bwd(at(dgated), at(ab[m]), at(u[m]), at(g[m]), at(dab), at(du[m]), at(scratch), N, K, E);
+    free(dgated);
+    if (dym !== dout) free(dym);
+    dw13[m] = matmul(backend, xm[m], dab, true, false);
+    const dxm = matmul(backend, dab, w13[m], false, true);
+    free(dab);
+    if (m === 0) dx = dxm;
+    else {
+      dyNext = make([N, D]);
+      k.fd_resid_bwd(at(dxm), at(xm[m]), at(rstd[m]!), at(dout), at(dh!), at(dyNext), N, D, m === M - 1 ? 1 : 0);
+      free(dxm);
+    }
+  }
+  const grads: TensorInfo[] = [];
+  for (let m = 0; m < M; m++) {
+    const dr = make([K, D]);
+    k.fd_u_bwd(at(du[m]), at(w2[m]), at(inputs[`r_${m}`]), at(dw2[m]), at(dr), K, E, D);
+    free(du[m]);
+    grads.push(dw13[m], dw2[m], dr);
+  }
+  free(scratch);
+  return [dx!, ...(dh ? [dh] : []), ...grads];
+}
+
 const KERNELS: Record<(typeof WASM_FUSED_KERNELS)[number], KernelFunc> = {
+  FlRmsNorm: rmsnorm as unknown as KernelFunc,
+  FlRmsNormGrad: rmsnormGrad as unknown as KernelFunc,
+  FlSwiglu: swiglu as unknown as KernelFunc,
+  FlSwigluGrad: swigluGrad as unknown as KernelFunc,
   FlExpertGate: expertGate as unknown as KernelFunc,
   FlExpertGateGrad: expertGateGrad as unknown as KernelFunc,
+  FlFinedeep: finedeep as unknown as KernelFunc,
+  FlFinedeepGrad: finedeepGrad as unknown as KernelFunc,
 };
 
 let installed = false;

@@ -30,11 +30,11 @@
  *
  * Speed (issue 6 part 4: Finedeep within 1.1x of its dense twin's step time). The default form
  * (output-guided sigmoid gates, per-expert routers, `rmsnorm = pre`) runs as one fused op per block
- * where the backend has it (`finedeepBlock` in lib/backends/fused.ts; the native backend), which does
+ * where the backend has it (`finedeepBlock` in lib/backends/fused.ts; native and wasm), which does
  * the loop above with the residual add, norm, SwiGLU and gates fused into two passes per sub-layer
- * each way, a block of rows at a time through all sub-layers. Elsewhere the loop below runs as tfjs
- * ops, with the gates fused where the backend has `FlExpertGate` (native, wasm). The analysis pass
- * (`ctx.capture`) always takes the loop.
+ * each way (native: a block of rows at a time through all sub-layers). Elsewhere (webgpu, cpu, the
+ * other options) the loop below runs as tfjs ops, with the gates fused where the backend has
+ * `FlExpertGate` (native, wasm). The analysis pass (`ctx.capture`) always takes the loop.
  *
  * ## Options (`model.ffn.<option>`, all part of the run hash because they are config)
  *
@@ -231,8 +231,8 @@ function sublayer(
   }
   if (s.norm_fn === "none") return matmul(prod, w2);
   if (!ctx.capture && perExpertOutputSigmoid(s)) {
-    // The default form without the fused block (wasm, webgpu, cpu): gate logits, sigmoid and gating in one
-    // kernel where the backend has FlExpertGate, then one dense down-projection.
+    // The default form without the fused block (webgpu, cpu; post/both norms): gate logits, sigmoid and
+    // gating in one kernel where the backend has FlExpertGate, then one dense down-projection.
     return matmul(expertGate(prod, expertU(w2, p[`${pre}router`], s.k), s.k), w2);
   }
   const logits = gateLogits(s, xm, prod, w2, p[`${pre}router`]);
@@ -313,7 +313,7 @@ export const variant: FfnVariant = {
       throw new Error("finedeep with model.ffn.m > 1 needs ctx.residual (the block's residual stream)");
     }
     if (!ctx.capture && perExpertOutputSigmoid(s) && s.rmsnorm === "pre") {
-      // The default form as one fused kernel each way where the backend has it (native): the same math
+      // The default form as one fused kernel each way where the backend has it (native, wasm): the same math
       // as the loop below, with its small element-wise passes fused (issue 6 part 4).
       const subs = Array.from({ length: s.m }, (_, m) => ({
         w13: p[`sub${m}.w13`],

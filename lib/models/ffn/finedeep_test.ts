@@ -256,7 +256,7 @@ Deno.test("finedeep: bad options give one clear message each", () => {
   assert.throws(() => paramSpecs(cfgWith({ m: "2" }), variant), /model\.ffn\.m = "2"/);
 });
 
-Deno.test("finedeep: the fused default form (FlExpertGate on wasm, FlFinedeep on native) equals the naive form, values and gradients", async () => {
+Deno.test("finedeep: the fused default form (FlFinedeep on wasm and native) equals the naive form, values and gradients", async () => {
   const { nativeAvailability } = await import("../../backends/native/mod.ts");
   const backends = ["wasm", ...(nativeAvailability().ok ? ["native"] : [])] as const;
   // Odd sizes: 9 rows, expert width 5, one sub-layer (no residual stream), 1..3 sub-layers, and more rows
@@ -266,7 +266,7 @@ Deno.test("finedeep: the fused default form (FlExpertGate on wasm, FlFinedeep on
   const rowsOf = [9, 9, FD_ROWS + 37];
   for (const backend of backends) {
     await initBackend(backend as "wasm" | "native");
-    const kernel = backend === "native" ? "FlFinedeep" : "FlExpertGate";
+    const kernel = "FlFinedeep";
     assert.ok(tf.getKernel(kernel, backend) !== undefined, `${backend} registers ${kernel}`);
     for (const [ci, o] of configs.entries()) {
       const cfg = cfgWith(o), where = `${backend} ${JSON.stringify(o)}`;

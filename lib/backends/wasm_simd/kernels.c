@@ -1,0 +1,329 @@
+/*
+ * finelab wasm SIMD kernels: the element-wise passes of the fused Finedeep block for the wasm
+ * backend (lib/backends/wasm_fused.ts FlFinedeep / FlFinedeepGrad), compiled to WebAssembly with
+ * 128-bit SIMD. The matrix products stay with tfjs-backend-wasm (XNNPACK); these passes are the
+ * same math as lib/backends/native/kernels.c's fl_fd_* and fl_swiglu_gate_* (see there).
+ *
+ * The module imports tfjs-backend-wasm's own memory and runs on the tensors where they are: every
+ * pointer is a byte offset into that heap (0 = NULL). So it must never touch memory it was not
+ * given: no static data, no stack frames in linear memory, no libc. lib/backends/wasm_simd/build.ts
+ * compiles it (`deno task build:wasm`, clang with --target=wasm32 -msimd128 -nostdlib) and refuses
+ * a binary with a data section or a use of the stack pointer; the result is committed as base64 in
+ * kernels_wasm.ts, so users need no compiler.
+ *
+ * Single-threaded (tfjs-wasm has no threads under Deno); every sum runs in a fixed order, so results
+ * are deterministic.
+ */
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+typedef float v4 __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+/* Two vectors per iteration in the exp loops: independent dependency chains (measured ~20% faster). */
+#define UNROLL2 _Pragma("clang loop unroll_count(2)")
+
+EXPORT(abi_version) int abi_version(void) { return 2; }
+
+static inline v4 vload(const float *p) {
+  v4 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void vstore(float *p, v4 v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline v4 vsplat(float x) { return (v4){x, x, x, x}; }
+static inline v4 vsel(v4i m, v4 a, v4 b) { return (v4)(((v4i)a & m) | ((v4i)b & ~m)); }
+static inline float hsum(v4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+
+/* exp(x) per lane: Cephes expf (range reduction by ln 2, degree-6 polynomial, 2^n through the
+ * exponent bits; measured max relative error 8e-8), saturating above 88.7, 0 below -87.3. n is
+ * rounded to nearest by adding 1.5 * 2^23 (the float's low bits are then n): in wasm this is ~25%
+ * faster than native/kernels.c's truncate-and-correct floor, whose conversions V8 expands. */
+static inline v4 vexp(v4 x0) {
+  const v4 lo = vsplat(-87.3f), magic = vsplat(12582912.f);
+  const v4i under = x0 < lo;
+  v4 x = (v4)wasm_f32x4_pmax((v128_t)wasm_f32x4_pmin((v128_t)x0, (v128_t)vsplat(88.7f)), (v128_t)lo);
+  const v4 t = x * vsplat(1.44269504088896341f) + magic, fn = t - magic;
+  const v4i n = (v4i)t - (v4i)magic;
+  x = x - fn * vsplat(0.693359375f) - fn * vsplat(-2.12194440e-4f);
+  v4 y = vsplat(1.9875691500e-4f);
+  y = y * x + vsplat(1.3981999507e-3f);
+  y = y * x + vsplat(8.3334519073e-3f);
+  y = y * x + vsplat(4.1665795894e-2f);
+  y = y * x + vsplat(1.6666665459e-1f);
+  y = y * x + vsplat(5.0000001201e-1f);
+  y = y * (x * x) + x + vsplat(1.f);
+  return vsel(under, vsplat(0.f), y * (v4)((n + 127) << 23));
+}
+static inline v4 vsigmoid(v4 x) { return vsplat(1.f) / (vsplat(1.f) + vexp(-x)); }
+static inline float sigmoid1(float x) { return vsigmoid(vsplat(x))[0]; }
+
+/* sum_i a[i] * b[i]: 4 lanes (lane i % 4) summed in a fixed tree, then the tail in order. */
+static inline float dot(const float *a, const float *b, int n) {
+  v4 acc = vsplat(0.f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) acc += vload(a + i) * vload(b + i);
+  float s = hsum(acc);
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+/* out[i] = a[i] + b[i]. */
+EXPORT(add) void add(const float *a, const float *b, float *out, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) vstore(out + i, vload(a + i) + vload(b + i));
+  for (; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* u[k*E+e] = w2[k*E+e] . r[k]: u_k = W2_k r_k (compute.md section 5). w2 [K*E, D], r [K, D]. */
+EXPORT(fd_u) void fd_u(const float *w2, const float *r, float *u, int K, int E, int D) {
+  for (int k = 0; k < K; k++)
+    for (int e = 0; e < E; e++) u[k * E + e] = dot(w2 + (k * E + e) * D, r + k * D, D);
+}
+
+/* Backward of fd_u: dw2 += du (x) r per expert block (dw2 holds the matmul's gradient already);
+ * dr[k] = sum_e du[k*E+e] * w2[k*E+e] (in e order). */
+EXPORT(fd_u_bwd) void fd_u_bwd(const float *du, const float *w2, const float *r, float *dw2, float *dr, int K, int E,
+                               int D) {
+  for (int k = 0; k < K; k++) {
+    const float *rk = r + k * D;
+    float *drk = dr + k * D;
+    for (int j = 0; j < D; j++) drk[j] = 0.f;
+    for (int e = 0; e < E; e++) {
+      const int h = k * E + e;
+      const float d = du[h];
+      const float *w = w2 + h * D;
+      float *dw = dw2 + h * D;
+      int j = 0;
+      for (; j + 4 <= D; j += 4) {
+        vstore(dw + j, vload(dw + j) + vsplat(d) * vload(rk + j));
+        vstore(drk + j, vload(drk + j) + vsplat(d) * vload(w + j));
+      }
+      for (; j < D; j++) {
+        dw[j] += d * rk[j];
+        drk[j] += d * w[j];
+      }
+    }
+  }
+}
+
+/* SwiGLU and the expert gates in one pass per row: ab [N, 2H] = [a | b] (H = K*E), prod = silu(a) * b,
+ * g = sigmoid(prod_k . u_k) [N, K], gated = prod * g per expert block. p: scratch [H]. */
+EXPORT(swiglu_gate_fwd)
+void swiglu_gate_fwd(const float *ab, const float *u, float *gated, float *g, float *p, int N, int K, int E) {
+  const int H = K * E;
+  for (int n = 0; n < N; n++) {
+    const float *a = ab + n * 2 * H, *b = a + H;
+    float *o = gated + n * H, *gr = g + n * K;
+    int j = 0;
+    UNROLL2 for (; j + 4 <= H; j += 4) {
+      const v4 av = vload(a + j);
+      vstore(p + j, av * vsigmoid(av) * vload(b + j));
+    }
+    for (; j < H; j++) p[j] = a[j] * sigmoid1(a[j]) * b[j];
+    for (int k = 0; k < K; k++) {
+      const float gk = sigmoid1(dot(p + k * E, u + k * E, E));
+      const float *pk = p + k * E;
+      float *ok = o + k * E;
+      gr[k] = gk;
+      int e = 0;
+      for (; e + 4 <= E; e += 4) vstore(ok + e, vload(pk + e) * vsplat(gk));
+      for (; e < E; e++) ok[e] = pk[e] * gk;
+    }
+  }
+}
+
+/* Backward of swiglu_gate_fwd (prod recomputed from ab): dprod = dgated * g + dz * u with
+ * dz = g (1 - g) sum_e dgated * prod; then SwiGLU's backward into dab [N, 2H]; du [H] = sum over
+ * rows (in order) of dz * prod. s: scratch [3H] (sigmoid(a), prod, dprod). */
+EXPORT(swiglu_gate_bwd)
+void swiglu_gate_bwd(const float *dgated, const float *ab, const float *u, const float *g, float *dab, float *du,
+                     float *s, int N, int K, int E) {
+  const int H = K * E;
+  float *sg = s, *p = s + H, *dp = s + 2 * H;
+  for (int h = 0; h < H; h++) du[h] = 0.f;
+  for (int n = 0; n < N; n++) {
+    const float *a = ab + n * 2 * H, *b = a + H, *dg = dgated + n * H;
+    float *da = dab + n * 2 * H, *db = da + H;
+    int j = 0;
+    UNROLL2 for (; j + 4 <= H; j += 4) {
+      const v4 av = vload(a + j), sv = vsigmoid(av);
+      vstore(sg + j, sv);
+      vstore(p + j, av * sv * vload(b + j));
+    }
+    for (; j < H; j++) {
+      sg[j] = sigmoid1(a[j]);
+      p[j] = a[j] * sg[j] * b[j];
+    }
+    for (int k = 0; k < K; k++) {
+      const int o = k * E;
+      const float gk = g[n * K + k];
+      const float dz = dot(dg + o, p + o, E) * gk * (1.f - gk);
+      int e = 0;
+      for (; e + 4 <= E; e += 4) {
+        vstore(dp + o + e, vload(dg + o + e) * vsplat(gk) + vsplat(dz) * vload(u + o + e));
+        vstore(du + o + e, vload(du + o + e) + vsplat(dz) * vload(p + o + e));
+      }
+      for (; e < E; e++) {
+        dp[o + e] = dg[o + e] * gk + dz * u[o + e];
+        du[o + e] += dz * p[o + e];
+      }
+    }
+    for (j = 0; j + 4 <= H; j += 4) {
+      const v4 sv = vload(sg + j), av = vload(a + j), dpv = vload(dp + j), sl = av * sv;
+      vstore(db + j, dpv * sl);
+      vstore(da + j, dpv * vload(b + j) * (sv + sl * (vsplat(1.f) - sv)));
+    }
+    for (; j < H; j++) {
+      const float sl = a[j] * sg[j];
+      db[j] = dp[j] * sl;
+      da[j] = dp[j] * b[j] * (sg[j] + sl * (1.f - sg[j]));
+    }
+  }
+}
+
+/* Residual step between sub-layers, per row of [N, D]: stream = a + y; out += y (out may be NULL);
+ * xm = stream * rstd, rstd = 1 / sqrt(mean(stream^2) + eps). stream may alias a. */
+EXPORT(fd_resid_fwd)
+void fd_resid_fwd(const float *a, const float *y, float *stream, float *out, float *xm, float *rstd, int N, int D,
+                  float eps) {
+  for (int i = 0; i < N; i++) {
+    const int o = i * D;
+    float *s = stream + o, *x = xm + o;
+    const float *ar = a + o, *yr = y + o;
+    v4 ss = vsplat(0.f);
+    int j = 0;
+    for (; j + 4 <= D; j += 4) {
+      const v4 yv = vload(yr + j), sv = vload(ar + j) + yv;
+      vstore(s + j, sv);
+      if (out) vstore(out + o + j, vload(out + o + j) + yv);
+      ss += sv * sv;
+    }
+    float sum = hsum(ss);
+    for (; j < D; j++) {
+      s[j] = ar[j] + yr[j];
+      if (out) out[o + j] += yr[j];
+      sum += s[j] * s[j];
+    }
+    const float r = 1.f / __builtin_sqrtf(sum / (float)D + eps);
+    rstd[i] = r;
+    for (j = 0; j + 4 <= D; j += 4) vstore(x + j, vload(s + j) * vsplat(r));
+    for (; j < D; j++) x[j] = s[j] * r;
+  }
+}
+
+/* Backward of the residual step: gm = rstd * (dxm - xm * mean(dxm * xm)); G = first ? gm : G + gm
+ * (the stream's gradient from the later sub-layers); dy = dout + G. */
+EXPORT(fd_resid_bwd)
+void fd_resid_bwd(const float *dxm, const float *xm, const float *rstd, const float *dout, float *G, float *dy, int N,
+                  int D, int first) {
+  for (int i = 0; i < N; i++) {
+    const int o = i * D;
+    const float *d = dxm + o, *x = xm + o, *dor = dout + o;
+    float *gr = G + o, *dyr = dy + o;
+    const v4 r = vsplat(rstd[i]), mdot = vsplat(dot(d, x, D) / (float)D);
+    int j = 0;
+    for (; j + 4 <= D; j += 4) {
+      v4 gm = r * (vload(d + j) - vload(x + j) * mdot);
+      if (!first) gm += vload(gr + j);
+      vstore(gr + j, gm);
+      vstore(dyr + j, vload(dor + j) + gm);
+    }
+    for (; j < D; j++) {
+      float gm = r[0] * (d[j] - x[j] * mdot[0]);
+      if (!first) gm += gr[j];
+      gr[j] = gm;
+      dyr[j] = dor[j] + gm;
+    }
+  }
+}
+
+/* ---- kernels of every model (lib/backends/wasm_fused.ts FlRmsNorm, FlSwiglu) -------------------- */
+
+/* y = x * rstd * g, rstd = 1 / sqrt(mean(x^2) + eps) per row of x [N, D]; g = NULL: no gain. */
+EXPORT(rmsnorm_fwd)
+void rmsnorm_fwd(const float *x, const float *g, float *y, float *rstd, int N, int D, float eps) {
+  for (int i = 0; i < N; i++) {
+    const float *xr = x + i * D;
+    float *yr = y + i * D;
+    const float r = 1.f / __builtin_sqrtf(dot(xr, xr, D) / (float)D + eps);
+    rstd[i] = r;
+    int j = 0;
+    if (g) {
+      for (; j + 4 <= D; j += 4) vstore(yr + j, vload(xr + j) * vsplat(r) * vload(g + j));
+      for (; j < D; j++) yr[j] = xr[j] * r * g[j];
+    } else {
+      for (; j + 4 <= D; j += 4) vstore(yr + j, vload(xr + j) * vsplat(r));
+      for (; j < D; j++) yr[j] = xr[j] * r;
+    }
+  }
+}
+
+/* dx = rstd * (dy*g - xhat * mean(dy*g*xhat)), xhat = x * rstd; dg = sum over rows (in order) of
+ * dy * xhat. g = NULL: no gain (dy*g = dy; dg not written). */
+EXPORT(rmsnorm_bwd)
+void rmsnorm_bwd(const float *dy, const float *x, const float *g, const float *rstd, float *dx, float *dg, int N,
+                 int D) {
+  if (g)
+    for (int j = 0; j < D; j++) dg[j] = 0.f;
+  for (int i = 0; i < N; i++) {
+    const float *xr = x + i * D, *dyr = dy + i * D;
+    float *dxr = dx + i * D;
+    const float r = rstd[i];
+    const v4 rv = vsplat(r);
+    v4 acc = vsplat(0.f);
+    int j = 0;
+    for (; j + 4 <= D; j += 4) {
+      const v4 d = g ? vload(dyr + j) * vload(g + j) : vload(dyr + j);
+      acc += d * (vload(xr + j) * rv);
+    }
+    float s = hsum(acc);
+    for (; j < D; j++) s += (g ? dyr[j] * g[j] : dyr[j]) * (xr[j] * r);
+    const float mdot = s / (float)D;
+    for (j = 0; j + 4 <= D; j += 4) {
+      const v4 xh = vload(xr + j) * rv, dyv = vload(dyr + j);
+      const v4 d = g ? dyv * vload(g + j) : dyv;
+      vstore(dxr + j, rv * (d - xh * vsplat(mdot)));
+      if (g) vstore(dg + j, vload(dg + j) + dyv * xh);
+    }
+    for (; j < D; j++) {
+      const float xh = xr[j] * r, d = g ? dyr[j] * g[j] : dyr[j];
+      dxr[j] = r * (d - xh * mdot);
+      if (g) dg[j] += dyr[j] * xh;
+    }
+  }
+}
+
+/* ab [N, 2H] = [a | b] -> out [N, H] = silu(a) * b. */
+EXPORT(swiglu_fwd) void swiglu_fwd(const float *ab, float *out, int N, int H) {
+  for (int n = 0; n < N; n++) {
+    const float *a = ab + n * 2 * H, *b = a + H;
+    float *o = out + n * H;
+    int j = 0;
+    UNROLL2 for (; j + 4 <= H; j += 4) {
+      const v4 av = vload(a + j);
+      vstore(o + j, av * vsigmoid(av) * vload(b + j));
+    }
+    for (; j < H; j++) o[j] = a[j] * sigmoid1(a[j]) * b[j];
+  }
+}
+
+/* Backward of swiglu_fwd: db = dh * silu(a), da = dh * b * (s + a s (1 - s)), s = sigmoid(a). */
+EXPORT(swiglu_bwd) void swiglu_bwd(const float *dh, const float *ab, float *dab, int N, int H) {
+  for (int n = 0; n < N; n++) {
+    const float *a = ab + n * 2 * H, *b = a + H, *d = dh + n * H;
+    float *da = dab + n * 2 * H, *db = da + H;
+    int j = 0;
+    UNROLL2 for (; j + 4 <= H; j += 4) {
+      const v4 av = vload(a + j), sv = vsigmoid(av), sl = av * sv, dv = vload(d + j);
+      vstore(db + j, dv * sl);
+      vstore(da + j, dv * vload(b + j) * (sv + sl * (vsplat(1.f) - sv)));
+    }
+    for (; j < H; j++) {
+      const float s = sigmoid1(a[j]), sl = a[j] * s;
+      db[j] = d[j] * sl;
+      da[j] = d[j] * b[j] * (s + sl * (1.f - s));
+    }
+  }
+}

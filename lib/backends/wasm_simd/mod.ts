@@ -1,0 +1,97 @@
+/**
+ * The wasm backend's SIMD kernels (kernels.c, compiled into kernels_wasm.ts by build.ts),
+ * instantiated on tfjs-backend-wasm's own memory: they read and write tensors where they are,
+ * addressed by {@link heapOffset}, without copies. lib/backends/wasm_fused.ts's FlFinedeep /
+ * FlFinedeepGrad call them between XNNPACK matrix products.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import type { TensorInfo } from "@tensorflow/tfjs-core";
+import { KERNELS_WASM_BASE64 } from "./kernels_wasm.ts";
+
+/** The kernels' exports (pointers are byte offsets into the tfjs heap; 0 = none). See kernels.c. */
+export interface SimdKernels {
+  abi_version(): number;
+  rmsnorm_fwd(x: number, g: number, y: number, rstd: number, N: number, D: number, eps: number): void;
+  rmsnorm_bwd(dy: number, x: number, g: number, rstd: number, dx: number, dg: number, N: number, D: number): void;
+  swiglu_fwd(ab: number, out: number, N: number, H: number): void;
+  swiglu_bwd(dh: number, ab: number, dab: number, N: number, H: number): void;
+  add(a: number, b: number, out: number, n: number): void;
+  fd_u(w2: number, r: number, u: number, K: number, E: number, D: number): void;
+  fd_u_bwd(du: number, w2: number, r: number, dw2: number, dr: number, K: number, E: number, D: number): void;
+  swiglu_gate_fwd(ab: number, u: number, gated: number, g: number, p: number, N: number, K: number, E: number): void;
+  swiglu_gate_bwd(
+    dgated: number,
+    ab: number,
+    u: number,
+    g: number,
+    dab: number,
+    du: number,
+    s: number,
+    N: number,
+    K: number,
+    E: number,
+  ): void;
+  fd_resid_fwd(
+    a: number,
+    y: number,
+    stream: number,
+    out: number,
+    xm: number,
+    rstd: number,
+    N: number,
+    D: number,
+    eps: number,
+  ): void;
+  fd_resid_bwd(
+    dxm: number,
+    xm: number,
+    rstd: number,
+    dout: number,
+    G: number,
+    dy: number,
+    N: number,
+    D: number,
+    first: number,
+  ): void;
+}
+
+/** The parts of tfjs-backend-wasm's BackendWasm used here. */
+export interface WasmHeapBackend {
+  wasm: { asm?: { memory?: WebAssembly.Memory } };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+}
+
+/** ABI version kernels.c reports (bump both together). */
+const ABI = 2;
+
+let compiled: WebAssembly.Module | null = null;
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
+
+/** The kernels on `backend`'s heap (instantiated once per heap). Throws if the heap is not reachable. */
+export function simdKernels(backend: WasmHeapBackend): SimdKernels {
+  const memory = backend.wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new Error(
+      "wasm SIMD kernels: tfjs-backend-wasm's memory (backend.wasm.asm.memory) is not reachable; " +
+        "the pinned @tensorflow/tfjs-backend-wasm version exposes it",
+    );
+  }
+  let k = instances.get(memory);
+  if (!k) {
+    compiled ??= new WebAssembly.Module(Uint8Array.from(Buffer.from(KERNELS_WASM_BASE64, "base64")));
+    k = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdKernels;
+    if (k.abi_version() !== ABI) throw new Error(`wasm SIMD kernels: ABI ${k.abi_version()}, expected ${ABI}`);
+    instances.set(memory, k);
+  }
+  return k;
+}
+
+/** Byte offset of a float32 tensor's data in the wasm heap. */
+export function heapOffset(backend: WasmHeapBackend, t: TensorInfo): number {
+  const d = backend.dataIdMap.get(t.dataId);
+  if (!d) throw new Error(`wasm SIMD kernels: tensor of shape [${t.shape}] is not on the wasm backend`);
+  if (t.dtype !== "float32") throw new Error(`wasm SIMD kernels: expected float32, got ${t.dtype}`);
+  return d.memoryOffset;
+}

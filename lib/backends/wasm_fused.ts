@@ -11,7 +11,7 @@
  * (lib/backends/wasm_kernels.ts) and the element-wise passes (residual add + norm, SwiGLU + gates,
  * and their backward) in 128-bit wasm SIMD, compiled from C and run on tfjs's own memory
  * (lib/backends/wasm_simd/). Measured on the reference model (bench/README.md): Finedeep/dense step
- * time 1.11-1.14 with the composite ops, ~1.0 with this.
+ * time 1.11-1.13 with the composite ops (fastest steps), 1.00-1.04 with this.
  *
  * FlExpertGate (the gates alone, for Finedeep's other norm placements) is JS: where the composite form
  * is many small wasm kernels and the arithmetic is light, one JS pass is faster. Measured (forward +

@@ -6,7 +6,9 @@
  * | kernel | stock problem | replacement |
  * |---|---|---|
  * | `BatchMatMul` | XNNPACK only for batch 1 without transpose flags; everything else (every matmul gradient, the tied head, attention) runs a naive loop at ~2 GFLOP/s | explicit `Transpose` kernel for flagged operands, then XNNPACK; batched products run as per-slice 2-D XNNPACK calls on zero-copy views of the operands |
- * | `Slice`, `SplitV`, `Unpack` | copy the whole input out of the wasm heap for every slice | read through a zero-copy heap view |
+ * | `Slice`, `SplitV`, `Unpack` | copy the whole input out of the wasm heap for every slice | read through a zero-copy heap view; a cut along one axis (SplitV's case) is one strided copy in wasm SIMD (wasm_simd/kernels.c `copy2d`) |
+ * | `Concat` | one typed-array `set` per row and input (e.g. 2048 x 3 calls for a qkv-sized concat) | one strided SIMD copy per input (4-byte dtypes; others: stock) |
+ * | `Cast` | to bool truncates to a byte: 0.5 -> false, -2 -> 254 (silently) | `x != 0` (other casts: stock) |
  * | `UnsortedSegmentSum` | missing, so `tf.gather` (the embedding) has no gradient | sequential JS loop (deterministic order) |
  * | `OneHot` | writes int32 bits whatever the dtype: `oneHot(.., "float32")` silently gives 1.4e-45 for 1 | JS loop honouring the dtype |
  * | `Identity` | copies the tensor, and tfjs clones every tensor a gradient saves with it (337 copies per reference training step, 33 ms of ~950 measured) | shares the data under a reference count, as tfjs-backend-cpu's Identity and wasm's own Reshape do (tensors are immutable) |
@@ -20,6 +22,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { matmulShape } from "./matmul_shape.ts";
+import { heapOffset, simdKernels } from "./wasm_simd/mod.ts";
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
 interface WasmBackend {
@@ -27,6 +30,7 @@ interface WasmBackend {
     HEAPU8: Uint8Array;
     cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
     tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void };
+    asm?: { memory?: WebAssembly.Memory };
   };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;
@@ -43,6 +47,8 @@ interface KernelArgs {
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+/** dtypes whose elements the wasm SIMD copy moves as 4-byte words. */
+const FOUR_BYTE: readonly string[] = ["float32", "int32"];
 
 /** Kernels replaced or added, by name (recorded in backend details). */
 export const WASM_KERNELS = [
@@ -53,6 +59,8 @@ export const WASM_KERNELS = [
   "UnsortedSegmentSum",
   "OneHot",
   "Identity",
+  "Concat",
+  "Cast",
 ] as const;
 
 const stock = new Map<string, KernelFunc>();
@@ -76,6 +84,21 @@ function sliceInto(backend: WasmBackend, x: TensorInfo, begin: number[], sz: num
   if (tf.slice_util.isSliceContinous(x.shape, begin, sz)) {
     const off = tf.slice_util.computeFlatOffset(begin, strides);
     ov.set(xv.subarray(off, off + n));
+    return out;
+  }
+  // Cut along one axis only (SplitV's case): rows x cols strided copy in wasm SIMD.
+  const cut = x.shape.map((d, i) => sz[i] !== d).reduce((a, c) => a + (c ? 1 : 0), 0);
+  if (cut === 1 && FOUR_BYTE.includes(x.dtype)) {
+    const a = x.shape.findIndex((d, i) => sz[i] !== d), inner = size(x.shape.slice(a + 1));
+    const at = (t: TensorInfo) => heapOffset(backend, t, FOUR_BYTE);
+    simdKernels(backend).copy2d(
+      at(x) + 4 * begin[a] * inner,
+      x.shape[a] * inner,
+      at(out),
+      sz[a] * inner,
+      size(x.shape.slice(0, a)),
+      sz[a] * inner,
+    );
     return out;
   }
   // Copy row by row along the last axis, walking the other axes like an odometer.
@@ -133,6 +156,43 @@ function unpack(args: KernelArgs): TensorInfo[] {
     outs.push({ dataId: o.dataId, dtype: o.dtype, shape: outShape });
   }
   return outs;
+}
+
+// ---- Concat -------------------------------------------------------------------------------------
+
+/** Concat of 4-byte tensors: per input one rows x cols strided copy (wasm SIMD); the rest: the stock kernel. */
+function concat(args: KernelArgs): TensorInfo {
+  const { inputs, backend } = args, list = Object.values(inputs);
+  const axis = tf.util.parseAxisParam(args.attrs.axis as number, list[0].shape)[0];
+  const parts = list.filter((t) => size(t.shape) > 0);
+  if (parts.length < 2 || !parts.every((t) => t.dtype === parts[0].dtype && FOUR_BYTE.includes(t.dtype))) {
+    return stockKernel("Concat")(args as never) as TensorInfo;
+  }
+  tf.backend_util.assertParamsConsistent(list.map((t) => t.shape), axis);
+  const out = backend.makeOutput(tf.backend_util.computeOutShape(list.map((t) => t.shape), axis), parts[0].dtype);
+  const rows = size(parts[0].shape.slice(0, axis)), inner = parts.map((t) => size(t.shape.slice(axis)));
+  const total = inner.reduce((a, b) => a + b, 0), k = simdKernels(backend);
+  const at = (t: TensorInfo) => heapOffset(backend, t, FOUR_BYTE);
+  let col = 0;
+  for (const [i, t] of parts.entries()) {
+    k.copy2d(at(t), inner[i], at(out) + 4 * col, total, rows, inner[i]);
+    col += inner[i];
+  }
+  return out;
+}
+
+// ---- Cast ---------------------------------------------------------------------------------------
+
+/** Cast to bool: x != 0 (the stock kernel truncates to a byte: 0.5 -> 0, -2 -> 254); other casts: stock. */
+function cast(args: KernelArgs): TensorInfo {
+  const { inputs: { x }, attrs, backend } = args;
+  if (attrs.dtype !== "bool" || x.dtype === "bool" || x.dtype === "string" || x.dtype === "complex64") {
+    return stockKernel("Cast")(args as never) as TensorInfo;
+  }
+  const out = backend.makeOutput([...x.shape], "bool");
+  const xv = backend.typedArrayFromHeap(x), ov = backend.typedArrayFromHeap(out);
+  for (let i = 0; i < xv.length; i++) ov[i] = xv[i] !== 0 ? 1 : 0;
+  return out;
 }
 
 // ---- UnsortedSegmentSum ----------------------------------------------------------------------
@@ -274,6 +334,8 @@ const replacements: Record<(typeof WASM_KERNELS)[number], KernelFunc> = {
   UnsortedSegmentSum: unsortedSegmentSum as unknown as KernelFunc,
   OneHot: oneHot as unknown as KernelFunc,
   Identity: identity as unknown as KernelFunc,
+  Concat: concat as unknown as KernelFunc,
+  Cast: cast as unknown as KernelFunc,
 };
 
 /** x -> the same data under one more reference (no copy); string tensors keep the stock kernel. */

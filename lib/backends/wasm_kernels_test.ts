@@ -72,10 +72,40 @@ Deno.test("wasm Slice/SplitV/Unpack replacements return the same values as cpu",
       tf.slice(x, [1, 0, 0, 0], [1, 3, 4, 5]), // contiguous
       ...tf.split(x, [2, 3], -1),
       ...tf.unstack(x, 1),
+      ...tf.split(x, [1, 2], 1), // one cut axis in the middle (the SIMD strided copy)
+      ...tf.split(tf.cast(x, "int32"), [3, 1, 1], -1), // int32 moves as 4-byte words too
+      ...tf.split(tf.cast(x, "bool"), [4, 1], -1), // 1-byte: the odometer path
+    ];
+  });
+  assert.equal(wasm.length, 14);
+  for (let i = 0; i < cpu.length; i++) assert.deepEqual(wasm[i], cpu[i], `output ${i}`);
+});
+
+Deno.test("wasm Concat replacement equals cpu on every axis, for float32, int32 and bool, and with empty inputs", async () => {
+  const a = rand(2 * 3 * 4, 11), b = rand(2 * 3 * 5, 12), c = rand(2 * 3 * 4, 13);
+  const { cpu, wasm } = await both(() => {
+    const x = tf.tensor(a, [2, 3, 4]), y = tf.tensor(b, [2, 3, 5]), z = tf.tensor(c, [2, 3, 4]);
+    return [
+      tf.concat([x, y, z], -1),
+      tf.concat([x, z], 0),
+      tf.concat([x, z], 1),
+      tf.concat([tf.cast(x, "int32"), tf.cast(y, "int32")], 2),
+      tf.concat([tf.cast(x, "bool"), tf.cast(z, "bool")], 2),
+      tf.concat([x, tf.zeros([2, 3, 0]), z], 2),
+      tf.concat([tf.zeros([2, 0, 4]), x], 1),
     ];
   });
   assert.equal(wasm.length, 7);
   for (let i = 0; i < cpu.length; i++) assert.deepEqual(wasm[i], cpu[i], `output ${i}`);
+});
+
+Deno.test("wasm Cast to bool is x != 0 (the stock kernel truncated to a byte: 0.5 -> false, -2 -> 254)", async () => {
+  await initBackend("wasm");
+  const x = tf.tensor([0.5, 0, -2, 3.7, -0, NaN, 256]), i = tf.tensor([0, 1, -3, 256], undefined, "int32");
+  assert.deepEqual(Array.from(await tf.cast(x, "bool").data()), [1, 0, 1, 1, 0, 1, 1]);
+  assert.deepEqual(Array.from(await tf.cast(i, "bool").data()), [0, 1, 1, 1]);
+  assert.deepEqual(Array.from(await tf.cast(i, "float32").data()), [0, 1, -3, 256]); // other casts: stock kernel
+  tf.dispose([x, i]);
 });
 
 Deno.test("wasm has a correct gather gradient (UnsortedSegmentSum)", async () => {

@@ -24,7 +24,7 @@ typedef int32_t v4i __attribute__((vector_size(16)));
 /* Two vectors per iteration in the exp loops: independent dependency chains (measured ~20% faster). */
 #define UNROLL2 _Pragma("clang loop unroll_count(2)")
 
-EXPORT(abi_version) int abi_version(void) { return 2; }
+EXPORT(abi_version) int abi_version(void) { return 3; }
 
 static inline v4 vload(const float *p) {
   v4 v;
@@ -325,5 +325,22 @@ EXPORT(swiglu_bwd) void swiglu_bwd(const float *dh, const float *ab, float *dab,
       db[j] = d[j] * sl;
       da[j] = d[j] * b[j] * (s + sl * (1.f - s));
     }
+  }
+}
+
+/* ---- data movement (lib/backends/wasm_kernels.ts Slice, SplitV, Concat) ------------------------- */
+
+/* dst[r * ldd + c] = src[r * lds + c] for r < rows, c < cols: 4-byte elements (float32 or int32 bits). */
+EXPORT(copy2d) void copy2d(const float *src, int lds, float *dst, int ldd, int rows, int cols) {
+  for (int r = 0; r < rows; r++) {
+    const float *s = src + r * lds;
+    float *d = dst + r * ldd;
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      const v4 a = vload(s + c), b = vload(s + c + 4);
+      vstore(d + c, a);
+      vstore(d + c + 4, b);
+    }
+    for (; c < cols; c++) d[c] = s[c];
   }
 }

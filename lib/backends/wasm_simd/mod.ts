@@ -17,6 +17,7 @@ export interface SimdKernels {
   rmsnorm_bwd(dy: number, x: number, g: number, rstd: number, dx: number, dg: number, N: number, D: number): void;
   swiglu_fwd(ab: number, out: number, N: number, H: number): void;
   swiglu_bwd(dh: number, ab: number, dab: number, N: number, H: number): void;
+  copy2d(src: number, lds: number, dst: number, ldd: number, rows: number, cols: number): void;
   add(a: number, b: number, out: number, n: number): void;
   fd_u(w2: number, r: number, u: number, K: number, E: number, D: number): void;
   fd_u_bwd(du: number, w2: number, r: number, dw2: number, dr: number, K: number, E: number, D: number): void;
@@ -64,7 +65,7 @@ export interface WasmHeapBackend {
 }
 
 /** ABI version kernels.c reports (bump both together). */
-const ABI = 2;
+const ABI = 3;
 
 let compiled: WebAssembly.Module | null = null;
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
@@ -88,10 +89,10 @@ export function simdKernels(backend: WasmHeapBackend): SimdKernels {
   return k;
 }
 
-/** Byte offset of a float32 tensor's data in the wasm heap. */
-export function heapOffset(backend: WasmHeapBackend, t: TensorInfo): number {
+/** Byte offset of a tensor's data in the wasm heap; its dtype must be one of `dtypes` (default float32). */
+export function heapOffset(backend: WasmHeapBackend, t: TensorInfo, dtypes: readonly string[] = ["float32"]): number {
   const d = backend.dataIdMap.get(t.dataId);
   if (!d) throw new Error(`wasm SIMD kernels: tensor of shape [${t.shape}] is not on the wasm backend`);
-  if (t.dtype !== "float32") throw new Error(`wasm SIMD kernels: expected float32, got ${t.dtype}`);
+  if (!dtypes.includes(t.dtype)) throw new Error(`wasm SIMD kernels: expected ${dtypes.join(" or ")}, got ${t.dtype}`);
   return d.memoryOffset;
 }

@@ -69,7 +69,8 @@ export interface BuildOptions {
 
 const LIB_EXT = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
 
-function run(cmd: string, args: string[]): { ok: boolean; out: string } {
+/** Runs a command to completion: whether it succeeded and its stdout + stderr (or why it could not start). */
+export function run(cmd: string, args: string[]): { ok: boolean; out: string } {
   try {
     const r = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
     const dec = new TextDecoder();

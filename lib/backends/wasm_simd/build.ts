@@ -23,6 +23,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { run } from "../native/build.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The kernels' C source. */
@@ -49,16 +50,6 @@ export const WASM_FLAGS: readonly string[] = [
 /** sha256 hex of bytes or text. */
 export function sha256(data: Uint8Array | string): string {
   return createHash("sha256").update(data).digest("hex");
-}
-
-function run(cmd: string, args: string[]): { ok: boolean; out: string } {
-  try {
-    const r = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).outputSync();
-    const dec = new TextDecoder();
-    return { ok: r.success, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
-  } catch (e) {
-    return { ok: false, out: (e as Error).message };
-  }
 }
 
 /** The `--version` line of a compiler. */

@@ -5,6 +5,7 @@
  * |---|---|---|
  * | `FlFinedeep`, `FlFinedeepGrad` | XNNPACK products + wasm SIMD passes (wasm_simd/kernels.c) on the heap | ~15 ops per sub-layer forward, ~35 backward |
  * | `FlExpertGate`, `FlExpertGateGrad` | JS over zero-copy views of the wasm heap | mul, sum, sigmoid, 2 reshapes, broadcast mul (+ ~10 gradient kernels) |
+ * | `FlRmsNorm`, `FlSwiglu`, `FlCrossEntropy` (+ gradients), `FlAdamW` | wasm SIMD on the heap | 5-15 small kernels each (AdamW: ~10 per parameter, 16 -> 2.5 ms per step) |
  *
  * FlFinedeep is the default Finedeep block (issue 6 part 4: Finedeep within 1.1x of dense): the
  * native backend's kernel of the same name, with the products through the wasm backend's BatchMatMul
@@ -45,6 +46,9 @@ export const WASM_FUSED_KERNELS = [
   "FlRmsNormGrad",
   "FlSwiglu",
   "FlSwigluGrad",
+  "FlCrossEntropy",
+  "FlCrossEntropyGrad",
+  "FlAdamW",
   "FlExpertGate",
   "FlExpertGateGrad",
   "FlFinedeep",
@@ -149,6 +153,62 @@ function swigluGrad({ inputs: { dy, ab }, backend }: Args): TensorInfo {
   const at = (t: TensorInfo) => heapOffset(backend, t);
   simdKernels(backend).swiglu_bwd(at(dy), at(ab), at(dab), N, H);
   return dab;
+}
+
+// ---- cross-entropy, AdamW (wasm SIMD) ------------------------------------------------------------------
+
+/**
+ * logits [N, V], targets int32 [N] -> [mean loss (scalar), lse [N]]. Row max and sum of exponentials in
+ * SIMD; lse = max + log(sum) per row here (wasm has no log); the rows' losses summed in float64, in order.
+ */
+function crossEntropy({ inputs: { logits, targets }, backend }: Args): TensorInfo[] {
+  const [N, V] = logits.shape, k = simdKernels(backend);
+  const loss = backend.makeOutput([], "float32"), lse = backend.makeOutput([N], "float32");
+  const se = backend.makeOutput([N], "float32");
+  k.xent_rows(heapOffset(backend, logits), heapOffset(backend, lse), heapOffset(backend, se), N, V);
+  const l = f32(backend, logits), z = f32(backend, lse), s = f32(backend, se);
+  const t = backend.typedArrayFromHeap(targets) as Int32Array;
+  let acc = 0;
+  for (let i = 0; i < N; i++) {
+    z[i] = Math.fround(z[i] + Math.fround(Math.log(s[i])));
+    if (t[i] >= 0 && t[i] < V) acc += Math.fround(z[i] - l[i * V + t[i]]);
+  }
+  f32(backend, loss)[0] = acc / N;
+  backend.disposeData(se.dataId);
+  return [loss, lse];
+}
+
+/** dy (scalar), logits, targets, lse -> dlogits = (softmax - onehot) * dy / N. */
+function crossEntropyGrad({ inputs: { dy, logits, targets, lse }, backend }: Args): TensorInfo {
+  const [N, V] = logits.shape, dl = backend.makeOutput([N, V], "float32");
+  const at = (t: TensorInfo) => heapOffset(backend, t), sc = Math.fround(f32(backend, dy)[0] / N);
+  simdKernels(backend).xent_bwd(sc, at(logits), heapOffset(backend, targets, ["int32"]), at(lse), at(dl), N, V);
+  return dl;
+}
+
+/** p, m, v, g (same shape) -> [p1, m1, v1]: lib/train/optim.ts's formula, rounded as the composite ops. */
+function adamw({ inputs: { p, m, v, g }, attrs, backend }: Args): TensorInfo[] {
+  const outs = [0, 1, 2].map(() => backend.makeOutput([...p.shape], "float32")), n = size(p.shape);
+  const at = (t: TensorInfo) => heapOffset(backend, t), a = (name: string) => attrs[name] as number;
+  simdKernels(backend).adamw(
+    at(p),
+    at(m),
+    at(v),
+    at(g),
+    at(outs[0]),
+    at(outs[1]),
+    at(outs[2]),
+    n,
+    a("b1"),
+    a("c1"),
+    a("b2"),
+    a("c2"),
+    a("sqrtBc2"),
+    a("eps"),
+    a("decay"),
+    a("step"),
+  );
+  return outs;
 }
 
 // ---- Finedeep block ------------------------------------------------------------------------------
@@ -268,6 +328,9 @@ const KERNELS: Record<(typeof WASM_FUSED_KERNELS)[number], KernelFunc> = {
   FlRmsNormGrad: rmsnormGrad as unknown as KernelFunc,
   FlSwiglu: swiglu as unknown as KernelFunc,
   FlSwigluGrad: swigluGrad as unknown as KernelFunc,
+  FlCrossEntropy: crossEntropy as unknown as KernelFunc,
+  FlCrossEntropyGrad: crossEntropyGrad as unknown as KernelFunc,
+  FlAdamW: adamw as unknown as KernelFunc,
   FlExpertGate: expertGate as unknown as KernelFunc,
   FlExpertGateGrad: expertGateGrad as unknown as KernelFunc,
   FlFinedeep: finedeep as unknown as KernelFunc,

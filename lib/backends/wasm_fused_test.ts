@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "./mod.ts";
-import { expertGate, finedeepBlock, rmsnorm, swiglu } from "./fused.ts";
+import { adamwUpdate, crossEntropy, expertGate, finedeepBlock, rmsnorm, swiglu } from "./fused.ts";
 import { Rng } from "../util/rng.ts";
 
 Deno.test("wasm fused expert gate (JS over the heap) matches the composite ops on cpu, values and gradients", async () => {
@@ -130,5 +130,51 @@ Deno.test("wasm SIMD RMSNorm and SwiGLU match the composite ops on cpu, values a
   await compareOnWasm("rmsnorm [2,3,9]", "FlRmsNorm", [[2, 3, 9], [9]], (x, g) => rmsnorm(x, g, 1e-5));
   for (const [n, h] of [[1, 1], [5, 7], [9, 33], [64, 384]]) {
     await compareOnWasm(`swiglu [${n},${2 * h}]`, "FlSwiglu", [[n, 2 * h]], (ab) => swiglu(ab as tf.Tensor2D));
+  }
+});
+
+Deno.test("wasm SIMD cross-entropy (value and gradient) matches cpu; an out-of-range target row counts 0", async () => {
+  for (const [n, v] of [[1, 2], [7, 5], [130, 256]]) { // (the composite's oneHot needs depth >= 2)
+    const rng = new Rng(n * v), logits = rng.normal(new Float32Array(n * v), 2);
+    const ids = Int32Array.from({ length: n }, (_, i) => (i === 3 ? v : (i * 5) % v)); // row 3: out of range
+    const run = async (backend: "cpu" | "wasm") => {
+      await initBackend(backend);
+      const x = tf.tensor2d(logits, [n, v]), t = tf.tensor1d(ids, "int32");
+      const prof = await tf.profile(() => crossEntropy(x, t));
+      assert.equal(prof.kernelNames.includes("FlCrossEntropy"), backend === "wasm");
+      const g = tf.grad((a: tf.Tensor) => tf.mul(crossEntropy(a as tf.Tensor2D, t), 3))(x);
+      const out = [Float32Array.from((prof.result as tf.Tensor).dataSync()), Float32Array.from(g.dataSync())];
+      tf.dispose([x, t, g, prof.result as tf.Tensor]);
+      return out;
+    };
+    const ref = await run("cpu"), got = await run("wasm");
+    for (const i of [0, 1]) {
+      for (let j = 0; j < ref[i].length; j++) {
+        assert.ok(Math.abs(got[i][j] - ref[i][j]) <= 2e-6 * Math.max(1, Math.abs(ref[i][j])), `[${n},${v}] ${i} ${j}`);
+      }
+    }
+  }
+});
+
+Deno.test("wasm SIMD AdamW equals the composite ops on cpu bit for bit (with and without decay)", async () => {
+  const rng = new Rng(5), n = 1037;
+  const [p, m, g] = [1, 2, 3].map(() => rng.normal(new Float32Array(n), 1));
+  const v = rng.normal(new Float32Array(n), 1).map(Math.abs);
+  for (const weightDecay of [0.1, 0]) {
+    const s = { beta1: 0.9, beta2: 0.95, eps: 1e-8, lr: 3e-3, weightDecay, bc1: 1 - 0.9 ** 3, bc2: 1 - 0.95 ** 3 };
+    const run = async (backend: "cpu" | "wasm") => {
+      await initBackend(backend);
+      const ts = [p, m, v, g].map((a) => tf.tensor1d(a));
+      const prof = await tf.profile(() => {
+        const r = adamwUpdate(ts[0], ts[1], ts[2], ts[3], s);
+        return [r.p, r.m, r.v];
+      });
+      assert.equal(prof.kernelNames.includes("FlAdamW"), backend === "wasm");
+      const outs = (prof.result as tf.Tensor[]).map((t) => Float32Array.from(t.dataSync()));
+      tf.dispose([...ts, ...(prof.result as tf.Tensor[])]);
+      return outs;
+    };
+    const ref = await run("cpu"), got = await run("wasm");
+    for (const i of [0, 1, 2]) assert.deepEqual(got[i], ref[i], `decay ${weightDecay} output ${i}`);
   }
 });

@@ -108,6 +108,25 @@ Deno.test("wasm Cast to bool is x != 0 (the stock kernel truncated to a byte: 0.
   tf.dispose([x, i]);
 });
 
+Deno.test("wasm GatherV2 replacement equals cpu (rows of float32 and int32, 3-D tables, other axes); bad ids throw", async () => {
+  const table = rand(6 * 3 * 2, 14), ids = [5, 0, 0, 3, 2];
+  const { cpu, wasm } = await both(() => {
+    const t = tf.tensor(table, [6, 3, 2]), i = tf.tensor1d(ids, "int32");
+    return [
+      tf.gather(t, i),
+      tf.gather(tf.cast(t, "int32"), tf.tensor2d([1, 4, 2, 2], [2, 2], "int32")),
+      tf.gather(t, tf.tensor1d([2, 0], "int32"), 1), // axis 1: the stock kernel
+      tf.gather(tf.reshape(t, [6, 6]), tf.tensor1d([], "int32")),
+    ];
+  });
+  for (let i = 0; i < cpu.length; i++) assert.deepEqual(wasm[i], cpu[i], `output ${i}`);
+  await initBackend("wasm");
+  const t = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+  assert.throws(() => tf.gather(t, tf.tensor1d([0, 2], "int32")), /index value 2 is not in \[0, 1\]/);
+  assert.throws(() => tf.gather(t, tf.tensor1d([-1], "int32")), /index value -1 is not in \[0, 1\]/);
+  t.dispose();
+});
+
 Deno.test("wasm has a correct gather gradient (UnsortedSegmentSum)", async () => {
   const table = rand(6 * 3, 9);
   const ids = new Int32Array([0, 2, 2, 5, 0, 0, 4]);

@@ -24,7 +24,7 @@ typedef int32_t v4i __attribute__((vector_size(16)));
 /* Two vectors per iteration in the exp loops: independent dependency chains (measured ~20% faster). */
 #define UNROLL2 _Pragma("clang loop unroll_count(2)")
 
-EXPORT(abi_version) int abi_version(void) { return 3; }
+EXPORT(abi_version) int abi_version(void) { return 4; }
 
 static inline v4 vload(const float *p) {
   v4 v;
@@ -342,5 +342,77 @@ EXPORT(copy2d) void copy2d(const float *src, int lds, float *dst, int ldd, int r
       vstore(d + c + 4, b);
     }
     for (; c < cols; c++) d[c] = s[c];
+  }
+}
+
+/* out[i] = x[ids[i]] for rows of D 4-byte words (GatherV2 on axis 0; ids checked by the caller). */
+EXPORT(gather_rows) void gather_rows(const float *x, const int32_t *ids, float *out, int n, int D) {
+  for (int i = 0; i < n; i++) {
+    const float *s = x + ids[i] * D;
+    float *d = out + i * D;
+    int c = 0;
+    for (; c + 4 <= D; c += 4) vstore(d + c, vload(s + c));
+    for (; c < D; c++) d[c] = s[c];
+  }
+}
+
+/* ---- AdamW and cross-entropy (lib/backends/wasm_fused.ts FlAdamW, FlCrossEntropy) ---------------- */
+
+/* The AdamW formula of lib/train/optim.ts with every operation rounded to float32 in the composite's
+ * order (wasm has no fused multiply-add, so nothing contracts): m1 = m*b1 + g*c1; v1 = v*b2 + (g*g)*c2;
+ * p1 = p*decay - (m1 / (sqrt(v1)/sqrt_bc2 + eps)) * step. */
+EXPORT(adamw)
+void adamw(const float *p, const float *m, const float *v, const float *g, float *p1, float *m1, float *v1, int n,
+           float b1, float c1, float b2, float c2, float sqrt_bc2, float eps, float decay, float step) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const v4 gv = vload(g + i);
+    const v4 mm = vload(m + i) * vsplat(b1) + gv * vsplat(c1);
+    const v4 vv = vload(v + i) * vsplat(b2) + (gv * gv) * vsplat(c2);
+    vstore(m1 + i, mm);
+    vstore(v1 + i, vv);
+    const v4 denom = (v4)wasm_f32x4_sqrt((v128_t)vv) / vsplat(sqrt_bc2) + vsplat(eps);
+    vstore(p1 + i, vload(p + i) * vsplat(decay) - (mm / denom) * vsplat(step));
+  }
+  for (; i < n; i++) {
+    const float mm = m[i] * b1 + g[i] * c1, vv = v[i] * b2 + (g[i] * g[i]) * c2;
+    m1[i] = mm;
+    v1[i] = vv;
+    p1[i] = p[i] * decay - (mm / (__builtin_sqrtf(vv) / sqrt_bc2 + eps)) * step;
+  }
+}
+
+/* Per row of logits [N, V]: mx[i] = max_j l, se[i] = sum_j exp(l - mx) (the caller takes the log). */
+EXPORT(xent_rows) void xent_rows(const float *logits, float *mx, float *se, int N, int V) {
+  for (int i = 0; i < N; i++) {
+    const float *l = logits + i * V;
+    float m = l[0];
+    for (int j = 1; j < V; j++) m = l[j] > m ? l[j] : m;
+    v4 acc = vsplat(0.f);
+    int j = 0;
+    UNROLL2 for (; j + 4 <= V; j += 4) acc += vexp(vload(l + j) - vsplat(m));
+    float s = hsum(acc);
+    for (; j < V; j++) s += vexp(vsplat(l[j] - m))[0];
+    mx[i] = m;
+    se[i] = s;
+  }
+}
+
+/* dlogits = (softmax(logits) - onehot(target)) * sc, sc = dloss / N; rows whose target is outside [0, V): 0. */
+EXPORT(xent_bwd)
+void xent_bwd(float sc, const float *logits, const int32_t *tgt, const float *lse, float *dl, int N, int V) {
+  for (int i = 0; i < N; i++) {
+    const float *l = logits + i * V;
+    float *d = dl + i * V;
+    const int t = tgt[i];
+    if (!(t >= 0 && t < V)) {
+      for (int j = 0; j < V; j++) d[j] = 0.f;
+      continue;
+    }
+    const v4 z = vsplat(lse[i]);
+    int j = 0;
+    UNROLL2 for (; j + 4 <= V; j += 4) vstore(d + j, vexp(vload(l + j) - z) * vsplat(sc));
+    for (; j < V; j++) d[j] = vexp(vsplat(l[j] - lse[i]))[0] * sc;
+    d[t] -= sc;
   }
 }

@@ -18,6 +18,27 @@ export interface SimdKernels {
   swiglu_fwd(ab: number, out: number, N: number, H: number): void;
   swiglu_bwd(dh: number, ab: number, dab: number, N: number, H: number): void;
   copy2d(src: number, lds: number, dst: number, ldd: number, rows: number, cols: number): void;
+  gather_rows(x: number, ids: number, out: number, n: number, D: number): void;
+  adamw(
+    p: number,
+    m: number,
+    v: number,
+    g: number,
+    p1: number,
+    m1: number,
+    v1: number,
+    n: number,
+    b1: number,
+    c1: number,
+    b2: number,
+    c2: number,
+    sqrtBc2: number,
+    eps: number,
+    decay: number,
+    step: number,
+  ): void;
+  xent_rows(logits: number, mx: number, se: number, N: number, V: number): void;
+  xent_bwd(sc: number, logits: number, tgt: number, lse: number, dl: number, N: number, V: number): void;
   add(a: number, b: number, out: number, n: number): void;
   fd_u(w2: number, r: number, u: number, K: number, E: number, D: number): void;
   fd_u_bwd(du: number, w2: number, r: number, dw2: number, dr: number, K: number, E: number, D: number): void;
@@ -65,7 +86,7 @@ export interface WasmHeapBackend {
 }
 
 /** ABI version kernels.c reports (bump both together). */
-const ABI = 3;
+const ABI = 4;
 
 let compiled: WebAssembly.Module | null = null;
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();

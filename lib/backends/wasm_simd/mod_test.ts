@@ -71,17 +71,28 @@ class Heap {
     const p = this.parts[Object.keys(this.sizes).indexOf(name)];
     return this.all.subarray(p.at, p.at + p.n);
   }
+  /** Sets a buffer's contents before a kernel runs (in the heap and in the expected state). */
+  write(name: string, values: Float32Array) {
+    const p = this.parts[Object.keys(this.sizes).indexOf(name)];
+    this.all.set(values, p.at);
+    const be = tf.backend() as unknown as { typedArrayFromHeap(t: unknown): Float32Array };
+    be.typedArrayFromHeap(this.t).set(values, p.at);
+  }
   /** The buffers after the kernel ran; asserts every word outside `written` is unchanged. */
   read(written: string[]): Record<string, Float32Array> {
     const now = this.t.dataSync() as Float32Array, out: Record<string, Float32Array> = {};
     const names = Object.keys(this.sizes);
     const touched = new Uint8Array(now.length);
+    const nowBits = new Uint32Array(now.buffer, now.byteOffset, now.length);
+    const allBits = new Uint32Array(this.all.buffer, this.all.byteOffset, this.all.length);
     for (const [i, p] of this.parts.entries()) {
       out[names[i]] = now.slice(p.at, p.at + p.n);
       if (written.includes(names[i])) touched.fill(1, p.at, p.at + p.n);
     }
     for (let i = 0; i < now.length; i++) {
-      if (!touched[i] && now[i] !== this.all[i]) assert.fail(`word ${i} outside the outputs changed`);
+      if (!touched[i] && nowBits[i] !== allBits[i]) { // bits: the int32 words of ids may read as NaN
+        assert.fail(`word ${i} outside the outputs [${written}] changed (buffers ${names.join(", ")})`);
+      }
     }
     return out;
   }
@@ -259,6 +270,78 @@ Deno.test("wasm SIMD kernels: every kernel matches a float64 reference on odd si
       }
       close(o.out, out, `${where} swiglu_fwd`);
       close(o.dab, dab, `${where} swiglu_bwd`);
+    }
+    h.dispose();
+    // gather_rows (exact), adamw (bit-exact against the composite's float32 operations), xent_rows / xent_bwd
+    h = new Heap({ x: 5 * D, ids: N, out: N * D }, rng);
+    {
+      const x = h.init("x"), idsCopy = new Int32Array(N).map((_, i) => (i * 3 + 1) % 5);
+      h.write("ids", new Float32Array(idsCopy.buffer)); // int32 bits in the buffer's words
+      k.gather_rows(h.ptr("x"), h.ptr("ids"), h.ptr("out"), N, D);
+      const out = h.read(["out"]).out, want = new Float32Array(N * D);
+      for (let i = 0; i < N; i++) want.set(x.subarray(idsCopy[i] * D, idsCopy[i] * D + D), i * D);
+      close(out, want, `${where} gather_rows`, 0);
+    }
+    h.dispose();
+    const n = N * D;
+    h = new Heap({ p: n, m: n, v: n, g: n, p1: n, m1: n, v1: n }, rng);
+    {
+      const [p, m, g] = [h.init("p"), h.init("m"), h.init("g")], v = h.init("v").map(Math.abs);
+      h.write("v", v);
+      const f = Math.fround, [b1, b2, eps, decay, step] = [0.9, 0.95, 1e-8, 1 - 1e-3 * 0.1, 1e-3 / 0.19];
+      const sq = Math.sqrt(0.0975);
+      k.adamw(
+        h.ptr("p"),
+        h.ptr("m"),
+        h.ptr("v"),
+        h.ptr("g"),
+        h.ptr("p1"),
+        h.ptr("m1"),
+        h.ptr("v1"),
+        n,
+        b1,
+        1 - b1,
+        b2,
+        1 - b2,
+        sq,
+        eps,
+        decay,
+        step,
+      );
+      o = h.read(["p1", "m1", "v1"]);
+      const [B1, C1, B2, C2, SQ, EPS, DEC, ST] = [b1, 1 - b1, b2, 1 - b2, sq, eps, decay, step].map(f);
+      const m1 = m.map((mi, i) => f(f(mi * B1) + f(g[i] * C1)));
+      const v1 = v.map((vi, i) => f(f(vi * B2) + f(f(g[i] * g[i]) * C2)));
+      const p1 = p.map((pi, i) => f(f(pi * DEC) - f(f(m1[i] / f(f(f(Math.sqrt(v1[i])) / SQ) + EPS)) * ST)));
+      close(o.m1, m1, `${where} adamw m`, 0);
+      close(o.v1, v1, `${where} adamw v`, 0);
+      close(o.p1, p1, `${where} adamw p`, 0);
+    }
+    h.dispose();
+    const V = D;
+    h = new Heap({ l: N * V, mx: N, se: N, tgt: N, lse: N, dl: N * V }, rng);
+    {
+      const l = h.init("l"), tg = new Int32Array(N).map((_, i) => (i === 1 ? -1 : (i * 7) % V)), sc = 0.37;
+      h.write("tgt", new Float32Array(tg.buffer));
+      k.xent_rows(h.ptr("l"), h.ptr("mx"), h.ptr("se"), N, V);
+      const lse = new Float32Array(N);
+      const r = h.read(["mx", "se"]);
+      for (let i = 0; i < N; i++) {
+        let mx = -Infinity, se = 0;
+        for (let j = 0; j < V; j++) mx = Math.max(mx, l[i * V + j]);
+        for (let j = 0; j < V; j++) se += Math.exp(l[i * V + j] - mx);
+        close(r.mx.subarray(i, i + 1), [mx], `${where} xent_rows max`, 0);
+        close(r.se.subarray(i, i + 1), [se], `${where} xent_rows sum`);
+        lse[i] = mx + Math.log(se);
+      }
+      h.write("lse", lse);
+      k.xent_bwd(sc, h.ptr("l"), h.ptr("tgt"), h.ptr("lse"), h.ptr("dl"), N, V);
+      const want = new Float64Array(N * V);
+      for (let i = 0; i < N; i++) {
+        if (tg[i] < 0) continue;
+        for (let j = 0; j < V; j++) want[i * V + j] = Math.exp(l[i * V + j] - lse[i]) * sc - (j === tg[i] ? sc : 0);
+      }
+      close(h.read(["mx", "se", "dl"]).dl, want, `${where} xent_bwd`);
     }
     h.dispose();
     // add

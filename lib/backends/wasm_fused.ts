@@ -25,13 +25,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { DataType, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { heapOffset, simdKernels, type WasmHeapBackend } from "./wasm_simd/mod.ts";
+import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { simdHeap, type WasmHeapBackend } from "./wasm_simd/mod.ts";
 
 interface WasmBackend extends WasmHeapBackend {
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  disposeData(dataId: object): boolean;
 }
 
 interface Args {
@@ -120,38 +118,33 @@ function expertGateGrad({ inputs: { dy, prod, u, g }, attrs, backend }: Args): T
 
 // ---- RMSNorm, SwiGLU (wasm SIMD) ---------------------------------------------------------------------
 
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
 /** x [.., D], g [D] or none -> [y (x's shape), rstd [N]] (N = rows of x). */
 function rmsnorm({ inputs: { x, g }, attrs, backend }: Args): TensorInfo[] {
-  const D = x.shape[x.shape.length - 1], N = size(x.shape) / D, k = simdKernels(backend);
-  const y = backend.makeOutput([...x.shape], "float32"), rstd = backend.makeOutput([N], "float32");
-  const at = (t: TensorInfo) => heapOffset(backend, t);
+  const D = x.shape[x.shape.length - 1], N = tf.util.sizeFromShape(x.shape) / D, { k, at, make } = simdHeap(backend);
+  const y = make([...x.shape]), rstd = make([N]);
   k.rmsnorm_fwd(at(x), g ? at(g) : 0, at(y), at(rstd), N, D, attrs.eps as number);
   return [y, rstd];
 }
 
 /** dy, x, g (or none), rstd -> [dx, dg] with a gain, [dx] without. */
 function rmsnormGrad({ inputs: { dy, x, g, rstd }, backend }: Args): TensorInfo[] {
-  const D = x.shape[x.shape.length - 1], N = size(x.shape) / D, k = simdKernels(backend);
-  const dx = backend.makeOutput([...x.shape], "float32"), dg = g ? backend.makeOutput([D], "float32") : null;
-  const at = (t: TensorInfo) => heapOffset(backend, t);
+  const D = x.shape[x.shape.length - 1], N = tf.util.sizeFromShape(x.shape) / D, { k, at, make } = simdHeap(backend);
+  const dx = make([...x.shape]), dg = g ? make([D]) : null;
   k.rmsnorm_bwd(at(dy), at(x), g ? at(g) : 0, at(rstd), at(dx), dg ? at(dg) : 0, N, D);
   return dg ? [dx, dg] : [dx];
 }
 
 /** ab [N, 2H] -> silu(a) * b [N, H]. */
 function swiglu({ inputs: { ab }, backend }: Args): TensorInfo {
-  const N = ab.shape[0], H = ab.shape[1] / 2, out = backend.makeOutput([N, H], "float32");
-  simdKernels(backend).swiglu_fwd(heapOffset(backend, ab), heapOffset(backend, out), N, H);
+  const N = ab.shape[0], H = ab.shape[1] / 2, { k, at, make } = simdHeap(backend), out = make([N, H]);
+  k.swiglu_fwd(at(ab), at(out), N, H);
   return out;
 }
 
 /** dy [N, H], ab [N, 2H] -> dab [N, 2H]. */
 function swigluGrad({ inputs: { dy, ab }, backend }: Args): TensorInfo {
-  const N = ab.shape[0], H = ab.shape[1] / 2, dab = backend.makeOutput([N, 2 * H], "float32");
-  const at = (t: TensorInfo) => heapOffset(backend, t);
-  simdKernels(backend).swiglu_bwd(at(dy), at(ab), at(dab), N, H);
+  const N = ab.shape[0], H = ab.shape[1] / 2, { k, at, make } = simdHeap(backend), dab = make([N, 2 * H]);
+  k.swiglu_bwd(at(dy), at(ab), at(dab), N, H);
   return dab;
 }
 
@@ -162,10 +155,9 @@ function swigluGrad({ inputs: { dy, ab }, backend }: Args): TensorInfo {
  * SIMD; lse = max + log(sum) per row here (wasm has no log); the rows' losses summed in float64, in order.
  */
 function crossEntropy({ inputs: { logits, targets }, backend }: Args): TensorInfo[] {
-  const [N, V] = logits.shape, k = simdKernels(backend);
-  const loss = backend.makeOutput([], "float32"), lse = backend.makeOutput([N], "float32");
-  const se = backend.makeOutput([N], "float32");
-  k.xent_rows(heapOffset(backend, logits), heapOffset(backend, lse), heapOffset(backend, se), N, V);
+  const [N, V] = logits.shape, { k, at, make, free } = simdHeap(backend);
+  const loss = make([]), lse = make([N]), se = make([N]);
+  k.xent_rows(at(logits), at(lse), at(se), N, V);
   const l = f32(backend, logits), z = f32(backend, lse), s = f32(backend, se);
   const t = backend.typedArrayFromHeap(targets) as Int32Array;
   let acc = 0;
@@ -174,31 +166,31 @@ function crossEntropy({ inputs: { logits, targets }, backend }: Args): TensorInf
     if (t[i] >= 0 && t[i] < V) acc += Math.fround(z[i] - l[i * V + t[i]]);
   }
   f32(backend, loss)[0] = acc / N;
-  backend.disposeData(se.dataId);
+  free(se);
   return [loss, lse];
 }
 
 /** dy (scalar), logits, targets, lse -> dlogits = (softmax - onehot) * dy / N. */
 function crossEntropyGrad({ inputs: { dy, logits, targets, lse }, backend }: Args): TensorInfo {
-  const [N, V] = logits.shape, dl = backend.makeOutput([N, V], "float32");
-  const at = (t: TensorInfo) => heapOffset(backend, t), sc = Math.fround(f32(backend, dy)[0] / N);
-  simdKernels(backend).xent_bwd(sc, at(logits), heapOffset(backend, targets, ["int32"]), at(lse), at(dl), N, V);
+  const [N, V] = logits.shape, { k, at, make } = simdHeap(backend), dl = make([N, V]);
+  const sc = Math.fround(f32(backend, dy)[0] / N);
+  k.xent_bwd(sc, at(logits), at(targets, ["int32"]), at(lse), at(dl), N, V);
   return dl;
 }
 
 /** p, m, v, g (same shape) -> [p1, m1, v1]: lib/train/optim.ts's formula, rounded as the composite ops. */
 function adamw({ inputs: { p, m, v, g }, attrs, backend }: Args): TensorInfo[] {
-  const outs = [0, 1, 2].map(() => backend.makeOutput([...p.shape], "float32")), n = size(p.shape);
-  const at = (t: TensorInfo) => heapOffset(backend, t), a = (name: string) => attrs[name] as number;
-  simdKernels(backend).adamw(
+  const { k, at, make } = simdHeap(backend), [p1, m1, v1] = [0, 1, 2].map(() => make([...p.shape]));
+  const a = (name: string) => attrs[name] as number;
+  k.adamw(
     at(p),
     at(m),
     at(v),
     at(g),
-    at(outs[0]),
-    at(outs[1]),
-    at(outs[2]),
-    n,
+    at(p1),
+    at(m1),
+    at(v1),
+    tf.util.sizeFromShape(p.shape),
     a("b1"),
     a("c1"),
     a("b2"),
@@ -208,7 +200,7 @@ function adamw({ inputs: { p, m, v, g }, attrs, backend }: Args): TensorInfo[] {
     a("decay"),
     a("step"),
   );
-  return outs;
+  return [p1, m1, v1];
 }
 
 // ---- Finedeep block ------------------------------------------------------------------------------
@@ -236,9 +228,7 @@ function matmul(
 function finedeep({ inputs, attrs, backend }: Args): TensorInfo[] {
   const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
   const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
-  const k = simdKernels(backend), at = (t: TensorInfo) => heapOffset(backend, t);
-  const make = (shape: number[]) => backend.makeOutput(shape, "float32");
-  const free = (t: TensorInfo | null) => t && backend.disposeData(t.dataId);
+  const { k, at, make, free } = simdHeap(backend);
   const ab: TensorInfo[] = [], gated: TensorInfo[] = [], g: TensorInfo[] = [], u: TensorInfo[] = [];
   const xms: TensorInfo[] = [], rstds: TensorInfo[] = [];
   for (let m = 0; m < M; m++) {
@@ -282,9 +272,7 @@ function finedeep({ inputs, attrs, backend }: Args): TensorInfo[] {
 function finedeepGrad({ inputs, attrs, backend }: Args): TensorInfo[] {
   const M = attrs.m as number, K = attrs.k as number;
   const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
-  const k = simdKernels(backend), at = (t: TensorInfo) => heapOffset(backend, t);
-  const make = (shape: number[]) => backend.makeOutput(shape, "float32");
-  const free = (t: TensorInfo | null) => t && backend.disposeData(t.dataId);
+  const { k, at, make, free } = simdHeap(backend);
   const each = (name: string) => Array.from({ length: M }, (_, m) => inputs[`${name}_${m}`]);
   const w13 = each("w13"), w2 = each("w2"), ab = each("ab"), gated = each("gated"), g = each("g"), u = each("u");
   const xm = [inputs.x, ...Array.from({ length: M - 1 }, (_, i) => inputs[`xm_${i + 1}`])];

@@ -23,7 +23,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { matmulShape } from "./matmul_shape.ts";
-import { heapOffset, simdKernels } from "./wasm_simd/mod.ts";
+import { simdHeap } from "./wasm_simd/mod.ts";
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
 interface WasmBackend {
@@ -92,11 +92,11 @@ function sliceInto(backend: WasmBackend, x: TensorInfo, begin: number[], sz: num
   const cut = x.shape.map((d, i) => sz[i] !== d).reduce((a, c) => a + (c ? 1 : 0), 0);
   if (cut === 1 && FOUR_BYTE.includes(x.dtype)) {
     const a = x.shape.findIndex((d, i) => sz[i] !== d), inner = size(x.shape.slice(a + 1));
-    const at = (t: TensorInfo) => heapOffset(backend, t, FOUR_BYTE);
-    simdKernels(backend).copy2d(
-      at(x) + 4 * begin[a] * inner,
+    const { k, at } = simdHeap(backend);
+    k.copy2d(
+      at(x, FOUR_BYTE) + 4 * begin[a] * inner,
       x.shape[a] * inner,
-      at(out),
+      at(out, FOUR_BYTE),
       sz[a] * inner,
       size(x.shape.slice(0, a)),
       sz[a] * inner,
@@ -173,11 +173,10 @@ function concat(args: KernelArgs): TensorInfo {
   tf.backend_util.assertParamsConsistent(list.map((t) => t.shape), axis);
   const out = backend.makeOutput(tf.backend_util.computeOutShape(list.map((t) => t.shape), axis), parts[0].dtype);
   const rows = size(parts[0].shape.slice(0, axis)), inner = parts.map((t) => size(t.shape.slice(axis)));
-  const total = inner.reduce((a, b) => a + b, 0), k = simdKernels(backend);
-  const at = (t: TensorInfo) => heapOffset(backend, t, FOUR_BYTE);
+  const total = inner.reduce((a, b) => a + b, 0), { k, at } = simdHeap(backend);
   let col = 0;
   for (const [i, t] of parts.entries()) {
-    k.copy2d(at(t), inner[i], at(out) + 4 * col, total, rows, inner[i]);
+    k.copy2d(at(t, FOUR_BYTE), inner[i], at(out, FOUR_BYTE) + 4 * col, total, rows, inner[i]);
     col += inner[i];
   }
   return out;
@@ -204,8 +203,8 @@ function gatherV2(args: KernelArgs): TensorInfo {
     }
   }
   const D = size(x.shape.slice(1)), out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
-  const at = (t: TensorInfo, dt: readonly string[]) => heapOffset(backend, t, dt);
-  simdKernels(backend).gather_rows(at(x, FOUR_BYTE), at(indices, ["int32"]), at(out, FOUR_BYTE), ids.length, D);
+  const { k, at } = simdHeap(backend);
+  k.gather_rows(at(x, FOUR_BYTE), at(indices, ["int32"]), at(out, FOUR_BYTE), ids.length, D);
   return out;
 }
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
-import type { TensorInfo } from "@tensorflow/tfjs-core";
+import type { DataType, TensorInfo } from "@tensorflow/tfjs-core";
 import { KERNELS_WASM_BASE64 } from "./kernels_wasm.ts";
 
 /** The kernels' exports (pointers are byte offsets into the tfjs heap; 0 = none). See kernels.c. */
@@ -83,6 +83,8 @@ export interface SimdKernels {
 export interface WasmHeapBackend {
   wasm: { asm?: { memory?: WebAssembly.Memory } };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  disposeData(dataId: object): boolean;
 }
 
 /** ABI version kernels.c reports (bump both together). */
@@ -116,4 +118,28 @@ export function heapOffset(backend: WasmHeapBackend, t: TensorInfo, dtypes: read
   if (!d) throw new Error(`wasm SIMD kernels: tensor of shape [${t.shape}] is not on the wasm backend`);
   if (!dtypes.includes(t.dtype)) throw new Error(`wasm SIMD kernels: expected ${dtypes.join(" or ")}, got ${t.dtype}`);
   return d.memoryOffset;
+}
+
+/** What a kernel needs to run SIMD passes on the heap (see {@link simdHeap}). */
+export interface SimdHeap {
+  /** The kernels. */
+  k: SimdKernels;
+  /** Byte offset of a tensor (dtype one of `dtypes`, default float32). */
+  at(t: TensorInfo, dtypes?: readonly string[]): number;
+  /** A new output tensor on the heap (float32 unless given). */
+  make(shape: number[], dtype?: DataType): TensorInfo;
+  /** Frees a tensor made with `make` that is not returned (null: nothing). */
+  free(t: TensorInfo | null): void;
+}
+
+/** The kernels and heap helpers for one kernel call on `backend`. */
+export function simdHeap(backend: WasmHeapBackend): SimdHeap {
+  return {
+    k: simdKernels(backend),
+    at: (t, dtypes) => heapOffset(backend, t, dtypes),
+    make: (shape, dtype = "float32") => backend.makeOutput(shape, dtype),
+    free: (t) => {
+      if (t) backend.disposeData(t.dataId);
+    },
+  };
 }

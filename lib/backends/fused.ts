@@ -1,6 +1,7 @@
 /**
  * Fused model ops: one kernel call forward and one backward on backends that register the fused
- * kernel (the `native` backend, lib/backends/native/), and otherwise exactly the composite tfjs
+ * kernel (`native`: lib/backends/native/; `wasm`: wasm_fused.ts; `webgpu`: webgpu_fused.ts, the
+ * Finedeep block only), and otherwise exactly the composite tfjs
  * ops the model used before, in the same order (so results on wasm/cpu/webgpu do not change).
  *
  * | op | fused kernels | composite |

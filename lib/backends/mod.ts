@@ -29,6 +29,7 @@ import { installWasmFusedKernels, WASM_FUSED_KERNELS } from "./wasm_fused.ts";
 import { simdKernels } from "./wasm_simd/mod.ts";
 import { KERNELS_WASM_SHA256 } from "./wasm_simd/kernels_wasm.ts";
 import { installWebgpuKernels, WEBGPU_KERNELS } from "./webgpu_kernels.ts";
+import { installWebgpuFusedKernels, WEBGPU_FUSED_KERNELS } from "./webgpu_fused.ts";
 import { initNative, NATIVE_BACKEND, nativeAvailability, setNativeThreads } from "./native/mod.ts";
 
 /** What {@link initBackend} set up. */
@@ -352,11 +353,13 @@ export async function initBackend(name: ConcreteBackend, opts: InitOptions = {})
       await import("@tensorflow/tfjs-backend-webgpu");
       await setOrThrow("webgpu", "");
       installWebgpuKernels();
+      installWebgpuFusedKernels();
       const p = await probeAdapter();
       details.adapter = p.description;
       details.vendor = p.vendor;
       details.fallback_adapter = p.fallback;
       details.kernels_replaced = WEBGPU_KERNELS.join(",");
+      details.kernels_added = WEBGPU_FUSED_KERNELS.join(",");
       details.note = "read tensors with await t.data(): dataSync() fails under Deno";
       break;
     }

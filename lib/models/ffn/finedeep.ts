@@ -30,9 +30,9 @@
  *
  * Speed (issue 6 part 4: Finedeep within 1.1x of its dense twin's step time). The default form
  * (output-guided sigmoid gates, per-expert routers, `rmsnorm = pre`) runs as one fused op per block
- * where the backend has it (`finedeepBlock` in lib/backends/fused.ts; native and wasm), which does
- * the loop above with the residual add, norm, SwiGLU and gates fused into two passes per sub-layer
- * each way (native: a block of rows at a time through all sub-layers). Elsewhere (webgpu, cpu, the
+ * where the backend has it (`finedeepBlock` in lib/backends/fused.ts; native, wasm and webgpu), which
+ * does the loop above with the residual add, norm, SwiGLU and gates fused into two passes per
+ * sub-layer each way (native: a block of rows at a time through all sub-layers). Elsewhere (cpu, the
  * other options) the loop below runs as tfjs ops, with the gates fused where the backend has
  * `FlExpertGate` (native, wasm). The analysis pass (`ctx.capture`) always takes the loop.
  *
@@ -231,7 +231,7 @@ function sublayer(
   }
   if (s.norm_fn === "none") return matmul(prod, w2);
   if (!ctx.capture && perExpertOutputSigmoid(s)) {
-    // The default form without the fused block (webgpu, cpu; post/both norms): gate logits, sigmoid and
+    // The default form without the fused block (cpu; post/both norms): gate logits, sigmoid and
     // gating in one kernel where the backend has FlExpertGate, then one dense down-projection.
     return matmul(expertGate(prod, expertU(w2, p[`${pre}router`], s.k), s.k), w2);
   }

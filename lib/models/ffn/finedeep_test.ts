@@ -256,16 +256,18 @@ Deno.test("finedeep: bad options give one clear message each", () => {
   assert.throws(() => paramSpecs(cfgWith({ m: "2" }), variant), /model\.ffn\.m = "2"/);
 });
 
-Deno.test("finedeep: the fused default form (FlFinedeep on wasm and native) equals the naive form, values and gradients", async () => {
+Deno.test("finedeep: the fused default form (FlFinedeep on wasm, native, webgpu) equals the naive form, values and gradients", async () => {
   const { nativeAvailability } = await import("../../backends/native/mod.ts");
-  const backends = ["wasm", ...(nativeAvailability().ok ? ["native"] : [])] as const;
+  const gpu = (navigator as { gpu?: GPU }).gpu;
+  const hasAdapter = gpu ? (await gpu.requestAdapter()) !== null : false; // llvmpipe is enough
+  const backends = ["wasm", ...(nativeAvailability().ok ? ["native"] : []), ...(hasAdapter ? ["webgpu"] : [])];
   // Odd sizes: 9 rows, expert width 5, one sub-layer (no residual stream), 1..3 sub-layers, and more rows
   // than one of the native kernel's row blocks (FD_ROWS), not a multiple of it.
   const { FD_ROWS } = await import("../../backends/native/backend.ts");
   const configs = [{ m: 2, k: 3 }, { m: 1, k: 4 }, { m: 3, k: 2, expert_width: 5 }];
   const rowsOf = [9, 9, FD_ROWS + 37];
   for (const backend of backends) {
-    await initBackend(backend as "wasm" | "native");
+    await initBackend(backend as "wasm" | "native" | "webgpu");
     const kernel = "FlFinedeep";
     assert.ok(tf.getKernel(kernel, backend) !== undefined, `${backend} registers ${kernel}`);
     for (const [ci, o] of configs.entries()) {

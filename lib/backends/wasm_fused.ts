@@ -26,6 +26,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { registerKernels } from "./register.ts";
 import { simdHeap, type WasmHeapBackend } from "./wasm_simd/mod.ts";
 
 interface WasmBackend extends WasmHeapBackend {
@@ -325,14 +326,7 @@ const KERNELS: Record<(typeof WASM_FUSED_KERNELS)[number], KernelFunc> = {
   FlFinedeepGrad: finedeepGrad as unknown as KernelFunc,
 };
 
-let installed = false;
-
 /** Registers {@link WASM_FUSED_KERNELS} on the wasm backend (idempotent). */
 export function installWasmFusedKernels(): void {
-  if (installed) return;
-  for (const name of WASM_FUSED_KERNELS) {
-    if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");
-    tf.registerKernel({ kernelName: name, backendName: "wasm", kernelFunc: KERNELS[name] });
-  }
-  installed = true;
+  registerKernels("wasm", KERNELS);
 }

@@ -23,6 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { registerKernels } from "./register.ts";
 
 /** Kernels added to the webgpu backend (recorded in backend details). */
 export const WEBGPU_FUSED_KERNELS = ["FlFinedeep", "FlFinedeepGrad"] as const;
@@ -391,14 +392,7 @@ const KERNELS: Record<(typeof WEBGPU_FUSED_KERNELS)[number], KernelFunc> = {
   FlFinedeepGrad: finedeepGrad as unknown as KernelFunc,
 };
 
-let installed = false;
-
 /** Registers {@link WEBGPU_FUSED_KERNELS} on the webgpu backend (idempotent). */
 export function installWebgpuFusedKernels(): void {
-  if (installed) return;
-  for (const name of WEBGPU_FUSED_KERNELS) {
-    if (tf.getKernel(name, "webgpu")) tf.unregisterKernel(name, "webgpu");
-    tf.registerKernel({ kernelName: name, backendName: "webgpu", kernelFunc: KERNELS[name] });
-  }
-  installed = true;
+  registerKernels("webgpu", KERNELS);
 }

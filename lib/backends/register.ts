@@ -1,0 +1,18 @@
+/**
+ * Kernel registration shared by the backends' kernel sets (wasm_fused.ts, webgpu_fused.ts).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { KernelFunc } from "@tensorflow/tfjs-core";
+
+/**
+ * Registers each of `kernels` (by kernel name) on backend `backendName`, replacing a kernel already
+ * registered under that name. Calling it again re-registers the same functions (idempotent).
+ */
+export function registerKernels(backendName: string, kernels: Readonly<Record<string, KernelFunc>>): void {
+  for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
+    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ kernelName, backendName, kernelFunc });
+  }
+}

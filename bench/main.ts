@@ -272,7 +272,7 @@ async function defaultBackends(log: (m: string) => void): Promise<string[]> {
     if (b === "webgpu") {
       const auto = await resolveBackend("auto");
       if (/software fallback/.test(auto.reason)) {
-        log("bench: skipping webgpu: software adapter (~10x slower than wasm); --backends webgpu to include it");
+        log("bench: skipping webgpu: software adapter (~6x slower than wasm); --backends webgpu to include it");
         continue;
       }
     }

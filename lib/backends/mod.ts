@@ -10,7 +10,7 @@
  *
  * `auto` order (fastest first on the machines we measured, shared/research/compute.md §4 and
  * bench/README.md): `tensorflow` (only when @tensorflow/tfjs-node(-gpu) is installed; we never
- * download it), `webgpu` (only with a hardware adapter: a software one such as llvmpipe is ~10x
+ * download it), `webgpu` (only with a hardware adapter: a software one such as llvmpipe is ~6x
  * slower than wasm), `native` (system CBLAS + our compiled kernels, lib/backends/native/; only
  * when both load), `wasm`, `cpu`.
  *
@@ -248,7 +248,7 @@ export async function resolveBackend(requested: BackendName): Promise<ResolvedBa
     if (gpu.available && !gpu.fallback) return { name: "webgpu", reason: `auto: hardware WebGPU ${gpu.why}` };
     skipped.push(
       gpu.available
-        ? `webgpu: ${gpu.why} is a software fallback, ~10x slower than wasm (pass --backend webgpu to use it anyway)`
+        ? `webgpu: ${gpu.why} is a software fallback, ~6x slower than wasm (pass --backend webgpu to use it anyway)`
         : `webgpu: ${gpu.why}`,
     );
     const nat = nativeAvailability();

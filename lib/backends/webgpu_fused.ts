@@ -4,9 +4,12 @@
  * own matrix products with WGSL passes between them.
  *
  * Why (issue 6 part 4: Finedeep within 1.1x of its dense twin on every backend): the composite form
- * is ~15 tfjs ops per sub-layer forward and ~35 backward, each its own dispatch (and on a real GPU
- * the per-dispatch cost dominates at this model size); the fused form is 5 dispatches per sub-layer
- * forward (norm + residual, 2 products, SwiGLU + gates) and 8 backward.
+ * is ~15 tfjs ops per sub-layer forward and ~35 backward, each its own dispatch (on a GPU the
+ * per-dispatch cost is expected to dominate at this model size; not measured, no GPU was lent); the
+ * fused form is 4 dispatches per sub-layer forward (residual + norm, two products, SwiGLU + gates)
+ * and 12 backward (four products plus an explicit transpose of B before two of them, the gates' and
+ * SwiGLU's backward, two fixed-order sums for du, the residual's backward, two for u_k = W2_k r_k).
+ * On llvmpipe the Finedeep/dense step-time ratio went from 1.29-1.41 to 1.04-1.07 (bench/README.md).
  *
  * tfjs-webgpu's programs write exactly one output; several of these passes write two to four (the
  * stream, the running sum, the normed input and its rstd), so they run as raw compute pipelines
@@ -16,8 +19,9 @@
  * outputs (buffers are recycled, not zeroed), and every sum runs in a fixed order (along a row: one
  * thread, in order; over rows: fixed 64-row chunks, then the chunks in order), so results are
  * deterministic on a given device. Row passes use one thread per row, not a workgroup per row with a
- * tree reduction: on llvmpipe the workgroup barriers made the residual passes ~25x slower (~50 vs ~2 ms
- * per layer, forward + backward, [2048, 128]); a GPU may prefer the other, unmeasured.
+ * tree reduction: on llvmpipe the workgroup barriers made the two residual passes cost ~50 ms per
+ * layer (forward + backward, [2048, 128]), against too little to measure with one thread per row; a
+ * GPU may prefer the workgroup form (unmeasured).
  *
  * @module
  */

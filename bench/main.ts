@@ -68,6 +68,8 @@ export interface BenchConfig {
   threads: number;
   batch: number;
   peer: "torch" | null;
+  /** Device of the torch peer: `cpu`, or `cuda` (to compare webgpu on a GPU machine with PyTorch CUDA). */
+  peerDevice: "cpu" | "cuda";
   store: boolean;
   python: string | null;
 }
@@ -324,6 +326,7 @@ export function parseConfig(args: string[]): BenchConfig & { quick: boolean; hel
       threads: { type: "string", default: "1" },
       batch: { type: "string", default: "16" },
       peer: { type: "string" },
+      "peer-device": { type: "string", default: "cpu" },
       "no-store": { type: "boolean", default: false },
       python: { type: "string" },
       quick: { type: "boolean", default: false },
@@ -336,6 +339,8 @@ export function parseConfig(args: string[]): BenchConfig & { quick: boolean; hel
     return n;
   };
   if (v.peer !== undefined && v.peer !== "torch") throw new Error(`--peer = ${v.peer}: the only peer is torch`);
+  const dev = v["peer-device"];
+  if (dev !== "cpu" && dev !== "cuda") throw new Error(`--peer-device = ${dev}: use cpu or cuda`);
   const list = (s: string | undefined) => (s ? s.split(",").map((x) => x.trim()).filter(Boolean) : []);
   return {
     backends: list(v.backends),
@@ -346,6 +351,7 @@ export function parseConfig(args: string[]): BenchConfig & { quick: boolean; hel
     threads: int("threads", v.threads, 1, 1),
     batch: int("batch", v.batch, 16, 1),
     peer: v.peer === "torch" ? "torch" : null,
+    peerDevice: dev,
     store: !v["no-store"],
     python: v.python ?? null,
     quick: v.quick!,
@@ -362,6 +368,7 @@ const HELP = `deno task bench [flags]
   --threads N        CPU threads of native BLAS/kernels and of the torch peer (default 1)
   --batch N          sequences per step (default 16)
   --peer torch       also run the PyTorch twin (bench/torch_peer.py) on the same weights and batches
+  --peer-device D    cpu (default) or cuda: where the torch twin runs (cuda: compare webgpu on a GPU with PyTorch CUDA)
   --python PATH      Python with torch (default: $FINELAB_PYTHON, /usr/bin/python3, python3)
   --no-store         do not write results/bench/*.json and the DuckDB bench table
   --quick            3 steps, 1 repeat`;
@@ -405,7 +412,10 @@ export async function runBench(cfg: BenchConfig, log: (m: string) => void = cons
     } else {
       torch = t;
       const lib = systemLibblas();
-      log(`peer torch: ${t.python} torch ${t.version}, BLAS ${t.blas}${lib ? `, libblas.so.3 -> ${lib}` : ""}`);
+      log(
+        `peer torch (${cfg.peerDevice}): ${t.python} torch ${t.version}, BLAS ${t.blas}` +
+          (lib ? `, libblas.so.3 -> ${lib}` : ""),
+      );
       if (lib && !/openblas/i.test(lib)) {
         log("  warning: libblas.so.3 is not OpenBLAS: apt-get install libopenblas0-openmp for a fair comparison");
       }
@@ -454,7 +464,7 @@ export async function runBench(cfg: BenchConfig, log: (m: string) => void = cons
     let result: BenchResult | null = null, error: string | null = null;
     try {
       result = p.backend === "torch"
-        ? await runChild(torch!.python, [join(HERE, "torch_peer.py"), ...common], env, out)
+        ? await runChild(torch!.python, [join(HERE, "torch_peer.py"), "--device", cfg.peerDevice, ...common], env, out)
         : await runChild(
           Deno.execPath(),
           [...DENO_FLAGS, join(HERE, "worker.ts"), "--backend", p.backend, ...common],

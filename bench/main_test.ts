@@ -65,6 +65,9 @@ Deno.test("parseConfig: defaults, --quick, and errors that name the flag", () =>
   assert.deepEqual(q.backends, ["native", "wasm"]);
   assert.throws(() => parseConfig(["--steps", "0"]), /--steps = 0 must be an integer >= 1/);
   assert.throws(() => parseConfig(["--peer", "jax"]), /--peer = jax: the only peer is torch/);
+  assert.equal(d.peerDevice, "cpu");
+  assert.equal(parseConfig(["--peer", "torch", "--peer-device", "cuda"]).peerDevice, "cuda");
+  assert.throws(() => parseConfig(["--peer-device", "mps"]), /--peer-device = mps: use cpu or cuda/);
   assert.equal(relDiff(1.00001, 1), 1.0000000000065512e-5);
 });
 

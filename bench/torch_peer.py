@@ -10,7 +10,10 @@ decay on the parameters marked decay, constant learning rate, loss readback.
 
 Usage (bench/main.ts runs it; Debian: /usr/bin/python3 with python3-torch + libopenblas0-openmp):
   python3 bench/torch_peer.py --weights model.safetensors --batches batches.safetensors \
-      --steps 10 --warmup 2 --threads 1 --out result.json
+      --steps 10 --warmup 2 --threads 1 --out result.json [--device cuda]
+
+With --device cuda the weights, tables and batches live on the GPU; a step's time ends at the loss
+readback (`loss.item()` waits for the GPU), as the webgpu backend's step ends at its loss read.
 """
 import argparse
 import json
@@ -60,17 +63,17 @@ def cpu_seconds():
 class Model:
     """The decoder over a dict of leaf tensors named as in finelab."""
 
-    def __init__(self, cfg, weights):
+    def __init__(self, cfg, weights, device="cpu"):
         self.cfg = cfg
-        self.P = {k: v.clone().requires_grad_(True) for k, v in weights.items()}
+        self.P = {k: v.to(device).clone().requires_grad_(True) for k, v in weights.items()}
         d, nh, T = cfg["d_model"], cfg["n_heads"], cfg["seq_len"]
         hd = d // nh
         half = hd // 2
         # RoPE tables as finelab computes them: angle in float64, then cos/sin rounded to float32.
         ang = [[t * math.pow(cfg["rope_base"], -(2 * j) / hd) for j in range(half)] for t in range(T)]
-        self.cos = torch.tensor([[math.cos(a) for a in row] for row in ang], dtype=torch.float32)
-        self.sin = torch.tensor([[math.sin(a) for a in row] for row in ang], dtype=torch.float32)
-        self.mask = torch.triu(torch.full((T, T), -1e9), diagonal=1)
+        self.cos = torch.tensor([[math.cos(a) for a in row] for row in ang], dtype=torch.float32, device=device)
+        self.sin = torch.tensor([[math.sin(a) for a in row] for row in ang], dtype=torch.float32, device=device)
+        self.mask = torch.triu(torch.full((T, T), -1e9, device=device), diagonal=1)
 
     def rmsnorm(self, x, g):
         return x * torch.rsqrt((x * x).mean(-1, keepdim=True) + self.cfg["norm_eps"]) * g
@@ -119,7 +122,12 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = ap.parse_args()
+    if a.device == "cuda" and not torch.cuda.is_available():
+        print(f"torch_peer: --device cuda, but torch {torch.__version__} has no usable CUDA device "
+              f"(torch.cuda.is_available() is False; built with CUDA {torch.version.cuda})", file=sys.stderr)
+        sys.exit(5)
 
     torch.set_num_threads(a.threads)
     weights, meta = read_safetensors(a.weights)
@@ -129,11 +137,11 @@ def main():
         print(f"torch_peer: only the dense FFN has a torch twin (got {cfg['ffn']})", file=sys.stderr)
         sys.exit(4)
     batches, _ = read_safetensors(a.batches)
-    xs, ys = batches["x"].long(), batches["y"].long()
+    xs, ys = batches["x"].long().to(a.device), batches["y"].long().to(a.device)
     if xs.shape[0] < a.warmup + a.steps:
         raise SystemExit(f"torch_peer: {xs.shape[0]} batches for {a.warmup + a.steps} steps")
 
-    model = Model(cfg, weights)
+    model = Model(cfg, weights, a.device)
     names = [s["name"] for s in specs]
     decay = [model.P[s["name"]] for s in specs if s["decay"]]
     no_decay = [model.P[s["name"]] for s in specs if not s["decay"]]
@@ -170,6 +178,9 @@ def main():
         "backend_details": {
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
+            "device": a.device,
+            "gpu": torch.cuda.get_device_name(0) if a.device == "cuda" else None,
+            "cuda": torch.version.cuda if a.device == "cuda" else None,
             "blas_info": blas,
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc } from "@tensorflow/tfjs-core";
-import { registerKernels } from "./register.ts";
+import { kernelOf, registerKernels } from "./register.ts";
 import { initBackend } from "./mod.ts";
 
 Deno.test("registerKernels adds kernels, replaces a registered one, and is idempotent", async () => {
@@ -24,4 +24,10 @@ Deno.test("registerKernels adds kernels, replaces a registered one, and is idemp
     tf.unregisterKernel("FlTestConst", "cpu");
   }
   assert.equal(tf.getKernel("FlTestConst", "cpu"), undefined);
+});
+
+Deno.test("kernelOf returns the registered kernel and names kernel and backend when there is none", async () => {
+  await initBackend("cpu");
+  assert.equal(kernelOf("BatchMatMul", "cpu"), tf.getKernel("BatchMatMul", "cpu")!.kernelFunc);
+  assert.throws(() => kernelOf("FlNoSuchKernel", "cpu"), /the cpu backend has no FlNoSuchKernel kernel/);
 });

@@ -26,7 +26,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { registerKernels } from "./register.ts";
+import { kernelOf, registerKernels } from "./register.ts";
 import { simdHeap, type WasmHeapBackend } from "./wasm_simd/mod.ts";
 
 interface WasmBackend extends WasmHeapBackend {
@@ -214,9 +214,8 @@ function matmul(
   transposeA = false,
   transposeB = false,
 ): TensorInfo {
-  const k = tf.getKernel("BatchMatMul", "wasm");
-  if (!k) throw new Error("wasm FlFinedeep: no BatchMatMul kernel on the wasm backend");
-  return k.kernelFunc({ inputs: { a, b }, attrs: { transposeA, transposeB }, backend: backend as never }) as TensorInfo;
+  const attrs = { transposeA, transposeB };
+  return kernelOf("BatchMatMul", "wasm")({ inputs: { a, b }, attrs, backend: backend as never }) as TensorInfo;
 }
 
 /**

@@ -27,7 +27,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
-import { registerKernels } from "./register.ts";
+import { kernelOf, registerKernels } from "./register.ts";
 
 /** Kernels added to the webgpu backend (recorded in backend details). */
 export const WEBGPU_FUSED_KERNELS = ["FlFinedeep", "FlFinedeepGrad"] as const;
@@ -72,6 +72,9 @@ interface Pass {
 }
 
 const SIGMOID = "fn sigm(x : f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }";
+/** Start of a pass with one thread per (row n, expert k): o, go = the expert's offsets in ab [N, 2H] and in [N, H]. */
+const PER_EXPERT = `let t = i32(gid); if (t >= p.N * p.K) { return; }
+      let n = t / p.K; let k = t % p.K; let H = p.K * p.E; let o = n * 2 * H + k * p.E; let go = n * H + k * p.E;`;
 const PASSES = {
   /** u[h] = w2[h, :] . r[h / E, :] (u_k = W2_k r_k). One thread per h. */
   fd_u: {
@@ -108,8 +111,7 @@ const PASSES = {
     bufs: [["ab", "r"], ["u", "r"], ["gated", "w"], ["g", "w"]],
     params: [["N", "i32"], ["K", "i32"], ["E", "i32"]],
     decls: SIGMOID,
-    body: `let t = i32(gid); if (t >= p.N * p.K) { return; }
-      let n = t / p.K; let k = t % p.K; let H = p.K * p.E; let o = n * 2 * H + k * p.E; let go = n * H + k * p.E;
+    body: `${PER_EXPERT}
       var z = 0.0;
       for (var e = 0; e < p.E; e++) {
         let a = ab[o + e]; let pv = a * sigm(a) * ab[o + H + e];
@@ -128,8 +130,7 @@ const PASSES = {
     bufs: [["dgated", "r"], ["ab", "r"], ["u", "r"], ["g", "r"], ["dab", "w"], ["pdz", "w"]],
     params: [["N", "i32"], ["K", "i32"], ["E", "i32"]],
     decls: SIGMOID,
-    body: `let t = i32(gid); if (t >= p.N * p.K) { return; }
-      let n = t / p.K; let k = t % p.K; let H = p.K * p.E; let o = n * 2 * H + k * p.E; let go = n * H + k * p.E;
+    body: `${PER_EXPERT}
       var s = 0.0;
       for (var e = 0; e < p.E; e++) {
         let a = ab[o + e]; let sg = sigm(a); let pv = a * sg * ab[o + H + e];
@@ -295,9 +296,8 @@ function heap(backend: WebgpuBackend) {
 
 /** op(a) @ op(b) through the webgpu backend's BatchMatMul kernel. */
 function matmul(backend: WebgpuBackend, a: TensorInfo, b: TensorInfo, transposeA = false, transposeB = false) {
-  const k = tf.getKernel("BatchMatMul", "webgpu");
-  if (!k) throw new Error("webgpu FlFinedeep: no BatchMatMul kernel on the webgpu backend");
-  return k.kernelFunc({ inputs: { a, b }, attrs: { transposeA, transposeB }, backend: backend as never }) as TensorInfo;
+  const attrs = { transposeA, transposeB };
+  return kernelOf("BatchMatMul", "webgpu")({ inputs: { a, b }, attrs, backend: backend as never }) as TensorInfo;
 }
 
 /**

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { kernelOf, registerKernels } from "./register.ts";
 
 /** Kernels replaced, by name (recorded in backend details). */
 export const WEBGPU_KERNELS = ["AddN", "BatchMatMul"] as const;
@@ -64,8 +64,7 @@ function batchMatMul(args: { inputs: { a: TensorInfo; b: TensorInfo }; backend: 
   if (!tB || !vec4 || outerA < 4) return stockMatMul!(args as never) as TensorInfo;
   const perm = [...b.shape.keys()];
   [perm[rb - 2], perm[rb - 1]] = [rb - 1, rb - 2];
-  const transpose = tf.getKernel("Transpose", "webgpu")!.kernelFunc;
-  const bT = transpose({ inputs: { x: b }, backend, attrs: { perm } } as never) as TensorInfo;
+  const bT = kernelOf("Transpose", "webgpu")({ inputs: { x: b }, backend, attrs: { perm } } as never) as TensorInfo;
   const out = stockMatMul!({ inputs: { a, b: bT }, backend, attrs: { ...attrs, transposeB: false } } as never);
   backend.disposeData(bT.dataId);
   return out as TensorInfo;
@@ -73,20 +72,12 @@ function batchMatMul(args: { inputs: { a: TensorInfo; b: TensorInfo }; backend: 
 
 /** Installs the webgpu fixes. Call after `tf.setBackend("webgpu")` resolved. Idempotent. */
 export function installWebgpuKernels(): void {
-  if (installed) return;
-  const k = tf.getKernel("AddN", "webgpu");
-  if (!k) throw new Error("webgpu backend has no AddN kernel to replace");
-  const mm = tf.getKernel("BatchMatMul", "webgpu");
-  if (!mm) throw new Error("webgpu backend has no BatchMatMul kernel to replace");
-  stockAddN = k.kernelFunc;
-  stockMatMul = mm.kernelFunc;
-  tf.unregisterKernel("AddN", "webgpu");
-  tf.registerKernel({ kernelName: "AddN", backendName: "webgpu", kernelFunc: addN as unknown as KernelFunc });
-  tf.unregisterKernel("BatchMatMul", "webgpu");
-  tf.registerKernel({
-    kernelName: "BatchMatMul",
-    backendName: "webgpu",
-    kernelFunc: batchMatMul as unknown as KernelFunc,
+  if (installed) return; // the stock kernels are read once: a second install would wrap our own
+  stockAddN = kernelOf("AddN", "webgpu");
+  stockMatMul = kernelOf("BatchMatMul", "webgpu");
+  registerKernels("webgpu", {
+    AddN: addN as unknown as KernelFunc,
+    BatchMatMul: batchMatMul as unknown as KernelFunc,
   });
   installed = true;
 }

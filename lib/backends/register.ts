@@ -1,5 +1,5 @@
 /**
- * Kernel registration and lookup shared by the backends' kernel sets (wasm_fused.ts, webgpu_fused.ts,
+ * Kernel registration and lookup shared by the backends' kernel sets (wasm_kernels.ts, wasm_fused.ts, webgpu_fused.ts,
  * webgpu_kernels.ts).
  *
  * @module

@@ -21,9 +21,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { DataType, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import type { DataType, KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
 import { matmulShape } from "./matmul_shape.ts";
 import { simdHeap } from "./wasm_simd/mod.ts";
+import { registerKernels } from "./register.ts";
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
 interface WasmBackend {
@@ -400,11 +401,7 @@ export function installWasmKernels(): void {
     if (k) stock.set(name, k.kernelFunc);
     else if (name !== "UnsortedSegmentSum") throw new Error(`wasm backend has no ${name} kernel to replace`);
   }
-  for (const name of WASM_KERNELS) {
-    const config: KernelConfig = { kernelName: name, backendName: "wasm", kernelFunc: replacements[name] };
-    if (tf.getKernel(name, "wasm")) tf.unregisterKernel(name, "wasm");
-    tf.registerKernel(config);
-  }
+  registerKernels("wasm", replacements);
   installed = true;
 }
 

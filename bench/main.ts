@@ -365,7 +365,7 @@ const HELP = `deno task bench [flags]
   --steps N          timed steps per run (default 10; --quick: 3)
   --warmup N         untimed first steps per run (default 2)
   --repeats N        runs per contender, alternating A B A B (default 3; --quick: 1)
-  --threads N        CPU threads of native BLAS/kernels and of the torch peer (default 1)
+  --threads N        CPU threads of native BLAS/kernels, wasm XNNPACK (at most 8) and the torch peer (default 1)
   --batch N          sequences per step (default 16)
   --peer torch       also run the PyTorch twin (bench/torch_peer.py) on the same weights and batches
   --peer-device D    cpu (default) or cuda: where the torch twin runs (cuda: compare webgpu on a GPU with PyTorch CUDA)

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { initBackend, resolveBackend, wasmDistDir } from "./mod.ts";
+import { defaultWasmThreads, initBackend, resolveBackend, wasmDistDir } from "./mod.ts";
 import { nativeAvailability } from "./native/mod.ts";
 import { existsSync } from "node:fs";
 
@@ -45,7 +45,12 @@ Deno.test("initBackend sets the backend, is idempotent and records details", asy
   assert.equal(tf.getBackend(), "wasm");
   assert.equal(w.tfjs, tf.version_core);
   assert.equal(w.details.simd, true);
-  assert.equal(w.details.threads, 1);
+  assert.equal(w.details.threads, defaultWasmThreads());
+  if (defaultWasmThreads() > 1) assert.equal(w.details.multithread_support, true);
+  // The thread pool is fixed once the backend is up: another count is refused, the same one is not.
+  const other = defaultWasmThreads() === 1 ? 2 : 1;
+  await assert.rejects(initBackend("wasm", { threads: other }), /already initialised .* cannot be set now/);
+  assert.equal(await initBackend("wasm", { threads: defaultWasmThreads() }), w);
   assert.match(String(w.details.kernels_replaced), /BatchMatMul/);
   assert.equal(await initBackend("wasm"), w);
   assert.ok(tf.env().getBool("PROD"));

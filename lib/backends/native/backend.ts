@@ -212,10 +212,22 @@ export const NATIVE_KERNELS = [
 ] as const;
 
 /**
- * Rows per block of the fused Finedeep kernels: a multiple of the C kernels' 64-row chunks, small
- * enough that a block's activations (~10 arrays of FD_ROWS x width floats) stay in a core's L2 cache.
+ * Rows per block of the fused Finedeep kernels with one thread: a multiple of the C kernels' 64-row
+ * chunks, small enough that a block's activations (~10 arrays of FD_ROWS x width floats) stay in a
+ * core's L2 cache. With more threads the block is all rows ({@link fdRows}).
  */
 export const FD_ROWS = 512;
+
+/**
+ * Rows per block of the fused Finedeep kernels for `n` rows on `threads` threads. Row blocks make
+ * ~4x more parallel regions, and every region wakes the sleeping OpenMP threads (OMP_WAIT_POLICY
+ * passive): with 2 threads the Finedeep step measured 158-183 ms in blocks of 512 rows and
+ * 125-127 ms unblocked (1 thread: 160-163 vs 162-166; reference model, bench/README.md). The weight
+ * gradients' sums over rows stay in FD_ROWS chunks either way, so the bits do not change.
+ */
+export function fdRows(n: number, threads: number): number {
+  return threads > 1 ? n : Math.min(FD_ROWS, n);
+}
 
 /** Creates the kernel functions over a loaded BLAS and kernels library. */
 function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => KernelFunc) {
@@ -569,7 +581,7 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
   function finedeep(args: Args): TensorInfo[] {
     const { inputs, attrs, backend } = args, w = "FlFinedeep";
     const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
-    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = Math.min(FD_ROWS, N);
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = fdRows(N, k.fl_get_threads());
     const v = (name: string) => f32(backend, inputs[name], w);
     const x = v("x"), h = M > 1 ? v("h") : null, ysum = pool.alloc(N * D);
     const w13: Float32Array[] = [], w2: Float32Array[] = [], ab: Float32Array[] = [], gated: Float32Array[] = [];
@@ -632,7 +644,7 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
   function finedeepGrad(args: Args): TensorInfo[] {
     const { inputs, attrs, backend } = args, w = "FlFinedeepGrad";
     const M = attrs.m as number, K = attrs.k as number;
-    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = Math.min(FD_ROWS, N);
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = fdRows(N, k.fl_get_threads());
     const v = (name: string) => f32(backend, inputs[name], w);
     const each = (name: string) => Array.from({ length: M }, (_, m) => v(`${name}_${m}`));
     const w13 = each("w13"), w2 = each("w2"), ab = each("ab"), gated = each("gated"), g = each("g"), u = each("u");
@@ -645,23 +657,58 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
       dw2.push(pool.alloc(H * D));
       du.push(pool.alloc(H));
     }
+    // c [p, q] (+)= aᵀ b over the n rows from row r0, FD_ROWS rows per sgemm whatever the row block:
+    // the sums over rows then run in the same order, so the bits do not depend on the thread count.
+    const wgrad = (
+      p: number,
+      q: number,
+      n: number,
+      a: Float32Array,
+      lda: number,
+      b: Float32Array,
+      ldb: number,
+      c: Float32Array,
+      r0: number,
+    ) => {
+      for (let c0 = 0; c0 < n; c0 += FD_ROWS) {
+        const kk = Math.min(FD_ROWS, n - c0);
+        blas.sgemm(
+          true,
+          false,
+          p,
+          q,
+          kk,
+          a.subarray(c0 * lda),
+          lda,
+          b.subarray(c0 * ldb),
+          ldb,
+          c,
+          q,
+          r0 + c0 > 0 ? 1 : 0,
+        );
+      }
+    };
     // Per row block: dy_{m-1} = dout + G_m, dgated, dab, dxm, and the block's du.
     const dyb = M > 1 ? pool.alloc(B * D) : null, dxm = M > 1 ? pool.alloc(B * D) : null;
     const dgated = pool.alloc(B * H), dab = pool.alloc(B * 2 * H), dub = pool.alloc(H);
     for (let r0 = 0; r0 < N; r0 += B) {
       const n = Math.min(B, N - r0),
         rows = (a: Float32Array, width: number) => a.subarray(r0 * width, (r0 + n) * width);
-      const beta = r0 > 0 ? 1 : 0, G = dh ? rows(dh, D) : null, dabn = dab.subarray(0, n * 2 * H);
+      const G = dh ? rows(dh, D) : null, dabn = dab.subarray(0, n * 2 * H);
       const doutn = rows(dout, D), dyn = dyb?.subarray(0, n * D), dxmn = dxm?.subarray(0, n * D);
       for (let m = M - 1; m >= 0; m--) {
         const dym = m === M - 1 ? doutn : dyn!; // dy_m = dout + G_{m+1}
         const xmn = rows(xm[m], D);
-        blas.sgemm(true, false, H, D, n, rows(gated[m], H), H, dym, D, dw2[m], D, beta);
+        wgrad(H, D, n, rows(gated[m], H), H, dym, D, dw2[m], r0);
         blas.sgemm(false, true, n, H, D, dym, D, w2[m], D, dgated, H);
-        k.fl_swiglu_gate_bwd(dgated, rows(ab[m], 2 * H), u[m], rows(g[m], K), dabn, dub, n, K, E);
-        if (r0 === 0) du[m].set(dub);
-        else k.fl_add(du[m], dub, du[m], H);
-        blas.sgemm(true, false, D, 2 * H, n, xmn, D, dabn, 2 * H, dw13[m], 2 * H, beta);
+        const abm = rows(ab[m], 2 * H), gm = rows(g[m], K);
+        for (let c0 = 0; c0 < n; c0 += FD_ROWS) { // du sums over rows: in FD_ROWS chunks too (see wgrad)
+          const kk = Math.min(FD_ROWS, n - c0), at = (a: Float32Array, w: number) => a.subarray(c0 * w);
+          k.fl_swiglu_gate_bwd(at(dgated, H), at(abm, 2 * H), u[m], at(gm, K), at(dabn, 2 * H), dub, kk, K, E);
+          if (r0 + c0 === 0) du[m].set(dub);
+          else k.fl_add(du[m], dub, du[m], H);
+        }
+        wgrad(D, 2 * H, n, xmn, D, dabn, 2 * H, dw13[m], r0);
         const dxOut = m === 0 ? rows(dx, D) : dxmn!;
         blas.sgemm(false, true, n, D, 2 * H, dabn, 2 * H, w13[m], 2 * H, dxOut, D);
         if (m > 0) k.fl_fd_resid_bwd(dxOut, xmn, rows(rstd[m]!, 1), doutn, G, dyb, n, D, m === M - 1 ? 1 : 0);

@@ -8,7 +8,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { DataType, TensorInfo } from "@tensorflow/tfjs-core";
-import { KERNELS_WASM_BASE64 } from "./kernels_wasm.ts";
+import { KERNELS_WASM_BASE64, KERNELS_WASM_SHARED_BASE64 } from "./kernels_wasm.ts";
 
 /** The kernels' exports (pointers are byte offsets into the tfjs heap; 0 = none). See kernels.c. */
 export interface SimdKernels {
@@ -81,7 +81,7 @@ export interface SimdKernels {
 
 /** The parts of tfjs-backend-wasm's BackendWasm used here. */
 export interface WasmHeapBackend {
-  wasm: { asm?: { memory?: WebAssembly.Memory } };
+  wasm: { asm?: { memory?: WebAssembly.Memory }; wasmMemory?: WebAssembly.Memory };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
   disposeData(dataId: object): boolean;
@@ -90,22 +90,27 @@ export interface WasmHeapBackend {
 /** ABI version kernels.c reports (bump both together). */
 const ABI = 4;
 
-let compiled: WebAssembly.Module | null = null;
+/** Compiled modules: [0] imports a plain memory, [1] a shared one (tfjs's threaded build). */
+const compiled: (WebAssembly.Module | null)[] = [null, null];
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels>();
 
 /** The kernels on `backend`'s heap (instantiated once per heap). Throws if the heap is not reachable. */
 export function simdKernels(backend: WasmHeapBackend): SimdKernels {
-  const memory = backend.wasm?.asm?.memory;
+  // The single-threaded build exports its memory; the threaded one imports it (Module.wasmMemory).
+  const memory = backend.wasm?.asm?.memory ?? backend.wasm?.wasmMemory;
   if (!(memory instanceof WebAssembly.Memory)) {
     throw new Error(
-      "wasm SIMD kernels: tfjs-backend-wasm's memory (backend.wasm.asm.memory) is not reachable; " +
+      "wasm SIMD kernels: tfjs-backend-wasm's memory (backend.wasm.asm.memory or .wasmMemory) is not reachable; " +
         "the pinned @tensorflow/tfjs-backend-wasm version exposes it",
     );
   }
   let k = instances.get(memory);
   if (!k) {
-    compiled ??= new WebAssembly.Module(Uint8Array.from(Buffer.from(KERNELS_WASM_BASE64, "base64")));
-    k = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdKernels;
+    const shared = typeof SharedArrayBuffer === "function" && memory.buffer instanceof SharedArrayBuffer ? 1 : 0;
+    compiled[shared] ??= new WebAssembly.Module(
+      Uint8Array.from(Buffer.from(shared ? KERNELS_WASM_SHARED_BASE64 : KERNELS_WASM_BASE64, "base64")),
+    );
+    k = new WebAssembly.Instance(compiled[shared]!, { env: { memory } }).exports as unknown as SimdKernels;
     if (k.abi_version() !== ABI) throw new Error(`wasm SIMD kernels: ABI ${k.abi_version()}, expected ${ABI}`);
     instances.set(memory, k);
   }

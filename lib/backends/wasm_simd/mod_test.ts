@@ -5,10 +5,18 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../mod.ts";
 import { Rng } from "../../util/rng.ts";
 import { heapOffset, simdKernels, type WasmHeapBackend } from "./mod.ts";
-import { KERNELS_COMPILER, KERNELS_SOURCE_SHA256, KERNELS_WASM_BASE64, KERNELS_WASM_SHA256 } from "./kernels_wasm.ts";
+import {
+  KERNELS_COMPILER,
+  KERNELS_SOURCE_SHA256,
+  KERNELS_WASM_BASE64,
+  KERNELS_WASM_SHA256,
+  KERNELS_WASM_SHARED_BASE64,
+  KERNELS_WASM_SHARED_SHA256,
+} from "./kernels_wasm.ts";
 import {
   buildWasmKernels,
   compilerVersion,
+  sectionIds,
   sha256,
   unsafeParts,
   WASM_KERNELS_MODULE,
@@ -17,10 +25,43 @@ import {
 } from "./build.ts";
 
 const wasmBytes = () => Uint8Array.from(Buffer.from(KERNELS_WASM_BASE64, "base64"));
+const sharedBytes = () => Uint8Array.from(Buffer.from(KERNELS_WASM_SHARED_BASE64, "base64"));
 
 Deno.test("wasm SIMD kernels: kernels_wasm.ts was built from the current kernels.c (else: deno task build:wasm)", () => {
   assert.equal(sha256(readFileSync(WASM_KERNELS_SOURCE)), KERNELS_SOURCE_SHA256);
   assert.equal(sha256(wasmBytes()), KERNELS_WASM_SHA256);
+  assert.equal(sha256(sharedBytes()), KERNELS_WASM_SHARED_SHA256);
+});
+
+/** The bytes of each top-level section but the import section (id 2). */
+function sectionsBesidesImports(bin: Uint8Array): string[] {
+  const out: string[] = [];
+  let i = 8;
+  for (const id of sectionIds(bin)) {
+    const start = i++;
+    let size = 0, shift = 0, b: number;
+    do {
+      b = bin[i++];
+      size |= (b & 0x7f) << shift;
+      shift += 7;
+    } while (b & 0x80);
+    i += size;
+    if (id !== 2) out.push(Buffer.from(bin.subarray(start, i)).toString("hex"));
+  }
+  return out;
+}
+
+Deno.test("wasm SIMD kernels: the shared-memory variant holds the same code and takes only a shared memory", () => {
+  assert.deepEqual(sectionsBesidesImports(sharedBytes()), sectionsBesidesImports(wasmBytes()));
+  assert.deepEqual(unsafeParts(sharedBytes(), ""), []);
+  const shared = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared: true });
+  const plain = new WebAssembly.Memory({ initial: 2, maximum: 65536 });
+  const inst = (bin: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory) =>
+    new WebAssembly.Instance(new WebAssembly.Module(bin), { env: { memory } });
+  assert.equal((inst(sharedBytes(), shared).exports.abi_version as () => number)(), 4);
+  assert.equal((inst(wasmBytes(), plain).exports.abi_version as () => number)(), 4);
+  assert.throws(() => inst(wasmBytes(), shared), WebAssembly.LinkError);
+  assert.throws(() => inst(sharedBytes(), plain), WebAssembly.LinkError);
 });
 
 Deno.test("wasm SIMD kernels: the binary imports only the memory and has no data or start section", () => {

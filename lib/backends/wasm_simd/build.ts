@@ -78,22 +78,27 @@ export function wasmClang(): string | null {
   return null;
 }
 
-/** Top-level section ids of a wasm binary (1 type, 2 import, 8 start, 11 data, 0 custom, ...). */
-export function sectionIds(bin: Uint8Array): number[] {
-  const ids: number[] = [];
+/** Top-level sections of a wasm binary: id (1 type, 2 import, 8 start, 11 data, 0 custom, ...) and byte range. */
+export function sections(bin: Uint8Array): { id: number; start: number; end: number }[] {
+  const out: { id: number; start: number; end: number }[] = [];
   let i = 8; // magic + version
   while (i < bin.length) {
-    const id = bin[i++];
+    const start = i, id = bin[i++];
     let size = 0, shift = 0, b: number;
     do {
       b = bin[i++];
       size |= (b & 0x7f) << shift;
       shift += 7;
     } while (b & 0x80);
-    ids.push(id);
     i += size;
+    out.push({ id, start, end: i });
   }
-  return ids;
+  return out;
+}
+
+/** Top-level section ids of a wasm binary. */
+export function sectionIds(bin: Uint8Array): number[] {
+  return sections(bin).map((s) => s.id);
 }
 
 /** Why the binary may not run on tfjs's heap (empty when it may). */

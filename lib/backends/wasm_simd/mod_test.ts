@@ -16,7 +16,7 @@ import {
 import {
   buildWasmKernels,
   compilerVersion,
-  sectionIds,
+  sections,
   sha256,
   unsafeParts,
   WASM_KERNELS_MODULE,
@@ -34,22 +34,8 @@ Deno.test("wasm SIMD kernels: kernels_wasm.ts was built from the current kernels
 });
 
 /** The bytes of each top-level section but the import section (id 2). */
-function sectionsBesidesImports(bin: Uint8Array): string[] {
-  const out: string[] = [];
-  let i = 8;
-  for (const id of sectionIds(bin)) {
-    const start = i++;
-    let size = 0, shift = 0, b: number;
-    do {
-      b = bin[i++];
-      size |= (b & 0x7f) << shift;
-      shift += 7;
-    } while (b & 0x80);
-    i += size;
-    if (id !== 2) out.push(Buffer.from(bin.subarray(start, i)).toString("hex"));
-  }
-  return out;
-}
+const sectionsBesidesImports = (bin: Uint8Array) =>
+  sections(bin).filter((x) => x.id !== 2).map((x) => Buffer.from(bin.subarray(x.start, x.end)).toString("hex"));
 
 Deno.test("wasm SIMD kernels: the shared-memory variant holds the same code and takes only a shared memory", () => {
   assert.deepEqual(sectionsBesidesImports(sharedBytes()), sectionsBesidesImports(wasmBytes()));

@@ -314,13 +314,16 @@ function wasmThreadsFixed(threads: number): void {
  * when the backend is missing.
  */
 export async function initBackend(name: ConcreteBackend, opts: InitOptions = {}): Promise<BackendInfo> {
+  // tfjs-backend-wasm starts its thread pool once per process: another count later is an error.
+  if (name === "wasm" && opts.threads !== undefined && tf.findBackend("wasm")) {
+    wasmThreadsFixed(Math.max(1, Math.floor(opts.threads)));
+  }
   const have = currentBackend();
   if (have && have.name === name) {
     if (name === "native" && opts.threads !== undefined && opts.threads !== have.details.threads) {
       setNativeThreads(opts.threads);
       have.details.threads = Math.max(1, Math.floor(opts.threads));
     }
-    if (name === "wasm" && opts.threads !== undefined) wasmThreadsFixed(Math.max(1, Math.floor(opts.threads)));
     return have;
   }
   tf.enableProdMode();
@@ -341,17 +344,15 @@ export async function initBackend(name: ConcreteBackend, opts: InitOptions = {})
     case "wasm": {
       const up = tf.findBackend("wasm") !== null;
       const threads = Math.max(1, Math.floor(opts.threads ?? (up ? tfwasm.getThreadsCount() : defaultWasmThreads())));
-      const hint = "Run `deno install` so node_modules has the .wasm binaries.";
-      if (!up) {
-        const dir = wasmDistDir();
+      const init = () => setOrThrow("wasm", "Run `deno install` so node_modules has the .wasm binaries.");
+      const dir = up ? null : wasmDistDir();
+      if (dir) {
         tfwasm.setWasmPaths(dir);
         details.wasm_dir = dir;
-        if (threads > 1) {
-          const t = await initThreadedWasm(threads, () => setOrThrow("wasm", hint), { distDir: dir });
-          details.pthread_workers = t.workers;
-        }
-      } else wasmThreadsFixed(threads);
-      await setOrThrow("wasm", hint);
+      }
+      if (dir && threads > 1) {
+        details.pthread_workers = (await initThreadedWasm(threads, init, { distDir: dir })).workers;
+      } else await init();
       installWasmKernels();
       installWasmFusedKernels();
       details.simd = Boolean(await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"));

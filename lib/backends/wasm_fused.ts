@@ -26,6 +26,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { finedeepGrad as finedeepGradLoop } from "./finedeep_grad.ts";
 import { kernelOf, registerKernels } from "./register.ts";
 import { simdHeap, type WasmHeapBackend } from "./wasm_simd/mod.ts";
 
@@ -267,48 +268,46 @@ function finedeep({ inputs, attrs, backend }: Args): TensorInfo[] {
 
 /**
  * Backward of {@link finedeep}, the wasm form of the native FlFinedeepGrad (same inputs and outputs:
- * dx, dh (m > 1), then dw13_m, dw2_m, dr_m per sub-layer).
+ * dx, dh (m > 1), then dw13_m, dw2_m, dr_m per sub-layer): lib/backends/finedeep_grad.ts's loop with
+ * the SIMD passes.
  */
 function finedeepGrad({ inputs, attrs, backend }: Args): TensorInfo[] {
-  const M = attrs.m as number, K = attrs.k as number;
-  const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
+  const K = attrs.k as number, [, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
   const { k, at, make, free } = simdHeap(backend);
-  const each = (name: string) => Array.from({ length: M }, (_, m) => inputs[`${name}_${m}`]);
-  const w13 = each("w13"), w2 = each("w2"), ab = each("ab"), gated = each("gated"), g = each("g"), u = each("u");
-  const xm = [inputs.x, ...Array.from({ length: M - 1 }, (_, i) => inputs[`xm_${i + 1}`])];
-  const rstd = [null, ...Array.from({ length: M - 1 }, (_, i) => inputs[`rstd_${i + 1}`])];
-  // A matmul operand is never written after the product: XNNPACK's packed copy of the right operand is
-  // cached under the tensor's id (tfjs assumes immutable tensors), so dy_m and dab are fresh each step.
-  const dout = inputs.dy, dh = M > 1 ? make([N, D]) : null, scratch = make([3 * H]);
-  const dw13: TensorInfo[] = [], dw2: TensorInfo[] = [], du: TensorInfo[] = [];
-  let dx: TensorInfo | null = null, dyNext: TensorInfo | null = null;
-  for (let m = M - 1; m >= 0; m--) {
-    const dym = m === M - 1 ? dout : dyNext!; // dy_m = dout + G_{m+1}
-    dw2[m] = matmul(backend, gated[m], dym, true, false);
-    const dgated = matmul(backend, dym, w2[m], false, true), dab = make([N, 2 * H]);
-    du[m] = make([H]);
-    k.swiglu_gate_bwd(at(dgated), at(ab[m]), at(u[m]), at(g[m]), at(dab), at(du[m]), at(scratch), N, K, E);
-    free(dgated);
-    if (dym !== dout) free(dym);
-    dw13[m] = matmul(backend, xm[m], dab, true, false);
-    const dxm = matmul(backend, dab, w13[m], false, true);
-    free(dab);
-    if (m === 0) dx = dxm;
-    else {
-      dyNext = make([N, D]);
-      k.fd_resid_bwd(at(dxm), at(xm[m]), at(rstd[m]!), at(dout), at(dh!), at(dyNext), N, D, m === M - 1 ? 1 : 0);
-      free(dxm);
-    }
-  }
-  const grads: TensorInfo[] = [];
-  for (let m = 0; m < M; m++) {
-    const dr = make([K, D]);
-    k.fd_u_bwd(at(du[m]), at(w2[m]), at(inputs[`r_${m}`]), at(dw2[m]), at(dr), K, E, D);
-    free(du[m]);
-    grads.push(dw13[m], dw2[m], dr);
-  }
+  const scratch = make([3 * H]);
+  const grads = finedeepGradLoop(inputs, attrs, {
+    matmul: (a, b, ta, tb) => matmul(backend, a, b, ta, tb),
+    make,
+    free,
+    gateBwd: (t) =>
+      k.swiglu_gate_bwd(
+        at(t.dgated),
+        at(t.ab),
+        at(t.u),
+        at(t.g),
+        at(t.dab),
+        at(t.du),
+        at(scratch),
+        t.dab.shape[0],
+        K,
+        E,
+      ),
+    residBwd: (t) =>
+      k.fd_resid_bwd(
+        at(t.dxm),
+        at(t.xm),
+        at(t.rstd),
+        at(t.dout),
+        at(t.dh),
+        at(t.dy),
+        t.dy.shape[0],
+        D,
+        t.first ? 1 : 0,
+      ),
+    uBwd: (t) => k.fd_u_bwd(at(t.du), at(t.w2), at(t.r), at(t.dw2), at(t.dr), K, E, D),
+  });
   free(scratch);
-  return [dx!, ...(dh ? [dh] : []), ...grads];
+  return grads;
 }
 
 const KERNELS: Record<(typeof WASM_FUSED_KERNELS)[number], KernelFunc> = {

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { glueRequires, patchWorker, WASM_MAX_THREADS, wasmThreadsUnsupported } from "./wasm_threads.ts";
+import {
+  glueRequires,
+  initThreadedWasm,
+  patchWorker,
+  WASM_MAX_THREADS,
+  wasmThreadsUnsupported,
+} from "./wasm_threads.ts";
 import { wasmDistDir } from "./mod.ts";
 
 const workerFile = () =>
@@ -73,7 +79,6 @@ Deno.test({
 });
 
 Deno.test("wasm threads: a thread count outside 2..8 is refused", async () => {
-  const { initThreadedWasm } = await import("./wasm_threads.ts");
   for (const t of [1, WASM_MAX_THREADS + 1, 2.5]) {
     await assert.rejects(
       initThreadedWasm(t, () => Promise.resolve(), { distDir: wasmDistDir() }),

@@ -27,6 +27,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { KernelFunc, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { finedeepGrad as finedeepGradLoop } from "./finedeep_grad.ts";
 import { kernelOf, registerKernels } from "./register.ts";
 
 /** Kernels added to the webgpu backend (recorded in backend details). */
@@ -345,50 +346,34 @@ function finedeep({ inputs, attrs, backend }: Args): TensorInfo[] {
   return [sum!, ...ab, ...gated, ...g, ...u, ...xms, ...rstds];
 }
 
-/** Backward of {@link finedeep} (outputs: dx, dh (m > 1), then dw13_m, dw2_m, dr_m per sub-layer). */
+/**
+ * Backward of {@link finedeep} (outputs: dx, dh (m > 1), then dw13_m, dw2_m, dr_m per sub-layer):
+ * lib/backends/finedeep_grad.ts's loop with the WGSL passes.
+ */
 function finedeepGrad({ inputs, attrs, backend }: Args): TensorInfo[] {
-  const M = attrs.m as number, K = attrs.k as number;
-  const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, C = Math.ceil(N / CHUNK);
+  const K = attrs.k as number, [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, C = Math.ceil(N / CHUNK);
   const { make, free } = heap(backend);
-  const each = (name: string) => Array.from({ length: M }, (_, m) => inputs[`${name}_${m}`]);
-  const w13 = each("w13"), w2 = each("w2"), ab = each("ab"), g = each("g"), u = each("u");
-  const gated = each("gated");
-  const xm = [inputs.x, ...Array.from({ length: M - 1 }, (_, i) => inputs[`xm_${i + 1}`])];
-  const rstd = [null, ...Array.from({ length: M - 1 }, (_, i) => inputs[`rstd_${i + 1}`])];
-  const dout = inputs.dy, dh = M > 1 ? make([N, D]) : null, part = make([C, H]);
-  const dw13: TensorInfo[] = [], dw2: TensorInfo[] = [], du: TensorInfo[] = [];
-  let dx: TensorInfo | null = null, dyNext: TensorInfo | null = null;
-  for (let m = M - 1; m >= 0; m--) {
-    const dym = m === M - 1 ? dout : dyNext!; // dy_m = dout + G_{m+1}
-    dw2[m] = matmul(backend, gated[m], dym, true, false);
-    const dgated = matmul(backend, dym, w2[m], false, true), dab = make([N, 2 * H]), pdz = make([N, H]);
-    dispatch(backend, PASSES.gateBwd, [dgated, ab[m], u[m], g[m], dab, pdz], [N, K, E], per(N * K));
-    du[m] = make([H]);
-    dispatch(backend, PASSES.rowsPart, [pdz, part], [N, H], per(C * H));
-    dispatch(backend, PASSES.colSum, [part, du[m]], [C, H], per(H));
-    free(dgated);
-    free(pdz);
-    if (dym !== dout) free(dym);
-    dw13[m] = matmul(backend, xm[m], dab, true, false);
-    const dxm = matmul(backend, dab, w13[m], false, true);
-    free(dab);
-    if (m === 0) dx = dxm;
-    else {
-      dyNext = make([N, D]);
-      dispatch(backend, PASSES.residBwd(m === M - 1), [dxm, xm[m], rstd[m]!, dout, dh!, dyNext], [N, D], per(N));
-      free(dxm);
-    }
-  }
+  const part = make([C, H]);
+  const grads = finedeepGradLoop(inputs, attrs, {
+    matmul: (a, b, ta, tb) => matmul(backend, a, b, ta, tb),
+    make,
+    free,
+    gateBwd: ({ dgated, ab, u, g, dab, du }) => {
+      const pdz = make([N, H]); // per-element du terms, summed over rows in fixed 64-row chunks
+      dispatch(backend, PASSES.gateBwd, [dgated, ab, u, g, dab, pdz], [N, K, E], per(N * K));
+      dispatch(backend, PASSES.rowsPart, [pdz, part], [N, H], per(C * H));
+      dispatch(backend, PASSES.colSum, [part, du], [C, H], per(H));
+      free(pdz);
+    },
+    residBwd: ({ dxm, xm, rstd, dout, dh, dy, first }) =>
+      dispatch(backend, PASSES.residBwd(first), [dxm, xm, rstd, dout, dh, dy], [N, D], per(N)),
+    uBwd: ({ du, w2, r, dw2, dr }) => {
+      dispatch(backend, PASSES.uBwdW2, [du, r, dw2], [H, E, D], per(H * D));
+      dispatch(backend, PASSES.uBwdR, [du, w2, dr], [K, E, D], per(K * D));
+    },
+  });
   free(part);
-  const grads: TensorInfo[] = [];
-  for (let m = 0; m < M; m++) {
-    const dr = make([K, D]), r = inputs[`r_${m}`];
-    dispatch(backend, PASSES.uBwdW2, [du[m], r, dw2[m]], [H, E, D], per(H * D));
-    dispatch(backend, PASSES.uBwdR, [du[m], w2[m], dr], [K, E, D], per(K * D));
-    free(du[m]);
-    grads.push(dw13[m], dw2[m], dr);
-  }
-  return [dx!, ...(dh ? [dh] : []), ...grads];
+  return grads;
 }
 
 const KERNELS: Record<(typeof WEBGPU_FUSED_KERNELS)[number], KernelFunc> = {

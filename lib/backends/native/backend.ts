@@ -222,8 +222,8 @@ export const FD_ROWS = 512;
  * Rows per block of the fused Finedeep kernels for `n` rows on `threads` threads. Row blocks make
  * ~4x more parallel regions, and every region wakes the sleeping OpenMP threads (OMP_WAIT_POLICY
  * passive): with 2 threads the Finedeep step measured 158-183 ms in blocks of 512 rows and
- * 125-127 ms unblocked (1 thread: 160-163 vs 162-166; reference model, bench/README.md). The weight
- * gradients' sums over rows stay in FD_ROWS chunks either way, so the bits do not change.
+ * 141-149 ms unblocked (1 thread: 160-163 vs 162-166; reference model, bench/README.md). The sums
+ * over rows (weight gradients, du) stay in FD_ROWS chunks either way, so the bits do not change.
  */
 export function fdRows(n: number, threads: number): number {
   return threads > 1 ? n : Math.min(FD_ROWS, n);

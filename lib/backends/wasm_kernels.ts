@@ -5,7 +5,7 @@
  *
  * | kernel | stock problem | replacement |
  * |---|---|---|
- * | `BatchMatMul` | XNNPACK only for batch 1 without transpose flags; everything else (every matmul gradient, the tied head, attention) runs a naive loop at ~2 GFLOP/s | explicit `Transpose` kernel for flagged operands, then XNNPACK; batched products run as per-slice 2-D XNNPACK calls on zero-copy views of the operands |
+ * | `BatchMatMul` | XNNPACK only for batch 1 without transpose flags; everything else (every matmul gradient, the tied head, attention) runs a naive loop at ~2 GFLOP/s | flagged operands transposed explicitly (one SIMD pass, wasm_simd/kernels.c `transpose2d`), then XNNPACK; batched products run as per-slice 2-D XNNPACK calls on zero-copy views of the operands |
  * | `Slice`, `SplitV`, `Unpack` | copy the whole input out of the wasm heap for every slice | read through a zero-copy heap view; a cut along one axis (SplitV's case) is one strided copy in wasm SIMD (wasm_simd/kernels.c `copy2d`) |
  * | `Concat` | one typed-array `set` per row and input (e.g. 2048 x 3 calls for a qkv-sized concat) | one strided SIMD copy per input (4-byte dtypes; others: stock) |
  * | `Cast` | to bool truncates to a byte: 0.5 -> false, -2 -> 254 (silently) | `x != 0` (other casts: stock) |
@@ -291,15 +291,22 @@ function wasmMatMul(backend: WasmBackend): MatMulFn {
 }
 
 function transposeLast2(backend: WasmBackend, x: TensorInfo): TensorInfo {
-  const r = x.shape.length, perm = x.shape.map((_, i) => i);
-  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-  return stockKernel("Transpose")({ inputs: { x }, attrs: { perm }, backend } as never) as TensorInfo;
+  const r = x.shape.length, rows = x.shape[r - 2], cols = x.shape[r - 1], batch = x.shape.slice(0, -2);
+  if (!FOUR_BYTE.includes(x.dtype)) {
+    const perm = x.shape.map((_, i) => i);
+    [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+    return stockKernel("Transpose")({ inputs: { x }, attrs: { perm }, backend } as never) as TensorInfo;
+  }
+  // One SIMD pass (wasm_simd/kernels.c transpose2d; the stock kernel is a scalar loop, ~8x slower).
+  const { k, at, make } = simdHeap(backend), out = make([...batch, cols, rows], x.dtype);
+  k.transpose2d(at(x, FOUR_BYTE), at(out, FOUR_BYTE), batch.reduce((a, b) => a * b, 1), rows, cols);
+  return out;
 }
 
 const shapeBytes = (s: number[]) => new Uint8Array(new Int32Array(s).buffer);
 
 /**
- * out = op(a) @ op(b). Flagged operands are transposed explicitly (Transpose kernel), then every
+ * out = op(a) @ op(b). Flagged operands are transposed explicitly (SIMD transpose2d), then every
  * product is an unflagged [1,m,k]x[1,k,n] call, which the C++ side sends to XNNPACK.
  */
 function batchMatMul(args: KernelArgs): TensorInfo {

@@ -212,21 +212,45 @@ export const NATIVE_KERNELS = [
 ] as const;
 
 /**
- * Rows per block of the fused Finedeep kernels with one thread: a multiple of the C kernels' 64-row
- * chunks, small enough that a block's activations (~10 arrays of FD_ROWS x width floats) stay in a
- * core's L2 cache. With more threads the block is all rows ({@link fdRows}).
+ * Rows per block of the fused Finedeep kernels (kernels.c fl_fd_fwd / fl_fd_bwd): a multiple of the
+ * C kernels' 64-row chunks, small enough that a block's activations (~10 arrays of FD_ROWS x width
+ * floats) stay in a core's L2 cache between the sub-layers' steps. The blocks are also the units
+ * the threads share, and the sums over rows (weight gradients, du) run block by block in order, so
+ * the bits do not depend on the thread count.
  */
 export const FD_ROWS = 512;
 
-/**
- * Rows per block of the fused Finedeep kernels for `n` rows on `threads` threads. Row blocks make
- * ~4x more parallel regions, and every region wakes the sleeping OpenMP threads (OMP_WAIT_POLICY
- * passive): with 2 threads the Finedeep step measured 158-183 ms in blocks of 512 rows and
- * 141-149 ms unblocked (1 thread: 160-163 vs 162-166; reference model, bench/README.md). The sums
- * over rows (weight gradients, du) stay in FD_ROWS chunks either way, so the bits do not change.
- */
-export function fdRows(n: number, threads: number): number {
-  return threads > 1 ? n : Math.min(FD_ROWS, n);
+/** Fields of kernels.c's `fl_fd_sub`, in order: one pointer each. */
+const FD_SUB_FIELDS = [
+  "w13",
+  "w2",
+  "r",
+  "u",
+  "ab",
+  "gated",
+  "g",
+  "xm",
+  "rstd",
+  "dw13",
+  "dw2",
+  "dr",
+  "du",
+  "dup",
+  "dab",
+  "dy",
+] as const;
+type FdSub = Partial<Record<(typeof FD_SUB_FIELDS)[number], Float32Array | null>>;
+
+/** An array of kernels.c `fl_fd_sub` structs (the arrays' addresses; 0 for a missing one). */
+function fdSubs(subs: FdSub[]): BigUint64Array<ArrayBuffer> {
+  const t = new BigUint64Array(subs.length * FD_SUB_FIELDS.length);
+  subs.forEach((s, m) =>
+    FD_SUB_FIELDS.forEach((f, i) => {
+      const a = s[f];
+      t[m * FD_SUB_FIELDS.length + i] = a ? BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a))) : 0n;
+    })
+  );
+  return t;
 }
 
 /** Creates the kernel functions over a loaded BLAS and kernels library. */
@@ -573,155 +597,90 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
    * w2_i [H, D], r_i [K, D]; attrs m, k, eps. Returns [Σ y_i, then what the backward reads: ab_i, gated_i,
    * g_i, u_i for every i, xm_i and rstd_i for i >= 1].
    *
-   * Everything but the weight gradients is per row, so the block runs {@link FD_ROWS} rows at a time
-   * through all M sub-layers (one residual/norm pass, two sgemms and one SwiGLU + gate pass each): a
-   * row block's activations stay in the core's cache between the steps instead of going to memory
-   * and back once per step (measured: this, not the arithmetic, is what the extra steps cost).
+   * One C call (kernels.c fl_fd_fwd): the rows go {@link FD_ROWS} at a time through all M sub-layers
+   * (one residual/norm pass, two sgemms and one SwiGLU + gate pass each), so a row block's
+   * activations stay in the core's cache between the steps (measured: this, not the arithmetic, is
+   * what the extra steps cost), and with more threads each thread takes whole row blocks in one
+   * parallel region (every region wakes the sleeping OpenMP threads; one per step measured ~100 us).
    */
   function finedeep(args: Args): TensorInfo[] {
     const { inputs, attrs, backend } = args, w = "FlFinedeep";
     const M = attrs.m as number, K = attrs.k as number, eps = attrs.eps as number;
-    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = fdRows(N, k.fl_get_threads());
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K;
     const v = (name: string) => f32(backend, inputs[name], w);
     const x = v("x"), h = M > 1 ? v("h") : null, ysum = pool.alloc(N * D);
-    const w13: Float32Array[] = [], w2: Float32Array[] = [], ab: Float32Array[] = [], gated: Float32Array[] = [];
-    const g: Float32Array[] = [], u: Float32Array[] = [], xms: Float32Array[] = [], rstds: Float32Array[] = [];
-    for (let m = 0; m < M; m++) {
-      w13.push(v(`w13_${m}`));
-      w2.push(v(`w2_${m}`));
-      u.push(pool.alloc(H));
-      k.fl_fd_u(w2[m], v(`r_${m}`), u[m], K, E, D);
-      ab.push(pool.alloc(N * 2 * H));
-      gated.push(pool.alloc(N * H));
-      g.push(pool.alloc(N * K));
-      if (m > 0) {
-        xms.push(pool.alloc(N * D));
-        rstds.push(pool.alloc(N));
-      }
-    }
-    const stream = M > 1 ? pool.alloc(B * D) : null, y = M > 2 ? pool.alloc(B * D) : null; // per row block
-    for (let r0 = 0; r0 < N; r0 += B) {
-      const n = Math.min(B, N - r0),
-        rows = (a: Float32Array, width: number) => a.subarray(r0 * width, (r0 + n) * width);
-      const sum = rows(ysum, D);
-      for (let m = 0; m < M; m++) {
-        let xm = rows(x, D);
-        if (m > 0) {
-          xm = rows(xms[m - 1], D);
-          // m = 1: stream = h + y_0 (y_0 is in ysum); later: stream += y_{m-1}, ysum += y_{m-1}.
-          const prev = m === 1 ? sum : y!.subarray(0, n * D);
-          const from = m === 1 ? rows(h!, D) : stream!;
-          k.fl_fd_resid_fwd(from, prev, stream, m === 1 ? null : sum, xm, rows(rstds[m - 1], 1), n, D, eps);
-        }
-        const abm = rows(ab[m], 2 * H), gm = rows(gated[m], H);
-        blas.sgemm(false, false, n, 2 * H, D, xm, D, w13[m], 2 * H, abm, 2 * H);
-        k.fl_swiglu_gate_fwd(abm, u[m], gm, rows(g[m], K), n, K, E);
-        // y_0 -> ysum; y_m -> y for the next residual step, except the last, which sgemm adds to ysum
-        // (beta 1): ((y_0 + y_1) + ...) + y_{M-1}, the order of AddN.
-        const last = m > 0 && m === M - 1;
-        blas.sgemm(false, false, n, D, H, gm, H, w2[m], D, m === 0 || last ? sum : y!, D, last ? 1 : 0);
-      }
-    }
+    const subs = Array.from({ length: M }, (_, m) => ({
+      w13: v(`w13_${m}`),
+      w2: v(`w2_${m}`),
+      r: v(`r_${m}`),
+      u: pool.alloc(H),
+      ab: pool.alloc(N * 2 * H),
+      gated: pool.alloc(N * H),
+      g: pool.alloc(N * K),
+      xm: m > 0 ? pool.alloc(N * D) : x,
+      rstd: m > 0 ? pool.alloc(N) : null,
+    }));
+    const stream = M > 1 ? pool.alloc(N * D) : null, y = M > 2 ? pool.alloc(N * D) : null;
+    const rc = k.fl_fd_fwd(fdSubs(subs), h, ysum, stream, y, N, D, K, E, M, FD_ROWS, eps);
+    if (rc !== 0) throw new Error(`${w}: the kernels library has no sgemm (fl_set_sgemm failed)`);
     if (stream) pool.release(stream);
     if (y) pool.release(y);
+    const rest = subs.slice(1);
     return [
       out(backend, [N, D], ysum),
-      ...ab.map((a) => out(backend, [N, 2 * H], a)),
-      ...gated.map((a) => out(backend, [N, H], a)),
-      ...g.map((a) => out(backend, [N, K], a)),
-      ...u.map((a) => out(backend, [H], a)),
-      ...xms.map((a) => out(backend, [N, D], a)),
-      ...rstds.map((a) => out(backend, [N], a)),
+      ...subs.map((s) => out(backend, [N, 2 * H], s.ab)),
+      ...subs.map((s) => out(backend, [N, H], s.gated)),
+      ...subs.map((s) => out(backend, [N, K], s.g)),
+      ...subs.map((s) => out(backend, [H], s.u)),
+      ...rest.map((s) => out(backend, [N, D], s.xm)),
+      ...rest.map((s) => out(backend, [N], s.rstd!)),
     ];
   }
 
   /**
    * Backward of {@link finedeep}: inputs dy, x, h (m > 1), the weights and the forward's saved
    * tensors under the same names (ab_i, gated_i, g_i, u_i, xm_i, rstd_i). Returns the gradients of
-   * the forward's inputs in order: dx, dh (m > 1), then dw13_i, dw2_i, dr_i per sub-layer. Row blocks
-   * as the forward; the weight gradients are summed over the blocks in order (sgemm beta 1).
+   * the forward's inputs in order: dx, dh (m > 1), then dw13_i, dw2_i, dr_i per sub-layer. One C call
+   * (kernels.c fl_fd_bwd): the per-row steps in the forward's row blocks, then the 2M weight-gradient
+   * products as parallel tasks, each summed over the row blocks in order (sgemm beta 1).
    */
   function finedeepGrad(args: Args): TensorInfo[] {
     const { inputs, attrs, backend } = args, w = "FlFinedeepGrad";
     const M = attrs.m as number, K = attrs.k as number;
-    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, B = fdRows(N, k.fl_get_threads());
+    const [N, D] = inputs.x.shape, H = inputs.w2_0.shape[0], E = H / K, blocks = Math.ceil(N / FD_ROWS);
     const v = (name: string) => f32(backend, inputs[name], w);
-    const each = (name: string) => Array.from({ length: M }, (_, m) => v(`${name}_${m}`));
-    const w13 = each("w13"), w2 = each("w2"), ab = each("ab"), gated = each("gated"), g = each("g"), u = each("u");
-    const xm = [v("x"), ...Array.from({ length: M - 1 }, (_, i) => v(`xm_${i + 1}`))];
-    const rstd = [null, ...Array.from({ length: M - 1 }, (_, i) => v(`rstd_${i + 1}`))];
-    const dout = v("dy"), dx = pool.alloc(N * D), dh = M > 1 ? pool.alloc(N * D) : null;
-    const dw13: Float32Array[] = [], dw2: Float32Array[] = [], du: Float32Array[] = [];
-    for (let m = 0; m < M; m++) {
-      dw13.push(pool.alloc(D * 2 * H));
-      dw2.push(pool.alloc(H * D));
-      du.push(pool.alloc(H));
-    }
-    // c [p, q] (+)= aᵀ b over the n rows from row r0, FD_ROWS rows per sgemm whatever the row block:
-    // the sums over rows then run in the same order, so the bits do not depend on the thread count.
-    const wgrad = (
-      p: number,
-      q: number,
-      n: number,
-      a: Float32Array,
-      lda: number,
-      b: Float32Array,
-      ldb: number,
-      c: Float32Array,
-      r0: number,
-    ) => {
-      for (let c0 = 0; c0 < n; c0 += FD_ROWS) {
-        const kk = Math.min(FD_ROWS, n - c0);
-        blas.sgemm(
-          true,
-          false,
-          p,
-          q,
-          kk,
-          a.subarray(c0 * lda),
-          lda,
-          b.subarray(c0 * ldb),
-          ldb,
-          c,
-          q,
-          r0 + c0 > 0 ? 1 : 0,
-        );
-      }
-    };
-    // Per row block: dy_{m-1} = dout + G_m, dgated, dab, dxm, and the block's du.
-    const dyb = M > 1 ? pool.alloc(B * D) : null, dxm = M > 1 ? pool.alloc(B * D) : null;
-    const dgated = pool.alloc(B * H), dab = pool.alloc(B * 2 * H), dub = pool.alloc(H);
-    for (let r0 = 0; r0 < N; r0 += B) {
-      const n = Math.min(B, N - r0),
-        rows = (a: Float32Array, width: number) => a.subarray(r0 * width, (r0 + n) * width);
-      const G = dh ? rows(dh, D) : null, dabn = dab.subarray(0, n * 2 * H);
-      const doutn = rows(dout, D), dyn = dyb?.subarray(0, n * D), dxmn = dxm?.subarray(0, n * D);
-      for (let m = M - 1; m >= 0; m--) {
-        const dym = m === M - 1 ? doutn : dyn!; // dy_m = dout + G_{m+1}
-        const xmn = rows(xm[m], D);
-        wgrad(H, D, n, rows(gated[m], H), H, dym, D, dw2[m], r0);
-        blas.sgemm(false, true, n, H, D, dym, D, w2[m], D, dgated, H);
-        const abm = rows(ab[m], 2 * H), gm = rows(g[m], K);
-        for (let c0 = 0; c0 < n; c0 += FD_ROWS) { // du sums over rows: in FD_ROWS chunks too (see wgrad)
-          const kk = Math.min(FD_ROWS, n - c0), at = (a: Float32Array, w: number) => a.subarray(c0 * w);
-          k.fl_swiglu_gate_bwd(at(dgated, H), at(abm, 2 * H), u[m], at(gm, K), at(dabn, 2 * H), dub, kk, K, E);
-          if (r0 + c0 === 0) du[m].set(dub);
-          else k.fl_add(du[m], dub, du[m], H);
-        }
-        wgrad(D, 2 * H, n, xmn, D, dabn, 2 * H, dw13[m], r0);
-        const dxOut = m === 0 ? rows(dx, D) : dxmn!;
-        blas.sgemm(false, true, n, D, 2 * H, dabn, 2 * H, w13[m], 2 * H, dxOut, D);
-        if (m > 0) k.fl_fd_resid_bwd(dxOut, xmn, rows(rstd[m]!, 1), doutn, G, dyb, n, D, m === M - 1 ? 1 : 0);
-      }
-    }
-    const grads: TensorInfo[] = [];
-    for (let m = 0; m < M; m++) {
-      const dr = pool.alloc(K * D);
-      k.fl_fd_u_bwd(du[m], w2[m], v(`r_${m}`), dw2[m], dr, K, E, D);
-      grads.push(out(backend, [D, 2 * H], dw13[m]), out(backend, [H, D], dw2[m]), out(backend, [K, D], dr));
-    }
-    for (const a of [dyb, dxm, dgated, dab, dub, ...du]) if (a) pool.release(a);
-    return [out(backend, [N, D], dx), ...(dh ? [out(backend, [N, D], dh)] : []), ...grads];
+    const subs = Array.from({ length: M }, (_, m) => ({
+      w13: v(`w13_${m}`),
+      w2: v(`w2_${m}`),
+      r: v(`r_${m}`),
+      u: v(`u_${m}`),
+      ab: v(`ab_${m}`),
+      gated: v(`gated_${m}`),
+      g: v(`g_${m}`),
+      xm: m > 0 ? v(`xm_${m}`) : v("x"),
+      rstd: m > 0 ? v(`rstd_${m}`) : null,
+      dw13: pool.alloc(D * 2 * H),
+      dw2: pool.alloc(H * D),
+      dr: pool.alloc(K * D),
+      du: pool.alloc(H),
+      dup: pool.alloc(blocks * H),
+      dab: pool.alloc(N * 2 * H),
+      dy: m < M - 1 ? pool.alloc(N * D) : null,
+    }));
+    const dx = pool.alloc(N * D), dh = M > 1 ? pool.alloc(N * D) : null;
+    const dgated = pool.alloc(N * H), dxm = M > 1 ? pool.alloc(N * D) : null;
+    const rc = k.fl_fd_bwd(fdSubs(subs), v("dy"), dx, dh, dgated, dxm, N, D, K, E, M, FD_ROWS);
+    if (rc !== 0) throw new Error(`${w}: the kernels library has no sgemm (fl_set_sgemm failed)`);
+    for (const a of [dgated, dxm, ...subs.flatMap((s) => [s.du, s.dup, s.dab, s.dy])]) if (a) pool.release(a);
+    return [
+      out(backend, [N, D], dx),
+      ...(dh ? [out(backend, [N, D], dh)] : []),
+      ...subs.flatMap((s) => [
+        out(backend, [D, 2 * H], s.dw13),
+        out(backend, [H, D], s.dw2),
+        out(backend, [K, D], s.dr),
+      ]),
+    ];
   }
 
   function attention(args: Args): TensorInfo[] {
@@ -911,6 +870,10 @@ export function registerNativeBackend(blas: Blas, kernels: KernelSymbols): void 
   tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend() as unknown as tf.KernelBackend, 0);
   for (const c of cpuKernels.values()) {
     tf.registerKernel({ ...c, backendName: NATIVE_BACKEND } as KernelConfig);
+  }
+  // The Finedeep block's C code calls the same sgemm (kernels.c fl_set_sgemm).
+  if (kernels.fl_set_sgemm(new TextEncoder().encode(blas.path + "\0")) !== 1) {
+    throw new Error(`native backend: the kernels library could not find cblas_sgemm in ${blas.path}`);
   }
   const mine = makeKernels(blas, kernels, cpuKernel);
   for (const name of NATIVE_KERNELS) {

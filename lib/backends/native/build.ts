@@ -67,6 +67,8 @@ export interface BuildOptions {
   noBuild?: boolean;
 }
 
+/** dlopen/dlsym (kernels.c fl_set_sgemm) are in libdl before glibc 2.34; a no-op stub after it. */
+const LINK_LIBS = Deno.build.os === "linux" ? ["-ldl"] : [];
 const LIB_EXT = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
 
 /** Runs a command to completion: whether it succeeded and its stdout + stderr (or why it could not start). */
@@ -146,7 +148,7 @@ export function ensureKernels(opts: BuildOptions = {}): KernelsBuild {
     mkdirSync(dir, { recursive: true });
     const tmp = `${path}.tmp-${Deno.pid}`;
     const t0 = performance.now();
-    const r = run(cc.cmd, [...flags, "-o", tmp, KERNELS_SOURCE, "-lm"]);
+    const r = run(cc.cmd, [...flags, "-o", tmp, KERNELS_SOURCE, "-lm", ...LINK_LIBS]);
     if (r.ok && existsSync(tmp)) {
       renameSync(tmp, path);
       return { ...info, built: true, build_s: (performance.now() - t0) / 1000 };

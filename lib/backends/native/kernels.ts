@@ -8,7 +8,7 @@ import { ensureKernels, type KernelsBuild } from "./build.ts";
 import { prepareOpenMpEnv } from "./blas.ts";
 
 /** Must equal FL_ABI_VERSION in kernels.c. */
-export const KERNELS_ABI_VERSION = 8;
+export const KERNELS_ABI_VERSION = 9;
 
 const SYMBOLS = {
   fl_abi_version: { parameters: [], result: "i32" },
@@ -36,23 +36,14 @@ const SYMBOLS = {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"],
     result: "void",
   },
-  fl_fd_u: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32"], result: "void" },
-  fl_fd_u_bwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"],
-    result: "void",
+  fl_set_sgemm: { parameters: ["buffer"], result: "i32" },
+  fl_fd_fwd: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32", "i32", "i32", "f32"],
+    result: "i32",
   },
-  fl_swiglu_gate_fwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"], result: "void" },
-  fl_swiglu_gate_bwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"],
-    result: "void",
-  },
-  fl_fd_resid_fwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "f32"],
-    result: "void",
-  },
-  fl_fd_resid_bwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"],
-    result: "void",
+  fl_fd_bwd: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32", "i32", "i32"],
+    result: "i32",
   },
   fl_xent_fwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
   fl_xent_bwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32"], result: "void" },

@@ -338,8 +338,9 @@ Deno.test({
         w2: tf.tensor2d(randn(r, 21 * 64), [21, 64]),
         router: tf.tensor2d(randn(r, 3 * 64), [3, 64]),
       });
-      // More rows than one row block of the fused kernels (FD_ROWS), so block sums are covered.
-      const fr = new Rng(5), subs = [fd(fr), fd(fr), fd(fr)], R = FD_ROWS + 88;
+      // Three row blocks of the fused kernels (FD_ROWS; the last one short): block sums are covered,
+      // and with 2 threads one thread takes two blocks.
+      const fr = new Rng(5), subs = [fd(fr), fd(fr), fd(fr)], R = 2 * FD_ROWS + 88;
       const h = tf.tensor2d(randn(fr, R * 64), [R, 64]), xf = tf.tensor2d(randn(fr, R * 64), [R, 64]);
       const block = (a: tf.Tensor, b: tf.Tensor) =>
         finedeepBlock(a as tf.Tensor2D, b as tf.Tensor2D, subs, { k: 3, eps: 1e-5 })!;

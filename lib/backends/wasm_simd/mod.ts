@@ -18,6 +18,7 @@ export interface SimdKernels {
   swiglu_fwd(ab: number, out: number, N: number, H: number): void;
   swiglu_bwd(dh: number, ab: number, dab: number, N: number, H: number): void;
   copy2d(src: number, lds: number, dst: number, ldd: number, rows: number, cols: number): void;
+  transpose2d(src: number, dst: number, batch: number, rows: number, cols: number): void;
   gather_rows(x: number, ids: number, out: number, n: number, D: number): void;
   adamw(
     p: number,
@@ -88,7 +89,7 @@ export interface WasmHeapBackend {
 }
 
 /** ABI version kernels.c reports (bump both together). */
-const ABI = 4;
+export const SIMD_ABI = 5;
 
 /** Compiled modules: [0] imports a plain memory, [1] a shared one (tfjs's threaded build). */
 const compiled: (WebAssembly.Module | null)[] = [null, null];
@@ -111,7 +112,9 @@ export function simdKernels(backend: WasmHeapBackend): SimdKernels {
       Uint8Array.from(Buffer.from(shared ? KERNELS_WASM_SHARED_BASE64 : KERNELS_WASM_BASE64, "base64")),
     );
     k = new WebAssembly.Instance(compiled[shared]!, { env: { memory } }).exports as unknown as SimdKernels;
-    if (k.abi_version() !== ABI) throw new Error(`wasm SIMD kernels: ABI ${k.abi_version()}, expected ${ABI}`);
+    if (k.abi_version() !== SIMD_ABI) {
+      throw new Error(`wasm SIMD kernels: ABI ${k.abi_version()}, expected ${SIMD_ABI}`);
+    }
     instances.set(memory, k);
   }
   return k;

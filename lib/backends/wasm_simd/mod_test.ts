@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../mod.ts";
 import { Rng } from "../../util/rng.ts";
-import { heapOffset, simdKernels, type WasmHeapBackend } from "./mod.ts";
+import { heapOffset, SIMD_ABI, simdKernels, type WasmHeapBackend } from "./mod.ts";
 import {
   KERNELS_COMPILER,
   KERNELS_SOURCE_SHA256,
@@ -44,8 +44,8 @@ Deno.test("wasm SIMD kernels: the shared-memory variant holds the same code and 
   const plain = new WebAssembly.Memory({ initial: 2, maximum: 65536 });
   const inst = (bin: Uint8Array<ArrayBuffer>, memory: WebAssembly.Memory) =>
     new WebAssembly.Instance(new WebAssembly.Module(bin), { env: { memory } });
-  assert.equal((inst(sharedBytes(), shared).exports.abi_version as () => number)(), 4);
-  assert.equal((inst(wasmBytes(), plain).exports.abi_version as () => number)(), 4);
+  assert.equal((inst(sharedBytes(), shared).exports.abi_version as () => number)(), SIMD_ABI);
+  assert.equal((inst(wasmBytes(), plain).exports.abi_version as () => number)(), SIMD_ABI);
   assert.throws(() => inst(wasmBytes(), shared), WebAssembly.LinkError);
   assert.throws(() => inst(sharedBytes(), plain), WebAssembly.LinkError);
 });
@@ -310,6 +310,18 @@ Deno.test("wasm SIMD kernels: every kernel matches a float64 reference on odd si
       close(out, want, `${where} gather_rows`, 0);
     }
     h.dispose();
+    // transpose2d (exact): 2 matrices of [N + 2, D] (rows and columns both odd and a multiple of 4 among the sizes)
+    for (const [R, C] of [[N + 2, D], [D, N + 2]]) {
+      h = new Heap({ x: 2 * R * C, out: 2 * R * C }, rng);
+      const x = h.init("x");
+      k.transpose2d(h.ptr("x"), h.ptr("out"), 2, R, C);
+      const out = h.read(["out"]).out, want = new Float32Array(2 * R * C);
+      for (let b = 0; b < 2; b++) {
+        for (let i = 0; i < R; i++) for (let j = 0; j < C; j++) want[b * R * C + j * R + i] = x[b * R * C + i * C + j];
+      }
+      close(out, want, `${where} transpose2d [2, ${R}, ${C}]`, 0);
+      h.dispose();
+    }
     const n = N * D;
     h = new Heap({ p: n, m: n, v: n, g: n, p1: n, m1: n, v1: n }, rng);
     {

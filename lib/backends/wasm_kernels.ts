@@ -290,16 +290,14 @@ function wasmMatMul(backend: WasmBackend): MatMulFn {
   return fn;
 }
 
+/**
+ * A float32 tensor with its last two axes swapped, in one SIMD pass (wasm_simd/kernels.c
+ * transpose2d; tfjs-wasm's Transpose kernel is a scalar loop, ~8x slower).
+ */
 function transposeLast2(backend: WasmBackend, x: TensorInfo): TensorInfo {
   const r = x.shape.length, rows = x.shape[r - 2], cols = x.shape[r - 1], batch = x.shape.slice(0, -2);
-  if (!FOUR_BYTE.includes(x.dtype)) {
-    const perm = x.shape.map((_, i) => i);
-    [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
-    return stockKernel("Transpose")({ inputs: { x }, attrs: { perm }, backend } as never) as TensorInfo;
-  }
-  // One SIMD pass (wasm_simd/kernels.c transpose2d; the stock kernel is a scalar loop, ~8x slower).
-  const { k, at, make } = simdHeap(backend), out = make([...batch, cols, rows], x.dtype);
-  k.transpose2d(at(x, FOUR_BYTE), at(out, FOUR_BYTE), batch.reduce((a, b) => a * b, 1), rows, cols);
+  const { k, at, make } = simdHeap(backend), out = make([...batch, cols, rows]);
+  k.transpose2d(at(x), at(out), batch.reduce((a, b) => a * b, 1), rows, cols);
   return out;
 }
 
@@ -403,7 +401,7 @@ function checkInternals(backend: unknown): asserts backend is WasmBackend {
 export function installWasmKernels(): void {
   if (installed) return;
   checkInternals(tf.findBackend("wasm"));
-  for (const name of [...WASM_KERNELS, "Transpose"]) {
+  for (const name of WASM_KERNELS) {
     const k = tf.getKernel(name, "wasm");
     if (k) stock.set(name, k.kernelFunc);
     else if (name !== "UnsortedSegmentSum") throw new Error(`wasm backend has no ${name} kernel to replace`);

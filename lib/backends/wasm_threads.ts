@@ -50,45 +50,10 @@ export interface WasmThreadsInfo {
 export function wasmThreadsUnsupported(): string | null {
   if (typeof SharedArrayBuffer !== "function") return "SharedArrayBuffer is not available";
   // An atomic load on a shared memory: validates only where WebAssembly threads are on.
-  const probe = new Uint8Array([
-    0,
-    97,
-    115,
-    109,
-    1,
-    0,
-    0,
-    0,
-    1,
-    4,
-    1,
-    96,
-    0,
-    0,
-    3,
-    2,
-    1,
-    0,
-    5,
-    4,
-    1,
-    3,
-    1,
-    1,
-    10,
-    11,
-    1,
-    9,
-    0,
-    65,
-    0,
-    254,
-    16,
-    2,
-    0,
-    26,
-    11,
-  ]);
+  const probe = Uint8Array.from(
+    "0061736d01000000010401600000030201000504010301010a0b0109004100fe1002001a0b".match(/../g)!,
+    (h) => parseInt(h, 16),
+  );
   if (!WebAssembly.validate(probe)) return "this runtime's WebAssembly has no threads (shared memory + atomics)";
   return null;
 }

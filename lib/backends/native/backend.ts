@@ -253,6 +253,11 @@ function fdSubs(subs: FdSub[]): BigUint64Array<ArrayBuffer> {
   return t;
 }
 
+/** Throws when fl_fd_fwd / fl_fd_bwd returned -1 (no sgemm: registerNativeBackend sets it first). */
+function fdCheck(rc: number, what: string): void {
+  if (rc !== 0) throw new Error(`${what}: the kernels library has no sgemm (fl_set_sgemm failed)`);
+}
+
 /** Creates the kernel functions over a loaded BLAS and kernels library. */
 function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => KernelFunc) {
   /** out = op(a) @ op(b); batched over equal leading dims or a batch-1 side. */
@@ -621,8 +626,7 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
       rstd: m > 0 ? pool.alloc(N) : null,
     }));
     const stream = M > 1 ? pool.alloc(N * D) : null, y = M > 2 ? pool.alloc(N * D) : null;
-    const rc = k.fl_fd_fwd(fdSubs(subs), h, ysum, stream, y, N, D, K, E, M, FD_ROWS, eps);
-    if (rc !== 0) throw new Error(`${w}: the kernels library has no sgemm (fl_set_sgemm failed)`);
+    fdCheck(k.fl_fd_fwd(fdSubs(subs), h, ysum, stream, y, N, D, K, E, M, FD_ROWS, eps), w);
     if (stream) pool.release(stream);
     if (y) pool.release(y);
     const rest = subs.slice(1);
@@ -669,8 +673,7 @@ function makeKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: string) => 
     }));
     const dx = pool.alloc(N * D), dh = M > 1 ? pool.alloc(N * D) : null;
     const dgated = pool.alloc(N * H), dxm = M > 1 ? pool.alloc(N * D) : null;
-    const rc = k.fl_fd_bwd(fdSubs(subs), v("dy"), dx, dh, dgated, dxm, N, D, K, E, M, FD_ROWS);
-    if (rc !== 0) throw new Error(`${w}: the kernels library has no sgemm (fl_set_sgemm failed)`);
+    fdCheck(k.fl_fd_bwd(fdSubs(subs), v("dy"), dx, dh, dgated, dxm, N, D, K, E, M, FD_ROWS), w);
     for (const a of [dgated, dxm, ...subs.flatMap((s) => [s.du, s.dup, s.dab, s.dy])]) if (a) pool.release(a);
     return [
       out(backend, [N, D], dx),

@@ -63,9 +63,18 @@ Deno.test({
 
       const task = [Deno.execPath(), "task", "exp", "dense-baseline", "--scale", "tiny", "--plain"];
       const hide = await canHideFonts();
-      if (!hide) console.log("quickstart test: system fonts not hidden (unshare -rm with a tmpfs mount is not allowed)");
+      if (!hide) {
+        console.log("quickstart test: system fonts not hidden (unshare -rm with a tmpfs mount is not allowed)");
+      }
       const cmd = hide
-        ? ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs none /usr/share/fonts && test -z "$(ls -A /usr/share/fonts)" && exec "$@"', "_"]
+        ? [
+          "unshare",
+          "-rm",
+          "sh",
+          "-c",
+          'mount -t tmpfs none /usr/share/fonts && test -z "$(ls -A /usr/share/fonts)" && exec "$@"',
+          "_",
+        ]
           .concat(task)
         : task;
       const r = await sh(cmd, { cwd: clone, env: childEnv });

@@ -10,6 +10,14 @@ import { cmdDb, cmdPlot, cmdQuery, cmdRuns } from "./store_cmds.ts";
 import { listExperiments } from "../runner/plan.ts";
 import { reportError } from "./errors.ts";
 import { BACKENDS } from "../experiment/config.ts";
+import { checkResultsDir } from "./results_dir.ts";
+
+/** The project paths, after checking the results folder is usable (for writing, or only reading). */
+async function checkedPaths(opts: { write: boolean }) {
+  const paths = projectPaths();
+  await checkResultsDir(paths.results, opts);
+  return paths;
+}
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -41,7 +49,7 @@ export function buildProgram(): Command {
     .option("--no-plot", "skip writing plots")
     .option("--plain", "plain progress lines instead of a progress bar")
     .action(async (id: string, o) => {
-      await cmdExp(id, { ...o, paths: projectPaths() });
+      await cmdExp(id, { ...o, paths: await checkedPaths({ write: !o.explain && !o.dryRun }) });
     });
 
   program.command("query")
@@ -49,14 +57,15 @@ export function buildProgram(): Command {
     .argument("<sql>", 'a SQL statement, e.g. "SELECT * FROM runs"')
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (sql: string, o) => {
-      await cmdQuery(sql, { format: o.format, paths: projectPaths() });
+      await cmdQuery(sql, { format: o.format, paths: await checkedPaths({ write: false }) });
     });
 
   program.command("plot")
     .description("(re)draw an experiment's plots from the database into results/plots/<id>/")
     .argument("<id>", "experiment id")
-    .action(async (id: string) => {
-      await cmdPlot(id, { paths: projectPaths() });
+    .option("--out <folder>", "write the plots here instead (the results folder may then be read-only)")
+    .action(async (id: string, o) => {
+      await cmdPlot(id, { paths: await checkedPaths({ write: !o.out }), out: o.out });
     });
 
   program.command("db")
@@ -66,7 +75,7 @@ export function buildProgram(): Command {
       return v;
     })
     .action(async (action: string) => {
-      await cmdDb(action, { paths: projectPaths() });
+      await cmdDb(action, { paths: await checkedPaths({ write: action !== "path" }) });
     });
 
   program.command("runs")
@@ -74,7 +83,7 @@ export function buildProgram(): Command {
     .option("--experiment <id>", "only this experiment")
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (o) => {
-      await cmdRuns({ experiment: o.experiment, format: o.format, paths: projectPaths() });
+      await cmdRuns({ experiment: o.experiment, format: o.format, paths: await checkedPaths({ write: false }) });
     });
 
   program.command("list")

@@ -60,6 +60,8 @@ export interface PermissionOptions {
   extraRead?: string[];
   /** Extra font folders for the plots (FINELAB_FONT_DIRS, comma-separated; optional). */
   fontDirs?: string[];
+  /** More paths to write (e.g. `plot --out <folder>`). */
+  extraWrite?: string[];
   /** The deno binary `deno info` is run with (default: this one). */
   execPath?: string;
 }
@@ -70,13 +72,16 @@ export function permissionFlags(opts: PermissionOptions = {}): string[] {
   const results = opts.results || join(root, "results");
   const read = [root, results];
   if (opts.experiments) read.push(opts.experiments);
-  read.push(...SYSTEM_READS, ...[...(opts.extraRead ?? []), ...(opts.fontDirs ?? [])].filter((p) => p.length > 0));
+  const extra = [...(opts.extraRead ?? []), ...(opts.fontDirs ?? []), ...(opts.extraWrite ?? [])];
+  read.push(...SYSTEM_READS, ...extra.filter((p) => p.length > 0));
   const unique = (xs: string[]) => xs.filter((x, i) => xs.indexOf(x) === i);
   // The native backend (system BLAS + compiled kernels) needs unscoped FFI: Deno's pointer APIs require it.
   const native = NATIVE_PERMISSIONS;
   return [
     `--allow-read=${unique(read).join(",")}`,
-    `--allow-write=${unique([results, ...native.write.map((w) => join(root, w))]).join(",")}`,
+    `--allow-write=${
+      unique([results, ...native.write.map((w) => join(root, w)), ...(opts.extraWrite ?? [])]).join(",")
+    }`,
     `--allow-ffi`,
     `--allow-run=git,${opts.execPath ?? Deno.execPath()},${native.run.join(",")}`,
     `--allow-env=${unique([...ENV_VARS, ...native.env]).join(",")}`,

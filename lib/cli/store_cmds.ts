@@ -5,7 +5,15 @@
  * @module
  */
 import { basename, dirname, relative } from "node:path";
-import { type ExperimentRow, openStore, rebuildStore, type Store, StoreCorruptError } from "../store/mod.ts";
+import {
+  type ExperimentRow,
+  openStore,
+  type QueryParam,
+  rebuildStore,
+  type Store,
+  StoreCorruptError,
+} from "../store/mod.ts";
+import { openReadOnly, QueryRefusedError, QuerySqlError, type ReadOnlyDb } from "../store/readonly.ts";
 import { formatResult, type OutputFormat } from "../store/format.ts";
 import { ingestBenchFiles } from "../store/bench.ts";
 import type { QueryResult } from "../store/result.ts";
@@ -247,39 +255,79 @@ export async function runReport(
     }));
 }
 
-/** `query`: prints the rows of a SQL statement; a bad query is a UserError carrying DuckDB's message. */
+/** Opens the results folder read-only, first building or repairing a missing or corrupt database. */
+async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
+  const open = () => openReadOnly(paths.results, { db: paths.db, lockTimeoutMs: dbLockTimeoutMs() });
+  // A missing database of a cache with runs is built first (a write, into the results folder only).
+  if (!(await exists(paths.db)) && (await cacheHasRuns(paths.cache))) await (await openResults(paths)).close();
+  try {
+    return await open();
+  } catch (e) {
+    if (!(e instanceof StoreCorruptError)) throw e;
+    await repair(paths, e);
+    return await open();
+  }
+}
+
+/** The read-only store the plot and report code query (the first statement's result). */
+function asStore(db: ReadOnlyDb) {
+  return { query: async (sql: string, params?: Record<string, QueryParam>) => (await db.run(sql, params))[0].result };
+}
+
+const QUERY_HELP = "Tables: experiments, runs, current_runs, metrics, run_metrics; " +
+  '`deno task query "DESCRIBE runs"` lists the columns of runs; see README "Results database".';
+
+/**
+ * `query`: runs SQL on a read-only connection (see lib/store/readonly.ts) and prints each statement's rows;
+ * with several statements each result follows a `-- statement i of n` line. A refused statement or bad SQL is a
+ * UserError (exit 2) and nothing runs.
+ */
 export async function cmdQuery(sql: string, opts: { format: OutputFormat; paths: ProjectPaths }): Promise<void> {
   if (!sql.trim()) {
     throw new UserError(
-      `empty SQL statement. Pass one, e.g. deno task query "SELECT run_id, val_ppl FROM runs"; ` +
-        `tables: experiments, runs, current_runs, metrics, run_metrics (see README "Results database").`,
+      `empty SQL statement. Pass one, e.g. deno task query "SELECT run_id, val_ppl FROM runs"; ${QUERY_HELP}`,
     );
   }
-  const r = await withResults(opts.paths, async (store) => {
-    try {
-      return await store.query(sql);
-    } catch (e) {
-      if (e instanceof StoreCorruptError) throw e;
-      throw new UserError(
-        `${(e as Error).message.split("\n")[0]}\nFix the SQL statement and run again. Tables: experiments, runs, ` +
-          `current_runs, metrics, run_metrics; \`deno task query "DESCRIBE runs"\` lists the columns of runs; ` +
-          `see README "Results database".`,
-      );
+  const db = await openForReading(opts.paths);
+  let results;
+  try {
+    results = await db.run(sql);
+  } catch (e) {
+    if (e instanceof QueryRefusedError) throw new UserError(e.message);
+    if (e instanceof QuerySqlError) {
+      throw new UserError(`${e.message}\nFix the SQL statement and run again. ${QUERY_HELP}`);
     }
-  });
-  console.log(formatResult(r, opts.format));
+    throw e;
+  } finally {
+    db.close();
+  }
+  for (const r of results) {
+    if (results.length > 1) console.log(`-- statement ${r.index} of ${results.length} (${r.type})`);
+    console.log(formatResult(r.result, opts.format));
+  }
 }
 
-/** `plot <id>`: redraws the experiment's plots from the database. */
-export async function cmdPlot(id: string, opts: { paths: ProjectPaths }): Promise<void> {
+/**
+ * `plot <id>`: redraws the experiment's plots from the database, into `out` (default results/plots/<id>/).
+ * Reads through a read-only connection, so it works on a read-only results folder with `out` elsewhere.
+ */
+export async function cmdPlot(id: string, opts: { paths: ProjectPaths; out?: string }): Promise<void> {
   // loadExperiment validates the id with a helpful error.
   const { exp } = await loadExperiment(id, opts.paths);
-  const files = await withResults(opts.paths, async (store) => {
+  const outDir = opts.out ?? `${opts.paths.plots}/${id}`;
+  const db = await openForReading(opts.paths);
+  const files: string[] = [];
+  try {
+    const store = asStore(db);
     const n = await store.query("SELECT count(*)::INTEGER AS n FROM runs WHERE experiment = $id", { id });
-    if (n.rows[0].n === 0) return [];
-    return await plotExperiment(store, id, `${opts.paths.plots}/${id}`);
-  });
-  if (files.length > 0) files.push(...await runReport(exp, opts.paths, { plot: true }));
+    if (n.rows[0].n !== 0) {
+      files.push(...await plotExperiment(store, id, outDir));
+      const report = exp.report;
+      if (report) files.push(...await report({ experiment: id, query: store.query, plotDir: outDir, print: () => {} }));
+    }
+  } finally {
+    db.close();
+  }
   if (files.length === 0) {
     throw new UserError(`no results for ${id} in ${opts.paths.db}; run \`deno task exp ${id}\` first, then plot again`);
   }

@@ -78,7 +78,7 @@ export function tryLock(path: string): Lock | { heldBy: LockInfo | null } {
 export function isLocked(path: string): boolean {
   let f: Deno.FsFile;
   try {
-    f = Deno.openSync(path, { read: true, write: true });
+    f = Deno.openSync(path, { read: true }); // flock needs no write access: works on a read-only results folder
   } catch {
     return false;
   }

@@ -94,11 +94,14 @@ export function buildProgram(): Command {
   return program;
 }
 
-if (import.meta.main) {
-  const program = buildProgram();
+/** Runs the CLI on `args`; resolves to the exit code (errors are printed, never thrown). */
+export async function main(args: string[]): Promise<number> {
   try {
-    await program.parseAsync(Deno.args, { from: "user" });
+    await buildProgram().parseAsync(args, { from: "user" });
+    return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
   } catch (e) {
-    Deno.exit(reportError(e));
+    return reportError(e);
   }
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -89,8 +89,10 @@ export function permissionFlags(opts: PermissionOptions = {}): string[] {
   ];
 }
 
-/** The flags for the settings in the environment (what `deno task` uses). */
-export function flagsFromEnv(): string[] {
+/** The flags for the settings in the environment (what `deno task` uses), plus paths from the command line. */
+export function flagsFromEnv(
+  extra: { extraRead?: string[]; extraWrite?: string[]; execPath?: string } = {},
+): string[] {
   const get = (k: string) => {
     try {
       return Deno.env.get(k) ?? null;
@@ -101,8 +103,10 @@ export function flagsFromEnv(): string[] {
   return permissionFlags({
     results: get("FINELAB_RESULTS"),
     experiments: get("FINELAB_EXPERIMENTS"),
-    extraRead: (get("FINELAB_EXTRA_READ") ?? "").split(",").map((s) => s.trim()),
+    extraRead: [...(get("FINELAB_EXTRA_READ") ?? "").split(",").map((s) => s.trim()), ...(extra.extraRead ?? [])],
     fontDirs: (get("FINELAB_FONT_DIRS") ?? "").split(",").map((s) => s.trim()),
+    extraWrite: extra.extraWrite,
+    execPath: extra.execPath,
   });
 }
 

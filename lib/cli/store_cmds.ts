@@ -259,7 +259,12 @@ export async function runReport(
 async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
   const open = () => openReadOnly(paths.results, { db: paths.db, lockTimeoutMs: dbLockTimeoutMs() });
   // A missing database of a cache with runs is built first (a write, into the results folder only).
-  if (!(await exists(paths.db)) && (await cacheHasRuns(paths.cache))) await (await openResults(paths)).close();
+  if (!(await exists(paths.db))) {
+    if (!(await cacheHasRuns(paths.cache))) {
+      throw new UserError(`no results in ${paths.results} yet: run an experiment first (deno task exp <id>)`);
+    }
+    await (await openResults(paths)).close();
+  }
   try {
     return await open();
   } catch (e) {

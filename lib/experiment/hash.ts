@@ -15,6 +15,7 @@ import canonicalize from "canonicalize";
 import { createHash } from "node:crypto";
 import { relative } from "node:path";
 import { fromFileUrl, toFileUrl } from "../util/paths.ts";
+import { denoBinary } from "../util/deno_bin.ts";
 
 /** Bump when the set or meaning of hash inputs changes: old cache entries then miss on purpose. */
 export const KEY_SCHEMA = 1;
@@ -88,7 +89,7 @@ export function moduleGraph(root: string, opts: { repoRoot: string }): Promise<C
 }
 
 async function computeGraph(root: string, repoRoot: string): Promise<CodeGraph> {
-  const out = await new Deno.Command(Deno.execPath(), {
+  const out = await new Deno.Command(denoBinary(), {
     args: ["info", "--json", "--config", `${repoRoot}/deno.json`, toFileUrl(root).href],
     cwd: repoRoot,
     stdout: "piped",

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { argPaths, descriptors } from "./launch.ts";
+import { REPO_ROOT } from "../util/paths.ts";
+import { cleanup, SUITE, tempResults } from "../runner/faults/helpers.ts";
+
+const dec = new TextDecoder();
+
+async function task(args: string[], env: Record<string, string>) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["task", ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1", FINELAB_DEBUG: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("argPaths: --config files are read, plot --out is written (both spellings), relative paths resolved", () => {
+  assert.deepEqual(argPaths(["exp", "x", "--config", "/a/b.yaml", "--config=c.yaml", "--set", "k=v"]), {
+    read: ["/a/b.yaml", `${Deno.cwd()}/c.yaml`],
+    write: [],
+  });
+  assert.deepEqual(argPaths(["plot", "x", "--out", "/tmp/p"]), { read: [], write: ["/tmp/p"] });
+  assert.deepEqual(argPaths(["exp", "x", "--config"]), { read: [], write: [] }); // commander reports it
+  assert.deepEqual(descriptors(["--allow-read=/a,/b", "--allow-ffi", "--allow-sys=cpus"]), [
+    { name: "read", path: "/a" },
+    { name: "read", path: "/b" },
+    { name: "ffi", path: undefined },
+    { name: "sys", kind: "cpus" },
+  ]);
+});
+
+Deno.test({
+  name: "launcher: one process for the default layout; relaunches with computed flags for a results folder or " +
+    "--config file outside the project; the task line is short",
+  ...SUITE,
+  async fn() {
+    const results = await tempResults("launch");
+    const cfgDir = await Deno.makeTempDir({ prefix: "finelab-cfg-" });
+    try {
+      const list = await task(["list"], {});
+      assert.equal(list.code, 0, list.stderr);
+      assert.match(list.stdout, /^dense-baseline$/m);
+      assert.doesNotMatch(list.stderr, /launcher: relaunching/);
+      const echo = list.stderr.split("\n").find((l) => l.startsWith("Task list"))!;
+      assert.ok(echo.length < 100, `task line: ${echo}`);
+
+      const runs = await task(["runs", "--format", "json"], { FINELAB_RESULTS: results });
+      assert.equal(runs.code, 0, runs.stderr);
+      assert.match(runs.stderr, /launcher: relaunching with --allow-read=[^ ]*finelab-launch-/);
+      assert.deepEqual(JSON.parse(runs.stdout), []);
+
+      // a --config file outside the project is readable (Deno's --allow-read advice is not the user's to follow)
+      await Deno.writeTextFile(`${cfgDir}/over.yaml`, "train:\n  lr: 0.001\n");
+      const exp = await task(["exp", "faults", "--config", `${cfgDir}/over.yaml`, "--dry-run"], {
+        FINELAB_RESULTS: results,
+        FINELAB_EXPERIMENTS: "lib/runner/faults/testdata/experiments",
+      });
+      assert.equal(exp.code, 0, exp.stderr);
+      assert.match(exp.stdout, /faults \(scale default, backend wasm\): 1 runs/);
+      assert.match(exp.stdout, /toy\/s0 +[0-9a-f]{16} +to train/);
+    } finally {
+      await cleanup(results, cfgDir);
+    }
+  },
+});

@@ -124,8 +124,8 @@ export interface AttemptEvent {
   at: string;
   /** end only: steps done. */
   step?: number;
-  /** end only: completed, failed or error. */
-  outcome?: "completed" | "failed" | "error";
+  /** end only: completed, failed, error, or interrupted (SIGINT/SIGTERM). */
+  outcome?: "completed" | "failed" | "error" | "interrupted";
   /** end only: failure reason or error message. */
   detail?: string | null;
 }
@@ -138,6 +138,11 @@ export async function appendAttempt(p: EntryPaths, e: AttemptEvent): Promise<voi
   } finally {
     f.close();
   }
+}
+
+/** {@link appendAttempt} for signal handlers, which must finish before the process exits. */
+export function appendAttemptSync(p: EntryPaths, e: AttemptEvent): void {
+  Deno.writeTextFileSync(p.attempts, JSON.stringify(e) + "\n", { append: true, create: true });
 }
 
 /** The entry's attempt history (lines that do not parse, e.g. torn by a crash, are skipped). */

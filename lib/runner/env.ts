@@ -29,6 +29,16 @@ function cpuModel(): string {
   }
 }
 
+/**
+ * The commit of `repoRoot` and whether the work tree differs from it: changed tracked files or any untracked
+ * file that git does not ignore (a new experiment module is part of what trained the run). Nulls outside git.
+ */
+export async function gitState(repoRoot: string): Promise<{ commit: string | null; dirty: boolean | null }> {
+  const commit = await git(["rev-parse", "HEAD"], repoRoot);
+  const status = commit === null ? null : await git(["status", "--porcelain", "--untracked-files=normal"], repoRoot);
+  return { commit, dirty: status === null ? null : status.length > 0 };
+}
+
 let cached: Promise<Omit<RunEnvironment, "backend" | "backend_details" | "tfjs">> | null = null;
 
 /** Static part of the environment (computed once per process). */
@@ -36,8 +46,7 @@ export function baseEnvironment(
   repoRoot: string,
 ): Promise<Omit<RunEnvironment, "backend" | "backend_details" | "tfjs">> {
   cached ??= (async () => {
-    const commit = await git(["rev-parse", "HEAD"], repoRoot);
-    const status = commit === null ? null : await git(["status", "--porcelain", "--untracked-files=no"], repoRoot);
+    const { commit, dirty } = await gitState(repoRoot);
     return {
       deno: Deno.version.deno,
       v8: Deno.version.v8,
@@ -48,7 +57,7 @@ export function baseEnvironment(
       cpus: navigator.hardwareConcurrency,
       hostname: os.hostname(),
       git_commit: commit,
-      git_dirty: status === null ? null : status.length > 0,
+      git_dirty: dirty,
     };
   })();
   return cached;

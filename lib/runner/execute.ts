@@ -12,6 +12,7 @@ import { initBackend } from "../backends/mod.ts";
 import { train, type TrainProgress } from "../train/mod.ts";
 import {
   appendAttempt,
+  appendAttemptSync,
   emptyStatus,
   type EntryPaths,
   entryPaths,
@@ -67,7 +68,7 @@ export interface ExecuteOptions {
 }
 
 /** The run currently training in this process (for signal handlers to mark it interrupted). */
-let current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord } | null = null;
+let current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord; hostname: string } | null = null;
 
 /**
  * Marks the run this process is training as interrupted and releases its lock. Called
@@ -75,10 +76,15 @@ let current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord } | null =
  */
 export function markInterrupted(): void {
   if (!current) return;
-  const s: RunStatusRecord = { ...current.status, status: "interrupted", heartbeat_at: new Date().toISOString() };
+  const at = new Date().toISOString();
+  const s: RunStatusRecord = { ...current.status, status: "interrupted", heartbeat_at: at };
   try {
     writeStatusSync(current.paths, s);
   } catch { /* best effort: a stale running status is detected from the lock anyway */ }
+  try {
+    const end = { event: "end" as const, pid: Deno.pid, hostname: current.hostname, at, step: s.step ?? 0 };
+    appendAttemptSync(current.paths, { ...end, outcome: "interrupted", detail: "stopped by a signal" });
+  } catch { /* best effort, like the status */ }
   current.lock.release();
   current = null;
 }
@@ -131,7 +137,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
   };
   await writeStatus(p, status);
   await appendAttempt(p, { event: "start", pid: Deno.pid, hostname: env.hostname, at: status.started_at! });
-  current = { paths: p, lock, status };
+  current = { paths: p, lock, status, hostname: env.hostname };
   const sink = opts.progress?.(run, index, total);
   let lastBeat = Date.now();
   let beat: Promise<void> = Promise.resolve();

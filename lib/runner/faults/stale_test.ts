@@ -81,32 +81,40 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "stale: SIGTERM (a scheduler's scancel) marks the run interrupted itself, exits 130; the rerun resumes",
-  ...SUITE,
-  async fn() {
-    const dir = await tempResults("sigterm");
-    const args = [...EXP, "--set", "train.steps=60"];
-    const child = cliCommand(dir, args).spawn();
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    while (!/step 1\d\/60/.test(seen)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-    child.kill("SIGTERM");
-    while (!(await reader.read()).done) { /* drain */ }
-    const st = await child.status;
-    child.stdout.cancel().catch(() => {});
-    assert.equal(st.code, 130, seen);
-    const [entry] = entries(dir);
-    const status = JSON.parse(await Deno.readTextFile(`${entry}/status.json`));
-    assert.equal(status.status, "interrupted"); // written by the signal handler, not derived
-    const [row] = await runsJson(dir);
-    assert.equal(row.status, "interrupted");
-    const again = ok(await cli(dir, args));
-    assert.match(again.stdout, /1 runs: 1 resumed/);
-    await cleanup(dir);
-  },
-});
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test({
+    name: `stale: ${signal} (${signal === "SIGTERM" ? "a scheduler's scancel" : "Ctrl-C"}) marks the run interrupted ` +
+      "itself, writes the attempt's end line, exits 130; the rerun resumes",
+    ...SUITE,
+    async fn() {
+      const dir = await tempResults(signal.toLowerCase());
+      const args = [...EXP, "--set", "train.steps=60"];
+      const child = cliCommand(dir, args).spawn();
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let seen = "";
+      while (!/step 1\d\/60/.test(seen)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      child.kill(signal);
+      while (!(await reader.read()).done) { /* drain */ }
+      const st = await child.status;
+      child.stdout.cancel().catch(() => {});
+      assert.equal(st.code, 130, seen);
+      const [entry] = entries(dir);
+      const status = JSON.parse(await Deno.readTextFile(`${entry}/status.json`));
+      assert.equal(status.status, "interrupted"); // written by the signal handler, not derived
+      const attempts = (await Deno.readTextFile(`${entry}/attempts.jsonl`)).trim().split("\n").map((l) =>
+        JSON.parse(l)
+      );
+      assert.deepEqual(attempts.map((a) => [a.event, a.outcome]), [["start", undefined], ["end", "interrupted"]]);
+      assert.ok(attempts[1].step >= 10, `end line step ${attempts[1].step}`);
+      const [row] = await runsJson(dir);
+      assert.equal(row.status, "interrupted");
+      const again = ok(await cli(dir, args));
+      assert.match(again.stdout, /1 runs: 1 resumed/);
+      await cleanup(dir);
+    },
+  });
+}

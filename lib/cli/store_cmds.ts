@@ -259,11 +259,14 @@ export async function runReport(
 async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
   const open = () => openReadOnly(paths.results, { db: paths.db, lockTimeoutMs: dbLockTimeoutMs() });
   // A missing database of a cache with runs is built first (a write, into the results folder only).
+  // A missing database is created first (built from the cache when it has runs; a write into the results folder).
   if (!(await exists(paths.db))) {
-    if (!(await cacheHasRuns(paths.cache))) {
+    try {
+      await (await openResults(paths)).close();
+    } catch (e) {
+      if (await cacheHasRuns(paths.cache)) throw e;
       throw new UserError(`no results in ${paths.results} yet: run an experiment first (deno task exp <id>)`);
     }
-    await (await openResults(paths)).close();
   }
   try {
     return await open();

@@ -12,6 +12,8 @@ import { isFinished, readRecord } from "../runner/cache.ts";
 import { isLocked } from "../runner/lock.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { progressFactory } from "./progress.ts";
+import { estimateMemory, formatBytes, machineMemory, type MemoryEstimate } from "../runner/memory.ts";
+import { UserError } from "./errors.ts";
 import { experimentRow, ingestAndPlot, printSummary, runReport } from "./store_cmds.ts";
 
 /** Options of `exp`. */
@@ -27,6 +29,32 @@ export interface ExpOptions {
   dryRun?: boolean;
   plot?: boolean;
   plain?: boolean;
+  /** false: skip the memory estimate (`--no-memory-check`). */
+  memoryCheck?: boolean;
+}
+
+/**
+ * Refuses a plan whose largest run to train would not fit in the machine's available memory, with the
+ * estimate and the machine's memory (before anything is allocated).
+ */
+async function checkMemory(plan: Plan): Promise<void> {
+  const mem = machineMemory();
+  if (!mem) return;
+  let worst: { run: Plan["runs"][number]; est: MemoryEstimate } | null = null;
+  for (const run of [...plan.dependencies, ...plan.runs]) {
+    if (await isFinished(run.paths)) continue;
+    const est = await estimateMemory(run.config);
+    if (!worst || est.total > worst.est.total) worst = { run, est };
+  }
+  if (!worst || worst.est.total <= mem.available) return;
+  const { run, est } = worst;
+  throw new UserError(
+    `run ${run.run_id} would need about ${formatBytes(est.total)} of memory (${est.params.toExponential(2)} ` +
+      `parameters: ${formatBytes(est.state)} for weights, gradients and AdamW state; ${formatBytes(est.activations)} ` +
+      `of activations at batch ${run.config.train.batch_size}), but this machine has ${formatBytes(mem.available)} ` +
+      `available of ${formatBytes(mem.total)}. Nothing was trained. Make the model or train.batch_size smaller, or ` +
+      "pass --no-memory-check (or --force) to train it anyway.",
+  );
 }
 
 async function printPlan(plan: Plan): Promise<void> {
@@ -71,6 +99,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   });
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
+  if (o.memoryCheck !== false && !o.force) await checkMemory(plan);
   console.error(`backend: ${plan.backend.name} (${plan.backend.reason})`);
 
   const onSignal = () => {

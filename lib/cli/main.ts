@@ -47,6 +47,7 @@ export function buildProgram(): Command {
     .option("--explain", "print every input of every run hash and exit")
     .option("--dry-run", "print the plan (runs, hashes, cached or not) and exit")
     .option("--no-plot", "skip writing plots")
+    .option("--no-memory-check", "train even when the memory estimate exceeds the machine's available memory")
     .option("--plain", "plain progress lines instead of a progress bar")
     .action(async (id: string, o) => {
       await cmdExp(id, { ...o, paths: await checkedPaths({ write: !o.explain && !o.dryRun }) });

@@ -43,7 +43,7 @@ export const ENV_VARS = [
 ] as const;
 
 /** System information finelab (or a dependency) asks for. */
-export const SYS_NAMES = ["hostname", "osRelease", "cpus", "networkInterfaces"] as const;
+export const SYS_NAMES = ["hostname", "osRelease", "cpus", "networkInterfaces", "systemMemoryInfo"] as const;
 
 /** Files outside the project that are read: the CPU model (provenance). Plot fonts come from node_modules. */
 export const SYSTEM_READS = ["/proc/cpuinfo"] as const;

@@ -40,7 +40,7 @@ Deno.test("permissionFlags: scoped flags; writes go to the results folder and th
     "--allow-ffi", // unscoped: the native backend's pointer views need it
     "--allow-run=git,/bin/deno,cc,gcc",
     `--allow-env=${[...ENV_VARS, ...NATIVE_PERMISSIONS.env].join(",")}`,
-    "--allow-sys=hostname,osRelease,cpus,networkInterfaces",
+    "--allow-sys=hostname,osRelease,cpus,networkInterfaces,systemMemoryInfo",
   ]);
   const def = permissionFlags({ execPath: "/bin/deno" });
   assert.equal(def[0], "--allow-read=.,results,/proc/cpuinfo");

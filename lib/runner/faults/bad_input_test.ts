@@ -316,6 +316,16 @@ const CASES: Case[] = [
     problem: /data\.val_fraction = 0\.9/,
     fix: FIX_CONFIG,
   },
+  {
+    name: "model that cannot fit in memory",
+    args: exp(
+      "ok",
+      ...["--set", "model.d_model=65536", "--set", "model.n_heads=1", "--set", "model.d_ff=262144"],
+      ...["--set", "model.n_layers=64"],
+    ),
+    problem: /would need about [\d.]+ [TP]iB of memory .* this machine has .* available of/,
+    fix: /--no-memory-check/,
+  },
   // Queries and other commands.
   {
     name: "SQL syntax error",

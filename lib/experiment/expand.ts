@@ -78,9 +78,34 @@ function checkPath(path: string, where: string): string | null {
     `Settable keys are data.*, model.*, model.ffn.<option>, train.*, seeds, backend.`;
 }
 
+/** A multirun value: `--set train.lr=1e-3,2e-3` sweeps the path over the values (a grid axis). */
+export class Sweep {
+  constructor(readonly values: unknown[]) {}
+}
+
+/** Splits `a,b,c` at commas outside brackets and quotes (null when there is no such comma). */
+function splitTopLevel(raw: string): string[] | null {
+  if (/^["'[{]/.test(raw)) return null; // a quoted string or a flow collection is one value
+  const parts: string[] = [];
+  let depth = 0, start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (c === "[" || c === "{") depth++;
+    else if (c === "]" || c === "}") depth--;
+    else if (c === "," && depth === 0) {
+      parts.push(raw.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  if (parts.length === 0) return null;
+  parts.push(raw.slice(start).trim());
+  return parts;
+}
+
 /**
  * Parses `--set` strings (`train.lr=3e-4`, `model.ffn.kind=dense`, `seeds=[0,1,2]`).
  * Values are YAML scalars or flow collections, so `3e-4` is a number and `true` a boolean.
+ * A comma-separated value (`train.lr=1e-3,2e-3`) is a {@link Sweep}: Hydra-style multirun, one grid axis.
  */
 export function parseSets(sets: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -97,18 +122,29 @@ export function parseSets(sets: string[]): Record<string, unknown> {
       problems.push(bad);
       continue;
     }
-    let value: unknown;
+    const parseOne = (text: string): unknown => {
+      let value: unknown = text === "" ? "" : parseYaml(text);
+      if (typeof value === "string" && /^[+-]?\.?(nan|inf|infinity)$/i.test(value)) {
+        // Spelled out so the error names the value given: Number("inf") would be NaN.
+        value = /nan$/i.test(value) ? NaN : value.startsWith("-") ? -Infinity : Infinity;
+      }
+      return value;
+    };
+    const parts = splitTopLevel(raw);
     try {
-      value = raw === "" ? "" : parseYaml(raw);
+      if (parts && parts.some((p) => p === "")) {
+        problems.push(`--set ${path}=${raw}: a multirun list has an empty value (write a,b,c)`);
+        continue;
+      }
+      if (parts && path === "backend") {
+        problems.push(`--set backend=${raw}: the backend cannot be swept; run once per backend`);
+        continue;
+      }
+      out[path] = parts ? (path === "seeds" ? parts.map(parseOne) : new Sweep(parts.map(parseOne))) : parseOne(raw);
     } catch (e) {
       problems.push(`--set ${path}: cannot parse value ${show(raw)}: ${(e as Error).message.split("\n")[0]}`);
       continue;
     }
-    if (typeof value === "string" && /^[+-]?\.?(nan|inf|infinity)$/i.test(value)) {
-      // Spelled out so the error names the value given: Number("inf") would be NaN.
-      value = /nan$/i.test(value) ? NaN : value.startsWith("-") ? -Infinity : Infinity;
-    }
-    out[path] = value;
   }
   if (problems.length) throw new ConfigError("Invalid --set override", problems);
   return out;
@@ -162,6 +198,14 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
   const scale = scales[scaleName] ?? {};
   const sets = parseSets(overrides.sets ?? []);
   const files = overrides.files ?? [];
+  // Multirun: each `--set path=a,b` is a grid axis (replacing the experiment's axis on that path).
+  const sweeps: Record<string, unknown[]> = {};
+  for (const [k, v] of Object.entries(sets)) {
+    if (v instanceof Sweep) {
+      sweeps[k] = v.values;
+      delete sets[k];
+    }
+  }
 
   // Patches that are not variant-specific, for the unknown-key check.
   problems.push(...unknownKeys({ data: exp.data, model: exp.model, train: exp.train }, `experiment ${exp.id}`));
@@ -188,7 +232,7 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
       }
     }
   }
-  const grid = exp.grid ?? {};
+  const grid = { ...exp.grid ?? {}, ...sweeps };
   for (const [path, values] of Object.entries(grid)) {
     const bad = checkPath(path, `grid`);
     if (bad) problems.push(bad);
@@ -241,6 +285,7 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
         let cfg: Record<string, unknown> = deepMerge(base, vconfig);
         for (const [k, v] of Object.entries(point)) setPath(cfg, k, structuredClone(v));
         for (const f of files) cfg = deepMerge(cfg, { data: f.patch.data, model: f.patch.model, train: f.patch.train });
+        for (const k of Object.keys(sweeps)) setPath(cfg, k, structuredClone(point[k])); // --set beats --config
         for (const [k, v] of Object.entries(sets)) if (!TOP_LEVEL.includes(k)) setPath(cfg, k, v);
         const config = { experiment: exp.id, variant, seed, backend, ...cfg } as PlannedRun["config"];
         const pointId = Object.entries(point).map(([k, v]) => `${k.split(".").pop()}=${fmtValue(v)}`).join("/");

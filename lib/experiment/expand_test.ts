@@ -168,3 +168,39 @@ Deno.test("expandRuns: a single_seed variant runs on the first seed; children of
     /variant a: single_seed = 1 must be true or false/,
   );
 });
+
+Deno.test("multirun: --set path=a,b sweeps the path (a grid axis, replacing the module's axis); seeds=0,1 lists seeds", () => {
+  const { runs } = expandRuns(exp, {
+    scale: "tiny",
+    sets: ["train.lr=1e-3,2e-3,4e-3", "model.n_layers=1,3", "seeds=0,1"],
+    files: [{ path: "x.yaml", patch: { train: { lr: 9e-3 } } }],
+  });
+  assert.equal(runs.length, 2 * 3 * 2 * 2); // variants x lr x n_layers x seeds (batch_size axis of 1)
+  const a = runs.filter((r) => r.variant === "a" && r.seed === 0);
+  assert.deepEqual(a.map((r) => r.run_id), [
+    "a/n_layers=1/batch_size=4/lr=0.001/s0",
+    "a/n_layers=1/batch_size=4/lr=0.002/s0",
+    "a/n_layers=1/batch_size=4/lr=0.004/s0",
+    "a/n_layers=3/batch_size=4/lr=0.001/s0",
+    "a/n_layers=3/batch_size=4/lr=0.002/s0",
+    "a/n_layers=3/batch_size=4/lr=0.004/s0",
+  ]);
+  assert.deepEqual(a.map((r) => [r.config.model.n_layers, r.config.train.lr]), [
+    [1, 1e-3],
+    [1, 2e-3],
+    [1, 4e-3],
+    [3, 1e-3],
+    [3, 2e-3],
+    [3, 4e-3],
+  ]); // the sweep beats the --config file's lr and variant b's
+  assert.ok(runs.filter((r) => r.variant === "b").every((r) => [1e-3, 2e-3, 4e-3].includes(r.config.train.lr)));
+  // A flow list or a quoted string is one value, not a sweep.
+  assert.deepEqual(parseSets(["seeds=[0,1]", 'data.path="a,b.txt"']), { seeds: [0, 1], "data.path": "a,b.txt" });
+  // Bad multirun values name the problem.
+  assert.match(problems(() => expandRuns(exp, { sets: ["train.lr=1e-3,"] })).join("\n"), /has an empty value/);
+  assert.match(problems(() => expandRuns(exp, { sets: ["backend=cpu,wasm"] })).join("\n"), /cannot be swept/);
+  assert.match(
+    problems(() => expandRuns(exp, { sets: ["train.lr=1e-3,-1"] })).join("\n"),
+    /train\.lr = -1/,
+  );
+});

@@ -138,6 +138,13 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
       `(${((performance.now() - t0) / 1000).toFixed(1)} s)`,
   );
   const failed = outcomes.filter((x) => x.record.summary?.status === "failed");
+  const diverged = outcomes.filter((x) => x.record.summary?.status === "diverged");
+  for (const d of diverged) {
+    console.error(
+      `run ${d.run.run_id} DIVERGED: ${d.record.summary!.failure?.reason}. Its results are kept (status diverged) ` +
+        "but mean nothing: lower train.lr or set train.grad_clip, then run again (--force retrains it).",
+    );
+  }
   for (const f of failed) {
     const fl = f.record.summary!.failure;
     console.error(
@@ -168,5 +175,5 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     );
     if (bad) Deno.exitCode = 1;
   }
-  if (failed.length) Deno.exitCode = 1;
+  if (failed.length || diverged.length) Deno.exitCode = 1;
 }

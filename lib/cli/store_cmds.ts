@@ -440,7 +440,7 @@ export async function runsRows(paths: ProjectPaths, experiment?: string): Promis
     const status = liveStatus(r.status, p);
     const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
     let note: string | null = null;
-    if (status === "failed") note = r.summary?.failure?.reason ?? null;
+    if (status === "failed" || status === "diverged") note = r.summary?.failure?.reason ?? null;
     else if (status === "interrupted") {
       note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
         `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;

@@ -69,7 +69,7 @@ export async function plotExperiment(
     exp,
   );
   if (runs.rows.length === 0) throw new Error(`no runs of experiment "${experimentId}" in the results store`);
-  const nFailed = runs.rows.filter((r) => r.status === "failed").length;
+  const nFailed = runs.rows.filter((r) => r.status === "failed" || r.status === "diverged").length;
   const nCompleted = runs.rows.filter((r) => r.status === "completed").length;
   const variants = new Set(runs.rows.map((r) => String(r.variant)));
   const seeds = new Set(runs.rows.map((r) => r.seed));
@@ -95,7 +95,7 @@ export async function plotExperiment(
         split: String(m.split),
         step: m.step as number,
         value: m.value as number,
-        failed: run.status === "failed",
+        failed: run.status === "failed" || run.status === "diverged",
       };
     });
     const { svg } = renderChart(lossCurves(rows, { title: `${experimentId}: training and validation loss` }));

@@ -125,7 +125,7 @@ export interface AttemptEvent {
   /** end only: steps done. */
   step?: number;
   /** end only: completed, failed, error, or interrupted (SIGINT/SIGTERM). */
-  outcome?: "completed" | "failed" | "error" | "interrupted";
+  outcome?: "completed" | "failed" | "diverged" | "error" | "interrupted";
   /** end only: failure reason or error message. */
   detail?: string | null;
 }
@@ -234,7 +234,7 @@ export async function inspectEntry(p: EntryPaths): Promise<EntryState> {
   }
   if (problems.length) return { record: null, problems };
   const files = status!.files ?? {};
-  const finished = status!.status === "completed" || status!.status === "failed";
+  const finished = status!.status === "completed" || status!.status === "failed" || status!.status === "diverged";
   const required = finished ? [...STARTED_FILES, ...RESULT_FILES] : [...STARTED_FILES];
   for (const n of required) if (!(n in files)) problems.push(`status.json vouches for no ${n}`);
   const content = new Map<string, Uint8Array>();
@@ -291,7 +291,8 @@ export async function readRecord(p: EntryPaths): Promise<RunRecord | null> {
 /** True when the entry holds a finished run (completed, or failed with a summary) whose every checksum matches. */
 export async function isFinished(p: EntryPaths): Promise<boolean> {
   const { record } = await inspectEntry(p);
-  return record !== null && (record.status.status === "completed" || record.status.status === "failed") &&
+  const s = record?.status.status;
+  return record !== null && (s === "completed" || s === "failed" || s === "diverged") &&
     record.summary !== null;
 }
 

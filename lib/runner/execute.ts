@@ -33,6 +33,7 @@ import { type Lock, tryLock, waitLock } from "./lock.ts";
 import type { HashedRun, Plan } from "./plan.ts";
 import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "./records.ts";
 import { baseEnvironment } from "./env.ts";
+import { detectDivergence } from "./divergence.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 
 /** What the trainer reports while it runs. */
@@ -45,7 +46,7 @@ export interface ProgressSink {
 }
 
 /** How a run ended up in the results. */
-export type RunAction = "cached" | "trained" | "resumed" | "waited" | "failed";
+export type RunAction = "cached" | "trained" | "resumed" | "waited" | "failed" | "diverged";
 
 /** Outcome of one planned run. */
 export interface RunOutcome {
@@ -162,6 +163,10 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
       },
     });
     await beat; // a heartbeat still in flight must not land after the final status
+    const diverged = outcome.summary.status === "completed"
+      ? detectDivergence(outcome.metrics, { vocab: run.config.model.vocab_size })
+      : null;
+    if (diverged) outcome.summary = { ...outcome.summary, status: "diverged", failure: diverged };
     const sums = await writeResults(p, outcome.summary, outcome.metrics);
     const final: RunStatusRecord = {
       ...status,
@@ -208,6 +213,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
 }
 
 function describe(s: RunSummary): string {
+  if (s.status === "diverged") return `DIVERGED: ${s.failure?.reason}`;
   if (s.status === "failed") {
     return `FAILED at step ${s.failure?.step}: ${s.failure?.reason} (last good loss ${
       s.failure?.last_good_loss ?? "n/a"
@@ -254,8 +260,8 @@ export async function executePlan(plan: Plan, opts: ExecuteOptions): Promise<Run
       if (run.parent) await checkParent(run);
       if (opts.force) await removeCheckpoints(run.paths);
       const summary = await trainLocked(run, lock, opts, index, total);
-      const action: RunAction = summary.status === "failed"
-        ? "failed"
+      const action: RunAction = summary.status === "failed" || summary.status === "diverged"
+        ? summary.status
         : summary.resumed_from_step !== null
         ? "resumed"
         : "trained";

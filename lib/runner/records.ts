@@ -25,7 +25,7 @@ export interface MetricRow {
 }
 
 /** Lifecycle of a run. `interrupted` is derived: a `running` run whose owner process is gone. */
-export type RunStatus = "queued" | "running" | "completed" | "failed" | "interrupted";
+export type RunStatus = "queued" | "running" | "completed" | "failed" | "diverged" | "interrupted";
 
 /** Why a run failed (NaN/Inf loss, an exception). */
 export interface RunFailure {
@@ -36,7 +36,8 @@ export interface RunFailure {
 
 /** Final numbers of a run. Extra metrics (NSAR, router stats, ...) go to `extra`. */
 export interface RunSummary {
-  status: "completed" | "failed";
+  /** `diverged`: trained to the end, but the loss ended far above its start (lib/runner/divergence.ts). */
+  status: "completed" | "failed" | "diverged";
   steps_done: number;
   tokens_seen: number;
   final_train_loss: number | null;

@@ -98,3 +98,30 @@ Deno.test({
     await cleanup(dir);
   },
 });
+
+Deno.test({
+  name: "numeric: lr = 10 without clipping diverges (status diverged in the cache, runs and the database, exit 1); " +
+    "the other run of the multirun sweep completes",
+  ...SUITE,
+  async fn() {
+    const dir = await tempResults("diverge");
+    const args = [...EXP, "--no-plot", "--set", "train.lr=10,0.003", "--set", "train.grad_clip=0"];
+    const o = await cli(dir, [...args, "--set", "train.steps=20"]);
+    assert.equal(o.code, 1, o.stderr);
+    assert.match(o.stdout, /2 runs: 1 diverged, 1 trained/);
+    assert.match(o.stderr, /run toy\/lr=10\/s0 DIVERGED: diverged: training loss above \d+\.\d+ .* from step 1 to /);
+    assert.match(o.stderr, /lower train\.lr or set train\.grad_clip/);
+    const rows = await dbRows(dir, "SELECT run_id, status, failure_step, failure_reason FROM runs ORDER BY run_id");
+    assert.deepEqual(rows.map((r) => [r.run_id, r.status, r.failure_step]), [
+      ["toy/lr=0.003/s0", "completed", null],
+      ["toy/lr=10/s0", "diverged", 1],
+    ]);
+    const runs = await runsJson(dir);
+    assert.deepEqual(runs.map((r) => r.status).sort(), ["completed", "diverged"]);
+    // a diverged run is finished: the rerun trains nothing and still exits 1
+    const again = await cli(dir, [...args, "--set", "train.steps=20"]);
+    assert.equal(again.code, 1, again.stderr);
+    assert.match(again.stdout, /2 runs: 2 cached/);
+    await cleanup(dir);
+  },
+});

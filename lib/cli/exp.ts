@@ -86,6 +86,29 @@ function printExplain(plan: Plan): void {
   );
 }
 
+/**
+ * What `exp` says about the backend: its name and the first clause of why (the full reason is in every run's
+ * manifest and with FINELAB_DEBUG=1), plus, once, how to get the native backend when `auto` had to skip it.
+ */
+export function backendLines(b: Plan["backend"]): string[] {
+  let debug = false;
+  try {
+    debug = !!Deno.env.get("FINELAB_DEBUG");
+  } catch { /* no env permission */ }
+  if (debug) return [`backend: ${b.name} (${b.reason})`];
+  const why = b.reason.replace(/^(auto|requested): /, "").split(/ \(|;/)[0];
+  const lines = [`backend: ${b.name}${b.name === why.split(" ")[0] ? "" : ` (${why})`}`];
+  if (b.name === "native") lines[0] = `backend: native (${/openblas|accelerate|blas/i.exec(b.reason)?.[0] ?? "BLAS"})`;
+  if (b.reason.startsWith("requested")) lines[0] = `backend: ${b.name} (requested)`;
+  const native = /native: (.*?) \(to fix: (.*?)\)(?:;|\)$)/.exec(b.reason);
+  if (b.reason.startsWith("auto") && native && b.name !== "native") {
+    lines.push(
+      `hint: the native backend is several times faster on CPU but unavailable here (${native[1]}); ${native[2]}`,
+    );
+  }
+  return lines;
+}
+
 /** Runs the `exp` command. Exit code: 0 ok, 1 a run failed or --verify found a difference, 2 bad input. */
 export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const t0 = performance.now();
@@ -100,7 +123,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
   if (o.memoryCheck !== false && !o.force) await checkMemory(plan);
-  console.error(`backend: ${plan.backend.name} (${plan.backend.reason})`);
+  for (const line of backendLines(plan.backend)) console.error(line);
 
   const onSignal = () => {
     markInterrupted();

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../util/paths.ts";
 import { childFlags } from "../runner/faults/helpers.ts";
+import { backendLines } from "./exp.ts";
 
 /** The CLI runs with exactly the permissions of `deno task exp` (lib/cli/permissions.ts). */
 const perms = (results: string) => childFlags(results, { experiments: `${REPO_ROOT}/experiments` });
@@ -177,4 +178,29 @@ Deno.test({
     assert.match(sql.stderr, /Parser Error|syntax error/i);
     await Deno.remove(results, { recursive: true });
   },
+});
+
+Deno.test("backendLines: one short line; a hint for the native backend only when auto skipped it", () => {
+  assert.deepEqual(
+    backendLines({
+      name: "native",
+      reason: "auto: native openblas libopenblas.so.0 (core Haswell); kernels /x/lib.so (compiled now in 7.8 s) " +
+        "(tensorflow: neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed; webgpu: adapter " +
+        "llvmpipe is a software fallback, ~6x slower than wasm (pass --backend webgpu to use it anyway))",
+    }),
+    ["backend: native (openblas)"],
+  );
+  const wasm = backendLines({
+    name: "wasm",
+    reason: "auto: wasm (tensorflow: not installed; webgpu: no adapter; native: no CBLAS library found " +
+      "(to fix: apt-get install libopenblas0-openmp))",
+  });
+  assert.deepEqual(wasm, [
+    "backend: wasm",
+    "hint: the native backend is several times faster on CPU but unavailable here (no CBLAS library found); " +
+    "apt-get install libopenblas0-openmp",
+  ]);
+  assert.deepEqual(backendLines({ name: "wasm", reason: "requested: binaries in /x/dist/" }), [
+    "backend: wasm (requested)",
+  ]);
 });

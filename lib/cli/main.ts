@@ -11,6 +11,7 @@ import { listExperiments } from "../runner/plan.ts";
 import { reportError } from "./errors.ts";
 import { BACKENDS } from "../experiment/config.ts";
 import { checkResultsDir } from "./results_dir.ts";
+import { cmdGc } from "./gc.ts";
 
 /** The project paths, after checking the results folder is usable (for writing, or only reading). */
 async function checkedPaths(opts: { write: boolean }) {
@@ -85,6 +86,14 @@ export function buildProgram(): Command {
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (o) => {
       await cmdRuns({ experiment: o.experiment, format: o.format, paths: await checkedPaths({ write: false }) });
+    });
+
+  program.command("gc")
+    .description("remove cache entries of unfinished or failed runs and old checkpoints (a dry run unless --yes)")
+    .option("--yes", "remove them (default: only show what would go and how much it frees)")
+    .option("--unplanned", "also remove finished runs that no experiment's latest plan names (parents are kept)")
+    .action(async (o) => {
+      await cmdGc({ paths: await checkedPaths({ write: !!o.yes }), yes: o.yes, unplanned: o.unplanned });
     });
 
   program.command("list")

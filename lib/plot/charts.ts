@@ -70,6 +70,28 @@ export interface LossRow {
   value: number;
   /** The run failed (its last training point gets a red ×). */
   failed?: boolean;
+  /** The run's seed: seeds of one group get different dash patterns. */
+  seed?: number;
+}
+
+/** Dash patterns of the 1st, 2nd, ... seed of a group (solid, long dash, dots, dash-dot). */
+export const SEED_DASHES = ["none", "7,3", "2,2", "7,2,2,2"] as const;
+
+/** Above this many groups, loss curves are drawn one panel per group (faceted). */
+export const FACET_ABOVE = 5;
+
+/**
+ * Integer tick values for a step axis from `min` to `max` (about 8 of them, at 1, 2 or 5 x 10^k): no
+ * half-step ticks at tiny scale.
+ */
+export function integerTicks(min: number, max: number, count = 8): number[] {
+  const span = Math.max(1, max - min);
+  const raw = span / count;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * pow).find((v) => v >= raw) ?? 10 * pow);
+  const out: number[] = [];
+  for (let t = Math.ceil(min / step) * step; t <= max; t += step) out.push(t);
+  return out;
 }
 
 /** Options of {@link lossCurves}. */
@@ -118,27 +140,107 @@ export function lossCurves(rows: LossRow[], opts: LossCurvesOptions = {}): Plot.
   const groups = opts.groups ?? [...new Set(rows.map((r) => r.group))].sort(naturalCompare);
   const showRaw = opts.showRaw ?? weight > 0;
   const smoothing = weight > 0 ? `EMA ${weight}${showRaw ? ", raw faint" : ""}` : "raw";
+
+  // Seeds of one group: the k-th seed (by value) gets SEED_DASHES[k] and a marker shape for its validation points.
+  const seedsOf = new Map<string, number[]>();
+  for (const r of rows) {
+    const list = seedsOf.get(r.group) ?? [];
+    if (!list.includes(r.seed ?? 0)) list.push(r.seed ?? 0);
+    seedsOf.set(r.group, list);
+  }
+  for (const list of seedsOf.values()) list.sort((a, b) => a - b);
+  const rank = (r: LossRow) => seedsOf.get(r.group)!.indexOf(r.seed ?? 0) % SEED_DASHES.length;
+  const maxSeeds = Math.max(1, ...[...seedsOf.values()].map((l) => l.length));
+
+  // Many groups: one panel per group (3 columns), each with the group's name, sharing the axes.
+  const facet = groups.length > FACET_ABOVE;
+  const cols = 3;
+  const cell = (g: string) => ({ fx: groups.indexOf(g) % cols, fy: Math.floor(groups.indexOf(g) / cols) });
+  const withCell = (xs: LossRow[]) => (facet ? xs.map((r) => ({ ...r, ...cell(r.group) })) : xs);
+  const f = facet ? { fx: "fx", fy: "fy" } : {};
+  const steps = rows.map((r) => r.step);
+  const xTicks = steps.length ? integerTicks(Math.min(...steps), Math.max(...steps), facet ? 4 : 8) : undefined;
+
+  const seedMarks = Array.from(
+    { length: Math.min(maxSeeds, SEED_DASHES.length) },
+    (_, k) =>
+      Plot.line(withCell(smooth.filter((r) => rank(r) === k)), {
+        x: "step",
+        y: "value",
+        z: "run",
+        stroke: "group",
+        strokeWidth: 1.6,
+        strokeDasharray: SEED_DASHES[k],
+        ...f,
+      }),
+  );
+  const seedNote = maxSeeds > 1
+    ? ` Seeds of a variant: ${
+      ["solid", "long dashes", "dots", "dash-dot"].slice(0, Math.min(maxSeeds, 4)).join(", ")
+    }` +
+      " lines; validation points circle, square, triangle, diamond."
+    : "";
   return {
     title: opts.title,
     subtitle: opts.subtitle ??
-      `Solid: training loss (${smoothing}). Dashed with dots: validation loss.` +
-        (failedEnds.length ? " Red ×: last step of a failed run." : ""),
+      `Lines: training loss (${smoothing}). Dots: validation loss.${seedNote}` +
+        (failedEnds.length ? " Red ×: last step of a failed run." : "") +
+        (facet ? " One panel per variant." : ""),
     width: opts.width ?? 760,
-    height: opts.height ?? 440,
+    height: opts.height ?? (facet ? 60 + 170 * Math.ceil(groups.length / cols) : 440),
     marginLeft: 56,
     marginRight: 24,
     marginBottom: 46,
-    x: { label: "Training step →", grid: true, labelAnchor: "center", labelOffset: 40 },
+    x: { label: "Training step →", grid: true, labelAnchor: "center", labelOffset: 40, ticks: xTicks, tickFormat: "d" },
     y: { label: opts.yLabel ?? "↑ Loss (nats/token)", grid: true },
+    ...(facet ? { fx: { axis: null }, fy: { axis: null } } : {}),
     color: { legend: true, domain: groups, scheme: schemeFor(groups.length) },
+    symbol: { domain: [0, 1, 2, 3], range: ["circle", "square", "triangle", "diamond"] },
     marks: [
-      showRaw
-        ? Plot.line(raw, { x: "step", y: "value", z: "run", stroke: "group", strokeOpacity: 0.18, strokeWidth: 1 })
+      facet ? Plot.frame({ stroke: "#ddd" }) : null,
+      facet
+        ? Plot.text(groups.map((g) => ({ group: g, ...cell(g) })), {
+          fx: "fx",
+          fy: "fy",
+          text: "group",
+          frameAnchor: "top-left",
+          dx: 6,
+          dy: 6,
+          fontWeight: "bold",
+        })
         : null,
-      Plot.line(smooth, { x: "step", y: "value", z: "run", stroke: "group", strokeWidth: 1.6 }),
-      Plot.line(val, { x: "step", y: "value", z: "run", stroke: "group", strokeWidth: 1.2, strokeDasharray: "5,3" }),
-      Plot.dot(val, { x: "step", y: "value", fill: "group", r: 2.8, stroke: "white", strokeWidth: 0.6 }),
-      Plot.dot(failedEnds, { x: "step", y: "value", symbol: "times", r: 5, stroke: "#d62728", strokeWidth: 2.5 }),
+      showRaw
+        ? Plot.line(withCell(raw), {
+          x: "step",
+          y: "value",
+          z: "run",
+          stroke: "group",
+          strokeOpacity: 0.18,
+          strokeWidth: 1,
+          ...f,
+        })
+        : null,
+      ...seedMarks,
+      Plot.line(withCell(val), { x: "step", y: "value", z: "run", stroke: "group", strokeWidth: 0.8, ...f }),
+      Plot.dot(withCell(val).map((r) => ({ ...r, seedRank: rank(r) })), {
+        x: "step",
+        y: "value",
+        fill: "group",
+        symbol: "seedRank",
+        r: 3,
+        stroke: "white",
+        strokeWidth: 0.6,
+        ...f,
+      }),
+      Plot.dot(withCell(failedEnds), {
+        x: "step",
+        y: "value",
+        symbol: "times",
+        r: 5,
+        stroke: "#d62728",
+        strokeWidth: 2.5,
+        ...f,
+      }),
     ],
   };
 }

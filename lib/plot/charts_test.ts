@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   ema,
   histogram,
+  integerTicks,
   lineWithErrorBars,
   lossCurves,
   type LossRow,
@@ -77,12 +78,45 @@ Deno.test("lossCurves: smoothed train lines, val dots, failure marker", () => {
   rows.push({ run: "a", group: "dense", split: "val", step: 100, value: 3.1 });
   const opts = lossCurves(rows, { title: "Loss", smoothing: 0.5 });
   assert.match(String(opts.subtitle), /EMA 0\.5, raw faint.*Red ×/);
+  assert.deepEqual((opts.x as { ticks: number[] }).ticks, [20, 40, 60, 80, 100]);
   const { svg } = renderChart(opts);
   const dots = [...svg.matchAll(/<g[^>]*aria-label="dot"[^>]*>(.*?)<\/g>/g)].map((m) => m[1]);
   assert.equal(dots.length, 2);
-  assert.equal(dots[0].match(/<circle/g)!.length, 2); // two validation points
+  assert.equal(dots[0].match(/<path/g)!.length, 2); // two validation points (a marker shape per seed)
   assert.equal(dots[1].match(/<path/g)!.length, 1); // one failed run
   assert.throws(() => lossCurves(rows, { smoothing: 1 }), /smoothing must be in \[0, 1\)/);
+});
+
+Deno.test("lossCurves: seeds get distinct dash patterns and markers; many variants are faceted; integer ticks", () => {
+  const rows: LossRow[] = [];
+  const groups = ["dense", "1x4", "2x2", "4x1", "1x16", "2x8", "4x4", "8x2", "16x1"];
+  for (const group of groups) {
+    for (const seed of [0, 1, 2]) {
+      for (let step = 1; step <= 8; step++) {
+        rows.push({ run: `${group}/${seed}`, group, seed, split: "train", step, value: 5 - step / 10 - seed / 20 });
+      }
+      rows.push({ run: `${group}/${seed}`, group, seed, split: "val", step: 8, value: 4.5 });
+    }
+  }
+  const two = lossCurves(rows.filter((r) => r.group === "dense" || r.group === "1x4"), { smoothing: 0 });
+  assert.match(String(two.subtitle), /Seeds of a variant: solid, long dashes, dots lines/);
+  const { svg } = renderChart(two);
+  for (const dash of ["7,3", "2,2"]) assert.ok(svg.includes(`stroke-dasharray="${dash}"`), dash);
+  assert.doesNotMatch(svg, /aria-label="fx-axis"|aria-label="fy-axis"/);
+  // tiny scale (8 steps): integer ticks only
+  const ticks = [...svg.matchAll(/aria-label="x-axis tick label"[^>]*>([\s\S]*?)<\/g>/g)][0][1];
+  const labels = [...ticks.matchAll(/>([^<]+)<\/text>/g)].map((m) => m[1]);
+  assert.ok(labels.length >= 4 && labels.every((l) => /^\d+$/.test(l)), labels.join(" "));
+  // nine variants: one panel per variant, each named
+  const nine = lossCurves(rows, { smoothing: 0 });
+  assert.match(String(nine.subtitle), /One panel per variant/);
+  const fsvg = renderChart(nine).svg;
+  for (const g of groups) assert.ok(fsvg.includes(`>${g}</text>`), g);
+  assert.equal((fsvg.match(/aria-label="frame"/g) ?? []).length, 1);
+  assert.ok((fsvg.match(/<rect[^>]*stroke="#ddd"/g) ?? []).length >= 9, "a frame per panel");
+  assert.deepEqual(integerTicks(0, 8), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.deepEqual(integerTicks(1, 3), [1, 2, 3]);
+  assert.deepEqual(integerTicks(0, 150), [0, 20, 40, 60, 80, 100, 120, 140]);
 });
 
 Deno.test("lineWithErrorBars: means per (series, x), bars only where there are 2+ samples", () => {

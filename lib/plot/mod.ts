@@ -96,6 +96,7 @@ export async function plotExperiment(
         step: m.step as number,
         value: m.value as number,
         failed: run.status === "failed" || run.status === "diverged",
+        seed: run.seed as number,
       };
     });
     const { svg } = renderChart(lossCurves(rows, { title: `${experimentId}: training and validation loss` }));

@@ -148,13 +148,23 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
 
   // Parent runs of other experiments go into the database too (under their own experiment id).
   const parents = (await Promise.all(plan.dependencies.map((d) => readRecord(d.paths)))).filter((r) => r !== null);
+  // Runs made with --set/--config are not the experiment's declared plan: they are stored, but the experiment's
+  // current results (current_runs), plots and verdict stay those of its declared plan.
+  const declared = !(o.set?.length || o.config?.length);
   const plots = await ingestAndPlot(plan, [...outcomes.map((x) => x.record), ...parents], {
     paths,
-    experiment: experimentRow(plan, paths),
-    plot: o.plot !== false,
+    experiment: declared ? experimentRow(plan, paths) : null,
+    plot: o.plot !== false && declared,
   });
-  await printSummary(plan, paths);
-  plots.push(...await runReport(plan.experiment, paths, { plot: o.plot !== false, print: (t) => console.log(t) }));
+  await printSummary(plan, paths, { current: declared });
+  if (declared) {
+    plots.push(...await runReport(plan.experiment, paths, { plot: o.plot !== false, print: (t) => console.log(t) }));
+  } else {
+    console.log(
+      `(runs with --set/--config overrides: stored in runs, but ${id}'s current results, plots and verdict stay ` +
+        `those of its declared plan; query them by hash or config columns, e.g. train_lr)`,
+    );
+  }
   console.log(
     `${plan.runs.length} runs: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; ` +
       `results in ${paths.db}${plots.length ? `; plots in ${paths.plots}/${id}/` : ""} ` +

@@ -151,4 +151,20 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "exp with --set overrides: runs are stored, the experiment's current results stay its declared plan's",
+  ...SUITE,
+  async fn() {
+    const r = await trained();
+    const [declared] = await dbRows(r, "SELECT hash FROM current_runs WHERE experiment = 'faults'");
+    const o = ok(await cli(r, ["exp", "faults", "--no-plot", "--set", "train.steps=6"]), "exp --set");
+    assert.match(o.stdout, /1 runs: 1 trained/);
+    assert.match(o.stdout, /current results, plots and verdict stay those of its declared plan/);
+    assert.match(o.stdout, /toy +\| +1 \|/, "the summary is of the override runs");
+    assert.deepEqual(await dbRows(r, "SELECT hash FROM current_runs WHERE experiment = 'faults'"), [declared]);
+    const all = await dbRows(r, "SELECT train_steps FROM runs WHERE experiment = 'faults' ORDER BY train_steps");
+    assert.deepEqual(all.map((x) => x.train_steps), [6, 12]);
+  },
+});
+
 Deno.test({ name: "read-only CLI tests: cleanup", ...SUITE, fn: () => cleanup(...(shared ? [shared] : [])) });

@@ -208,30 +208,41 @@ function planFile(paths: ProjectPaths, id: string): string {
 export async function ingestAndPlot(
   plan: Plan,
   records: RunRecord[],
-  opts: { paths: ProjectPaths; experiment: ExperimentRow; plot: boolean },
+  opts: { paths: ProjectPaths; experiment: ExperimentRow | null; plot: boolean },
 ): Promise<string[]> {
-  await atomicWriteJson(planFile(opts.paths, plan.experiment.id), opts.experiment);
+  // The plan file (the experiment's current runs) is replaced only by a declared plan (experiment given).
+  if (opts.experiment) await atomicWriteJson(planFile(opts.paths, plan.experiment.id), opts.experiment);
   faultPoint("exp.plan");
   return await withResults(opts.paths, async (store) => {
-    await store.ingest(records, [opts.experiment]);
+    await store.ingest(records, opts.experiment ? [opts.experiment] : []);
     faultPoint("exp.ingested");
     if (!opts.plot) return [];
     return await plotExperiment(store, plan.experiment.id, `${opts.paths.plots}/${plan.experiment.id}`);
   });
 }
 
-/** SQL of the per-variant summary of an experiment's current runs (also shown in the README). */
-export function summarySql(experiment: string, metrics: string[]): string {
+/**
+ * SQL of the per-variant summary of an experiment's current runs (also shown in the README), or of the given
+ * run hashes (runs made with overrides).
+ */
+export function summarySql(experiment: string, metrics: string[], hashes?: string[]): string {
   const cols = metrics.map((m) => `avg(${m}) AS ${m}_mean, stddev_samp(${m}) AS ${m}_std`).join(",\n  ");
-  return `SELECT variant, count(*) AS seeds,\n  ${cols}\nFROM current_runs\n` +
-    `WHERE experiment = '${experiment.replaceAll("'", "''")}' AND status = 'completed'\n` +
+  const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const from = hashes
+    ? `runs\nWHERE hash IN (${hashes.map(q).join(", ")})`
+    : `current_runs\nWHERE experiment = ${q(experiment)}`;
+  return `SELECT variant, count(*) AS seeds,\n  ${cols}\nFROM ${from} AND status = 'completed'\n` +
     `GROUP BY variant ORDER BY ${metrics[metrics.length - 1]}_mean`;
 }
 
-/** Prints the experiment's summary table (mean and std over seeds per variant), computed in DuckDB. */
-export async function printSummary(plan: Plan, paths: ProjectPaths): Promise<void> {
+/**
+ * Prints the summary table (mean and std over seeds per variant), computed in DuckDB: of the experiment's current
+ * runs, or (`current: false`) of this plan's runs.
+ */
+export async function printSummary(plan: Plan, paths: ProjectPaths, opts: { current?: boolean } = {}): Promise<void> {
   const metrics = plan.experiment.metrics ?? ["val_loss", "val_ppl"];
-  const r = await withResults(paths, (store) => store.query(summarySql(plan.experiment.id, metrics)));
+  const hashes = opts.current === false ? plan.runs.map((r) => r.hash) : undefined;
+  const r = await withResults(paths, (store) => store.query(summarySql(plan.experiment.id, metrics, hashes)));
   console.log(formatResult(r, "table"));
 }
 

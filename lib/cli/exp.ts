@@ -5,7 +5,7 @@
  */
 import { stringify as toYaml } from "yaml";
 import type { BackendName } from "../experiment/config.ts";
-import { readConfigFile } from "../experiment/expand.ts";
+import { type Overrides, readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
 import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
 import { isFinished, readRecord } from "../runner/cache.ts";
@@ -13,6 +13,9 @@ import { isLocked } from "../runner/lock.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { progressFactory } from "./progress.ts";
 import { experimentRow, ingestAndPlot, printSummary, runReport } from "./store_cmds.ts";
+import { writeRunRequests } from "../runner/run_one.ts";
+import type { SlurmSettings } from "../executor/slurm/settings.ts";
+import { collectOutcomes, slurmCancel, slurmStatus, slurmSubmit, writeCollected } from "../executor/slurm/cli.ts";
 
 /** Options of `exp`. */
 export interface ExpOptions {
@@ -27,6 +30,16 @@ export interface ExpOptions {
   dryRun?: boolean;
   plot?: boolean;
   plain?: boolean;
+  /** Where runs train: here (default) or as Slurm job arrays (lib/executor/slurm). */
+  executor?: "local" | "slurm";
+  /** Slurm settings from the command line (the experiment module's and --config files' come first). */
+  slurm?: SlurmSettings;
+  /** Slurm: follow the submission until collected; show its status; cancel it. */
+  watch?: boolean;
+  status?: boolean;
+  cancel?: boolean;
+  /** Slurm's collect job: ingest and report what this submission trained; trains nothing. */
+  collect?: string;
 }
 
 async function printPlan(plan: Plan): Promise<void> {
@@ -63,15 +76,35 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const t0 = performance.now();
   const { paths } = o;
   const loaded = await loadExperiment(id, paths);
+  if (o.status || o.watch && o.executor !== "slurm" || o.cancel) {
+    if (o.cancel) return await slurmCancel(id, paths);
+    return await slurmStatus(id, { paths, watch: o.watch, plain: o.plain });
+  }
   const files = [];
   for (const f of o.config ?? []) files.push(await readConfigFile(f));
-  const plan = await makePlan(loaded, {
-    paths,
-    overrides: { files, sets: o.set ?? [], scale: o.scale, backend: o.backend },
-  });
+  let overrides: Overrides = { files, sets: o.set ?? [], scale: o.scale, backend: o.backend };
+  let collect: Awaited<ReturnType<typeof collectOutcomes>> | null = null;
+  if (o.collect) {
+    collect = await collectOutcomes(id, o.collect, paths);
+    overrides = collect.submission.overrides;
+  }
+  const plan = await makePlan(loaded, { paths, overrides });
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
+  if (o.executor === "slurm" && !collect) {
+    return await slurmSubmit(plan, {
+      paths,
+      overrides,
+      module: loaded.exp,
+      files,
+      cli: o.slurm,
+      watch: o.watch,
+      plain: o.plain,
+    });
+  }
   console.error(`backend: ${plan.backend.name} (${plan.backend.reason})`);
+  if (collect) return await finishExp(plan, await collect.outcomes(plan), o, t0);
+  await writeRunRequests(plan, overrides, paths); // so `exp --run <hash>` can train any planned run by hand
 
   const onSignal = () => {
     markInterrupted();
@@ -91,6 +124,13 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+  await finishExp(plan, outcomes, o, t0);
+}
+
+/** Ingests the outcomes into DuckDB, prints the summary and report, draws plots, then --verify. */
+async function finishExp(plan: Plan, outcomes: RunOutcome[], o: ExpOptions, t0: number): Promise<void> {
+  const { paths } = o;
+  const id = plan.experiment.id;
   const counts: Record<string, number> = {};
   for (const x of outcomes) counts[x.action] = (counts[x.action] ?? 0) + 1;
 
@@ -140,4 +180,5 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     if (bad) Deno.exitCode = 1;
   }
   if (failed.length) Deno.exitCode = 1;
+  if (o.collect) await writeCollected(paths, o.collect, plan, outcomes);
 }

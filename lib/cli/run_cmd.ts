@@ -1,8 +1,9 @@
 /**
  * `deno task exp --run <hash>`: train exactly one planned run by its hash (what a Slurm array task runs; usable
  * by hand and by other engines). Never writes the database. Exit codes: 0 the run is complete (trained,
- * resumed or already cached), 1 it failed, 2 bad input, 75 the scheduler's pre-kill signal (SIGUSR1) made it
- * checkpoint and stop (run it again to resume), 130 interrupted.
+ * resumed or already cached), 1 it failed, 2 bad input, 75 SIGUSR2 made it checkpoint and stop (run it again to resume;
+ * the Slurm task script turns Slurm's pre-kill SIGUSR1 into it: Deno opens its inspector on SIGUSR1), 130
+ * interrupted.
  *
  * @module
  */
@@ -18,8 +19,8 @@ export const PREEMPTED_EXIT = 75;
 /** Runs `exp --run <hash>`. */
 export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boolean }): Promise<void> {
   let preempt = false;
-  const onUsr1 = () => {
-    if (!preempt) console.error("SIGUSR1: checkpointing before the scheduler's kill");
+  const onUsr2 = () => {
+    if (!preempt) console.error("SIGUSR2: checkpointing before the scheduler's kill");
     preempt = true;
   };
   const onSignal = () => {
@@ -27,7 +28,7 @@ export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boo
     console.error("\ninterrupted: the run is marked interrupted; run the same command again to resume it");
     Deno.exit(130);
   };
-  Deno.addSignalListener("SIGUSR1", onUsr1);
+  Deno.addSignalListener("SIGUSR2", onUsr2);
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
   try {
@@ -51,7 +52,7 @@ export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boo
     console.error(`finelab: ${e.message}`);
     Deno.exitCode = PREEMPTED_EXIT;
   } finally {
-    Deno.removeSignalListener("SIGUSR1", onUsr1);
+    Deno.removeSignalListener("SIGUSR2", onUsr2);
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }

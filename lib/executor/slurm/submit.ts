@@ -133,8 +133,9 @@ export function arrayScript(paths: ProjectPaths, dir: string, hashes: string[]):
     `HASHES=(${hashes.join(" ")})`,
     `${finelabCommand(paths)} exp --run "\${HASHES[$SLURM_ARRAY_TASK_ID]}" --plain &`,
     "child=$!",
-    // --signal=B:USR1@<s> signals this shell only: pass it on; the trainer checkpoints and exits 75.
-    "trap 'kill -USR1 $child 2>/dev/null' USR1",
+    // --signal=B:USR1@<s> signals this shell only; pass it on as USR2 (Deno starts its inspector on USR1):
+    // the trainer checkpoints and exits 75.
+    "trap 'kill -USR2 $child 2>/dev/null' USR1",
     "trap 'kill -TERM $child 2>/dev/null' TERM",
     "rc=",
     'while [ -z "$rc" ]; do wait $child; r=$?; kill -0 $child 2>/dev/null || rc=$r; done',
@@ -177,6 +178,7 @@ export async function submitSweep(plan: Plan, opts: SubmitOptions): Promise<Subm
   const lock = await waitLock(`${root}/submit.lock`, { timeoutMs: 120_000, pollMs: 200 });
   if (!lock) throw new SlurmError(`another submission has held ${root}/submit.lock for 2 minutes; try again`);
   const submitted: string[] = [];
+  let dir: string | null = null;
   try {
     await writeRunRequests(plan, opts.overrides, paths);
     const depth = (r: HashedRun): number => (r.parent ? 1 + depth(r.parent) : 0);
@@ -199,7 +201,7 @@ export async function submitSweep(plan: Plan, opts: SubmitOptions): Promise<Subm
     }
     const id = `${new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "")}-${plan.experiment.id}-` +
       crypto.randomUUID().slice(0, 6);
-    const dir = submissionDir(paths, id);
+    dir = submissionDir(paths, id);
     await Deno.mkdir(`${dir}/logs`, { recursive: true });
     await Deno.writeTextFile(`${dir}/token`, `${id}\n`);
 
@@ -269,6 +271,7 @@ export async function submitSweep(plan: Plan, opts: SubmitOptions): Promise<Subm
     return record;
   } catch (e) {
     if (submitted.length) await scancel(submitted);
+    if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw e;
   } finally {
     lock.release();

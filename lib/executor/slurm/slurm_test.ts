@@ -73,6 +73,22 @@ async function waitCheckpoint(results: string, timeoutMs = 60_000): Promise<stri
   throw new Error(`no checkpoint in ${results} after ${timeoutMs / 1000} s`);
 }
 
+/** A task log without its per-step lines. */
+function brief(log: string): string {
+  return log.split("\n").filter((l) => !/ step \d+\/\d+ loss/.test(l)).join("\n");
+}
+
+/** The last lines of the test cluster's daemon logs (for failure messages). */
+function clusterLogs(c: TestCluster): string {
+  return ["slurmctld.log", "slurmd.log"].map((f) => {
+    try {
+      return `--- ${f}\n${Deno.readTextFileSync(`${c.dir}/${f}`).split("\n").slice(-25).join("\n")}`;
+    } catch {
+      return "";
+    }
+  }).join("\n");
+}
+
 function assertSame(a: Awaited<ReturnType<typeof snapshot>>, b: Awaited<ReturnType<typeof snapshot>>) {
   assert.ok(a.runs.length > 0 && a.metrics.length > 0);
   assert.deepEqual(b.runs, a.runs);
@@ -156,9 +172,14 @@ Deno.test({
           assert.ok(requeued, "the task requeued itself");
           // A requeued job waits out a begin-time delay; let it start now.
           await sh(cluster, "scontrol", ["update", `JobId=${job}_0`, "StartTime=now"]);
-          ok(await cli(dir, ["exp", "faults", "--watch", "--plain"], faults), "watch");
+          const w = await cli(dir, ["exp", "faults", "--watch", "--plain"], faults);
           const log = await Deno.readTextFile(
             `${dir}/slurm/submissions/${(await readSubmissions(entryRoot(dir)))[0].id}/logs/${job}_0.out`,
+          );
+          assert.equal(
+            w.code,
+            0,
+            `watch:\n${w.stdout}\n${w.stderr}\ntask log:\n${brief(log)}\n${clusterLogs(cluster)}`,
           );
           assert.match(log, /preempted: checkpoint written after \d+ steps/);
           assert.match(log, /requeueing/);

@@ -15,6 +15,7 @@ import { progressFactory } from "./progress.ts";
 import { experimentRow, ingestAndPlot, printSummary, runReport } from "./store_cmds.ts";
 import { writeRunRequests } from "../runner/run_one.ts";
 import type { SlurmSettings } from "../executor/slurm/settings.ts";
+import { SlurmError } from "../executor/slurm/commands.ts";
 import { collectOutcomes, slurmCancel, slurmStatus, slurmSubmit, writeCollected } from "../executor/slurm/cli.ts";
 
 /** Options of `exp`. */
@@ -92,6 +93,12 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
   if (o.executor === "slurm" && !collect) {
+    if (o.force || o.verify) {
+      throw new SlurmError(
+        `${o.force ? "--force" : "--verify"} is not supported with --executor slurm: it retrains runs on this ` +
+          `machine. Drop it, or run without --executor slurm.`,
+      );
+    }
     return await slurmSubmit(plan, {
       paths,
       overrides,

@@ -57,7 +57,7 @@ Deno.test("slurm scripts: task i trains hashes[i]; USR1 becomes USR2; exit 75 re
   assert.match(s, new RegExp(`HASHES=\\(${"a".repeat(64)} ${"b".repeat(64)}\\)`));
   assert.match(s, /exp --run "\$\{HASHES\[\$SLURM_ARRAY_TASK_ID\]\}" --plain &/);
   assert.match(s, /trap 'kill -USR2 \$child 2>\/dev\/null' USR1/);
-  assert.match(s, /if \[ "\$rc" = 75 \]; then\n.*\n  scontrol requeue/);
+  assert.match(s, /if \[ "\$rc" = 75 \]; then\n.*\n {2}scontrol requeue/);
   assert.match(s, /if \[ ! -f "\$SUB\/token" \]; then/);
   assert.match(s, /'--allow-write=\/shared\/it'\\''s results/);
   const c = collectScript(paths, "/shared/sub", "dense-baseline", "sub-1");

@@ -170,6 +170,7 @@ Deno.test({
             requeued = /PENDING/.test(await sh(cluster, "squeue", ["-h", "-j", `${job}_0`, "-o", "%T"]));
           }
           assert.ok(requeued, "the task requeued itself");
+          await sleep(1000); // let slurmd finish cleaning up the first attempt
           // A requeued job waits out a begin-time delay; let it start now.
           await sh(cluster, "scontrol", ["update", `JobId=${job}_0`, "StartTime=now"]);
           const w = await cli(dir, ["exp", "faults", "--watch", "--plain"], faults);

@@ -83,7 +83,10 @@ export async function submissionStatus(paths: ProjectPaths, sub: Submission): Pr
       });
       if (s && /FAILED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL/.test(s.state)) {
         const tail = await logTail(paths, sub, job);
-        errors.push(`${a.run_ids[i]} (${job}, ${s.state}${s.exit ? ` exit ${s.exit}` : ""}): ${tail}`);
+        const why = `${s.state}${s.exit ? ` exit ${s.exit}` : ""}${
+          s.reason && s.reason !== "None" ? `, ${s.reason}` : ""
+        }`;
+        errors.push(`${a.run_ids[i]} (${job}, ${why}): ${tail}`);
       }
     }
   }

@@ -24,8 +24,9 @@ Deno.test(
       for (const other of plan.runs.filter((r) => r !== run)) assert.equal(existsSync(other.paths.dir), false);
       const again = ok(await cli(dir, ["exp", "--run", run.hash]), "exp --run again");
       assert.match(again.stdout, /: cached \(completed/);
-      const exp = ok(await cli(dir, ["exp", "faults-sweep", "--plain", "--no-plot"]), "exp");
-      assert.match(exp.stdout, /4 runs: 1 cached, 3 trained/);
+      const dry = ok(await cli(dir, ["exp", "faults-sweep", "--dry-run"]), "exp --dry-run").stdout;
+      assert.equal(dry.match(/ cached$/gm)?.length, 1, dry);
+      assert.equal(dry.match(/ to train$/gm)?.length, 3, dry);
     } finally {
       await cleanup(dir);
     }

@@ -28,7 +28,7 @@ export function buildProgram(): Command {
     .option("--set <path=value>", "override a config value, e.g. --set train.lr=3e-4 (repeatable)", collect, [])
     .option(
       "--config <file>",
-      "YAML file of overrides: data:, model:, train:, seeds:, backend: (repeatable)",
+      "YAML file of overrides: data:, model:, train:, seeds:, backend:, slurm: (repeatable)",
       collect,
       [],
     )

@@ -12,6 +12,7 @@ import { DataError } from "../data/normalize.ts";
 import { ExperimentError } from "../runner/plan.ts";
 import { CorruptEntryError } from "../runner/cache.ts";
 import { StoreCorruptError, StoreLockedError } from "../store/mod.ts";
+import { SlurmError } from "../executor/slurm/commands.ts";
 
 /** A user-facing error with its own exit code. */
 export class UserError extends Error {
@@ -42,7 +43,7 @@ function debugWanted(): boolean {
 /** Prints `e` for a human and returns the exit code to use. */
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
-  if (e instanceof ConfigError || e instanceof ExperimentError || e instanceof UserError) {
+  if (e instanceof ConfigError || e instanceof ExperimentError || e instanceof UserError || e instanceof SlurmError) {
     console.error(`error: ${e.message}`);
     return e instanceof UserError ? e.code : 2;
   }

@@ -5,7 +5,7 @@
  */
 import { stringify as toYaml } from "yaml";
 import type { BackendName } from "../experiment/config.ts";
-import { readConfigFile } from "../experiment/expand.ts";
+import { type Overrides, readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
 import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
 import { isFinished, readRecord } from "../runner/cache.ts";
@@ -15,6 +15,10 @@ import { progressFactory } from "./progress.ts";
 import { estimateMemory, formatBytes, machineMemory, type MemoryEstimate } from "../runner/memory.ts";
 import { UserError } from "./errors.ts";
 import { experimentRow, ingestAndPlot, printSummary, runReport } from "./store_cmds.ts";
+import { writeRunRequests } from "../runner/run_one.ts";
+import type { SlurmSettings } from "../executor/slurm/settings.ts";
+import { SlurmError } from "../executor/slurm/commands.ts";
+import { collectOutcomes, slurmCancel, slurmStatus, slurmSubmit, writeCollected } from "../executor/slurm/cli.ts";
 
 /** Options of `exp`. */
 export interface ExpOptions {
@@ -29,6 +33,16 @@ export interface ExpOptions {
   dryRun?: boolean;
   plot?: boolean;
   plain?: boolean;
+  /** Where runs train: here (default) or as Slurm job arrays (lib/executor/slurm). */
+  executor?: "local" | "slurm";
+  /** Slurm settings from the command line (the experiment module's and --config files' come first). */
+  slurm?: SlurmSettings;
+  /** Slurm: follow the submission until collected; show its status; cancel it. */
+  watch?: boolean;
+  status?: boolean;
+  cancel?: boolean;
+  /** Slurm's collect job: ingest and report what this submission trained; trains nothing. */
+  collect?: string;
   /** false: skip the memory estimate (`--no-memory-check`). */
   memoryCheck?: boolean;
 }
@@ -114,16 +128,42 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const t0 = performance.now();
   const { paths } = o;
   const loaded = await loadExperiment(id, paths);
+  if (o.status || o.watch && o.executor !== "slurm" || o.cancel) {
+    if (o.cancel) return await slurmCancel(id, paths);
+    return await slurmStatus(id, { paths, watch: o.watch, plain: o.plain });
+  }
   const files = [];
   for (const f of o.config ?? []) files.push(await readConfigFile(f));
-  const plan = await makePlan(loaded, {
-    paths,
-    overrides: { files, sets: o.set ?? [], scale: o.scale, backend: o.backend },
-  });
+  let overrides: Overrides = { files, sets: o.set ?? [], scale: o.scale, backend: o.backend };
+  let collect: Awaited<ReturnType<typeof collectOutcomes>> | null = null;
+  if (o.collect) {
+    collect = await collectOutcomes(id, o.collect, paths);
+    overrides = collect.submission.overrides;
+  }
+  const plan = await makePlan(loaded, { paths, overrides });
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
-  if (o.memoryCheck !== false && !o.force) await checkMemory(plan);
+  if (o.executor === "slurm" && !collect) {
+    if (o.force || o.verify) {
+      throw new SlurmError(
+        `${o.force ? "--force" : "--verify"} is not supported with --executor slurm: it retrains runs on this ` +
+          `machine. Drop it, or run without --executor slurm.`,
+      );
+    }
+    return await slurmSubmit(plan, {
+      paths,
+      overrides,
+      module: loaded.exp,
+      files,
+      cli: o.slurm,
+      watch: o.watch,
+      plain: o.plain,
+    });
+  }
   for (const line of backendLines(plan.backend)) console.error(line);
+  if (collect) return await finishExp(plan, await collect.outcomes(plan), o, t0);
+  if (o.memoryCheck !== false && !o.force) await checkMemory(plan);
+  await writeRunRequests(plan, overrides, paths); // so `exp --run <hash>` can train any planned run by hand
 
   const onSignal = () => {
     markInterrupted();
@@ -143,6 +183,13 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+  await finishExp(plan, outcomes, o, t0);
+}
+
+/** Ingests the outcomes into DuckDB, prints the summary and report, draws plots, then --verify. */
+async function finishExp(plan: Plan, outcomes: RunOutcome[], o: ExpOptions, t0: number): Promise<void> {
+  const { paths } = o;
+  const id = plan.experiment.id;
   const counts: Record<string, number> = {};
   for (const x of outcomes) counts[x.action] = (counts[x.action] ?? 0) + 1;
 
@@ -209,4 +256,5 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     if (bad) Deno.exitCode = 1;
   }
   if (failed.length || diverged.length) Deno.exitCode = 1;
+  if (o.collect) await writeCollected(paths, o.collect, plan, outcomes);
 }

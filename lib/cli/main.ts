@@ -8,7 +8,8 @@ import { projectPaths } from "../util/paths.ts";
 import { cmdExp } from "./exp.ts";
 import { cmdDb, cmdPlot, cmdQuery, cmdRuns } from "./store_cmds.ts";
 import { listExperiments } from "../runner/plan.ts";
-import { reportError } from "./errors.ts";
+import { reportError, UserError } from "./errors.ts";
+import { cmdRun } from "./run_cmd.ts";
 import { BACKENDS } from "../experiment/config.ts";
 import { checkResultsDir } from "./results_dir.ts";
 import { cmdGc } from "./gc.ts";
@@ -31,12 +32,12 @@ export function buildProgram(): Command {
 
   program.command("exp")
     .description("plan, train (cached), evaluate, store and plot an experiment")
-    .argument("<id>", "experiment id: a module experiments/<id>.ts")
+    .argument("[id]", "experiment id: a module experiments/<id>.ts")
     .option("--scale <name>", "scale preset (tiny, default, gpu, ...)", "default")
     .option("--set <path=value>", "override a config value, e.g. --set train.lr=3e-4 (repeatable)", collect, [])
     .option(
       "--config <file>",
-      "YAML file of overrides: data:, model:, train:, seeds:, backend: (repeatable)",
+      "YAML file of overrides: data:, model:, train:, seeds:, backend:, slurm: (repeatable)",
       collect,
       [],
     )
@@ -50,8 +51,37 @@ export function buildProgram(): Command {
     .option("--no-plot", "skip writing plots")
     .option("--no-memory-check", "train even when the memory estimate exceeds the machine's available memory")
     .option("--plain", "plain progress lines instead of a progress bar")
-    .action(async (id: string, o) => {
-      await cmdExp(id, { ...o, paths: await checkedPaths({ write: !o.explain && !o.dryRun }) });
+    .option("--run <hash>", "train exactly this planned run (by its hash) and nothing else; never writes the database")
+    .addOption(new Option("--executor <name>", "where runs train").choices(["local", "slurm"]).default("local"))
+    .option("--partition <name>", "slurm: partition of the array tasks")
+    .option("--gres <spec>", "slurm: generic resources per task, e.g. gpu:1")
+    .option("--time <limit>", "slurm: time limit per task, e.g. 2:00:00")
+    .option("--mem <size>", "slurm: memory per task, e.g. 16G")
+    .option("--max-parallel <n>", "slurm: at most n tasks of a level at once", (v: string) => {
+      if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError("expected an integer >= 1");
+      return Number(v);
+    })
+    .option("--sbatch-arg <arg>", "slurm: extra sbatch argument, passed verbatim (repeatable)", collect, [])
+    .option("--status", "slurm: show the newest submission's runs, job ids and states")
+    .option("--watch", "slurm: follow the submission with a progress bar until it is collected")
+    .option("--cancel", "slurm: cancel every queued or running job this experiment submitted")
+    .addOption(new Option("--collect <submission>", "(the collect job) ingest a submission's runs").hideHelp())
+    .action(async (id: string | undefined, o) => {
+      const paths = await checkedPaths({ write: !o.explain && !o.dryRun && !o.status });
+      if (o.run !== undefined) {
+        if (id !== undefined) throw new UserError(`--run <hash> trains one run by its hash: give no experiment id`);
+        return await cmdRun(o.run, { paths, plain: o.plain });
+      }
+      if (id === undefined) throw new UserError("missing experiment id: deno task exp <id> (or --run <hash>)");
+      const slurm = {
+        partition: o.partition,
+        gres: o.gres,
+        time: o.time,
+        mem: o.mem,
+        max_parallel: o.maxParallel,
+        sbatch_args: o.sbatchArg.length ? o.sbatchArg : undefined,
+      };
+      await cmdExp(id, { ...o, slurm: JSON.parse(JSON.stringify(slurm)), paths });
     });
 
   program.command("query")

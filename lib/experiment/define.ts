@@ -82,6 +82,11 @@ export interface ExperimentSpec extends ConfigPatch {
    */
   budget?: { tolerance: number; reference?: string };
   /**
+   * Slurm settings of `--executor slurm` (partition, gres, time, mem, max_parallel, cpus_per_task,
+   * signal_s, sbatch_args: see lib/executor/slurm/settings.ts); `--config` files and the command line win.
+   */
+  slurm?: Record<string, unknown>;
+  /**
    * Experiment-specific report, run by `exp` after the standard summary and by `plot`: prints its
    * table and verdict (from SQL over the results database) and writes extra plots. Returns the
    * plot files written.

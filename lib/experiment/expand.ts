@@ -13,7 +13,7 @@ import { ConfigError, KNOWN_PATHS, nearest, show, unknownKeys, validateRunConfig
 /** User overrides from the command line. */
 export interface Overrides {
   /** Parsed `--config` YAML files, in order. */
-  files?: { path: string; patch: ConfigPatch & { seeds?: number[]; backend?: BackendName } }[];
+  files?: { path: string; patch: ConfigPatch & { seeds?: number[]; backend?: BackendName }; slurm?: unknown }[];
   /** `--set path=value` pairs, in order. */
   sets?: string[];
   /** Scale preset name (default "default"). */
@@ -168,11 +168,13 @@ export async function readConfigFile(path: string): Promise<NonNullable<Override
   if (!isObj(doc)) {
     throw new ConfigError(`--config ${path}`, ["the file must hold a mapping (data:, model:, train:, ...)"]);
   }
-  const problems = Object.keys(doc).filter((k) => !["data", "model", "train", "seeds", "backend"].includes(k))
-    .map((k) => `--config ${path}: unknown top-level key ${k} (allowed: data, model, train, seeds, backend)`);
-  problems.push(...unknownKeys(doc, `--config ${path}`));
+  // `slurm:` holds the Slurm executor's settings (lib/executor/slurm/settings.ts validates them).
+  const { slurm, ...rest } = doc;
+  const problems = Object.keys(rest).filter((k) => !["data", "model", "train", "seeds", "backend"].includes(k))
+    .map((k) => `--config ${path}: unknown top-level key ${k} (allowed: data, model, train, seeds, backend, slurm)`);
+  problems.push(...unknownKeys(rest, `--config ${path}`));
   if (problems.length) throw new ConfigError(`Invalid --config ${path}`, problems);
-  return { path, patch: doc as ConfigPatch };
+  return { path, patch: rest as ConfigPatch, ...(slurm === undefined ? {} : { slurm }) };
 }
 
 function fmtValue(v: unknown): string {

@@ -66,6 +66,8 @@ export interface ExecuteOptions {
   log?: (msg: string) => void;
   /** How long to wait for a run another process is training (default: forever). */
   waitTimeoutMs?: number;
+  /** Asked before every training step; true checkpoints the run and throws a `Preempted` (lib/train). */
+  preempt?: () => boolean;
 }
 
 /** The run currently training in this process (for signal handlers to mark it interrupted). */
@@ -149,6 +151,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
       dataset: ds,
       dir: p.dir,
       resume: !opts.force,
+      preempt: opts.preempt,
       init: run.parent
         ? { dir: run.parent.paths.dir, model: run.parent.config.model, steps_before: stepsBehind(run.parent) }
         : undefined,

@@ -93,8 +93,22 @@ export interface TrainOptions {
   init?: TrainInit;
   /** Test hook: return after this many steps of this attempt, as if killed (no final checkpoint). */
   stopAfter?: number;
+  /**
+   * Asked before every step: true (e.g. after the scheduler's pre-kill signal) writes a checkpoint of the
+   * steps done so far and throws a {@link Preempted}; resuming from it ends bit-identical to an uninterrupted run.
+   */
+  preempt?: () => boolean;
   /** Where warnings go (ignored checkpoints, ...). Default: console.warn. */
   warn?: (message: string) => void;
+}
+
+/** Thrown by {@link train} when `preempt` asked it to stop: a checkpoint of `step` steps is on disk. */
+export class Preempted extends Error {
+  /** Builds the error. */
+  constructor(readonly step: number) {
+    super(`preempted: checkpoint written after ${step} steps; the next attempt resumes from it`);
+    this.name = "Preempted";
+  }
 }
 
 /** A parent run to start from (upcycling / continued training); see lib/models/upcycle.ts. */
@@ -343,6 +357,15 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       if (opts.stopAfter !== undefined && stepsThisAttempt >= opts.stopAfter) {
         stopped = true;
         break;
+      }
+      if (opts.preempt?.()) {
+        // A periodic checkpoint of this step may already exist; otherwise write one now.
+        const onDisk = tc.checkpoint_every > 0 && s % tc.checkpoint_every === 0 && s > startStep;
+        if (s > startStep && !onDisk) {
+          if (!(await checkpoint(checkpointName(s), false))) break;
+          await pruneCheckpoints(dir, KEEP_CHECKPOINTS);
+        }
+        throw new Preempted(s);
       }
       const ts = performance.now();
       const lr = learningRate(s, tc);

@@ -284,7 +284,7 @@ const CASES: Case[] = [
   {
     name: "--config file with an unknown section",
     args: exp("ok", "--config", join(TMP, "extra.yaml")),
-    problem: /unknown top-level key trainer \(allowed: data, model, train, seeds, backend\)/,
+    problem: /unknown top-level key trainer \(allowed: data, model, train, seeds, backend, slurm\)/,
     fix: FIX_CONFIG,
   },
   // Datasets.

@@ -1,0 +1,59 @@
+/**
+ * `deno task exp --run <hash>`: train exactly one planned run by its hash (what a Slurm array task runs; usable
+ * by hand and by other engines). Never writes the database. Exit codes: 0 the run is complete (trained,
+ * resumed or already cached), 1 it failed, 2 bad input, 75 SIGUSR2 made it checkpoint and stop (run it again to resume;
+ * the Slurm task script turns Slurm's pre-kill SIGUSR1 into it: Deno opens its inspector on SIGUSR1), 130
+ * interrupted.
+ *
+ * @module
+ */
+import { markInterrupted } from "../runner/execute.ts";
+import { runOne } from "../runner/run_one.ts";
+import { Preempted } from "../train/mod.ts";
+import type { ProjectPaths } from "../util/paths.ts";
+import { progressFactory } from "./progress.ts";
+
+/** Exit code after a checkpoint on the pre-kill signal (EX_TEMPFAIL). */
+export const PREEMPTED_EXIT = 75;
+
+/** Runs `exp --run <hash>`. */
+export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boolean }): Promise<void> {
+  let preempt = false;
+  const onUsr2 = () => {
+    if (!preempt) console.error("SIGUSR2: checkpointing before the scheduler's kill");
+    preempt = true;
+  };
+  const onSignal = () => {
+    markInterrupted();
+    console.error("\ninterrupted: the run is marked interrupted; run the same command again to resume it");
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGUSR2", onUsr2);
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  try {
+    const t0 = performance.now();
+    const out = await runOne(hash, {
+      paths: o.paths,
+      progress: progressFactory({ plain: o.plain }),
+      preempt: () => preempt,
+    });
+    const s = out.record.summary!;
+    console.log(
+      `${out.run.config.experiment}/${out.run.run_id} ${hash.slice(0, 12)}: ${out.action} (${s.status}, ` +
+        `val_loss ${s.val_loss}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
+    if (s.status === "failed") {
+      console.error(`run ${out.run.run_id} FAILED at step ${s.failure?.step}: ${s.failure?.reason}`);
+      Deno.exitCode = 1;
+    }
+  } catch (e) {
+    if (!(e instanceof Preempted)) throw e;
+    console.error(`finelab: ${e.message}`);
+    Deno.exitCode = PREEMPTED_EXIT;
+  } finally {
+    Deno.removeSignalListener("SIGUSR2", onUsr2);
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  }
+}

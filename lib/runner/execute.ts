@@ -19,6 +19,7 @@ import {
   HEARTBEAT_S,
   inspectEntry,
   isFinished,
+  liveMetricsSink,
   readRecord,
   removeTempFiles,
   STARTED_FILES,
@@ -142,6 +143,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
       dataset: ds,
       dir: p.dir,
       resume: !opts.force,
+      metricsSink: liveMetricsSink(p),
       init: run.parent
         ? { dir: run.parent.paths.dir, model: run.parent.config.model, steps_before: stepsBehind(run.parent) }
         : undefined,

@@ -8,7 +8,7 @@
  *
  * | flag | scope | why |
  * | --- | --- | --- |
- * | --allow-read | the project folder, the results folder, the experiments folder, /proc/cpuinfo, the DejaVu fonts, FINELAB_EXTRA_READ | code, node_modules, data, results; CPU model for provenance; fonts for PNG plots |
+ * | --allow-read | the project folder, the results folder, the experiments folder, /proc/cpuinfo, FINELAB_EXTRA_READ, FINELAB_FONT_DIRS | code, node_modules (with the plot font), data, results; CPU model for provenance; optional extra fonts |
  * | --allow-write | the results folder only | cache, checkpoints, DuckDB, plots |
  * | --allow-ffi | unscoped | native addons of DuckDB and resvg; the native backend's BLAS and kernels (Deno's pointer APIs need unscoped FFI) |
  * | --allow-run | git, this deno binary | git commit for provenance; `deno info` for the code hash |
@@ -29,6 +29,7 @@ export const ENV_VARS = [
   "FINELAB_RESULTS",
   "FINELAB_EXPERIMENTS",
   "FINELAB_EXTRA_READ",
+  "FINELAB_FONT_DIRS",
   "FINELAB_DEBUG",
   "FINELAB_FAULT",
   "FINELAB_PROGRESS_EVERY",
@@ -44,8 +45,8 @@ export const ENV_VARS = [
 /** System information finelab (or a dependency) asks for. */
 export const SYS_NAMES = ["hostname", "osRelease", "cpus", "networkInterfaces"] as const;
 
-/** Files outside the project that are read: CPU model (provenance) and the plot fonts. */
-export const SYSTEM_READS = ["/proc/cpuinfo", "/usr/share/fonts/truetype/dejavu"] as const;
+/** Files outside the project that are read: the CPU model (provenance). Plot fonts come from node_modules. */
+export const SYSTEM_READS = ["/proc/cpuinfo"] as const;
 
 /** Inputs of {@link permissionFlags}; relative paths are relative to the current directory. */
 export interface PermissionOptions {
@@ -57,6 +58,8 @@ export interface PermissionOptions {
   experiments?: string | null;
   /** More folders to read, e.g. a dataset outside the project (FINELAB_EXTRA_READ, comma-separated). */
   extraRead?: string[];
+  /** Extra font folders for the plots (FINELAB_FONT_DIRS, comma-separated; optional). */
+  fontDirs?: string[];
   /** The deno binary `deno info` is run with (default: this one). */
   execPath?: string;
 }
@@ -67,7 +70,7 @@ export function permissionFlags(opts: PermissionOptions = {}): string[] {
   const results = opts.results || join(root, "results");
   const read = [root, results];
   if (opts.experiments) read.push(opts.experiments);
-  read.push(...SYSTEM_READS, ...(opts.extraRead ?? []).filter((p) => p.length > 0));
+  read.push(...SYSTEM_READS, ...[...(opts.extraRead ?? []), ...(opts.fontDirs ?? [])].filter((p) => p.length > 0));
   const unique = (xs: string[]) => xs.filter((x, i) => xs.indexOf(x) === i);
   // The native backend (system BLAS + compiled kernels) needs unscoped FFI: Deno's pointer APIs require it.
   const native = NATIVE_PERMISSIONS;
@@ -94,6 +97,7 @@ export function flagsFromEnv(): string[] {
     results: get("FINELAB_RESULTS"),
     experiments: get("FINELAB_EXPERIMENTS"),
     extraRead: (get("FINELAB_EXTRA_READ") ?? "").split(",").map((s) => s.trim()),
+    fontDirs: (get("FINELAB_FONT_DIRS") ?? "").split(",").map((s) => s.trim()),
   });
 }
 

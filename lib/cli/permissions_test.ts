@@ -20,7 +20,7 @@ Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissio
     const cmd = typeof tasks[name] === "string" ? tasks[name] as string : (tasks[name] as { command: string }).command;
     assert.match(
       cmd,
-      /^deno run --no-prompt --unstable-webgpu \$\(deno run --no-prompt --allow-env=FINELAB_RESULTS,FINELAB_EXPERIMENTS,FINELAB_EXTRA_READ lib\/cli\/permissions\.ts\) lib\/cli\/main\.ts /,
+      /^deno run --no-prompt --unstable-webgpu \$\(deno run --no-prompt --allow-env=FINELAB_RESULTS,FINELAB_EXPERIMENTS,FINELAB_EXTRA_READ,FINELAB_FONT_DIRS lib\/cli\/permissions\.ts\) lib\/cli\/main\.ts /,
       `task ${name}`,
     );
     assert.doesNotMatch(cmd, /--allow-(read|write|ffi|run|env|sys)(\s|$)/, `task ${name} has an unscoped flag`);
@@ -30,7 +30,7 @@ Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissio
 Deno.test("permissionFlags: scoped flags; writes go to the results folder and the native build folder only", () => {
   const flags = permissionFlags({ root: "/p", results: "/scratch/r", experiments: "/p/exps", execPath: "/bin/deno" });
   assert.deepEqual(flags, [
-    "--allow-read=/p,/scratch/r,/p/exps,/proc/cpuinfo,/usr/share/fonts/truetype/dejavu",
+    "--allow-read=/p,/scratch/r,/p/exps,/proc/cpuinfo",
     "--allow-write=/scratch/r,/p/lib/backends/native/build",
     "--allow-ffi", // unscoped: the native backend's pointer views need it
     "--allow-run=git,/bin/deno,cc,gcc",
@@ -38,7 +38,7 @@ Deno.test("permissionFlags: scoped flags; writes go to the results folder and th
     "--allow-sys=hostname,osRelease,cpus,networkInterfaces",
   ]);
   const def = permissionFlags({ execPath: "/bin/deno" });
-  assert.equal(def[0], "--allow-read=.,results,/proc/cpuinfo,/usr/share/fonts/truetype/dejavu");
+  assert.equal(def[0], "--allow-read=.,results,/proc/cpuinfo");
   assert.equal(def[1], "--allow-write=results,lib/backends/native/build");
 });
 

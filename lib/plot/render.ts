@@ -4,24 +4,53 @@
  * - Plot's `title`, `subtitle`, `caption` and color legends would become HTML (`<figure>`, swatch `<div>`s),
  *   which no SVG file or rasterizer shows; {@link renderChart} draws them as SVG text and swatches instead.
  * - Plot's `<svg>` has no `xmlns`; the wrapper adds it (without it resvg cannot parse the file).
- * - resvg silently drops all text when it finds no font; {@link renderPng} loads the DejaVu files explicitly
- *   and throws when they are missing.
+ * - resvg silently drops all text when it finds no font; {@link renderPng} loads DejaVu Sans from the npm
+ *   package `dejavu-fonts-ttf` (a project dependency, so no system font is needed) and throws when the files
+ *   are missing. System fonts are never read unless `FINELAB_FONT_DIRS` names font folders.
  *
  * @module
  */
 import * as Plot from "@observablehq/plot";
 import { Resvg } from "@resvg/resvg-js";
 import { parseHTML } from "linkedom";
+import { createRequire } from "node:module";
 import { atomicWrite } from "../util/fs.ts";
 
 /** Font family used for every text of a chart. */
 export const FONT_FAMILY = "DejaVu Sans";
 
-/** The font files resvg loads (the Debian/Ubuntu package `fonts-dejavu-core`). */
-export const DEFAULT_FONT_FILES: readonly string[] = [
-  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-  "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-];
+/** The font files of npm `dejavu-fonts-ttf` that resvg loads (regular and bold). */
+const BUNDLED_FONTS = ["dejavu-fonts-ttf/ttf/DejaVuSans.ttf", "dejavu-fonts-ttf/ttf/DejaVuSans-Bold.ttf"] as const;
+
+/**
+ * The font files resvg loads by default: DejaVu Sans from the npm package `dejavu-fonts-ttf`, resolved in
+ * node_modules like any import (installed by `deno install` with the other dependencies; no apt step).
+ */
+export function defaultFontFiles(): string[] {
+  const require = createRequire(import.meta.url);
+  return BUNDLED_FONTS.map((f) => {
+    try {
+      return require.resolve(f);
+    } catch {
+      // Not installed (node_modules missing or incomplete): requireFonts names the path and the fix.
+      return new URL(`../../node_modules/${f}`, import.meta.url).pathname;
+    }
+  });
+}
+
+/**
+ * Extra font folders from `FINELAB_FONT_DIRS` (comma-separated; empty by default): system fonts are optional,
+ * only loaded when asked for (e.g. for scripts DejaVu Sans lacks).
+ */
+export function extraFontDirs(): string[] {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("FINELAB_FONT_DIRS");
+  } catch {
+    v = undefined; // no env permission: no extra folders
+  }
+  return (v ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
 
 /** Options of {@link renderChart}. */
 export interface RenderOptions {
@@ -233,8 +262,10 @@ export function renderChart(plotOptions: Plot.PlotOptions, opts: RenderOptions =
 export interface PngOptions {
   /** Pixel density: PNG size = SVG size × scale. Default 1.5. */
   scale?: number;
-  /** Font files to load (default {@link DEFAULT_FONT_FILES}). */
+  /** Font files to load (default {@link defaultFontFiles}: the npm package's DejaVu Sans). */
   fontFiles?: readonly string[];
+  /** Font folders to load as well (default {@link extraFontDirs}, i.e. `FINELAB_FONT_DIRS`). */
+  fontDirs?: readonly string[];
 }
 
 /** A rasterized chart: PNG bytes, its size and the raw RGBA pixels (row-major, 4 bytes per pixel). */
@@ -246,7 +277,7 @@ export interface PngImage {
 }
 
 /** Throws a clear error when a font file is missing: resvg would otherwise drop every text without a word. */
-export function requireFonts(files: readonly string[] = DEFAULT_FONT_FILES): void {
+export function requireFonts(files: readonly string[] = defaultFontFiles()): void {
   for (const f of files) {
     try {
       Deno.statSync(f);
@@ -254,7 +285,8 @@ export function requireFonts(files: readonly string[] = DEFAULT_FONT_FILES): voi
       if (e instanceof Deno.errors.NotFound) {
         throw new Error(
           `font file ${f} not found: PNG charts would render without any text. ` +
-            "Install the DejaVu fonts (apt-get install fonts-dejavu-core) or pass other fontFiles.",
+            "The font comes with the npm package dejavu-fonts-ttf: run `deno install` in the project folder " +
+            "(or pass other fontFiles).",
         );
       }
       throw e;
@@ -264,14 +296,16 @@ export function requireFonts(files: readonly string[] = DEFAULT_FONT_FILES): voi
 
 /** Rasterizes an SVG document to PNG with resvg, using only the given font files (deterministic output). */
 export function renderPng(svg: string, opts: PngOptions = {}): PngImage {
-  const fontFiles = opts.fontFiles ?? DEFAULT_FONT_FILES;
+  const fontFiles = opts.fontFiles ?? defaultFontFiles();
   requireFonts(fontFiles);
+  const fontDirs = opts.fontDirs ?? extraFontDirs();
   const img = new Resvg(svg, {
     fitTo: { mode: "zoom", value: opts.scale ?? 1.5 },
     background: "white",
     font: {
       loadSystemFonts: false,
       fontFiles: [...fontFiles],
+      fontDirs: [...fontDirs],
       defaultFontFamily: FONT_FAMILY,
       sansSerifFamily: FONT_FAMILY,
     },

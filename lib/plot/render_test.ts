@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import * as Plot from "@observablehq/plot";
-import { escapeXml, renderChart, renderPng, requireFonts, savePlot, textWidth } from "./render.ts";
+import {
+  defaultFontFiles,
+  escapeXml,
+  extraFontDirs,
+  renderChart,
+  renderPng,
+  requireFonts,
+  savePlot,
+  textWidth,
+} from "./render.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -100,10 +109,25 @@ Deno.test("renderPng: text is actually drawn (fonts loaded), in the title band",
   assert.equal(darkPixels(e, 0, 0, 200, 40), 0);
 });
 
+Deno.test("the plot font comes from the npm dependency dejavu-fonts-ttf, not from the system", () => {
+  const files = defaultFontFiles();
+  assert.equal(files.length, 2);
+  for (const f of files) {
+    assert.match(f, /\/node_modules\/.*dejavu-fonts-ttf\/ttf\/DejaVuSans(-Bold)?\.ttf$/);
+    assert.ok(Deno.statSync(f).size > 300_000, `${f} is a real font file`);
+  }
+  requireFonts(files); // present after `deno install`
+  assert.deepEqual(extraFontDirs(), (Deno.env.get("FINELAB_FONT_DIRS") ?? "").split(",").filter(Boolean));
+  // Only these files and no folder: text is drawn (system fonts are not loaded; resvg drops text without a font).
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><text x="10" y="28" font-size="20">` +
+    `Hello</text></svg>`;
+  assert.ok(darkPixels(renderPng(svg, { scale: 1, fontFiles: files, fontDirs: [] }), 0, 0, 200, 40) > 100);
+});
+
 Deno.test("missing font files: a clear error naming the package", () => {
   assert.throws(
     () => requireFonts(["/nonexistent/DejaVuSans.ttf"]),
-    /font file \/nonexistent\/DejaVuSans\.ttf not found: .*apt-get install fonts-dejavu-core/,
+    /font file \/nonexistent\/DejaVuSans\.ttf not found: .*dejavu-fonts-ttf: run `deno install`/,
   );
   assert.throws(
     () => renderPng("<svg xmlns='http://www.w3.org/2000/svg'/>", { fontFiles: ["/nope.ttf"] }),

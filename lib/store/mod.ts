@@ -132,7 +132,7 @@ function asCorrupt(e: unknown, path: string): unknown {
 }
 
 /** Opens a DuckDB instance, retrying while another process holds the lock; maps errors to clear ones. */
-async function createInstance(path: string, readOnly: boolean, lockTimeoutMs: number): Promise<DuckDBInstance> {
+export async function createInstance(path: string, readOnly: boolean, lockTimeoutMs: number): Promise<DuckDBInstance> {
   const start = Date.now();
   let delay = 50;
   for (;;) {
@@ -316,7 +316,8 @@ async function schemaVersionOf(conn: DuckDBConnection): Promise<string | null> {
   return rows.length ? String(rows[0].value) : null;
 }
 
-async function checkSchemaVersion(conn: DuckDBConnection, path: string): Promise<void> {
+/** Rejects with {@link StoreCorruptError} when the database was written by another schema version. */
+export async function checkSchemaVersion(conn: DuckDBConnection, path: string): Promise<void> {
   const v = await schemaVersionOf(conn);
   if (v !== null && v !== String(SCHEMA_VERSION)) {
     throw new StoreCorruptError(

@@ -56,11 +56,13 @@ Deno.test({
       assert.deepEqual(errors, [], `no console errors on ${path}`);
     };
     const count = (sel: string) => page.$$eval(sel, (els) => els.length);
+    /** An element's text with runs of white space as one space. */
+    const text = async (sel: string) => (await page.$eval(sel, (e) => e.textContent ?? "")).replace(/\s+/g, " ").trim();
     try {
       await t.step("index: every experiment, status counts, the running run, escaped text", async () => {
         await visit("/", "index");
         assert.deepEqual(
-          await page.$$eval("#experiments tbody tr td:first-child a", (a) => a.map((x) => x.textContent)),
+          await page.$$eval("#experiments tbody tr td:first-child a", (a) => a.map((x) => x.textContent?.trim())),
           [
             "other",
             "synth",
@@ -79,7 +81,10 @@ Deno.test({
       await t.step("experiment page: variant table, one line per run, dots per completed run, toggles", async () => {
         await visit("/exp/synth.html", "experiment");
         // Sorted by mean val ppl: wide (lower floor) first; the running variant is not in the database yet.
-        const variants = await page.$$eval("#variants tbody td:nth-child(2)", (e) => e.map((x) => x.textContent));
+        const variants = await page.$$eval(
+          "#variants tbody td:nth-child(2)",
+          (e) => e.map((x) => x.textContent?.trim()),
+        );
         assert.equal(variants[0], "wide");
         assert.deepEqual([...variants].sort(), ["child", "dense", "wide"]);
         assert.match(await page.$eval("#variants tbody tr:first-child td:nth-child(6)", (e) => e.textContent!), / ± /);
@@ -112,8 +117,7 @@ Deno.test({
           { timeout: 10_000 },
           before,
         );
-        const steps = await page.$eval(`tr[data-hash="${fx.live.hash}"] .steps`, (e) => e.textContent);
-        assert.match(steps!, /^14 \/ 40/);
+        assert.equal(await text(`tr[data-hash="${fx.live.hash}"] .steps`), "14 / 40");
         // The run ends (its process releases the lock): the badge follows, still without a reload.
         fx.live.lock.release();
         await page.waitForFunction(
@@ -126,13 +130,12 @@ Deno.test({
 
       await t.step("run page: lineage, hash inputs, environment, attempts, its curve", async () => {
         await visit(`/run/${fx.child.manifest.hash}.html`, "run");
-        const lineage = await page.$eval("main", (e) => e.textContent!);
-        assert.match(lineage, /parent: synth\/dense-s0/);
+        assert.match(await text("main"), /parent: synth\/dense-s0/);
         assert.match(await page.$eval("#hash-inputs", (e) => e.textContent!), /key_schema: 1[\s\S]*parent:/);
         assert.match(await page.$eval("#config", (e) => e.textContent!), /d_model: \d+/);
         assert.equal(await count('#curves g[aria-label="line"] path'), 1);
         await visit(`/run/${fx.records[0].manifest.hash}.html`);
-        assert.match(await page.$eval("main", (e) => e.textContent!), /children: synth\/child-s0/);
+        assert.match(await text("main"), /children: synth\/child-s0/);
       });
 
       await t.step("compare: exactly the differing config keys, deltas, curves overlaid", async () => {
@@ -143,7 +146,7 @@ Deno.test({
         assert.match(page.url(), /compare\.html\?runs=synth%2Fwide,synth%2Fdense$/);
         await page.screenshot({ path: join(shots, "compare.png"), fullPage: true });
         assert.deepEqual(errors, []);
-        assert.deepEqual(await page.$$eval("#config-diff tbody th", (e) => e.map((x) => x.textContent)), [
+        assert.deepEqual(await page.$$eval("#config-diff tbody th", (e) => e.map((x) => x.textContent?.trim())), [
           "model.d_ff",
           "train.lr",
           "variant",

@@ -74,6 +74,12 @@ if (import.meta.main) {
       console.error(`error: ${e.message}`);
       Deno.exit(2);
     }
+    if (e instanceof Deno.errors.AddrInUse) {
+      console.error(
+        `error: that port is in use (${e.message}); pick another with --port, or --port 0 for any free one`,
+      );
+      Deno.exit(2);
+    }
     if (e instanceof StoreLockedError) {
       console.error(`error: ${e.message}`);
       Deno.exit(1);

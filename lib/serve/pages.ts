@@ -232,8 +232,11 @@ export function runPageHtml(r: RunPage, mode: Mode): string {
         ["tokens_per_sec", s?.tokens_per_sec],
         ["wall_s", s?.wall_s],
         ["resumed_from_step", s?.resumed_from_step],
-        ...r.extra,
-      ])}</section>
+      ])}${r.extra.length
+        ? html`<details class="extra"><summary>${r.extra.length} more final metrics (analysis)</summary>${
+          kv(r.extra)
+        }</details>`
+        : ""}</section>
       <section><h2>Lineage</h2>${r.parent
         ? html`<p>parent: ${runLink(root, r.parent)}${
           compareParent
@@ -308,6 +311,29 @@ export function runPageHtml(r: RunPage, mode: Mode): string {
   });
 }
 
+function metricTable(id: string, c: Comparison, metrics: string[]): Html {
+  return html`
+    <table class="diff" id="${id}">
+      <thead>
+        <tr><th>metric</th>${c.groups.map((_, i) => html`<th>${String.fromCharCode(65 + i)}</th>`)}</tr>
+      </thead>
+      <tbody>${metrics.map((m) =>
+        html`<tr><th>${m}</th>${
+          c.groups.map((g, i) =>
+            html`<td class="num">${meanStd(g.finals[m], g.spread[m], 6)}${
+              i > 0
+                ? html`
+                  <span class="delta">${delta(c.groups[0].finals[m], g.finals[m])}</span>
+                `
+                : ""
+            }</td>`
+          )
+        }</tr>`
+      )}</tbody>
+    </table>
+  `;
+}
+
 /** The compare view: only the config keys that differ, final metrics with differences to the first, curves overlaid. */
 export function comparePageHtml(c: Comparison, o: { mode: Mode; root: string }): string {
   const L = (i: number) => String.fromCharCode(65 + i);
@@ -339,24 +365,15 @@ export function comparePageHtml(c: Comparison, o: { mode: Mode; root: string }):
       `
       : html`<p id="config-diff">identical configs</p>`}
     <h2>Final metrics (mean ± std over completed runs; difference to A)</h2>
-    <table class="diff" id="metric-diff">
-      <thead>
-        <tr><th>metric</th>${c.groups.map((_, i) => html`<th>${L(i)}</th>`)}</tr>
-      </thead>
-      <tbody>${c.metrics.map((m) =>
-        html`<tr><th>${m}</th>${
-          c.groups.map((g, i) =>
-            html`<td class="num">${meanStd(g.finals[m], g.spread[m], 6)}${
-              i > 0
-                ? html`
-                  <span class="delta">${delta(c.groups[0].finals[m], g.finals[m])}</span>
-                `
-                : ""
-            }</td>`
-          )
-        }</tr>`
-      )}</tbody>
-    </table>
+    ${metricTable(
+      "metric-diff",
+      c,
+      c.metrics.filter((m) => !m.startsWith("extra.")),
+    )} ${c.metrics.some((m) => m.startsWith("extra."))
+      ? html`<details class="extra"><summary>analysis metrics (summary.extra)</summary>${
+        metricTable("extra-diff", c, c.metrics.filter((m) => m.startsWith("extra.")))
+      }</details>`
+      : ""}
     <h2>Loss curves</h2><div class="chart" id="curves" data-chart="curves"></div>
   `;
   return layout({

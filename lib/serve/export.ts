@@ -7,7 +7,8 @@
  */
 import { join } from "node:path";
 import { atomicWrite } from "../util/fs.ts";
-import { experimentList, experimentPage, liveRuns, runPage, type Source, withDb } from "./data.ts";
+import { experimentList, experimentPage, liveRuns, type Source, withDb } from "./data.ts";
+import { runPage } from "./run_data.ts";
 import { compare, CompareError } from "./compare.ts";
 import { comparePageHtml, experimentPageHtml, indexPage, runPageHtml } from "./pages.ts";
 import { asset, ASSETS } from "./assets.ts";

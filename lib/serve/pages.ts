@@ -9,7 +9,8 @@
  * @module
  */
 import { badge, type Html, html, layout, meanStd, type Mode, num, when } from "./html.ts";
-import type { ExperimentInfo, ExperimentPage, LiveRun, RunPage, RunRow } from "./data.ts";
+import type { ExperimentInfo, ExperimentPage, LiveRun, RunRow } from "./data.ts";
+import type { RunPage } from "./run_data.ts";
 import { type Comparison, delta, VARIES } from "./compare.ts";
 
 const expHref = (root: string, id: string) => `${root}exp/${encodeURIComponent(id)}.html`;

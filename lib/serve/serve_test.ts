@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { dashFixture } from "./testing.ts";
 import { compare, differingKeys, flattenDotted, formatComparison, groupConfig, VARIES } from "./compare.ts";
 import { escapeHtml, html } from "./html.ts";
-import { experimentPage, liveUpdate, runPage } from "./data.ts";
+import { experimentPage } from "./data.ts";
+import { liveUpdate, runPage } from "./run_data.ts";
 import { serve } from "./server.ts";
 
 Deno.test("html escapes every interpolation; nested templates stay markup", () => {

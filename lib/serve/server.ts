@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { experimentList, experimentPage, liveRuns, liveUpdate, runPage, type Source } from "./data.ts";
+import { experimentList, experimentPage, liveRuns, type Source } from "./data.ts";
+import { liveUpdate, runPage } from "./run_data.ts";
 import { compare, CompareError } from "./compare.ts";
 import { comparePageHtml, experimentPageHtml, indexPage, messagePage, runPageHtml, sqlPage } from "./pages.ts";
 import { asset, ASSETS } from "./assets.ts";

@@ -5,6 +5,9 @@ import { escapeHtml, html } from "./html.ts";
 import { experimentPage } from "./data.ts";
 import { liveUpdate, runPage } from "./run_data.ts";
 import { serve } from "./server.ts";
+import { join } from "node:path";
+import { permissionFlags } from "../cli/permissions.ts";
+import { REPO_ROOT } from "../util/paths.ts";
 
 Deno.test("html escapes every interpolation; nested templates stay markup", () => {
   const name = `<img src=x onerror="alert(1)">&'`;
@@ -125,4 +128,29 @@ Deno.test({
       await fx.cleanup();
     }
   },
+});
+
+Deno.test("deno task diff (with the task's scoped permissions): the comparison, exit 2 for an unknown reference", async () => {
+  const fx = await dashFixture();
+  try {
+    const run = async (...refs: string[]) => {
+      const flags = permissionFlags({ root: REPO_ROOT, results: fx.paths.results });
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", ...flags, join(REPO_ROOT, "lib/serve/main.ts"), "diff", ...refs],
+        env: { FINELAB_RESULTS: fx.paths.results },
+        cwd: REPO_ROOT,
+      }).output();
+      const dec = new TextDecoder();
+      return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    };
+    const ok = await run("synth/dense", "synth/wide");
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /config: 3 keys differ/);
+    assert.match(ok.stdout, /val_ppl/);
+    const bad = await run("synth/dense", "synth/nope");
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /"synth\/nope" names no run or variant/);
+  } finally {
+    await fx.cleanup();
+  }
 });

@@ -150,13 +150,11 @@ export function experimentPageHtml(e: ExperimentPage, mode: Mode): string {
         }</td></tr>`
       )}</tbody>
     </table>
-    <p class="actions"><a href="${root}compare/${encodeURIComponent(
-      e.id,
-    )}.html">compare all variants</a>${mode === "serve"
+    <p class="actions">${e.variants.length >= 2
       ? html`
-        · <button id="compare-picked" type="button">compare selected</button>
+        <a href="${root}compare/${encodeURIComponent(e.id)}.html">compare all variants</a> ·
       `
-      : ""}</p>
+      : ""}${mode === "serve" ? html`<button id="compare-picked" type="button">compare selected</button>` : ""}</p>
     <h2>Loss curves</h2><div class="chart" id="curves" data-chart="curves"></div>
     <h2>Final validation perplexity</h2><div class="chart" id="finals" data-chart="finals"></div>
     <h2>Runs</h2>${runTable(root, e.runs, { select: mode === "serve" })}

@@ -98,6 +98,8 @@ export function writeStatusSync(p: EntryPaths, s: RunStatusRecord): void {
   Deno.renameSync(tmp, p.status);
 }
 
+const metricLines = (rows: readonly MetricRow[]) => rows.map((r) => JSON.stringify(r) + "\n").join("");
+
 /**
  * Writes the final results: metrics.jsonl, then summary.json, and returns their sha256 (to put
  * into the final status, which the caller writes after this).
@@ -107,13 +109,40 @@ export async function writeResults(
   summary: RunSummary,
   metrics: MetricRow[],
 ): Promise<Record<string, string>> {
-  const text = metrics.map((r) => JSON.stringify(r)).join("\n") + (metrics.length ? "\n" : "");
+  const text = metricLines(metrics);
   await atomicWrite(p.metrics, text);
   faultPoint("run.metrics");
   const json = JSON.stringify(summary, null, 2) + "\n";
   await atomicWrite(p.summary, json);
   faultPoint("run.summary");
   return { "metrics.jsonl": sha256(text), "summary.json": sha256(json) };
+}
+
+/**
+ * metrics.jsonl while a run trains, for live views (the dashboard): `start` rewrites the file with the
+ * rows restored from the checkpoint an attempt resumes from (dropping rows a killed attempt logged after
+ * it, which the resumed attempt logs again: no duplicates), `append` adds rows as they are logged. The
+ * final {@link writeResults} rewrites the file atomically with the same rows and checksums it. Appends
+ * are not fsynced: the file is a live view until the final status vouches for it.
+ */
+export function liveMetricsSink(p: EntryPaths): {
+  start(rows: readonly MetricRow[]): Promise<void>;
+  append(rows: readonly MetricRow[]): Promise<void>;
+} {
+  return {
+    start: (rows) => atomicWrite(p.metrics, metricLines(rows)),
+    async append(rows) {
+      if (!rows.length) return;
+      const f = await Deno.open(p.metrics, { append: true, create: true });
+      try {
+        const bytes = new TextEncoder().encode(metricLines(rows));
+        let off = 0;
+        while (off < bytes.length) off += await f.write(bytes.subarray(off));
+      } finally {
+        f.close();
+      }
+    },
+  };
 }
 
 /** One line of attempts.jsonl. */

@@ -20,6 +20,7 @@ import {
   HEARTBEAT_S,
   inspectEntry,
   isFinished,
+  liveMetricsSink,
   readRecord,
   removeTempFiles,
   STARTED_FILES,
@@ -152,6 +153,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
       dir: p.dir,
       resume: !opts.force,
       preempt: opts.preempt,
+      metricsSink: liveMetricsSink(p),
       init: run.parent
         ? { dir: run.parent.paths.dir, model: run.parent.config.model, steps_before: stepsBehind(run.parent) }
         : undefined,

@@ -8,7 +8,8 @@
  * - `status.json`    RunStatusRecord: queued/running/completed/failed/interrupted, heartbeat, and the
  *                    sha256 of the other files (checked before any of them is trusted) and of itself.
  * - `summary.json`   RunSummary: final metrics (only once the run ended).
- * - `metrics.jsonl`  MetricRow per line: every logged step (only once the run ended).
+ * - `metrics.jsonl`  MetricRow per line: every logged step, appended while the run trains (a live view; a resumed
+ *                    attempt cuts it back to its checkpoint's rows) and rewritten atomically when it ends.
  * - `checkpoints/`   resumable checkpoints (lib/train) and `final/`.
  * - `attempts.jsonl` one line per training attempt start and end (pid, host, time, outcome): history.
  *

@@ -38,7 +38,7 @@ Deno.test("openStore creates the documented tables and view", async () => {
       "runs",
     ]);
     const v = await store.query("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name");
-    assert.deepEqual(v.rows.map((x) => x.view_name), ["current_runs", "variant_stats"]);
+    assert.deepEqual(v.rows.map((x) => x.view_name), ["current_runs", "run_ancestry", "variant_stats"]);
     const m = await store.query("SELECT value FROM finelab_meta WHERE key = 'schema_version'");
     assert.deepEqual(m.rows, [{ value: "1" }]);
   });
@@ -436,4 +436,33 @@ Deno.test("a database written before the inference-speed columns gets them in pl
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("parent_hash records init_from; run_ancestry walks the chain to every ancestor", async () => {
+  await withStore(async (store) => {
+    const root = syntheticRunRecord({ variant: "dense", seed: 0 });
+    const child = (variant: string, parent: string) => {
+      const r = syntheticRunRecord({ variant, seed: 0 });
+      r.manifest.hash_inputs.parent = { [`synthetic/${variant}-parent`]: parent };
+      return r;
+    };
+    const mid = child("moe", root.manifest.hash), leaf = child("moe-cont", mid.manifest.hash);
+    await store.ingest([root, mid, leaf], EXP);
+    const p = await store.query("SELECT variant, parent_hash FROM runs ORDER BY variant");
+    assert.deepEqual(p.rows, [
+      { variant: "dense", parent_hash: null },
+      { variant: "moe", parent_hash: root.manifest.hash },
+      { variant: "moe-cont", parent_hash: mid.manifest.hash },
+    ]);
+    const a = await store.query(
+      "SELECT r.variant AS ancestor, a.depth FROM run_ancestry a JOIN runs r ON r.hash = a.ancestor " +
+        "WHERE a.hash = $h ORDER BY a.depth",
+      { h: leaf.manifest.hash },
+    );
+    assert.deepEqual(a.rows, [{ ancestor: "moe", depth: 1 }, { ancestor: "dense", depth: 2 }]);
+    const n = await store.query("SELECT count(*)::INTEGER AS n FROM run_ancestry WHERE hash = $h", {
+      h: root.manifest.hash,
+    });
+    assert.equal(n.rows[0].n, 0, "a seeded run has no ancestors");
+  });
 });

@@ -10,6 +10,7 @@
  * - `run_metrics`  the `summary.extra` scalars of each run, long format: (hash, name, value).
  * - `experiment_runs` the runs of each experiment's latest plan (experiment, hash, run_id, scale).
  * - view `current_runs` `runs` restricted to each experiment's latest plan, plus its `scale`.
+ * - view `run_ancestry` (hash, ancestor, depth): every ancestor of a run through `parent_hash` (init_from).
  * - `finelab_meta` key/value: `schema_version`.
  * - view `variant_stats`  per experiment and variant of the latest plan (`current_runs`): run counts, mean and
  *   sample std of val_loss/val_ppl.
@@ -49,6 +50,12 @@ export const RUN_COLUMNS: readonly FixedColumn[] = [
   { name: "experiment", type: "VARCHAR", doc: "experiment id", get: (r) => r.manifest.experiment },
   { name: "variant", type: "VARCHAR", doc: "variant / grid point name", get: (r) => r.manifest.variant },
   { name: "seed", type: "BIGINT", doc: "run seed", get: (r) => r.manifest.seed },
+  {
+    name: "parent_hash",
+    type: "VARCHAR",
+    doc: "hash of the run whose final weights this run started from (`init_from`; NULL: seeded init)",
+    get: (r) => Object.values(r.manifest.hash_inputs?.parent ?? {})[0] ?? null,
+  },
   {
     name: "backend",
     type: "VARCHAR",
@@ -193,7 +200,7 @@ export function literal(value: string): string {
 }
 
 /** Fixed `runs` columns added after schema version 1 was released: added to older files in place. */
-const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec"];
+const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec", "parent_hash"];
 
 /** The DDL that creates the fixed schema (idempotent). */
 export function schemaDdl(): string[] {
@@ -225,6 +232,14 @@ SELECT experiment, variant,
   avg(val_ppl) FILTER (WHERE status = 'completed') AS val_ppl_mean,
   stddev_samp(val_ppl) FILTER (WHERE status = 'completed') AS val_ppl_std
 FROM current_runs GROUP BY experiment, variant`,
+    // Every ancestor of each run through init_from chains (depth 1 = the parent), as far as the runs table reaches.
+    `CREATE OR REPLACE VIEW run_ancestry AS
+WITH RECURSIVE a(hash, ancestor, depth) AS (
+  SELECT hash, parent_hash, 1 FROM runs WHERE parent_hash IS NOT NULL
+  UNION ALL
+  SELECT a.hash, r.parent_hash, a.depth + 1 FROM a JOIN runs r ON r.hash = a.ancestor
+  WHERE r.parent_hash IS NOT NULL AND a.depth < 64)
+SELECT hash, ancestor, depth FROM a`,
     `INSERT OR IGNORE INTO finelab_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`,
   ];
 }

@@ -100,6 +100,18 @@ export interface TrainOptions {
   preempt?: () => boolean;
   /** Where warnings go (ignored checkpoints, ...). Default: console.warn. */
   warn?: (message: string) => void;
+  /** Receives metric rows as they are logged (the runner appends them to metrics.jsonl for live views). */
+  metricsSink?: MetricsSink;
+}
+
+/**
+ * Live metric rows. `start` gets the rows restored from the checkpoint this attempt resumes from (all
+ * earlier rows: anything logged after that checkpoint is logged again), `append` each new row batch
+ * in order; at the end the rows seen equal {@link TrainOutcome.metrics}.
+ */
+export interface MetricsSink {
+  start(rows: readonly MetricRow[]): Promise<void>;
+  append(rows: readonly MetricRow[]): Promise<void>;
 }
 
 /** Thrown by {@link train} when `preempt` asked it to stop: a checkpoint of `step` steps is on disk. */
@@ -279,6 +291,11 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
   try {
     const rng = new Rng(ck ? ck.state.rng_state : mixSeed(config.seed, TRAIN_RNG_SALT));
     const metrics: MetricRow[] = ck ? [...ck.state.metrics] : [];
+    await opts.metricsSink?.start(metrics);
+    const log = async (...rows: MetricRow[]) => {
+      metrics.push(...rows);
+      await opts.metricsSink?.append(rows);
+    };
     const startStep = ck?.state.step ?? 0;
     const wallBefore = ck?.state.wall_s ?? 0;
     let lastLoss: number | null = ck?.state.last_train_loss ?? null;
@@ -331,7 +348,7 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
         return false;
       }
       valLoss = v;
-      metrics.push({ step: k, split: "val", name: "loss", value: v }, {
+      await log({ step: k, split: "val", name: "loss", value: v }, {
         step: k,
         split: "val",
         name: "ppl",
@@ -403,12 +420,12 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
       }
       lastLoss = loss;
       if (logNow) {
-        metrics.push(
+        await log(
           { step: s, split: "train", name: "loss", value: loss },
           { step: s, split: "train", name: "lr", value: lr },
           { step: s, split: "train", name: "grad_norm", value: gradNorm },
+          ...statValues.map(([k, v]): MetricRow => ({ step: s, split: "train", name: k, value: v })),
         );
-        for (const [k, v] of statValues) metrics.push({ step: s, split: "train", name: k, value: v });
       }
       stepsDone = s + 1;
       const msPerStep = trainMs / stepsThisAttempt;

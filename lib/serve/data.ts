@@ -1,0 +1,369 @@
+/**
+ * What the dashboard shows, read from the results database (read-only, opened per request and closed
+ * again so that runners can write it) and from the run cache (live status and metrics of running runs,
+ * manifests, attempts, checkpoints). Nothing here writes.
+ *
+ * @module
+ */
+import { openStore, type QueryParam, type QueryResult } from "../store/mod.ts";
+import { type EntryPaths, entryPaths, liveStatus } from "../runner/cache.ts";
+import { loadExperiment } from "../runner/plan.ts";
+import type { MetricRow, RunManifest, RunStatusRecord } from "../runner/records.ts";
+import type { ProjectPaths } from "../util/paths.ts";
+
+/** A run hash: 64 lower-case hex digits (anything else is refused before it reaches a path). */
+export const HASH_RE = /^[0-9a-f]{64}$/;
+/** An experiment id as lib/runner/plan.ts accepts it. */
+export const EXPERIMENT_RE = /^[a-z0-9][a-z0-9_-]*$/;
+
+/** Where the dashboard reads from. */
+export interface Source {
+  paths: ProjectPaths;
+  /** How long to wait for the database while a runner writes it (default 5 s). */
+  lockTimeoutMs?: number;
+}
+
+/** Runs `fn` on a read-only handle of the results database; null when there is no database yet. */
+export async function withDb<T>(src: Source, fn: (q: Query) => Promise<T>): Promise<T | null> {
+  try {
+    await Deno.stat(src.paths.db);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  const store = await openStore(src.paths.db, { readOnly: true, lockTimeoutMs: src.lockTimeoutMs ?? 5000 });
+  try {
+    return await fn((sql, params) => store.query(sql, params));
+  } finally {
+    await store.close();
+  }
+}
+
+/** A query on the open database. */
+export type Query = (sql: string, params?: Record<string, QueryParam>) => Promise<QueryResult>;
+
+/** A run as the index, experiment and compare pages list it. */
+export interface RunRow {
+  hash: string;
+  run_id: string;
+  experiment: string;
+  variant: string;
+  seed: number;
+  status: string;
+  steps_done: number | null;
+  steps: number | null;
+  val_loss: number | null;
+  val_ppl: number | null;
+  final_train_loss: number | null;
+  params: number | null;
+  tokens_per_sec: number | null;
+  parent_hash: string | null;
+  finished_at: string | null;
+}
+
+/** A run training right now (from the cache: status.json + the lock). */
+export interface LiveRun {
+  hash: string;
+  run_id: string;
+  experiment: string;
+  variant: string;
+  seed: number;
+  step: number | null;
+  steps: number;
+  started_at: string | null;
+}
+
+/**
+ * metrics.jsonl as it is now: rows of a finished run, or of a running one that is appending (a line
+ * being written is left for the next read).
+ */
+export async function readMetrics(p: EntryPaths): Promise<MetricRow[]> {
+  let text = "";
+  try {
+    text = await Deno.readTextFile(p.metrics);
+  } catch {
+    return [];
+  }
+  const out: MetricRow[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    try {
+      out.push(JSON.parse(line));
+    } catch {
+      break; // torn last line of an append in progress
+    }
+  }
+  return out;
+}
+
+export async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** Every run whose process is training it now (status `running` and its lock held / heartbeat fresh). */
+export async function liveRuns(src: Source): Promise<LiveRun[]> {
+  const out: LiveRun[] = [];
+  try {
+    for await (const e of Deno.readDir(src.paths.cache)) {
+      if (!e.isDirectory || !HASH_RE.test(e.name)) continue;
+      const p = entryPaths(src.paths.cache, e.name);
+      const s = await readJson<RunStatusRecord>(p.status);
+      if (s?.status !== "running" || liveStatus(s, p) !== "running") continue;
+      const m = await readJson<RunManifest>(p.manifest);
+      if (!m) continue;
+      out.push({
+        hash: m.hash,
+        run_id: m.run_id,
+        experiment: m.experiment,
+        variant: m.variant,
+        seed: m.seed,
+        step: s.step,
+        steps: m.config.train.steps,
+        started_at: s.started_at,
+      });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort((a, b) => a.run_id.localeCompare(b.run_id));
+}
+
+/** One line of the index. */
+export interface ExperimentInfo {
+  id: string;
+  description: string;
+  n_runs: number;
+  counts: Record<string, number>;
+  last_change: string | null;
+  verdict: string | null;
+}
+
+/** The experiments of the database with run counts by status (live ones counted as running) and verdict lines. */
+export async function experimentList(src: Source): Promise<ExperimentInfo[]> {
+  const live = await liveRuns(src);
+  const rows = await withDb(src, async (q) =>
+    (await q(
+      `SELECT e.id, e.description, e.n_runs, e.updated_at,
+         list(c.hash) FILTER (WHERE c.hash IS NOT NULL) AS hashes, list(c.status) FILTER (WHERE c.hash IS NOT NULL) AS statuses,
+         greatest(max(e.updated_at), max(c.finished_at), max(c.started_at)) AS last_change
+       FROM experiments e LEFT JOIN current_runs c ON c.experiment = e.id GROUP BY ALL ORDER BY e.id`,
+    )).rows) ?? [];
+  const out: ExperimentInfo[] = [];
+  for (const r of rows) {
+    const id = String(r.id);
+    const statuses = new Map<string, string>();
+    (r.hashes as string[] ?? []).forEach((h, i) => statuses.set(h, (r.statuses as string[])[i]));
+    for (const l of live) if (l.experiment === id) statuses.set(l.hash, "running");
+    const counts: Record<string, number> = {};
+    for (const s of statuses.values()) counts[s] = (counts[s] ?? 0) + 1;
+    out.push({
+      id,
+      description: String(r.description ?? ""),
+      n_runs: Number(r.n_runs ?? 0),
+      counts,
+      last_change: (r.last_change as string | null) ?? null,
+      verdict: (await experimentReport(src, id)).verdict,
+    });
+  }
+  // Experiments whose first runs are training and not yet in the database.
+  for (const l of live) {
+    if (out.some((x) => x.id === l.experiment)) continue;
+    const n = live.filter((x) => x.experiment === l.experiment).length;
+    out.push({
+      id: l.experiment,
+      description: "",
+      n_runs: n,
+      counts: { running: n },
+      last_change: l.started_at,
+      verdict: null,
+    });
+  }
+  return out.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** The experiment's report (its `report` hook's printed text) and verdict line. */
+export interface ExperimentReport {
+  text: string | null;
+  verdict: string | null;
+}
+
+const reports = new Map<string, { key: string; value: ExperimentReport }>();
+
+/**
+ * Runs the experiment module's `report` hook over the read-only database (no plots) and keeps what it
+ * prints; the verdict is its last printed paragraph. Without a hook: the best variant by val_ppl.
+ * Cached until the database file changes.
+ */
+export async function experimentReport(src: Source, id: string): Promise<ExperimentReport> {
+  const st = await Deno.stat(src.paths.db).catch(() => null);
+  const key = `${st?.mtime?.getTime()}:${st?.size}`;
+  const hit = reports.get(`${src.paths.db}#${id}`);
+  if (hit?.key === key) return hit.value;
+  let value: ExperimentReport = { text: null, verdict: null };
+  let report: ((ctx: never) => Promise<string[]>) | undefined;
+  try {
+    report = (await loadExperiment(id, src.paths)).exp.report as typeof report;
+  } catch { /* no module for it (or a broken one): the fallback line */ }
+  value = await withDb(src, async (q) => {
+    if (report) {
+      const printed: string[] = [];
+      try {
+        await (report as unknown as (ctx: unknown) => Promise<string[]>)({
+          experiment: id,
+          query: q,
+          plotDir: null,
+          print: (t: string) => printed.push(t),
+        });
+        const verdict = printed.filter((t) => t.trim()).at(-1)?.trim() ?? null;
+        return { text: printed.join("\n").trim() || null, verdict };
+      } catch (e) {
+        return { text: null, verdict: `report failed: ${(e as Error).message}` };
+      }
+    }
+    const best = (await q(
+      `SELECT variant, n_completed, val_ppl_mean, val_ppl_std FROM variant_stats
+       WHERE experiment = $id AND n_completed > 0 ORDER BY val_ppl_mean LIMIT 1`,
+      { id },
+    )).rows[0];
+    if (!best) return { text: null, verdict: null };
+    const std = best.val_ppl_std === null ? "" : ` ± ${Number(best.val_ppl_std).toFixed(3)}`;
+    return {
+      text: null,
+      verdict: `lowest val ppl: ${best.variant} ${Number(best.val_ppl_mean).toFixed(3)}${std} ` +
+        `(${best.n_completed} run${best.n_completed === 1 ? "" : "s"})`,
+    };
+  }) ?? value;
+  reports.set(`${src.paths.db}#${id}`, { key, value });
+  return value;
+}
+
+/** The `runs` columns of a {@link RunRow}. */
+export const RUN_COLS =
+  `hash, run_id, experiment, variant, seed, status, steps_done, val_loss, val_ppl, final_train_loss,
+  params, tokens_per_sec, parent_hash, finished_at, json_extract(config_json, '$.train.steps')::INTEGER AS steps`;
+
+/** A query row as a {@link RunRow}. */
+export function toRunRow(r: Record<string, unknown>): RunRow {
+  return r as unknown as RunRow;
+}
+
+/** A variant's line of the experiment page (mean ± sample std over completed seeds). */
+export interface VariantStat {
+  variant: string;
+  n_runs: number;
+  n_completed: number;
+  val_loss_mean: number | null;
+  val_loss_std: number | null;
+  val_ppl_mean: number | null;
+  val_ppl_std: number | null;
+}
+
+/** Loss curve points of one run: `[step, value]` pairs. */
+export interface Curve {
+  hash: string;
+  train: [number, number][];
+  val: [number, number][];
+}
+
+/** Curves from metric rows. */
+export function curveOf(hash: string, rows: readonly Pick<MetricRow, "step" | "split" | "name" | "value">[]): Curve {
+  const c: Curve = { hash, train: [], val: [] };
+  for (const r of rows) {
+    if (r.name !== "loss" || r.value === null || !Number.isFinite(r.value)) continue;
+    (r.split === "val" ? c.val : c.train).push([r.step, r.value]);
+  }
+  return c;
+}
+
+/** Curves of runs: from the database, or from metrics.jsonl for runs training now / not yet ingested. */
+export async function curves(src: Source, hashes: readonly string[], q?: Query): Promise<Curve[]> {
+  const fromDb = new Map<string, Curve>();
+  if (q && hashes.length) {
+    const list = hashes.filter((h) => HASH_RE.test(h)).map((h) => `'${h}'`).join(", "); // hex only: safe to inline
+    const r = await q(
+      `SELECT hash, step, split, name, value FROM metrics WHERE name = 'loss' AND hash IN (${list || "NULL"})
+       ORDER BY hash, split, step`,
+    );
+    const by = new Map<string, MetricRow[]>();
+    for (const row of r.rows) {
+      const h = String(row.hash);
+      if (!by.has(h)) by.set(h, []);
+      by.get(h)!.push(row as unknown as MetricRow);
+    }
+    for (const [h, rows] of by) fromDb.set(h, curveOf(h, rows));
+  }
+  const out: Curve[] = [];
+  for (const h of hashes) {
+    out.push(fromDb.get(h) ?? curveOf(h, await readMetrics(entryPaths(src.paths.cache, h))));
+  }
+  return out;
+}
+
+/** Everything on an experiment page. */
+export interface ExperimentPage {
+  id: string;
+  description: string;
+  scale: string | null;
+  report: ExperimentReport;
+  variants: VariantStat[];
+  runs: RunRow[];
+  curves: Curve[];
+}
+
+/** The experiment page's data; null for an experiment the database and the cache do not know. */
+export async function experimentPage(src: Source, id: string): Promise<ExperimentPage | null> {
+  if (!EXPERIMENT_RE.test(id)) return null;
+  const live = (await liveRuns(src)).filter((l) => l.experiment === id);
+  const got = await withDb(src, async (q) => {
+    const e = (await q(
+      `SELECT e.description, (SELECT any_value(scale) FROM experiment_runs WHERE experiment = e.id) AS scale
+       FROM experiments e WHERE e.id = $id`,
+      { id },
+    )).rows[0];
+    const variants = (await q(
+      `SELECT variant, n_runs, n_completed, val_loss_mean, val_loss_std, val_ppl_mean, val_ppl_std
+       FROM variant_stats WHERE experiment = $id ORDER BY val_ppl_mean NULLS LAST, variant`,
+      { id },
+    )).rows as unknown as VariantStat[];
+    const runs = (await q(`SELECT ${RUN_COLS} FROM current_runs WHERE experiment = $id ORDER BY variant, seed`, {
+      id,
+    })).rows.map(toRunRow);
+    return { e, variants, runs, q };
+  });
+  if (!got?.e && !live.length) return null;
+  const runs = got?.runs ?? [];
+  for (const l of live) {
+    const known = runs.find((r) => r.hash === l.hash);
+    if (known) known.status = "running";
+    else {
+      runs.push({
+        ...l,
+        status: "running",
+        steps_done: l.step,
+        val_loss: null,
+        val_ppl: null,
+        final_train_loss: null,
+        params: null,
+        tokens_per_sec: null,
+        parent_hash: null,
+        finished_at: null,
+      });
+    }
+  }
+  const hashes = runs.map((r) => r.hash);
+  const cs = await withDb(src, (q) => curves(src, hashes.filter((h) => !live.some((l) => l.hash === h)), q)) ?? [];
+  const liveCurves = await curves(src, live.map((l) => l.hash));
+  return {
+    id,
+    description: String(got?.e?.description ?? ""),
+    scale: (got?.e?.scale as string | null) ?? null,
+    report: got?.e ? await experimentReport(src, id) : { text: null, verdict: null },
+    variants: got?.variants ?? [],
+    runs,
+    curves: [...cs, ...liveCurves],
+  };
+}

@@ -52,7 +52,8 @@ Deno.test({
       assert.equal(rows.length, 2);
       for (const r of rows) {
         assert.equal(r.v, 2048, "vocab_size comes from the dataset");
-        assert.ok(r.val_loss > 0 && r.val_loss < Math.log(2048), `val_loss ${r.val_loss} below uniform`);
+        // 8 tiny steps stay near the loss of a uniform 2048-way softmax (7.62); a 256-token model would be near 5.55
+        assert.ok(Math.abs(r.val_loss - Math.log(2048)) < 0.5, `val_loss ${r.val_loss} near ln(2048)`);
       }
       const plots = [];
       for await (const e of Deno.readDir(join(results, "plots", "dense-bpe"))) plots.push(e.name);

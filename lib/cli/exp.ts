@@ -7,6 +7,7 @@ import { stringify as toYaml } from "yaml";
 import type { BackendName } from "../experiment/config.ts";
 import { readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
+import { progressBar } from "./data_cmds.ts";
 import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
 import { isFinished, readRecord } from "../runner/cache.ts";
 import { isLocked } from "../runner/lock.ts";
@@ -65,10 +66,15 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const loaded = await loadExperiment(id, paths);
   const files = [];
   for (const f of o.config ?? []) files.push(await readConfigFile(f));
+  const bar = progressBar({ plain: o.plain });
   const plan = await makePlan(loaded, {
     paths,
     overrides: { files, sets: o.set ?? [], scale: o.scale, backend: o.backend },
-  });
+    data: {
+      progress: bar,
+      log: (m) => m.startsWith("data: built") || m.startsWith("data: trained") ? console.error(m) : {},
+    },
+  }).finally(() => bar.stop());
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
   console.error(`backend: ${plan.backend.name} (${plan.backend.reason})`);

@@ -20,6 +20,7 @@ import {
   sha256Hex,
 } from "../experiment/hash.ts";
 import type { DataManifest } from "../data/types.ts";
+import type { ProgressFn } from "../data/build.ts";
 import { DataError, datasetManifest, FILE_DATASET, loadDefinition, specVocabSize, validateData } from "../data/mod.ts";
 import { resolveBackend } from "../backends/mod.ts";
 import { loadFfn, validateModel } from "../models/mod.ts";
@@ -187,6 +188,8 @@ async function fillVocabSize(r: PlannedRun, root: string): Promise<string[]> {
 export interface PlanOptions {
   paths: ProjectPaths;
   overrides?: Overrides;
+  /** Progress of a dataset built while planning (BPE training, tokenising) and its log lines. */
+  data?: { progress?: ProgressFn; log?: (m: string) => void };
 }
 
 /**
@@ -234,7 +237,7 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
     const dkey = JSON.stringify(config.data);
     let manifest = manifestByCfg.get(dkey);
     if (!manifest) {
-      manifest = await datasetManifest(config.data, { root: paths.root, cacheDir: paths.results });
+      manifest = await datasetManifest(config.data, { root: paths.root, cacheDir: paths.results, ...opts.data });
       manifestByCfg.set(dkey, manifest);
       data.set(manifest.hash, manifest);
     }

@@ -306,10 +306,16 @@ const CASES: Case[] = [
     name: "dataset smaller than one sequence",
     args: exp("tiny"),
     problem: /split of the dataset .* has \d+ tokens, fewer than one sequence of model\.seq_len \+ 1 = 17/,
-    fix: /Use a larger dataset or data\.max_bytes, a smaller model\.seq_len/,
+    fix: /Use a larger dataset or data\.max_tokens, a smaller model\.seq_len/,
   },
   { name: "dataset folder without text files", args: exp("nofiles"), problem: /nofiles/, fix: FIX_DATA },
   { name: "JSONL dataset without the text field", args: exp("jsonl"), problem: /"text"/, fix: FIX_DATA },
+  {
+    name: "unknown dataset id",
+    args: exp("ok", "--set", "data.dataset=nope", "--set", "data.path=null"),
+    problem: /data\.dataset = "nope" is not a known dataset; known: gutenberg, gutenberg-bpe2k/,
+    fix: FIX_CONFIG,
+  },
   {
     name: "validation fraction out of range",
     args: exp("ok", "--set", "data.val_fraction=0.9"),

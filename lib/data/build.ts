@@ -52,7 +52,7 @@ export interface BuildInput {
 }
 
 /** The tokenizer of `r`, training (bpe) on the training documents when needed; pins are checked. */
-async function getTokenizer(r: ResolvedData, trainTexts: () => string[], work: string, b: BuildInput) {
+async function entryTokenizer(r: ResolvedData, trainTexts: () => string[], work: string, b: BuildInput) {
   const t = r.tokenizer;
   if (t.kind === "bytes") return { tok: new ByteTokenizer() as Tokenizer, sha256: null, json: null };
   let json: string;
@@ -127,7 +127,7 @@ export async function buildEntry(b: BuildInput, work: string): Promise<{ manifes
   let prog = JSON.parse(await Deno.readTextFile(progressPath).catch(() => "null")) as Progress | null;
   if (prog?.key !== b.key) prog = null;
 
-  const { tok, sha256: tokSha } = await getTokenizer(
+  const { tok, sha256: tokSha } = await entryTokenizer(
     r,
     () => docs.filter((d) => !valIds.has(d.id)).map((d) => d.text),
     work,

@@ -169,7 +169,7 @@ export const DEFAULT_KINDS = ["dense", "finedeep", "dsmoe", "finermoe"];
 
 /** Model config of an FFN kind for the bench (the reference model with that FFN, default options). */
 export function benchModel(kind: string): ModelConfig {
-  return { ...DEFAULT_MODEL, vocab_size: 256, ffn: { kind } };
+  return { ...DEFAULT_MODEL, ffn: { kind } };
 }
 
 /** Writes the seed-1 initial weights of `cfg` (with the config and specs as metadata). */

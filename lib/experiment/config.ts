@@ -43,7 +43,10 @@ export interface FfnConfig {
 
 /** A LLaMA-style decoder. */
 export interface ModelConfig {
-  /** Vocabulary size; 0 (the default) = the dataset's, filled in when the run is planned. */
+  /**
+   * Vocabulary size. In experiments it defaults to 0, meaning the dataset's, filled in when the run is planned;
+   * {@link DEFAULT_MODEL} has 256 (the byte tokenizer's) for code that builds models directly.
+   */
   vocab_size: number;
   d_model: number;
   n_layers: number;
@@ -117,7 +120,7 @@ export const DEFAULT_DATA: DataConfig = {
 
 /** Default model: the compute.md reference model (0.89M params). */
 export const DEFAULT_MODEL: ModelConfig = {
-  vocab_size: 0,
+  vocab_size: 256,
   d_model: 128,
   n_layers: 4,
   n_heads: 4,

@@ -46,7 +46,7 @@ export function syntheticRunRecord(opts: SyntheticRunOptions = {}): RunRecord {
     seed,
     backend: "cpu",
     data: { ...DEFAULT_DATA },
-    model: { ...DEFAULT_MODEL, vocab_size: 256, ffn: opts.ffn ?? { kind: "dense" } },
+    model: { ...DEFAULT_MODEL, ffn: opts.ffn ?? { kind: "dense" } },
     train: { ...DEFAULT_TRAIN, steps, eval_every: evalEvery },
   };
   opts.edit?.(config);

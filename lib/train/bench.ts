@@ -141,7 +141,7 @@ function loadAvg(): number | null {
 
 /** Times `warmup + steps` training steps; see the module doc. */
 export async function benchmark(opts: BenchOptions): Promise<BenchResult> {
-  const cfg = opts.model ?? { ...DEFAULT_MODEL, vocab_size: 256 }, B = opts.batchSize ?? 16, steps = opts.steps ?? 10;
+  const cfg = opts.model ?? DEFAULT_MODEL, B = opts.batchSize ?? 16, steps = opts.steps ?? 10;
   const warmup = opts.warmup ?? 2, T = cfg.seq_len;
   if (opts.batches && opts.batches.length < warmup + steps) {
     throw new Error(`benchmark: ${opts.batches.length} batches for ${warmup + steps} steps`);
@@ -233,7 +233,7 @@ if (import.meta.main) {
   });
   const res = await benchmark({
     backend: values.backend as BackendName,
-    model: { ...DEFAULT_MODEL, vocab_size: 256, ffn: { kind: values.ffn! } },
+    model: { ...DEFAULT_MODEL, ffn: { kind: values.ffn! } },
     steps: Number(values.steps),
     warmup: Number(values.warmup),
     batchSize: Number(values.batch),

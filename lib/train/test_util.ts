@@ -16,7 +16,7 @@ export function tinyRunConfig(backend: RunConfig["backend"], train: Partial<RunC
     seed: 3,
     backend,
     data: DEFAULT_DATA,
-    model: { ...DEFAULT_MODEL, vocab_size: 256, d_model: 16, n_layers: 2, n_heads: 2, d_ff: 32, seq_len: 16 },
+    model: { ...DEFAULT_MODEL, d_model: 16, n_layers: 2, n_heads: 2, d_ff: 32, seq_len: 16 },
     train: {
       ...DEFAULT_TRAIN,
       steps: 8,

@@ -21,6 +21,17 @@ async function cli(results: string, args: string[]): Promise<string> {
   return stdout + dec.decode(out.stderr);
 }
 
+/** The JSON rows `deno task query ... --format json` prints on stdout. */
+async function query(results: string, sql: string): Promise<Record<string, number>[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...PERMS, `${REPO_ROOT}/lib/cli/main.ts`, "query", sql, "--format", "json"],
+    cwd: REPO_ROOT,
+    env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
 Deno.test({
   name: "dense-bpe --scale tiny: trains on gutenberg-bpe2k, stores, plots, and --verify is bit-identical",
   sanitizeResources: false,
@@ -41,13 +52,9 @@ Deno.test({
         "--verify",
       ]);
       assert.match(verify, /verify: 2\/2 runs bit-identical/);
-      const rows = JSON.parse(
-        await cli(results, [
-          "query",
-          "SELECT model_vocab_size AS v, val_loss FROM runs WHERE experiment = 'dense-bpe' ORDER BY run_id",
-          "--format",
-          "json",
-        ]).then((s) => s.slice(s.indexOf("["), s.lastIndexOf("]") + 1)),
+      const rows = await query(
+        results,
+        "SELECT model_vocab_size AS v, val_loss FROM runs WHERE experiment = 'dense-bpe' ORDER BY run_id",
       );
       assert.equal(rows.length, 2);
       for (const r of rows) {

@@ -28,13 +28,13 @@ import { declaredHosts, fileUrl } from "../data/fetch.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { fetchName } from "../data/define.ts";
 
-/** A progress callback: a bar per phase on a terminal, a line every 10 s (and at the end) otherwise. */
+/** A progress callback: a bar per phase on a terminal, otherwise a line every 10 s of a long phase (and its end). */
 export function progressBar(opts: { plain?: boolean; write?: (l: string) => void } = {}): ProgressFn & {
   stop(): void;
 } {
   const tty = !opts.plain && Deno.stderr.isTerminal() && !Deno.env.get("CI");
   const write = opts.write ?? ((l: string) => console.error(l));
-  let phase = "", bar: cliProgress.SingleBar | null = null, last = 0;
+  let phase = "", bar: cliProgress.SingleBar | null = null, last = 0, printed = false;
   const fn = ((p: string, done: number, total: number) => {
     if (tty) {
       if (p !== phase) {
@@ -46,9 +46,13 @@ export function progressBar(opts: { plain?: boolean; write?: (l: string) => void
         }, cliProgress.Presets.shades_classic);
         bar.start(total, done);
       } else bar!.update(done);
-    } else if (p !== phase || done >= total || Date.now() - last > 10_000) {
-      write(`${p}: ${done}/${total} (${total ? ((100 * done) / total).toFixed(0) : 100}%)`);
-      last = Date.now();
+    } else {
+      // plain: a line every 10 s of a phase (short phases print nothing), and its end when it printed before
+      if (p !== phase) [last, printed] = [Date.now(), false];
+      if (Date.now() - last > 10_000 || (printed && done >= total)) {
+        write(`${p}: ${done}/${total} (${total ? ((100 * done) / total).toFixed(0) : 100}%)`);
+        [last, printed] = [Date.now(), done < total];
+      }
     }
     phase = p;
   }) as ProgressFn & { stop(): void };

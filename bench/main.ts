@@ -31,7 +31,7 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_DATA, DEFAULT_MODEL, type ModelConfig } from "../lib/experiment/config.ts";
-import { trainBatch } from "../lib/data/batches.ts";
+import { type Tokens, trainBatch } from "../lib/data/batches.ts";
 import { loadDataset } from "../lib/data/dataset.ts";
 import { availableFfnKinds, flopsPerToken, initValues, loadFfn, paramSpecs } from "../lib/models/transformer.ts";
 import type { SafeTensor } from "../lib/train/safetensors.ts";
@@ -189,9 +189,9 @@ export async function writeWeights(path: string, cfg: ModelConfig, seed = 1): Pr
 }
 
 /** Token source of the batches: the default dataset's train split, or random bytes when it cannot load. */
-async function benchTokens(log: (m: string) => void): Promise<{ tokens: ArrayLike<number>; source: string }> {
+async function benchTokens(log: (m: string) => void): Promise<{ tokens: Tokens; source: string }> {
   try {
-    const d = await loadDataset({ ...DEFAULT_DATA, max_bytes: 2_000_000 }, { log: () => {} });
+    const d = await loadDataset({ ...DEFAULT_DATA, max_tokens: 2_000_000 }, { log: () => {} });
     return {
       tokens: d.train,
       source: `gutenberg train split (${d.train.length} bytes, ${d.manifest.hash.slice(0, 12)})`,
@@ -204,7 +204,7 @@ async function benchTokens(log: (m: string) => void): Promise<{ tokens: ArrayLik
 }
 
 /** Writes `count` batches [count, B, T] of x and y (int32). */
-export async function writeBatches(path: string, tokens: ArrayLike<number>, count: number, B: number, T: number) {
+export async function writeBatches(path: string, tokens: Tokens, count: number, B: number, T: number) {
   const x = new Int32Array(count * B * T), y = new Int32Array(count * B * T);
   for (let s = 0; s < count; s++) {
     const b = trainBatch(tokens, 1, s, { batchSize: B, seqLen: T });

@@ -23,7 +23,7 @@ export function finedeepScales(dff: { tiny: number; gpu: number }): NonNullable<
   return {
     tiny: {
       seeds: [0, 1],
-      data: { max_bytes: 200_000 },
+      data: { max_tokens: 200_000 },
       model: { d_model: 32, n_layers: 2, n_heads: 2, d_ff: dff.tiny, seq_len: 16 },
       train: { steps: 6, batch_size: 4, warmup_steps: 2, eval_every: 3, eval_batches: 2, checkpoint_every: 3 },
     },

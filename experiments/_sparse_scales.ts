@@ -9,7 +9,7 @@ import type { ExperimentSpec } from "../lib/experiment/mod.ts";
 export const SPARSE_SCALES: NonNullable<ExperimentSpec["scales"]> = {
   tiny: {
     seeds: [0],
-    data: { max_bytes: 100_000 },
+    data: { max_tokens: 100_000 },
     model: { d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, seq_len: 16 },
     train: { steps: 3, batch_size: 2, warmup_steps: 1, eval_every: 3, eval_batches: 1, checkpoint_every: 0 },
   },
@@ -34,7 +34,7 @@ export const SPARSE_SCALES: NonNullable<ExperimentSpec["scales"]> = {
  */
 export function sparseDefault(steps: number): Pick<ExperimentSpec, "data" | "model" | "train"> {
   return {
-    data: { source: "gutenberg", val_fraction: 0.1 },
+    data: { dataset: "gutenberg" },
     model: { d_model: 64, n_layers: 2, n_heads: 4, d_ff: 256, seq_len: 64, ffn: { kind: "dense" } },
     train: {
       steps,

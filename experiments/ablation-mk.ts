@@ -27,7 +27,7 @@ export default defineExperiment({
   description: "Finedeep depth (M sub-layers) vs width (K experts) at fixed M·K = 16 and 4, vs dense, " +
     "at matched parameters, FLOPs and tokens.",
   seeds: [0, 1, 2],
-  data: { source: "gutenberg", val_fraction: 0.1 },
+  data: { dataset: "gutenberg" },
   model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
   train: FINEDEEP_TRAIN,
   variants: {

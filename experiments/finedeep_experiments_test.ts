@@ -78,7 +78,7 @@ Deno.test({
       id: "hash-probe",
       description: "finedeep only",
       seeds: [0],
-      data: { max_bytes: 100_000 },
+      data: { max_tokens: 100_000 },
       model: { d_model: 32, n_layers: 1, n_heads: 2, d_ff: 64, seq_len: 16, ffn: { kind: "finedeep", m: 2, k: 2 } },
       train: { steps: 2, warmup_steps: 1 },
     });

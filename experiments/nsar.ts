@@ -19,7 +19,7 @@ export default defineExperiment({
   id: "nsar",
   description: "Non-sparse activation rate (NSAR) and SiLU(gate) histograms per layer: dense vs Finedeep 4x4.",
   seeds: [0, 1, 2],
-  data: { source: "gutenberg", val_fraction: 0.1 },
+  data: { dataset: "gutenberg" },
   model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
   train: { ...FINEDEEP_TRAIN, eval_batches: 16 },
   variants: {

@@ -25,7 +25,7 @@ export default defineExperiment({
   id: "routing",
   description: "Finedeep 4x4 routing: output- vs input-guided scores x sigmoid vs softmax gates, vs no gate and dense.",
   seeds: [0, 1, 2],
-  data: { source: "gutenberg", val_fraction: 0.1 },
+  data: { dataset: "gutenberg" },
   model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 258, seq_len: 64, ffn: { kind: "dense" } },
   train: FINEDEEP_TRAIN,
   variants: {

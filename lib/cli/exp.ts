@@ -7,6 +7,7 @@ import { stringify as toYaml } from "yaml";
 import type { BackendName } from "../experiment/config.ts";
 import { type Overrides, readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
+import { progressBar } from "./data_cmds.ts";
 import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
 import { isFinished, readRecord } from "../runner/cache.ts";
 import { isLocked } from "../runner/lock.ts";
@@ -140,7 +141,15 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     collect = await collectOutcomes(id, o.collect, paths);
     overrides = collect.submission.overrides;
   }
-  const plan = await makePlan(loaded, { paths, overrides });
+  const bar = progressBar({ plain: o.plain });
+  const plan = await makePlan(loaded, {
+    paths,
+    overrides,
+    data: {
+      progress: bar,
+      log: (m) => m.startsWith("data: built") || m.startsWith("data: trained") ? console.error(m) : {},
+    },
+  }).finally(() => bar.stop());
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
   if (o.executor === "slurm" && !collect) {

@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { projectPaths } from "../util/paths.ts";
 import { cmdExp } from "./exp.ts";
 import { cmdDb, cmdPlot, cmdQuery, cmdRuns } from "./store_cmds.ts";
+import { cmdDataFetch, cmdDataList, cmdDataPrepare, cmdDataShow } from "./data_cmds.ts";
 import { listExperiments } from "../runner/plan.ts";
 import { reportError, UserError } from "./errors.ts";
 import { cmdRun } from "./run_cmd.ts";
@@ -125,6 +126,26 @@ export function buildProgram(): Command {
     .action(async (o) => {
       await cmdGc({ paths: await checkedPaths({ write: !!o.yes }), yes: o.yes, unplanned: o.unplanned });
     });
+
+  const data = program.command("data").description("datasets: list, show, prepare (tokenise), fetch (download)");
+  data.command("list").description("every dataset module (data/<id>.ts) and whether it is cached")
+    .action(async () => await cmdDataList({ paths: projectPaths() }));
+  data.command("show").description("a dataset's declaration and its cached entries (tokens, sizes, hashes)")
+    .argument("<dataset>", "dataset id").action(async (id: string) => await cmdDataShow(id, { paths: projectPaths() }));
+  data.command("prepare").description("build (or verify) a dataset's token shards, with progress")
+    .argument("<dataset>", "dataset id")
+    .option("--max-tokens <n>", "keep the first n tokens of each split", (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected an integer >= 1");
+      return n;
+    })
+    .option("--plain", "plain progress lines instead of a progress bar")
+    .action(async (id: string, o) =>
+      await cmdDataPrepare(id, { paths: projectPaths(), maxTokens: o.maxTokens, plain: o.plain })
+    );
+  data.command("fetch").description("download a dataset's declared files (the only command with network access)")
+    .argument("<dataset>", "dataset id").option("--plain", "plain progress lines instead of a progress bar")
+    .action(async (id: string, o) => await cmdDataFetch(id, { paths: projectPaths(), plain: o.plain }));
 
   program.command("list")
     .description("list the experiments")

@@ -5,7 +5,7 @@ import { ENV_VARS, permissionFlags } from "./permissions.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 import { cleanup, cli, ok, SUITE, tempResults } from "../runner/faults/helpers.ts";
 
-const CLI_TASKS = ["exp", "query", "plot", "db", "runs", "list", "gc"];
+const CLI_TASKS = ["exp", "query", "plot", "db", "runs", "list", "gc", "data"];
 
 Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissions.ts; no task has -A; network only to listen locally", async () => {
   const config = JSON.parse(await Deno.readTextFile(join(REPO_ROOT, "deno.json")));

@@ -1,76 +1,75 @@
 /**
- * Loads a dataset described by a {@link DataConfig}: read the source, normalise, split
- * by document, tokenise, describe it in a {@link DataManifest}, and cache the result.
+ * Loads the dataset a {@link DataConfig} names: resolve it against its `data/<id>.ts`
+ * module, build its cache entry once (lib/data/build.ts) and serve its splits from
+ * verified token shards.
  *
- * Cache: `<cacheDir>/data/<source>-<key>/` holds `train.bin`, `val.bin` (raw token
- * ids), `tokens.json` (their dtype, length and sha256) and `manifest.json`, each written
- * atomically, manifest last (an entry without it is incomplete and is rebuilt). The key
- * hashes the config, a cheap fingerprint of the inputs (path, size, mtime and inode of
- * each source file; npm name@version and integrity) and the source code of lib/data,
- * so editing an input or this code misses the cache. Token files are checked against
- * their sha256 before use; a corrupt entry is rebuilt, never trusted.
+ * Cache: `<cacheDir>/data/<dataset>-<key>/` holds the shards (`train-00000.bin`, ...),
+ * `tokens.json` (dtype, per-shard length and sha256), `tokenizer.json` (bpe) and
+ * `manifest.json`, written last: an entry without it is incomplete. An entry is built in
+ * `<entry>.partial/` (resumable) under a lock and renamed into place whole. The key
+ * hashes the resolved config, a cheap fingerprint of the inputs (path, size, mtime and
+ * inode of each source file; npm name@version and integrity) and the source code of
+ * lib/data, so editing an input or this code misses the cache. Shards are checked
+ * against their sha256 when opened; a corrupt entry is rebuilt, never trusted. Bad
+ * input (a DataError) leaves nothing behind.
  *
  * @module
  */
 import { join, resolve } from "node:path";
 import type { DataConfig } from "../experiment/config.ts";
-import { atomicWrite, atomicWriteJson } from "../util/fs.ts";
 import { projectPaths, REPO_ROOT } from "../util/paths.ts";
+import { atomicWriteJson } from "../util/fs.ts";
+import { buildEntry, type ProgressFn, type TokensMeta } from "./build.ts";
+import { resolveData } from "./define.ts";
 import { hashJson, manifestHash, sha256Hex } from "./hash.ts";
-import { DataError, NORMALIZATION } from "./normalize.ts";
+import { DataError } from "./normalize.ts";
+import { TokenStream } from "./shards.ts";
 import { planSource, type SourcePlan } from "./sources.ts";
-import { splitDocuments } from "./split.ts";
-import { DOCUMENT_SEPARATOR, getTokenizer } from "./tokenizer.ts";
-import type { DataManifest, Dataset, DocumentInfo } from "./types.ts";
+import type { DataManifest, Dataset, ResolvedData } from "./types.ts";
 import { assertValidData } from "./validate.ts";
 
 /** Options of {@link loadDataset} and {@link datasetManifest}. */
 export interface DataOptions {
   /**
-   * Project root (default: the repo root): relative data.path and cacheDir resolve against it, and npm
-   * corpora are looked for in its node_modules/ (pinned by its deno.lock) before the repo's own.
+   * Project root (default: the repo root): relative data.path and cacheDir resolve against it, dataset
+   * modules are looked for in its data/ first, and npm corpora in its node_modules/ (pinned by its deno.lock).
    */
   root?: string;
-  /** Cache base; entries go to `<cacheDir>/data/`. Default: results/ (or $FINELAB_RESULTS). `null` disables the cache. */
+  /** Cache base; entries go to `<cacheDir>/data/`. Default: results/ (or $FINELAB_RESULTS). `null`: no cache. */
   cacheDir?: string | null;
   /** Receives one line per cache hit, miss, rebuild and build time. */
   log?: (message: string) => void;
+  /** Receives progress of long steps (BPE training, tokenising), e.g. for a progress bar. */
+  progress?: ProgressFn;
   /** Fail (DataError) if a split has fewer tokens, e.g. `model.seq_len + 1`. */
   minTokens?: number;
+  /** Tokens per shard file (default 2^26). */
+  shardTokens?: number;
 }
 
 /** Bump when the cache layout changes. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 /** Modules whose code decides the processed result; their bytes are part of the cache key. */
-const PIPELINE_MODULES = ["dataset.ts", "sources.ts", "normalize.ts", "split.ts", "tokenizer.ts", "hash.ts"];
-
-interface TokenFileInfo {
-  file: string;
-  length: number;
-  sha256: string;
-}
-interface TokensMeta {
-  format: number;
-  manifest_hash: string;
-  dtype: "uint8";
-  train: TokenFileInfo;
-  val: TokenFileInfo;
-  fingerprint: unknown;
-}
+const PIPELINE_MODULES = [
+  "dataset.ts",
+  "build.ts",
+  "bpe.ts",
+  "shards.ts",
+  "sources.ts",
+  "normalize.ts",
+  "split.ts",
+  "tokenizer.ts",
+  "hash.ts",
+];
 
 interface Prepared {
-  cfg: DataConfig;
+  resolved: ResolvedData;
   plan: SourcePlan;
   key: string;
   /** Cache entry folder, or null without a cache. */
   dir: string | null;
   log: (message: string) => void;
-}
-
-interface Built {
-  manifest: DataManifest;
-  train: Uint8Array;
-  val: Uint8Array;
+  opts: DataOptions;
 }
 
 let pipelineHash: Promise<string> | null = null;
@@ -90,7 +89,11 @@ function codeHash(): Promise<string> {
   return pipelineHash;
 }
 
-function defaultCacheBase(root: string): string {
+/** The cache base `opts` selects (results/ by default), or null for no cache. */
+export function cacheBase(opts: DataOptions): string | null {
+  const root = resolve(opts.root ?? REPO_ROOT);
+  if (opts.cacheDir === null) return null;
+  if (opts.cacheDir !== undefined) return resolve(root, opts.cacheDir);
   try {
     return projectPaths(root).results;
   } catch {
@@ -101,87 +104,27 @@ function defaultCacheBase(root: string): string {
 async function prepare(cfg: DataConfig, opts: DataOptions): Promise<Prepared> {
   assertValidData(cfg);
   const root = resolve(opts.root ?? REPO_ROOT);
-  const plan = await planSource(cfg, { root });
-  const keyHash = hashJson({ format: CACHE_FORMAT, code: await codeHash(), cfg, fingerprint: plan.fingerprint });
-  const key = `${cfg.source}-${keyHash.slice(0, 20)}`;
-  const base = opts.cacheDir === null ? null : resolve(root, opts.cacheDir ?? defaultCacheBase(root));
-  return { cfg, plan, key, dir: base === null ? null : join(base, "data", key), log: opts.log ?? (() => {}) };
-}
-
-/** Concatenates byte arrays with `sep` between them. */
-function concatWithSeparator(parts: Uint8Array[], sep: Uint8Array): Uint8Array {
-  const total = parts.reduce((s, p) => s + p.length, 0) + Math.max(0, parts.length - 1) * sep.length;
-  const out = new Uint8Array(total);
-  let o = 0;
-  parts.forEach((p, i) => {
-    if (i > 0) {
-      out.set(sep, o);
-      o += sep.length;
-    }
-    out.set(p, o);
-    o += p.length;
-  });
-  return out;
-}
-
-async function build(p: Prepared): Promise<Built> {
-  const { cfg } = p;
-  const t0 = performance.now();
-  const content = await p.plan.read();
-  const tok = getTokenizer(cfg.tokenizer);
-  const encoder = new TextEncoder();
-  const docs = content.documents.map((d) => ({ id: d.id, utf8: encoder.encode(d.text) }));
-  // The byte tokenizer's ids are the UTF-8 bytes, so the tokens of a document are `utf8` itself.
-  const split = splitDocuments(docs.map((d) => d.id), cfg.val_fraction, cfg.split_seed);
-  const valIds = new Set(split.val);
-  const documents: DocumentInfo[] = docs.map((d) => ({
-    id: d.id,
-    bytes: d.utf8.length,
-    sha256: sha256Hex(d.utf8),
-    split: valIds.has(d.id) ? "val" : "train",
-  }));
-  const sep = tok.encode(DOCUMENT_SEPARATOR) as Uint8Array;
-  const side = (s: "train" | "val") => {
-    const all = concatWithSeparator(docs.filter((d) => valIds.has(d.id) === (s === "val")).map((d) => d.utf8), sep);
-    return cfg.max_bytes !== null && all.length > cfg.max_bytes ? all.slice(0, cfg.max_bytes) : all;
+  const base = cacheBase(opts);
+  const resolved = await resolveData(cfg, { root, cacheBase: base ?? resolve(root, "results") });
+  const plan = await planSource(resolved, { root });
+  let tokFile: string | null = null;
+  if (resolved.tokenizer.kind === "hf") {
+    tokFile = await Deno.readFile(resolve(resolved.tokenizer_dir ?? root, resolved.tokenizer.path)).then(
+      sha256Hex,
+      () => "missing",
+    );
+  }
+  const fingerprint = { source: plan.fingerprint, tokenizer_file: tokFile };
+  const keyHash = hashJson({ format: CACHE_FORMAT, code: await codeHash(), resolved, fingerprint });
+  const key = `${resolved.dataset}-${keyHash.slice(0, 20)}`;
+  return {
+    resolved,
+    plan,
+    key,
+    dir: base === null ? null : join(base, "data", key),
+    log: opts.log ?? (() => {}),
+    opts,
   };
-  const train = side("train"), val = side("val");
-  const body: Omit<DataManifest, "hash"> = {
-    source: cfg.source,
-    origin: content.origin,
-    normalization: NORMALIZATION,
-    tokenizer: tok.description,
-    vocab_size: tok.vocabSize,
-    val_fraction: cfg.val_fraction,
-    split_seed: cfg.split_seed,
-    max_bytes: cfg.max_bytes,
-    documents,
-    train_tokens: train.length,
-    val_tokens: val.length,
-  };
-  const manifest: DataManifest = { hash: manifestHash(body), ...body };
-  p.log(
-    `data: built ${cfg.source} (${documents.length} documents, ${train.length} train / ${val.length} val tokens) ` +
-      `in ${(performance.now() - t0).toFixed(0)} ms`,
-  );
-  return { manifest, train, val };
-}
-
-async function writeCache(p: Prepared, b: Built): Promise<void> {
-  if (p.dir === null) return;
-  const info = (file: string, t: Uint8Array): TokenFileInfo => ({ file, length: t.length, sha256: sha256Hex(t) });
-  const meta: TokensMeta = {
-    format: CACHE_FORMAT,
-    manifest_hash: b.manifest.hash,
-    dtype: "uint8",
-    train: info("train.bin", b.train),
-    val: info("val.bin", b.val),
-    fingerprint: p.plan.fingerprint,
-  };
-  await atomicWrite(join(p.dir, "train.bin"), b.train);
-  await atomicWrite(join(p.dir, "val.bin"), b.val);
-  await atomicWriteJson(join(p.dir, "tokens.json"), meta);
-  await atomicWriteJson(join(p.dir, "manifest.json"), b.manifest); // last: marks the entry complete
 }
 
 async function readJson(path: string): Promise<unknown> {
@@ -208,44 +151,81 @@ async function cachedManifest(p: Prepared): Promise<DataManifest | null> {
   return m;
 }
 
-/** The cached token arrays, checked against tokens.json and the manifest, or null (logged) when not usable. */
-async function cachedTokens(p: Prepared, m: DataManifest): Promise<{ train: Uint8Array; val: Uint8Array } | null> {
-  const dir = p.dir!;
+/** Opens both splits of a complete entry, or null (logged) when a file is missing or corrupt. */
+async function openEntry(p: Prepared, dir: string, m: DataManifest): Promise<Dataset | null> {
   const meta = await readJson(join(dir, "tokens.json")) as TokensMeta | null | undefined;
-  const bad = (why: string) => {
-    p.log(`data: cached tokens in ${dir} are not usable (${why}); rebuilding`);
+  if (!meta || meta.format !== 2 || meta.manifest_hash !== m.hash) {
+    p.log(`data: cached tokens in ${dir} are not usable (tokens.json missing or does not match manifest.json)`);
     return null;
-  };
-  if (!meta || meta.format !== CACHE_FORMAT || meta.manifest_hash !== m.hash || meta.dtype !== "uint8") {
-    return bad("tokens.json missing or does not match manifest.json");
   }
-  const out: Record<"train" | "val", Uint8Array> = { train: new Uint8Array(), val: new Uint8Array() };
-  for (const s of ["train", "val"] as const) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(join(dir, meta[s].file));
-    } catch (e) {
-      return bad(`${meta[s].file}: ${(e as Error).message}`);
-    }
-    if (bytes.length !== meta[s].length || bytes.length !== m[`${s}_tokens`]) {
-      return bad(`${meta[s].file} has ${bytes.length} bytes, expected ${meta[s].length}`);
-    }
-    if (sha256Hex(bytes) !== meta[s].sha256) return bad(`${meta[s].file} sha256 mismatch`);
-    out[s] = bytes;
+  try {
+    const train = await TokenStream.open(dir, meta.train);
+    const val = await TokenStream.open(dir, meta.val);
+    return { manifest: m, vocabSize: m.vocab_size, train, val };
+  } catch (e) {
+    if (!(e instanceof DataError)) throw e;
+    p.log(`data: cached tokens in ${dir} are not usable (${e.message}); rebuilding`);
+    return null;
   }
-  return out;
 }
 
-function checkSize(b: { train: Uint8Array; val: Uint8Array }, cfg: DataConfig, minTokens = 1): void {
-  for (const [s, t] of [["training", b.train], ["validation", b.val]] as const) {
-    if (t.length < Math.max(1, minTokens)) {
+function checkSize(m: DataManifest, r: ResolvedData, minTokens = 1): void {
+  for (const [s, n] of [["training", m.train_tokens], ["validation", m.val_tokens]] as const) {
+    if (n < Math.max(1, minTokens)) {
       throw new DataError(
-        `the ${s} split of data.source = ${JSON.stringify(cfg.source)} has ${t.length} tokens, fewer than the ` +
-          `${Math.max(1, minTokens)} needed. Use a larger dataset, a larger data.max_bytes ` +
-          `(now ${cfg.max_bytes ?? "null"}), a different data.val_fraction, or a smaller model.seq_len.`,
+        `the ${s} split of dataset ${JSON.stringify(r.dataset)} has ${n} tokens, fewer than the ` +
+          `${Math.max(1, minTokens)} needed. Use a larger dataset, a larger data.max_tokens ` +
+          `(now ${r.max_tokens ?? "null"}), a different data.val_fraction, or a smaller model.seq_len.`,
       );
     }
   }
+}
+
+/** Builds the entry of `p` (under a lock, resumable) and moves it into place; returns the opened dataset. */
+async function buildAndOpen(p: Prepared): Promise<Dataset> {
+  const input = { ...p, progress: p.opts.progress, shardTokens: p.opts.shardTokens };
+  if (p.dir === null) {
+    const work = await Deno.makeTempDir({ prefix: "finelab-data-" });
+    try {
+      const { manifest } = await buildEntry(input, work);
+      checkSize(manifest, p.resolved);
+      return (await openEntryAfterBuild(p, work, manifest))!;
+    } finally {
+      await Deno.remove(work, { recursive: true }); // open shard files stay readable
+    }
+  }
+  const dir = p.dir;
+  await Deno.mkdir(join(dir, ".."), { recursive: true });
+  const lock = await Deno.open(`${dir}.lock`, { create: true, write: true });
+  try {
+    await lock.lock(true);
+    const done = await cachedManifest(p); // another process may have built it meanwhile
+    if (done) {
+      const ds = await openEntry(p, dir, done);
+      if (ds) return ds;
+    }
+    const work = `${dir}.partial`;
+    let built;
+    try {
+      built = await buildEntry(input, work);
+      checkSize(built.manifest, p.resolved);
+    } catch (e) {
+      if (e instanceof DataError) await Deno.remove(work, { recursive: true }).catch(() => {}); // nothing cached
+      throw e;
+    }
+    await atomicWriteJson(join(work, "manifest.json"), built.manifest); // last: marks the entry complete
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.rename(work, dir);
+    return (await openEntryAfterBuild(p, dir, built.manifest))!;
+  } finally {
+    lock.close();
+  }
+}
+
+async function openEntryAfterBuild(p: Prepared, dir: string, m: DataManifest): Promise<Dataset | null> {
+  const ds = await openEntry(p, dir, m);
+  if (!ds) throw new Error(`data: the entry just built in ${dir} does not verify`);
+  return ds;
 }
 
 /**
@@ -259,29 +239,25 @@ export async function datasetManifest(cfg: DataConfig, opts: DataOptions = {}): 
     p.log(`data: cache hit (${p.key})`);
     return cached;
   }
-  const b = await build(p);
-  checkSize(b, cfg);
-  await writeCache(p, b);
-  return b.manifest;
+  const ds = await buildAndOpen(p);
+  closeDataset(ds);
+  return ds.manifest;
 }
 
-/** Loads the dataset `cfg` describes, with its token arrays (from the cache when valid). */
+/** Loads the dataset `cfg` describes: its manifest and verified token streams (built when not cached). */
 export async function loadDataset(cfg: DataConfig, opts: DataOptions = {}): Promise<Dataset> {
   const p = await prepare(cfg, opts);
   const cached = await cachedManifest(p);
-  if (cached) {
-    const t = await cachedTokens(p, cached);
-    if (t) {
-      p.log(`data: cache hit (${p.key})`);
-      checkSize(t, cfg, opts.minTokens);
-      return { manifest: cached, vocabSize: cached.vocab_size, train: t.train, val: t.val };
-    }
-  }
-  const b = await build(p);
-  checkSize(b, cfg);
-  await writeCache(p, b);
-  checkSize(b, cfg, opts.minTokens);
-  return { manifest: b.manifest, vocabSize: b.manifest.vocab_size, train: b.train, val: b.val };
+  let ds = cached ? await openEntry(p, p.dir!, cached) : null;
+  if (ds) p.log(`data: cache hit (${p.key})`);
+  ds ??= await buildAndOpen(p);
+  checkSize(ds.manifest, p.resolved, opts.minTokens);
+  return ds;
+}
+
+/** Closes the shard files of a loaded dataset. */
+export function closeDataset(ds: Dataset): void {
+  for (const s of [ds.train, ds.val]) if (s instanceof TokenStream) s.close();
 }
 
 /** The cache entry folder `cfg` maps to (whether or not it exists yet), or null without a cache. */

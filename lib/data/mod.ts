@@ -1,7 +1,8 @@
 /**
- * The data layer: sources (npm corpora, local .txt/.jsonl/.parquet), normalisation,
- * the document-level split, the byte tokenizer, manifests with content hashes, the
- * processed-data cache and deterministic batches.
+ * The data layer: dataset modules (`data/<id>.ts`, {@link defineDataset}), sources (npm
+ * corpora, local .txt/.jsonl/.parquet, fetched files), normalisation, the document-level
+ * split, tokenizers (bytes, trained byte-level BPE, Hugging Face tokenizer.json), token
+ * shards with manifests and content hashes, and deterministic batches.
  *
  * ```ts
  * import { loadDataset, trainBatch } from "./lib/data/mod.ts";
@@ -11,11 +12,34 @@
  *
  * @module
  */
-export type { DataManifest, Dataset, DocumentInfo, TokenArray } from "./types.ts";
-export { type Batch, type BatchOptions, evalBatches, trainBatch } from "./batches.ts";
-export { type DataOptions, datasetCacheDir, datasetManifest, loadDataset } from "./dataset.ts";
-export { assertValidData, DATA_SOURCES, TOKENIZERS, validateData } from "./validate.ts";
-export { ByteTokenizer, DOCUMENT_SEPARATOR, getTokenizer, type Tokenizer } from "./tokenizer.ts";
+export type {
+  DataManifest,
+  Dataset,
+  DatasetDefinition,
+  DocumentInfo,
+  FetchFile,
+  ResolvedData,
+  SourceSpec,
+  TokenArray,
+  TokenizerSpec,
+} from "./types.ts";
+export { type Batch, type BatchOptions, evalBatches, type Tokens, trainBatch } from "./batches.ts";
+export { cacheBase, closeDataset, type DataOptions, datasetCacheDir, datasetManifest, loadDataset } from "./dataset.ts";
+export { type ProgressFn } from "./build.ts";
+export {
+  defineDataset,
+  fetchDir,
+  fetchName,
+  FILE_DATASET,
+  listDatasetIds,
+  loadDefinition,
+  resolveData,
+  specVocabSize,
+} from "./define.ts";
+export { assertValidData, validateData } from "./validate.ts";
+export { ByteTokenizer, DOCUMENT_SEPARATOR, getTokenizer, HfTokenizer, type Tokenizer } from "./tokenizer.ts";
+export { trainBpe } from "./bpe.ts";
+export { dtypeFor, memoryTokens, ShardWriter, type SplitShards, type TokenSource, TokenStream } from "./shards.ts";
 export { DataError, decodeText, decodeUtf8, firstInvalidUtf8, NORMALIZATION, normalizeText } from "./normalize.ts";
 export { type DocumentSplit, splitDocuments, valCount } from "./split.ts";
 export { FILE_FORMATS, LATIN1_FILES } from "./sources.ts";

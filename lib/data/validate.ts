@@ -1,16 +1,13 @@
 /**
  * Validation of a {@link DataConfig}: each problem names the field, the bad value and
- * what is allowed, so a user can fix it without reading code.
+ * what is allowed, so a user can fix it without reading code. Whether the dataset id
+ * exists is checked when it is resolved (lib/data/define.ts), which lists the known ids.
  *
  * @module
  */
 import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { FILE_DATASET } from "./define.ts";
 import { DataError } from "./normalize.ts";
-
-/** Sources `data.source` may name. */
-export const DATA_SOURCES = ["gutenberg", "sotu", "file"] as const;
-/** Tokenizers `data.tokenizer` may name. */
-export const TOKENIZERS = ["bytes"] as const;
 
 function show(v: unknown): string {
   if (v === undefined) return "(missing)";
@@ -35,39 +32,36 @@ export function validateData(cfg: DataConfig): string[] {
   for (const k of Object.keys(c)) {
     if (!known.includes(k)) out.push(`data.${k} is not a known key; known keys: ${known.join(", ")}`);
   }
-  if (!(DATA_SOURCES as readonly unknown[]).includes(c.source)) {
-    out.push(`data.source = ${show(c.source)} is not a known source; use one of: ${DATA_SOURCES.join(", ")}`);
+  if (typeof c.dataset !== "string" || !/^[a-z0-9][a-z0-9._-]*$/.test(c.dataset)) {
+    out.push(`data.dataset = ${show(c.dataset)} must be a dataset id (a module data/<id>.ts, or "file")`);
   }
-  if (c.source === "file") {
+  if (c.dataset === FILE_DATASET) {
     if (typeof c.path !== "string" || c.path.length === 0) {
       out.push(
         `data.path = ${show(c.path)} must name a .txt/.jsonl/.parquet file or a directory of them ` +
-          `when data.source = "file"`,
+          `when data.dataset = "file"`,
       );
     }
   } else if (c.path !== null && c.path !== undefined) {
     out.push(
-      `data.path = ${show(c.path)} is only read when data.source = "file" (data.source is ${show(c.source)}); ` +
-        `set data.source=file or data.path=null`,
+      `data.path = ${show(c.path)} is only read when data.dataset = "file" (data.dataset is ${show(c.dataset)}); ` +
+        `set data.dataset=file or data.path=null`,
     );
   }
   if (typeof c.text_field !== "string" || c.text_field.length === 0) {
     out.push(`data.text_field = ${show(c.text_field)} must be a non-empty field/column name`);
   }
   const vf = c.val_fraction;
-  if (typeof vf !== "number" || !Number.isFinite(vf) || vf <= 0 || vf > 0.5) {
-    out.push(`data.val_fraction = ${show(vf)} must be in (0, 0.5]`);
+  if (vf !== null && (typeof vf !== "number" || !Number.isFinite(vf) || vf <= 0 || vf > 0.5)) {
+    out.push(`data.val_fraction = ${show(vf)} must be null (the dataset's) or in (0, 0.5]`);
   }
   const ss = c.split_seed;
-  if (!isInt(ss) || ss < 0 || ss > 0xffffffff) {
-    out.push(`data.split_seed = ${show(ss)} must be an integer in [0, 4294967295]`);
+  if (ss !== null && (!isInt(ss) || ss < 0 || ss > 0xffffffff)) {
+    out.push(`data.split_seed = ${show(ss)} must be null (the dataset's) or an integer in [0, 4294967295]`);
   }
-  if (!(TOKENIZERS as readonly unknown[]).includes(c.tokenizer)) {
-    out.push(`data.tokenizer = ${show(c.tokenizer)} is not a known tokenizer; use one of: ${TOKENIZERS.join(", ")}`);
-  }
-  const mb = c.max_bytes;
-  if (mb !== null && (!isInt(mb) || mb < 1 || mb > Number.MAX_SAFE_INTEGER)) {
-    out.push(`data.max_bytes = ${show(mb)} must be null (all) or an integer >= 1`);
+  const mt = c.max_tokens;
+  if (mt !== null && (!isInt(mt) || mt < 1 || mt > Number.MAX_SAFE_INTEGER)) {
+    out.push(`data.max_tokens = ${show(mt)} must be null (all) or an integer >= 1`);
   }
   return out;
 }

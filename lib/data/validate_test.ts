@@ -6,30 +6,30 @@ const cfg = (patch: Record<string, unknown>) => ({ ...DEFAULT_DATA, ...patch }) 
 
 Deno.test("the default data config is valid", () => {
   assert.deepEqual(validateData(DEFAULT_DATA), []);
-  assert.deepEqual(validateData(cfg({ source: "file", path: "corpus/" })), []);
-  assert.deepEqual(validateData(cfg({ max_bytes: 1, val_fraction: 0.5, split_seed: 4294967295 })), []);
+  assert.deepEqual(validateData(cfg({ dataset: "file", path: "corpus/" })), []);
+  assert.deepEqual(validateData(cfg({ max_tokens: 1, val_fraction: 0.5, split_seed: 4294967295 })), []);
+  assert.deepEqual(validateData(cfg({ dataset: "gutenberg-bpe2k" })), []);
 });
 
 Deno.test("each bad value is named with its field, value and allowed range", () => {
   const cases: [Record<string, unknown>, string][] = [
-    [{ val_fraction: 0.9 }, "data.val_fraction = 0.9 must be in (0, 0.5]"],
-    [{ val_fraction: 0 }, "data.val_fraction = 0 must be in (0, 0.5]"],
-    [{ val_fraction: NaN }, "data.val_fraction = NaN must be in (0, 0.5]"],
-    [{ source: "wiki" }, 'data.source = "wiki" is not a known source; use one of: gutenberg, sotu, file'],
+    [{ val_fraction: 0.9 }, "data.val_fraction = 0.9 must be null (the dataset's) or in (0, 0.5]"],
+    [{ val_fraction: 0 }, "data.val_fraction = 0 must be null"],
+    [{ val_fraction: NaN }, "data.val_fraction = NaN must be null"],
+    [{ dataset: "Wiki Text" }, 'data.dataset = "Wiki Text" must be a dataset id (a module data/<id>.ts, or "file")'],
     [
-      { source: "file" },
-      'data.path = null must name a .txt/.jsonl/.parquet file or a directory of them when data.source = "file"',
+      { dataset: "file" },
+      'data.path = null must name a .txt/.jsonl/.parquet file or a directory of them when data.dataset = "file"',
     ],
-    [{ source: "file", path: "" }, 'data.path = "" must name'],
-    [{ path: "x.txt" }, 'data.path = "x.txt" is only read when data.source = "file" (data.source is "gutenberg")'],
-    [{ max_bytes: 0 }, "data.max_bytes = 0 must be null (all) or an integer >= 1"],
-    [{ max_bytes: -5 }, "data.max_bytes = -5 must be null (all) or an integer >= 1"],
-    [{ max_bytes: 1.5 }, "data.max_bytes = 1.5 must be"],
-    [{ split_seed: -1 }, "data.split_seed = -1 must be an integer in [0, 4294967295]"],
-    [{ split_seed: 0.5 }, "data.split_seed = 0.5 must be an integer"],
-    [{ tokenizer: "bpe" }, 'data.tokenizer = "bpe" is not a known tokenizer; use one of: bytes'],
+    [{ dataset: "file", path: "" }, 'data.path = "" must name'],
+    [{ path: "x.txt" }, 'data.path = "x.txt" is only read when data.dataset = "file" (data.dataset is "gutenberg")'],
+    [{ max_tokens: 0 }, "data.max_tokens = 0 must be null (all) or an integer >= 1"],
+    [{ max_tokens: -5 }, "data.max_tokens = -5 must be null (all) or an integer >= 1"],
+    [{ max_tokens: 1.5 }, "data.max_tokens = 1.5 must be"],
+    [{ split_seed: -1 }, "data.split_seed = -1 must be null (the dataset's) or an integer in [0, 4294967295]"],
+    [{ split_seed: 0.5 }, "data.split_seed = 0.5 must be null"],
     [{ text_field: "" }, 'data.text_field = "" must be a non-empty field/column name'],
-    [{ val_frac: 0.2 }, "data.val_frac is not a known key; known keys: source, path"],
+    [{ val_frac: 0.2 }, "data.val_frac is not a known key; known keys: dataset, path"],
   ];
   for (const [patch, msg] of cases) {
     const problems = validateData(cfg(patch));
@@ -39,11 +39,11 @@ Deno.test("each bad value is named with its field, value and allowed range", () 
 });
 
 Deno.test("all problems are reported together, and assertValidData throws them", () => {
-  const bad = cfg({ val_fraction: 2, max_bytes: 0, source: "nope" });
+  const bad = cfg({ val_fraction: 2, max_tokens: 0, dataset: "" });
   assert.equal(validateData(bad).length, 3);
   assert.throws(
     () => assertValidData(bad),
-    /invalid data config:\n {2}- data.source[^]*val_fraction = 2[^]*max_bytes = 0/,
+    /invalid data config:\n {2}- data.dataset[^]*val_fraction = 2[^]*max_tokens = 0/,
   );
   assert.deepEqual(validateData(null as unknown as DataConfig).length, 1);
 });

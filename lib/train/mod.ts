@@ -222,12 +222,6 @@ export async function evaluate(model: Transformer, batches: readonly Batch[]): P
   return sum / batches.length;
 }
 
-function maxToken(tokens: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < tokens.length; i++) if (tokens[i] > m) m = tokens[i];
-  return m;
-}
-
 let active: string | null = null;
 
 /**
@@ -259,7 +253,7 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
     );
   }
   for (const [split, toks] of [["train", dataset.train], ["val", dataset.val]] as const) {
-    const m = maxToken(toks);
+    const m = toks.maxId;
     if (m >= mc.vocab_size) {
       throw new Error(`dataset ${split} split has token id ${m} >= model.vocab_size = ${mc.vocab_size}`);
     }
@@ -466,7 +460,9 @@ async function trainOnce(opts: TrainOptions): Promise<TrainOutcome> {
     let speed: { prefill: number | null; decode: number | null } = { prefill: null, decode: null };
     if (!stopped && !failure && stepsDone === tc.steps) {
       try {
-        const m = await measureInferenceSpeed(model, { tokens: dataset.val });
+        const m = await measureInferenceSpeed(model, {
+          tokens: dataset.val.window(0, Math.min(mc.seq_len, dataset.val.length)),
+        });
         speed = { prefill: m.prefill_tokens_per_sec, decode: m.decode_tokens_per_sec };
       } catch (e) {
         warn(`inference speed not measured: ${e instanceof Error ? e.message : e}`);

@@ -5,6 +5,7 @@
  */
 import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "../experiment/config.ts";
 import type { Dataset } from "../data/types.ts";
+import { memoryTokens } from "../data/shards.ts";
 import { Rng } from "../util/rng.ts";
 
 /** A run small enough for the cpu backend (a few ms per step). */
@@ -44,6 +45,7 @@ export function syntheticDataset(seed = 1): Dataset {
   return {
     manifest: {
       hash: "test",
+      dataset: "synthetic",
       source: "synthetic",
       origin: {},
       normalization: "none",
@@ -51,13 +53,15 @@ export function syntheticDataset(seed = 1): Dataset {
       vocab_size: 256,
       val_fraction: 0.1,
       split_seed: 0,
-      max_bytes: null,
+      max_tokens: null,
+      documents_sha256: "",
+      tokenizer_sha256: null,
       documents: [],
       train_tokens: train.length,
       val_tokens: val.length,
     },
     vocabSize: 256,
-    train,
-    val,
+    train: memoryTokens(train),
+    val: memoryTokens(val),
   };
 }

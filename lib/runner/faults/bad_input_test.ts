@@ -19,7 +19,7 @@ const CORPUS = `${REPO_ROOT}/lib/runner/faults/testdata/corpus`;
 const DEFINE = new URL("../../experiment/mod.ts", import.meta.url).href;
 
 /** The valid toy experiment; `patch` is spliced into the spec (JS source, so NaN and Infinity work). */
-function module(id: string, patch = "", data = `{ source: "file", path: ${JSON.stringify(CORPUS)} }`): string {
+function module(id: string, patch = "", data = `{ dataset: "file", path: ${JSON.stringify(CORPUS)} }`): string {
   return `import { defineExperiment } from ${JSON.stringify(DEFINE)};
 export default defineExperiment({
   id: ${JSON.stringify(id)},
@@ -47,13 +47,13 @@ const files: Record<string, string> = {
   "dupids.ts": module("dupids", `grid: { "train.lr": [0.001, 0.001] },`),
   "badbackend.ts": module("badbackend").replace(`backend: "wasm"`, `backend: "tpu" as "wasm"`),
   "badvariant.ts": module("badvariant", `variants: { "bad name": {} },`),
-  "emptyfile.ts": module("emptyfile", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "empty.txt"))} }`),
-  "latin1.ts": module("latin1", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "latin1"))} }`),
-  "tiny.ts": module("tiny", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "tiny"))}, val_fraction: 0.5 }`),
-  "nodata.ts": module("nodata", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "absent.txt"))} }`),
-  "nofiles.ts": module("nofiles", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "nofiles"))} }`),
-  "jsonl.ts": module("jsonl", "", `{ source: "file", path: ${JSON.stringify(join(DATA, "docs.jsonl"))} }`),
-  "nopath.ts": module("nopath", "", `{ source: "file" }`),
+  "emptyfile.ts": module("emptyfile", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "empty.txt"))} }`),
+  "latin1.ts": module("latin1", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "latin1"))} }`),
+  "tiny.ts": module("tiny", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "tiny"))}, val_fraction: 0.5 }`),
+  "nodata.ts": module("nodata", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "absent.txt"))} }`),
+  "nofiles.ts": module("nofiles", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "nofiles"))} }`),
+  "jsonl.ts": module("jsonl", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "docs.jsonl"))} }`),
+  "nopath.ts": module("nopath", "", `{ dataset: "file" }`),
 };
 for (const [name, text] of Object.entries(files)) Deno.writeTextFileSync(join(MODS, name), text);
 Deno.writeFileSync(join(DATA, "empty.txt"), new Uint8Array());
@@ -199,7 +199,7 @@ const CASES: Case[] = [
   {
     name: "vocabulary size that is not the byte tokenizer's",
     args: exp("ok", "--set", "model.vocab_size=100"),
-    problem: /model\.vocab_size = 100 must be 256/,
+    problem: /model\.vocab_size = 100 does not match the vocabulary of dataset "file" \(256\)/,
     fix: FIX_CONFIG,
   },
   {
@@ -306,10 +306,16 @@ const CASES: Case[] = [
     name: "dataset smaller than one sequence",
     args: exp("tiny"),
     problem: /split of the dataset .* has \d+ tokens, fewer than one sequence of model\.seq_len \+ 1 = 17/,
-    fix: /Use a larger dataset or data\.max_bytes, a smaller model\.seq_len/,
+    fix: /Use a larger dataset or data\.max_tokens, a smaller model\.seq_len/,
   },
   { name: "dataset folder without text files", args: exp("nofiles"), problem: /nofiles/, fix: FIX_DATA },
   { name: "JSONL dataset without the text field", args: exp("jsonl"), problem: /"text"/, fix: FIX_DATA },
+  {
+    name: "unknown dataset id",
+    args: exp("ok", "--set", "data.dataset=nope", "--set", "data.path=null"),
+    problem: /data\.dataset = "nope" is not a known dataset; known: gutenberg, gutenberg-bpe2k/,
+    fix: FIX_CONFIG,
+  },
   {
     name: "validation fraction out of range",
     args: exp("ok", "--set", "data.val_fraction=0.9"),

@@ -30,7 +30,7 @@ import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_DATA, DEFAULT_MODEL, type ModelConfig } from "../lib/experiment/config.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../lib/experiment/config.ts";
 import { trainBatch } from "../lib/data/batches.ts";
 import { loadDataset } from "../lib/data/dataset.ts";
 import { availableFfnKinds, flopsPerToken, initValues, loadFfn, paramSpecs } from "../lib/models/transformer.ts";
@@ -169,7 +169,7 @@ export const DEFAULT_KINDS = ["dense", "finedeep", "dsmoe", "finermoe"];
 
 /** Model config of an FFN kind for the bench (the reference model with that FFN, default options). */
 export function benchModel(kind: string): ModelConfig {
-  return { ...DEFAULT_MODEL, ffn: { kind } };
+  return { ...DEFAULT_MODEL, ffn: { kind } as FfnConfig }; // an unknown kind fails when the model loads it
 }
 
 /** Writes the seed-1 initial weights of `cfg` (with the config and specs as metadata). */

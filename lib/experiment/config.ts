@@ -6,6 +6,11 @@
  *
  * @module
  */
+import type { DenseOptions } from "../models/ffn/dense.ts";
+import type { FinedeepOptions } from "../models/ffn/finedeep.ts";
+import type { DsmoeOptions } from "../models/ffn/dsmoe.ts";
+import type { FinermoeOptions } from "../models/ffn/finermoe.ts";
+import type { TopkMoeOptions } from "../models/ffn/topk_moe.ts";
 
 /** Backends a user may ask for. `auto` is resolved to a concrete one before hashing. */
 export type BackendName = "auto" | "tensorflow" | "webgpu" | "native" | "wasm" | "cpu";
@@ -32,12 +37,15 @@ export interface DataConfig {
   max_bytes: number | null;
 }
 
-/** The FFN variant of every block. `kind` names a module `lib/models/ffn/<kind>.ts`. */
-export interface FfnConfig {
-  kind: string;
-  /** Variant-specific options, validated by the variant module. */
-  [option: string]: unknown;
-}
+/**
+ * The FFN variant of every block: one of the options types that `lib/models/ffn/<kind>.ts` exports,
+ * told apart by `kind` (which names the module). A wrong option name or value fails `deno check`.
+ * Type-only imports: they are erased at run time and are not part of any run's code hash.
+ */
+export type FfnConfig = DenseOptions | FinedeepOptions | DsmoeOptions | FinermoeOptions | TopkMoeOptions;
+
+/** FFN kinds (the `kind` of {@link FfnConfig}). */
+export type FfnKind = FfnConfig["kind"];
 
 /** A LLaMA-style decoder. */
 export interface ModelConfig {

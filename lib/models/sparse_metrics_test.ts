@@ -18,7 +18,7 @@ const CFG: ModelConfig = {
   seq_len: 8,
   init_std: 0.3,
 };
-const withFfn = (ffn: Record<string, unknown>): ModelConfig => ({ ...CFG, ffn: ffn as ModelConfig["ffn"] });
+const withFfn = (ffn: Record<string, unknown>): ModelConfig => ({ ...CFG, ffn: ffn as unknown as ModelConfig["ffn"] });
 
 Deno.test("RoutingStats on a hand-made routing: loads, CV, max/mean, dead experts, tokens without expert", () => {
   const s = new RoutingStats();

@@ -20,7 +20,7 @@ const PARENT: ModelConfig = {
 const child = (ffn: Record<string, unknown>, over: Partial<ModelConfig> = {}): ModelConfig => ({
   ...PARENT,
   ...over,
-  ffn: ffn as ModelConfig["ffn"],
+  ffn: ffn as unknown as ModelConfig["ffn"],
 });
 const tokens = () => tf.tensor2d(Array.from({ length: 12 }, (_, i) => (i * 7 + 3) % 16), [2, 6], "int32");
 

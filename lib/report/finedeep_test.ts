@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ReportContext } from "../experiment/define.ts";
 import type { FfnConfig } from "../experiment/config.ts";
+import type { FinedeepNorm, FinedeepOptions, FinedeepScore } from "../models/ffn/finedeep.ts";
 import { openStore, type Store } from "../store/mod.ts";
 import { syntheticRunRecord } from "../store/testing.ts";
 import type { RunRecord } from "../runner/records.ts";
@@ -24,7 +25,12 @@ import {
   textTable,
 } from "./finedeep.ts";
 
-const fd = (m: number, k: number, extra: Partial<FfnConfig> = {}): FfnConfig => ({ kind: "finedeep", m, k, ...extra });
+const fd = (m: number, k: number, extra: Partial<FinedeepOptions> = {}): FfnConfig => ({
+  kind: "finedeep",
+  m,
+  k,
+  ...extra,
+});
 
 /** Runs of one experiment, 3 seeds per variant; `floor` sets the variant's loss level (seed jitter 0.002). */
 function runs(
@@ -166,7 +172,7 @@ Deno.test("ablation verdict: extremes best and dense best reads NOT SUPPORTED; n
 });
 
 Deno.test("routing report: ranks variants, compares with output-sigmoid and dense", async () => {
-  const v = (score: string, norm_fn: string, floor: number) => ({
+  const v = (score: FinedeepScore, norm_fn: FinedeepNorm, floor: number) => ({
     ffn: fd(4, 4, { score, norm_fn }),
     floor,
     extra: (): Record<string, number> => (norm_fn === "none" ? {} : { router_mean: 0.5, router_std: 0.1 }),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
 import { evalBatches } from "../data/batches.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../experiment/config.ts";
 import { createModel } from "../models/transformer.ts";
 import { ActivationStats, analyzeModel, HIST_SIZE, histBin, histBinLower, nsar, NSAR_TAUS } from "./analysis.ts";
 import { train } from "./mod.ts";
@@ -81,7 +81,7 @@ Deno.test("analyzeModel: Finedeep pools its M·K experts (unit count d_ff), equa
       m: 3,
       k: 2,
       norm_fn: "none",
-    }]
+    }] as FfnConfig[]
   ) {
     const cfg = { ...MODEL, ffn, init_std: 0.2 };
     const model = await createModel(cfg, 1);

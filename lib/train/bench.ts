@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs-core";
-import { DEFAULT_MODEL, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../experiment/config.ts";
 import { type Batch, trainBatch } from "../data/batches.ts";
 import { initBackend, resolveBackend } from "../backends/mod.ts";
 import type { BackendName } from "../experiment/config.ts";
@@ -233,7 +233,7 @@ if (import.meta.main) {
   });
   const res = await benchmark({
     backend: values.backend as BackendName,
-    model: { ...DEFAULT_MODEL, ffn: { kind: values.ffn! } },
+    model: { ...DEFAULT_MODEL, ffn: { kind: values.ffn! } as FfnConfig },
     steps: Number(values.steps),
     warmup: Number(values.warmup),
     batchSize: Number(values.batch),

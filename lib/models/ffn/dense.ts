@@ -17,6 +17,11 @@ import { matmul, silu, splitLast } from "../../backends/ops.ts";
 import { swiglu } from "../../backends/fused.ts";
 import type { FfnVariant, ParamSpec } from "./types.ts";
 
+/** The options as written in `model.ffn`: none besides `kind`. */
+export interface DenseOptions {
+  kind: "dense";
+}
+
 /** Dense SwiGLU. */
 export const variant: FfnVariant = {
   kind: "dense",

@@ -66,7 +66,7 @@ Deno.test("finermoe sizes: the paper's parameter formulas, and its 1.5B main set
     ...BASE,
     d_model: 1536,
     d_ff: 8960,
-    ffn: { kind: "finermoe", g_i: 32, r_i: 1, g_o: 2, r_o: 2, t_i: 1 },
+    ffn: { kind: "finermoe" as const, g_i: 32, r_i: 1, g_o: 2, r_o: 2, t_i: 1 },
   };
   const bc = variant.sparseCost(big), L = 28, h = 1536, kv = 256;
   const nonFfn = 2 * 151936 * h + L * (2 * h * h + 2 * h * kv + h + 2 * kv + 2 * h) + h;

@@ -30,7 +30,7 @@ import { existsSync, mkdirSync, realpathSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_DATA, DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../lib/experiment/config.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../lib/core/config.ts";
 import { trainBatch } from "../lib/data/batches.ts";
 import { loadDataset } from "../lib/data/dataset.ts";
 import { availableFfnKinds, flopsPerToken, initValues, loadFfn, paramSpecs } from "../lib/models/transformer.ts";
@@ -40,7 +40,7 @@ import type { BenchResult } from "../lib/train/bench.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { projectPaths } from "../lib/util/paths.ts";
 import { resolveBackend } from "../lib/backends/mod.ts";
-import type { ConcreteBackend } from "../lib/experiment/config.ts";
+import type { ConcreteBackend } from "../lib/core/config.ts";
 import { loadBlas, measurePeak, nativeAvailability, type Peak } from "../lib/backends/native/mod.ts";
 import { type BenchRow, insertBench } from "../lib/store/bench.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_MODEL } from "../lib/experiment/config.ts";
+import { DEFAULT_MODEL } from "../lib/core/config.ts";
 import { readSafetensors } from "../lib/train/safetensors.ts";
 import type { BenchResult } from "../lib/train/bench.ts";
 import { nativeAvailability } from "../lib/backends/native/mod.ts";

@@ -4,7 +4,7 @@
  * @module
  */
 import { stringify as toYaml } from "yaml";
-import type { BackendName } from "../experiment/config.ts";
+import type { BackendName } from "../core/config.ts";
 import { readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
 import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";

@@ -9,7 +9,7 @@ import { cmdExp } from "./exp.ts";
 import { cmdDb, cmdPlot, cmdQuery, cmdRuns } from "./store_cmds.ts";
 import { listExperiments } from "../runner/plan.ts";
 import { reportError } from "./errors.ts";
-import { BACKENDS } from "../experiment/config.ts";
+import { BACKENDS } from "../core/config.ts";
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 

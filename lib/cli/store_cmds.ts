@@ -13,7 +13,7 @@ import { plotExperiment } from "../plot/mod.ts";
 import { entryPaths, inspectEntry, listRecords, liveStatus, readAttempts, withLiveStatus } from "../runner/cache.ts";
 import { waitLock } from "../runner/lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "../runner/plan.ts";
-import type { RunRecord } from "../runner/records.ts";
+import type { RunRecord } from "../core/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { atomicWriteJson, readJsonOrNull } from "../util/fs.ts";
 import { faultPoint } from "../util/fault.ts";

@@ -13,7 +13,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import type { DataConfig } from "../experiment/config.ts";
+import type { DataConfig } from "../core/config.ts";
 import { atomicWrite, atomicWriteJson } from "../util/fs.ts";
 import { projectPaths, REPO_ROOT } from "../util/paths.ts";
 import { hashJson, manifestHash, sha256Hex } from "./hash.ts";

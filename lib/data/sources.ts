@@ -15,7 +15,7 @@
  * @module
  */
 import { extname, isAbsolute, join, resolve } from "node:path";
-import type { DataConfig } from "../experiment/config.ts";
+import type { DataConfig } from "../core/config.ts";
 import { fromFileUrl, REPO_ROOT } from "../util/paths.ts";
 import { sha256Hex } from "./hash.ts";
 import { DataError, decodeText, decodeUtf8, normalizeText } from "./normalize.ts";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
 import { DataError } from "./normalize.ts";
 
 /** Sources `data.source` may name. */

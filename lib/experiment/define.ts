@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { BackendName, DataConfig, DeepPartial, ModelConfig, TrainConfig } from "./config.ts";
+import type { BackendName, DataConfig, DeepPartial, ModelConfig, TrainConfig } from "../core/config.ts";
 
 /** A partial config: what variants, scales, grid points and overrides may set. */
 export interface ConfigPatch {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { ModelConfig } from "../experiment/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 import { flopsPerToken, loadFfn, paramCount } from "./transformer.ts";
 
 /** Size and cost of one model config. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type ModelConfig } from "../core/config.ts";
 import { budgetOf, budgetProblems, type BudgetRun, budgetTable, compareToDense, denseTwin } from "./budget.ts";
 import { flopsPerToken, loadFfn, paramCount } from "./transformer.ts";
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../experiment/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 import { Rng } from "../util/rng.ts";
 import type { FfnContext, FfnVariant } from "./ffn/types.ts";
 

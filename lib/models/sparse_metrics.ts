@@ -46,7 +46,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../experiment/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 import type { Batch } from "../data/batches.ts";
 import type { FfnVariant } from "./ffn/types.ts";
 import { flopsPerToken, paramCount, type Transformer } from "./transformer.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type ModelConfig } from "../core/config.ts";
 import { evalBatches } from "../data/batches.ts";
 import { train } from "../train/mod.ts";
 import { syntheticDataset, tinyRunConfig } from "../train/test_util.ts";

@@ -35,7 +35,7 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../experiment/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { matmul } from "../backends/ops.ts";
 import { causalSelfAttention, crossEntropy, rmsnorm } from "../backends/fused.ts";

@@ -25,7 +25,7 @@
  *
  * @module
  */
-import type { ModelConfig } from "../experiment/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 import { initValues, loadFfn, paramSpecs } from "./transformer.ts";
 import type { DenseUpcycling } from "./moe.ts";
 import type { FfnVariant } from "./ffn/types.ts";

@@ -19,7 +19,7 @@ import type { ReportContext } from "../experiment/define.ts";
 import { lineWithErrorBars, metricByVariant, type SeriesPoint } from "../plot/charts.ts";
 import { histogramCurves, type HistPoint, withReferenceLines } from "../plot/activations.ts";
 import { renderChart, savePlot } from "../plot/render.ts";
-import { HIST_BINS } from "../train/analysis.ts";
+import { HIST_BINS } from "../core/analysis.ts";
 import type * as Plot from "@observablehq/plot";
 
 /** |t| above this counts as a clear difference (two-sided 5%, 4 degrees of freedom). */

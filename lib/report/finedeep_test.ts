@@ -6,11 +6,11 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ReportContext } from "../experiment/define.ts";
-import type { FfnConfig } from "../experiment/config.ts";
+import type { FfnConfig } from "../core/config.ts";
 import type { FinedeepNorm, FinedeepOptions, FinedeepScore } from "../models/ffn/finedeep.ts";
 import { openStore, type Store } from "../store/mod.ts";
 import { syntheticRunRecord } from "../store/testing.ts";
-import type { RunRecord } from "../runner/records.ts";
+import type { RunRecord } from "../core/records.ts";
 import {
   ablationReport,
   ablationSql,

@@ -22,7 +22,7 @@
  */
 import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance, DuckDBTimestampValue } from "@duckdb/node-api";
 import { dirname, resolve } from "node:path";
-import type { RunRecord } from "../runner/records.ts";
+import type { RunRecord } from "../core/records.ts";
 import {
   flatConfigOf,
   type FlatValue,

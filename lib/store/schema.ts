@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { RunRecord } from "../runner/records.ts";
+import type { RunRecord } from "../core/records.ts";
 
 /** Bumped when the fixed schema changes; an older file must be rebuilt from the cache. */
 export const SCHEMA_VERSION = 1;

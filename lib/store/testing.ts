@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type FfnConfig, type RunConfig } from "../experiment/config.ts";
-import type { MetricRow, RunRecord } from "../runner/records.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type FfnConfig, type RunConfig } from "../core/config.ts";
+import type { MetricRow, RunRecord } from "../core/records.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 
 /** Options of {@link syntheticRunRecord}. */

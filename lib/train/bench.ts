@@ -16,10 +16,10 @@
 import { parseArgs } from "node:util";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs-core";
-import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../core/config.ts";
 import { type Batch, trainBatch } from "../data/batches.ts";
 import { initBackend, resolveBackend } from "../backends/mod.ts";
-import type { BackendName } from "../experiment/config.ts";
+import type { BackendName } from "../core/config.ts";
 import { createModel, flopsPerToken, loadFfn, paramCount, type WeightSource } from "../models/transformer.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { AdamW, clipByGlobalNorm } from "./optim.ts";

@@ -23,8 +23,8 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import canonicalize from "canonicalize";
-import type { RunConfig } from "../experiment/config.ts";
-import type { MetricRow } from "../runner/records.ts";
+import type { RunConfig } from "../core/config.ts";
+import type { MetricRow } from "../core/records.ts";
 import type { ParamSpec } from "../models/ffn/types.ts";
 import type { AdamWState } from "./optim.ts";
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from "./safetensors.ts";

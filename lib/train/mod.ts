@@ -7,7 +7,7 @@
  * RNG state. So a run stopped after k steps and resumed reproduces the uninterrupted run's metrics
  * bit for bit on the same backend.
  *
- * Metric rows (MetricRow, lib/runner/records.ts). `step` is the number of updates applied to the
+ * Metric rows (MetricRow, lib/core/records.ts). `step` is the number of updates applied to the
  * weights that were measured:
  * - split "train", every `log_every` steps and at the last step: `loss` (mean cross-entropy of the
  *   batch of step s, before its update), `lr` and `grad_norm` (global norm before clipping) of
@@ -25,12 +25,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig, RunConfig, TrainConfig } from "../experiment/config.ts";
+import type { ModelConfig, RunConfig, TrainConfig } from "../core/config.ts";
 import type { Dataset } from "../data/types.ts";
-import type { MetricRow, RunSummary } from "../runner/records.ts";
+import type { MetricRow, RunSummary } from "../core/records.ts";
 import { type Batch, evalBatches, trainBatch } from "../data/batches.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
-import { initBackend } from "../backends/mod.ts";
+import { initBackend } from "../backends/init.ts";
 import {
   createModel,
   flopsPerToken,

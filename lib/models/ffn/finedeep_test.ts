@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../backends/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../../experiment/config.ts";
+import { DEFAULT_MODEL, type ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { createModel, loadFfn, paramCount, paramSpecs } from "../transformer.ts";
 import type { FfnContext, FfnParams } from "./types.ts";

@@ -60,7 +60,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { matmul } from "../../backends/ops.ts";
 import {
   balanceLoss,

@@ -12,12 +12,8 @@ import type { DsmoeOptions } from "../models/ffn/dsmoe.ts";
 import type { FinermoeOptions } from "../models/ffn/finermoe.ts";
 import type { TopkMoeOptions } from "../models/ffn/topk_moe.ts";
 
-/** Backends a user may ask for. `auto` is resolved to a concrete one before hashing. */
-export type BackendName = "auto" | "tensorflow" | "webgpu" | "native" | "wasm" | "cpu";
-/** Backends a run can actually execute on (what is hashed and recorded). */
-export type ConcreteBackend = Exclude<BackendName, "auto">;
-/** All backend names, in the order `auto` prefers them. */
-export const BACKENDS: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "native", "wasm", "cpu"];
+import type { ConcreteBackend } from "../backends/names.ts";
+export { type BackendName, BACKENDS, type ConcreteBackend } from "../backends/names.ts";
 
 /** Where the text comes from. */
 export interface DataConfig {

@@ -241,6 +241,7 @@ export async function runReport(
   return await withResults(paths, (store) =>
     report({
       experiment: exp.id,
+      variants: exp.variants ?? { base: {} },
       query: (sql, params) => store.query(sql, params),
       plotDir: opts.plot ? `${paths.plots}/${exp.id}` : null,
       print: opts.print ?? (() => {}),

@@ -93,6 +93,8 @@ export interface ExperimentSpec extends ConfigPatch {
 export interface ReportContext {
   /** The experiment id. */
   experiment: string;
+  /** The experiment's variants as declared (key order = declaration order, the order of tables and plots). */
+  variants: Readonly<Record<string, VariantPatch>>;
   /** SQL over the results database (tables runs, current_runs, metrics, run_metrics, views variant_stats). */
   query(
     sql: string,

@@ -11,19 +11,9 @@ import type { FinedeepNorm, FinedeepOptions, FinedeepScore } from "../models/ffn
 import { openStore, type Store } from "../store/mod.ts";
 import { syntheticRunRecord } from "../store/testing.ts";
 import type { RunRecord } from "../core/records.ts";
-import {
-  ablationReport,
-  ablationSql,
-  ablationVerdict,
-  fvdReport,
-  judge,
-  meanStd,
-  nsarReport,
-  routingReport,
-  routingSql,
-  T_CRIT,
-  textTable,
-} from "./finedeep.ts";
+import { ablationReport, fvdReport, nsarReport, routingReport } from "./finedeep.ts";
+import { ablationSql, ablationVerdict, routingSql } from "./finedeep_sql.ts";
+import { judge, meanStd, T_CRIT, textTable } from "./stats.ts";
 
 const fd = (m: number, k: number, extra: Partial<FinedeepOptions> = {}): FfnConfig => ({
   kind: "finedeep",
@@ -76,6 +66,7 @@ async function withReport(
     await fn(
       {
         experiment,
+        variants: {},
         query: (sql, params) => store.query(sql, params),
         plotDir: join(dir, "plots"),
         print: (t) => out.push(t),

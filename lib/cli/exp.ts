@@ -1,18 +1,18 @@
 /**
- * `deno task exp <id>`: plan -> train (cached) -> store -> summary -> plots.
+ * `deno task exp <id>`: plan -> train (cached) -> store -> summary -> plots, through the API (lib/api/mod.ts);
+ * this module parses nothing and computes nothing: it prints.
  *
  * @module
  */
 import { stringify as toYaml } from "yaml";
 import type { BackendName } from "../core/config.ts";
-import { readConfigFile } from "../experiment/expand.ts";
-import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
-import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
-import { isFinished, readRecord } from "../runner/cache.ts";
+import type { Plan } from "../runner/plan.ts";
+import { markInterrupted } from "../runner/execute.ts";
+import { isFinished } from "../runner/cache.ts";
 import { isLocked } from "../runner/lock.ts";
 import type { ProjectPaths } from "../util/paths.ts";
+import * as finelab from "../api/mod.ts";
 import { progressFactory } from "./progress.ts";
-import { experimentRow, ingestAndPlot, printSummary, runReport } from "./store_cmds.ts";
 
 /** Options of `exp`. */
 export interface ExpOptions {
@@ -62,13 +62,7 @@ function printExplain(plan: Plan): void {
 export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const t0 = performance.now();
   const { paths } = o;
-  const loaded = await loadExperiment(id, paths);
-  const files = [];
-  for (const f of o.config ?? []) files.push(await readConfigFile(f));
-  const plan = await makePlan(loaded, {
-    paths,
-    overrides: { files, sets: o.set ?? [], scale: o.scale, backend: o.backend },
-  });
+  const plan = await finelab.plan(id, { paths, scale: o.scale, set: o.set, config: o.config, backend: o.backend });
   if (o.explain) return printExplain(plan);
   if (o.dryRun) return await printPlan(plan);
   console.error(`backend: ${plan.backend.name} (${plan.backend.reason})`);
@@ -80,29 +74,22 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  let outcomes: RunOutcome[];
+  let result: finelab.RunResult;
   try {
-    outcomes = await executePlan(plan, {
+    result = await finelab.run(plan, {
       paths,
       force: o.force,
+      plot: o.plot !== false,
       progress: progressFactory({ plain: o.plain }),
+      print: (t) => console.log(t),
     });
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
+  const { outcomes, plots } = result;
   const counts: Record<string, number> = {};
   for (const x of outcomes) counts[x.action] = (counts[x.action] ?? 0) + 1;
-
-  // Parent runs of other experiments go into the database too (under their own experiment id).
-  const parents = (await Promise.all(plan.dependencies.map((d) => readRecord(d.paths)))).filter((r) => r !== null);
-  const plots = await ingestAndPlot(plan, [...outcomes.map((x) => x.record), ...parents], {
-    paths,
-    experiment: experimentRow(plan, paths),
-    plot: o.plot !== false,
-  });
-  await printSummary(plan, paths);
-  plots.push(...await runReport(plan.experiment, paths, { plot: o.plot !== false, print: (t) => console.log(t) }));
   console.log(
     `${plan.runs.length} runs: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; ` +
       `results in ${paths.db}${plots.length ? `; plots in ${paths.plots}/${id}/` : ""} ` +
@@ -122,7 +109,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
 
   if (o.verify) {
     console.error(`verify: retraining ${plan.runs.length} runs from scratch...`);
-    const results = await verifyPlan(plan, { paths, progress: progressFactory({ plain: o.plain }) });
+    const results = await finelab.verify(plan, { paths, progress: progressFactory({ plain: o.plain }) });
     let bad = 0, values = 0;
     for (const r of results) {
       values += r.compared;

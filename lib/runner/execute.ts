@@ -64,6 +64,8 @@ export interface ExecuteOptions {
   log?: (msg: string) => void;
   /** How long to wait for a run another process is training (default: forever). */
   waitTimeoutMs?: number;
+  /** Asked before every training step; true checkpoints the run and throws a `Preempted` (lib/train). */
+  preempt?: () => boolean;
 }
 
 /** The run currently training in this process (for signal handlers to mark it interrupted). */

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { openStore } from "../../store/mod.ts";
 import { permissionFlags } from "../permissions.ts";
-import type { RunsRow } from "../store_cmds.ts";
+import type { RunsRow } from "../../runner/results.ts";
 import { REPO_ROOT } from "../../util/paths.ts";
 
 /** The fixture experiments (faults: one run; faults-sweep: 2 variants x 2 seeds). */

@@ -8,8 +8,8 @@
 import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
 import { saveChart, valLossCurves } from "./charts.ts";
-import { inferenceSpeedTable, pplVsActiveParams, variantSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, runMetaText, T_CRIT, textTable, welchT } from "./stats.ts";
+import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
+import { fmt, fmtPct, meanStd, num, type Row, T_CRIT, welchT } from "./stats.ts";
 
 // ---- dsmoe-tau ---------------------------------------------------------------------------------
 
@@ -55,11 +55,20 @@ export function dsmoeTauVerdict(rows: Row[], meta: string): string {
 /** The dsmoe-tau report: its table, the inference-speed table, the verdict and the plots. */
 export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
-  const rows = await variantSummary(ctx, order);
-  ctx.print(`\n${ctx.experiment}: val perplexity vs activated parameters (measured from the gates), mean over seeds`);
-  ctx.print(textTable(
-    ["variant", "seeds", "val ppl", "params", "active params", "FFN active", "experts/token", "no-expert", "load CV"],
-    rows.map((r) => [
+  await printSparseSummary(ctx, {
+    title: `\n${ctx.experiment}: val perplexity vs activated parameters (measured from the gates), mean over seeds`,
+    header: [
+      "variant",
+      "seeds",
+      "val ppl",
+      "params",
+      "active params",
+      "FFN active",
+      "experts/token",
+      "no-expert",
+      "load CV",
+    ],
+    row: (r) => [
       String(r.variant),
       String(r.seeds),
       meanStd(r.ppl_mean, r.ppl_std),
@@ -69,10 +78,9 @@ export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
       fmt(r.experts_active, 2),
       fmt(r.no_expert, 3),
       fmt(r.load_cv, 2),
-    ]),
-  ));
-  ctx.print(inferenceSpeedTable(rows));
-  ctx.print(dsmoeTauVerdict(rows, await runMetaText(ctx)));
+    ],
+    verdict: dsmoeTauVerdict,
+  });
   const files = await pplVsActiveParams(ctx, {
     series: family,
     subtitle: "All variants start from the same dense parent and train on the same tokens. " +
@@ -111,11 +119,10 @@ export function dsmoeSteVerdict(rows: Row[], meta: string, tau = 0.5): string {
 /** The dsmoe-ste report: its table, the inference-speed table, the verdict and the plots. */
 export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
-  const rows = await variantSummary(ctx, order);
-  ctx.print(`\n${ctx.experiment}: DSMoE with / without the straight-through estimator, mean over seeds`);
-  ctx.print(textTable(
-    ["variant", "seeds", "val ppl", "blocks/token", "no-block tokens", "FFN active", "load CV"],
-    rows.map((r) => [
+  await printSparseSummary(ctx, {
+    title: `\n${ctx.experiment}: DSMoE with / without the straight-through estimator, mean over seeds`,
+    header: ["variant", "seeds", "val ppl", "blocks/token", "no-block tokens", "FFN active", "load CV"],
+    row: (r) => [
       String(r.variant),
       String(r.seeds),
       meanStd(r.ppl_mean, r.ppl_std),
@@ -123,10 +130,9 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
       fmt(r.no_expert, 3),
       fmtPct(r.ffn_active_pct),
       fmt(r.load_cv, 2),
-    ]),
-  ));
-  ctx.print(inferenceSpeedTable(rows));
-  ctx.print(dsmoeSteVerdict(rows, await runMetaText(ctx)));
+    ],
+    verdict: dsmoeSteVerdict,
+  });
   const files: string[] = [];
   // Per-layer activation: the collapse shows as blocks/token per layer.
   const layers = await ctx.query(

@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
 import { dsmoeSteVerdict, dsmoeTauVerdict } from "./dsmoe.ts";
-
-const row = (variant: string, ppl: number, extra: Record<string, unknown> = {}) => ({
-  variant,
-  seeds: 3,
-  ppl_mean: ppl,
-  ppl_std: 0.1,
-  ...extra,
-});
+import { summaryRow as row } from "./testing.ts";
 
 Deno.test("dsmoe verdicts are computed from the numbers (supported / not supported flip)", () => {
   // dsmoe-tau: same quality at 45% active -> supported; 10% worse -> not supported; no sparsity -> not supported.

@@ -7,8 +7,8 @@
  */
 import type { ReportContext } from "../experiment/define.ts";
 import { valLossCurves } from "./charts.ts";
-import { inferenceSpeedTable, pplVsActiveParams, variantSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, runMetaText, T_CRIT, textTable, welchT } from "./stats.ts";
+import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
+import { fmt, fmtPct, meanStd, num, type Row, T_CRIT, welchT } from "./stats.ts";
 
 // ---- finermoe-upcycle --------------------------------------------------------------------------
 
@@ -42,11 +42,10 @@ export function finermoeUpcycleVerdict(rows: Row[], meta: string): string {
 /** The finermoe-upcycle report: its table, the inference-speed table, the verdict and the plots. */
 export async function finermoeUpcycleReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
-  const rows = await variantSummary(ctx, order);
-  ctx.print(`\n${ctx.experiment}: upcycled from the same dense parent, same tokens, mean over seeds`);
-  ctx.print(textTable(
-    ["variant", "seeds", "val ppl", "vs dense", "t", "params", "active params", "FFN active", "load CV"],
-    rows.map((r) => {
+  await printSparseSummary(ctx, {
+    title: `\n${ctx.experiment}: upcycled from the same dense parent, same tokens, mean over seeds`,
+    header: ["variant", "seeds", "val ppl", "vs dense", "t", "params", "active params", "FFN active", "load CV"],
+    row: (r, rows) => {
       const d = rows.find((x) => x.variant === "dense");
       const t = d && r !== d ? welchT(r, d) : null;
       const pct = d && num(d.ppl_mean) !== null && num(r.ppl_mean) !== null
@@ -63,10 +62,9 @@ export async function finermoeUpcycleReport(ctx: ReportContext): Promise<string[
         fmtPct(r.ffn_active_pct),
         fmt(r.load_cv, 2),
       ];
-    }),
-  ));
-  ctx.print(inferenceSpeedTable(rows));
-  ctx.print(finermoeUpcycleVerdict(rows, await runMetaText(ctx)));
+    },
+    verdict: finermoeUpcycleVerdict,
+  });
   const files = await pplVsActiveParams(ctx, {
     subtitle: "Children of one dense parent trained on the same tokens; activated parameters measured from the " +
       "routing on the validation batches.",
@@ -117,11 +115,21 @@ export function finermoeDimsVerdict(rows: Row[], meta: string): string {
 /** The finermoe-dims report: its table, the inference-speed table, the verdict and the plots. */
 export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
-  const rows = await variantSummary(ctx, order);
-  ctx.print(`\n${ctx.experiment}: fine-grained dimension vs quality and activated parameters, mean over seeds`);
-  ctx.print(textTable(
-    ["variant", "G_I", "G_O", "seeds", "val ppl", "params", "active params", "FFN active", "experts/token", "load CV"],
-    rows.map((r) => {
+  await printSparseSummary(ctx, {
+    title: `\n${ctx.experiment}: fine-grained dimension vs quality and activated parameters, mean over seeds`,
+    header: [
+      "variant",
+      "G_I",
+      "G_O",
+      "seeds",
+      "val ppl",
+      "params",
+      "active params",
+      "FFN active",
+      "experts/token",
+      "load CV",
+    ],
+    row: (r) => {
       const v = ctx.variants[String(r.variant)]?.model?.ffn as Record<string, unknown> | undefined;
       return [
         String(r.variant),
@@ -135,10 +143,9 @@ export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> 
         fmt(r.experts_active, 2),
         fmt(r.load_cv, 2),
       ];
-    }),
-  ));
-  ctx.print(inferenceSpeedTable(rows));
-  ctx.print(finermoeDimsVerdict(rows, await runMetaText(ctx)));
+    },
+    verdict: finermoeDimsVerdict,
+  });
   const files = await pplVsActiveParams(ctx, {
     series: (v) => v === "dense" ? "dense (continued)" : "FineRMoE",
     subtitle: "Which dimension is fine-grained: none, intermediate (G_I), output (G_O), both. " +

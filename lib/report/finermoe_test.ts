@@ -1,13 +1,6 @@
 import assert from "node:assert/strict";
 import { finermoeDimsVerdict, finermoeUpcycleVerdict } from "./finermoe.ts";
-
-const row = (variant: string, ppl: number, extra: Record<string, unknown> = {}) => ({
-  variant,
-  seeds: 3,
-  ppl_mean: ppl,
-  ppl_std: 0.1,
-  ...extra,
-});
+import { summaryRow as row } from "./testing.ts";
 
 Deno.test("finermoe verdicts are computed from the numbers (supported / not supported flip)", () => {
   // finermoe-upcycle: must beat every baseline.

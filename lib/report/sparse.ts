@@ -9,7 +9,7 @@
 import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
 import { saveChart } from "./charts.ts";
-import { fmt, lit, num, type Row, textTable } from "./stats.ts";
+import { fmt, lit, num, type Row, runMetaText, textTable } from "./stats.ts";
 
 /**
  * One row per variant of the experiment's completed current runs: `variant`, `seeds`, `ppl_mean`,
@@ -122,4 +122,28 @@ export async function pplVsActiveParams(ctx: ReportContext, opts: PplVsActiveOpt
       },
     ),
   );
+}
+
+/** What {@link printSparseSummary} prints. */
+export interface SparseSummaryOptions {
+  /** The line above the table. */
+  title: string;
+  /** Column headers, and the cells of one summary row ({@link variantSummarySql}). */
+  header: string[];
+  row: (r: Row, rows: Row[]) => string[];
+  /** The verdict line from the rows and the run metadata text. */
+  verdict: (rows: Row[], meta: string) => string;
+}
+
+/**
+ * The head every sparse report prints: the title, the per-variant table (in the experiment's variant
+ * order), the inference-speed table and the verdict. Returns the summary rows.
+ */
+export async function printSparseSummary(ctx: ReportContext, o: SparseSummaryOptions): Promise<Row[]> {
+  const rows = await variantSummary(ctx, Object.keys(ctx.variants));
+  ctx.print(o.title);
+  ctx.print(textTable(o.header, rows.map((r) => o.row(r, rows))));
+  ctx.print(inferenceSpeedTable(rows));
+  ctx.print(o.verdict(rows, await runMetaText(ctx)));
+  return rows;
 }

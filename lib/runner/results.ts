@@ -14,7 +14,7 @@ import { waitLock } from "./lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "./plan.ts";
 import type { RunRecord } from "../core/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
-import { atomicWriteJson, readJsonOrNull } from "../util/fs.ts";
+import { atomicWriteJson, exists, readJsonOrNull } from "../util/fs.ts";
 import { faultPoint } from "../util/fault.ts";
 
 /**
@@ -31,16 +31,6 @@ export function dbLockTimeoutMs(): number {
 }
 
 const log = (m: string) => console.error(m);
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 /** Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time. */
 export async function withRebuildLock<T>(paths: ProjectPaths, fn: () => Promise<T>): Promise<T> {

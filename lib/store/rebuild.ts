@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { exists } from "../util/fs.ts";
 import { StoreCorruptError } from "./types.ts";
 import { connectEntry, disconnectEntry, exclusive, liveEntry, upgradeEntry } from "./pool.ts";
 import { DuckDBInstance } from "@duckdb/node-api";
@@ -18,16 +19,6 @@ export async function removeIfExists(path: string): Promise<void> {
     await Deno.remove(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 

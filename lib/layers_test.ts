@@ -136,3 +136,23 @@ Deno.test("layers: an injected wrong import is reported", async () => {
   assert.equal(found.length, wrong.length, found.join("\n"));
   for (const w of wrong) assert.ok(found.some((v) => v.startsWith(`${w.from} -> ${w.to}`)), `${w.from} -> ${w.to}`);
 });
+
+Deno.test("experiments: declarative modules that import only the experiment API, reports and their own presets", async () => {
+  const problems: string[] = [];
+  for await (const e of Deno.readDir(`${REPO_ROOT}/experiments`)) {
+    if (!e.isFile || !e.name.endsWith(".ts") || e.name.endsWith("_test.ts")) continue;
+    const path = `${REPO_ROOT}/experiments/${e.name}`;
+    for (const i of await localImports(path)) {
+      const to = relative(REPO_ROOT, i.path);
+      const ok = to === "lib/experiment/mod.ts" || /^lib\/report\/[a-z_]+\.ts$/.test(to) || /^experiments\/_/.test(to);
+      if (!ok) {
+        problems.push(`experiments/${e.name} imports ${to} (allowed: lib/experiment/mod.ts, lib/report/, ./_*.ts)`);
+      }
+    }
+    const text = await Deno.readTextFile(path);
+    const code = text.replace(/^\/\*\*[\s\S]*?\*\/\n/, "").split("\n").filter((l) => l.trim()).length;
+    if (code > 75) problems.push(`experiments/${e.name}: ${code} lines besides its doc comment (at most ~70)`);
+    if (/\bSELECT\b|ctx\.query|Plot\./.test(text)) problems.push(`experiments/${e.name}: SQL or chart code`);
+  }
+  assert.deepEqual(problems, []);
+});

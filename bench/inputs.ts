@@ -7,7 +7,8 @@
 import { DEFAULT_DATA, DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../lib/core/config.ts";
 import { trainBatch } from "../lib/data/batches.ts";
 import { loadDataset } from "../lib/data/dataset.ts";
-import { initValues, loadFfn, paramSpecs } from "../lib/models/transformer.ts";
+import { initValues } from "../lib/models/transformer.ts";
+import { loadFfn, paramSpecs } from "../lib/models/variants.ts";
 import type { SafeTensor } from "../lib/train/safetensors.ts";
 import { writeSafetensors } from "../lib/train/safetensors.ts";
 import { Rng } from "../lib/util/rng.ts";

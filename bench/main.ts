@@ -30,7 +30,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_MODEL } from "../lib/core/config.ts";
-import { availableFfnKinds, flopsPerToken, loadFfn } from "../lib/models/transformer.ts";
+import { availableFfnKinds, flopsPerToken, loadFfn } from "../lib/models/variants.ts";
 import type { BenchResult } from "../lib/train/bench.ts";
 import { projectPaths } from "../lib/util/paths.ts";
 import { loadBlas, measurePeak, nativeAvailability, type Peak } from "../lib/backends/native/mod.ts";

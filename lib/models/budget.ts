@@ -15,7 +15,7 @@
  * @module
  */
 import type { ModelConfig } from "../core/config.ts";
-import { flopsPerToken, loadFfn, paramCount } from "./transformer.ts";
+import { flopsPerToken, loadFfn, paramCount } from "./variants.ts";
 
 /** Size and cost of one model config. */
 export interface Budget {

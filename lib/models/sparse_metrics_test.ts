@@ -5,7 +5,8 @@ import { DEFAULT_MODEL, type ModelConfig } from "../core/config.ts";
 import { evalBatches } from "../data/batches.ts";
 import { train } from "../train/mod.ts";
 import { syntheticDataset, tinyRunConfig } from "../train/test_util.ts";
-import { createModel, flopsPerToken, loadFfn, paramCount } from "./transformer.ts";
+import { createModel } from "./transformer.ts";
+import { flopsPerToken, loadFfn, paramCount } from "./variants.ts";
 import { activeCost, isRouted, measureInferenceSpeed, RoutingStats, sparseMetrics } from "./sparse_metrics.ts";
 
 const CFG: ModelConfig = {

@@ -3,17 +3,16 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
 import { DEFAULT_MODEL, type ModelConfig } from "../core/config.ts";
 import { Rng } from "../util/rng.ts";
+import { createModel, type Transformer } from "./transformer.ts";
 import {
   availableFfnKinds,
-  createModel,
   flopsPerToken,
   loadFfn,
   paramCount,
   paramSpecs,
-  type Transformer,
   validateModel,
   validateModelConfig,
-} from "./transformer.ts";
+} from "./variants.ts";
 
 const TINY: ModelConfig = {
   ...DEFAULT_MODEL,

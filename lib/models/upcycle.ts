@@ -26,7 +26,8 @@
  * @module
  */
 import type { ModelConfig } from "../core/config.ts";
-import { initValues, loadFfn, paramSpecs } from "./transformer.ts";
+import { initValues } from "./transformer.ts";
+import { loadFfn, paramSpecs } from "./variants.ts";
 import type { DenseUpcycling } from "./moe.ts";
 import type { FfnVariant } from "./ffn/types.ts";
 

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
 import type { ModelConfig } from "../core/config.ts";
-import { createModel, initValues, loadFfn, paramSpecs } from "./transformer.ts";
+import { createModel, initValues } from "./transformer.ts";
+import { loadFfn, paramSpecs } from "./variants.ts";
 import { assertClose, TINY_MODEL } from "./moe_test_util.ts";
 import { upcycle } from "./upcycle.ts";
 

@@ -20,7 +20,8 @@ import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../core/config.
 import { type Batch, trainBatch } from "../data/batches.ts";
 import { initBackend, resolveBackend } from "../backends/mod.ts";
 import type { BackendName } from "../core/config.ts";
-import { createModel, flopsPerToken, loadFfn, paramCount, type WeightSource } from "../models/transformer.ts";
+import { createModel, type WeightSource } from "../models/transformer.ts";
+import { flopsPerToken, loadFfn, paramCount } from "../models/variants.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { AdamW, clipByGlobalNorm } from "./optim.ts";
 

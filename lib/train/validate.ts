@@ -5,7 +5,7 @@
  */
 import type { ModelConfig, TrainConfig } from "../core/config.ts";
 import type { Dataset } from "../data/types.ts";
-import { loadFfn, validateModel } from "../models/transformer.ts";
+import { loadFfn, validateModel } from "../models/variants.ts";
 import type { FfnVariant } from "../models/ffn/types.ts";
 import { maxToken } from "./step.ts";
 

@@ -1,6 +1,6 @@
 /**
  * The static imports of a TypeScript module, read from its text: what the dependency-direction test
- * (lib/layers_test.ts) checks and what a run's code hash follows (lib/experiment/hash.ts). A regex
+ * (lib/layers_test.ts) checks and what a run's code hash follows (lib/runner/identity.ts). A regex
  * reader rather than a parser, written for this codebase's `deno fmt` style: statements start a line,
  * `import type` / `export type` mark type-only edges, and a dynamic `import("...")` with a literal
  * specifier counts (a computed one, like the FFN loader's, does not, on purpose). `imports_test.ts`

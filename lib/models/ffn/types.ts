@@ -1,7 +1,7 @@
 /**
  * The interface every FFN variant implements. A variant lives in `lib/models/ffn/<kind>.ts` and
  * exports `variant: FfnVariant`; the transformer loads it by `model.ffn.kind` with a dynamic
- * import (see `loadFfn` in lib/models/transformer.ts), so a run's code hash includes only the
+ * import (see `loadFfn` in lib/models/variants.ts), so a run's code hash includes only the
  * variant it uses.
  *
  * @module

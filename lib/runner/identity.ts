@@ -21,6 +21,7 @@ import type { ConcreteBackend } from "../core/config.ts";
 import type { FfnKind } from "../core/config.ts";
 import { sha256Hex } from "../core/hash.ts";
 import { parseImports } from "../util/imports.ts";
+import { fromFileUrl } from "../util/paths.ts";
 
 /** Bump when the set or meaning of hash inputs changes: old cache entries then miss on purpose. */
 export const KEY_SCHEMA = 2;
@@ -94,6 +95,8 @@ export async function moduleGraph(roots: string[], opts: GraphOptions): Promise<
       if (edge.typeOnly && !opts.types) continue;
       const s = edge.specifier;
       if (s.startsWith("./") || s.startsWith("../")) queue.push(resolve(dir, s));
+      else if (s.startsWith("file:")) queue.push(fromFileUrl(s));
+      else if (s.startsWith("/")) queue.push(s);
       else if (s.startsWith("node:")) continue;
       else {
         const mapped = s.startsWith("npm:") ? s : Object.entries(imports)

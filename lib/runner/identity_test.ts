@@ -136,3 +136,14 @@ Deno.test("run code hash: per backend, its own files and the shared path change 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("moduleGraph: file: URL and absolute imports (experiment modules outside the project) are followed", async () => {
+  const dir = await project({ "lib/a.ts": "export const a = 1;\n", "lib/b.ts": "export const b = 2;\n" });
+  const other = await project({
+    "exp.ts": `import { a } from ${JSON.stringify(`file://${dir}/lib/a.ts`)};\nimport { b } from "${dir}/lib/b.ts";\n`,
+  });
+  const g = await moduleGraph([`${other}/exp.ts`], { repoRoot: dir });
+  assert.deepEqual(Object.keys(g.code).sort(), ["../" + other.split("/").pop() + "/exp.ts", "lib/a.ts", "lib/b.ts"]);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(other, { recursive: true });
+});

@@ -42,12 +42,17 @@ export function parseImports(source: string): ImportEdge[] {
   return edges.sort((a, b) => a.at - b.at).map((e) => e.edge);
 }
 
-/** Local (relative) import targets of a module file, resolved to absolute paths. */
+/** Local import targets of a module file (relative, absolute or `file:` specifiers), as absolute paths. */
 export async function localImports(path: string): Promise<{ path: string; typeOnly: boolean }[]> {
   const dir = path.slice(0, path.lastIndexOf("/"));
   return parseImports(await Deno.readTextFile(path))
-    .filter((e) => e.specifier.startsWith("./") || e.specifier.startsWith("../"))
-    .map((e) => ({ path: normalize(`${dir}/${e.specifier}`), typeOnly: e.typeOnly }));
+    .filter((e) => /^(\.\.?\/|\/|file:)/.test(e.specifier))
+    .map((e) => ({
+      path: e.specifier.startsWith("file:")
+        ? decodeURIComponent(new URL(e.specifier).pathname)
+        : normalize(e.specifier.startsWith("/") ? e.specifier : `${dir}/${e.specifier}`),
+      typeOnly: e.typeOnly,
+    }));
 }
 
 /** Collapses `.` and `..` segments of an absolute POSIX path. */

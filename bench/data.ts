@@ -12,7 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BackendName, DEFAULT_DATA, DEFAULT_MODEL } from "../lib/experiment/config.ts";
+import { type BackendName, DEFAULT_DATA, DEFAULT_MODEL } from "../lib/core/config.ts";
 import { closeDataset, loadDataset, trainBatch } from "../lib/data/mod.ts";
 import { trainBpe } from "../lib/data/bpe.ts";
 import { ByteTokenizer, HfTokenizer } from "../lib/data/tokenizer.ts";

@@ -26,23 +26,18 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { existsSync, mkdirSync, realpathSync } from "node:fs";
-import os from "node:os";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_DATA, DEFAULT_MODEL, type ModelConfig } from "../lib/experiment/config.ts";
-import { type Tokens, trainBatch } from "../lib/data/batches.ts";
-import { loadDataset } from "../lib/data/dataset.ts";
-import { availableFfnKinds, flopsPerToken, initValues, loadFfn, paramSpecs } from "../lib/models/transformer.ts";
-import type { SafeTensor } from "../lib/train/safetensors.ts";
-import { writeSafetensors } from "../lib/train/safetensors.ts";
+import { DEFAULT_MODEL } from "../lib/core/config.ts";
+import { availableFfnKinds, flopsPerToken, loadFfn } from "../lib/models/variants.ts";
 import type { BenchResult } from "../lib/train/bench.ts";
-import { Rng } from "../lib/util/rng.ts";
 import { projectPaths } from "../lib/util/paths.ts";
-import { resolveBackend } from "../lib/backends/mod.ts";
-import type { ConcreteBackend } from "../lib/experiment/config.ts";
 import { loadBlas, measurePeak, nativeAvailability, type Peak } from "../lib/backends/native/mod.ts";
 import { type BenchRow, insertBench } from "../lib/store/bench.ts";
+import { fmt, formatReport, type RunResult, summarize } from "./report.ts";
+import { benchModel, benchTokens, DEFAULT_KINDS, writeBatches, writeWeights } from "./inputs.ts";
+import { defaultBackends, findTorch, gitCommit, machine, systemLibblas } from "./peers.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..");
@@ -72,233 +67,6 @@ export interface BenchConfig {
   peerDevice: "cpu" | "cuda";
   store: boolean;
   python: string | null;
-}
-
-/** One child process's result, tagged. */
-export interface RunResult {
-  backend: string;
-  ffn: string;
-  repeat: number;
-  result: BenchResult | null;
-  error: string | null;
-}
-
-/** Aggregate of one (backend, ffn) over its repeats. */
-export interface Summary {
-  backend: string;
-  ffn: string;
-  runs: number;
-  /** Median over runs of each run's median step time, and the min / max of those run medians. */
-  median_ms: number;
-  min_ms: number;
-  max_ms: number;
-  tokens_per_sec: number;
-  gflops: number | null;
-  mfu: number | null;
-  peak_rss_bytes: number | null;
-  /** Median over runs of the 1-minute load average at the end of the run (the machine's contention). */
-  load_avg: number | null;
-  /** Median over runs of CPU ms per step (user + system, all threads). */
-  cpu_ms: number | null;
-  /**
-   * Median over runs of each run's fastest step: the least disturbed estimate on a shared machine,
-   * whose speed can change for seconds at a time (other tenants), which moves medians.
-   */
-  fastest_ms: number;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-/** Aggregates runs per (backend, ffn), in first-seen order. */
-export function summarize(runs: readonly RunResult[], peak: number | null): Summary[] {
-  const groups = new Map<string, RunResult[]>();
-  for (const r of runs) {
-    if (!r.result) continue;
-    const key = `${r.backend}\u0000${r.ffn}`;
-    groups.set(key, [...(groups.get(key) ?? []), r]);
-  }
-  return [...groups.values()].map((g) => {
-    const meds = g.map((r) => r.result!.median_ms), m = median(meds);
-    const res = g[0].result!;
-    const flops = (res as Partial<BenchResult>).flops_per_step ?? null;
-    const gflops = flops ? flops / (m / 1000) / 1e9 : null;
-    const rss = g.map((r) => r.result!.peak_rss_bytes).filter((x): x is number => x !== null);
-    const load = g.map((r) => r.result!.cpu_load?.load_avg_1m).filter((x): x is number => typeof x === "number");
-    const cpu = g.map((r) => r.result!.cpu_ms_per_step).filter((x): x is number => typeof x === "number");
-    return {
-      backend: g[0].backend,
-      ffn: g[0].ffn,
-      runs: g.length,
-      median_ms: m,
-      min_ms: Math.min(...meds),
-      max_ms: Math.max(...meds),
-      tokens_per_sec: res.tokens_per_step / (m / 1000),
-      gflops,
-      mfu: gflops !== null && peak ? gflops / peak : null,
-      peak_rss_bytes: rss.length ? Math.max(...rss) : null,
-      load_avg: load.length ? median(load) : null,
-      cpu_ms: cpu.length ? median(cpu) : null,
-      fastest_ms: median(g.map((r) => r.result!.min_ms)),
-    };
-  });
-}
-
-/** Plain-text table with right-aligned numeric columns. */
-export function table(header: string[], rows: (string | number)[][]): string {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const w = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
-  return [line(cells[0]), w.map((n) => "-".repeat(n)).join("  "), ...cells.slice(1).map(line)].join("\n");
-}
-
-const fmt = (x: number | null | undefined, d = 1) => (x === null || x === undefined ? "n/a" : x.toFixed(d));
-const mib = (b: number | null) => (b === null ? "n/a" : `${(b / 2 ** 20).toFixed(0)} MiB`);
-
-/** Relative difference |a - b| / max(|b|, 1e-12). */
-export function relDiff(a: number, b: number): number {
-  return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
-}
-
-// ---- inputs ----------------------------------------------------------------------------------------
-
-/** FFN kinds benched by default (those that exist): the reference model and its twins with each FFN's defaults. */
-export const DEFAULT_KINDS = ["dense", "finedeep", "dsmoe", "finermoe"];
-
-/** Model config of an FFN kind for the bench (the reference model with that FFN, default options). */
-export function benchModel(kind: string): ModelConfig {
-  return { ...DEFAULT_MODEL, ffn: { kind } };
-}
-
-/** Writes the seed-1 initial weights of `cfg` (with the config and specs as metadata). */
-export async function writeWeights(path: string, cfg: ModelConfig, seed = 1): Promise<void> {
-  const ffn = await loadFfn(cfg.ffn.kind);
-  const specs = paramSpecs(cfg, ffn);
-  const tensors: [string, SafeTensor][] = specs.map((s) => [s.name, {
-    dtype: "F32",
-    shape: [...s.shape],
-    data: initValues(s, seed),
-  }]);
-  await writeSafetensors(path, tensors, {
-    model_config: JSON.stringify(cfg),
-    param_specs: JSON.stringify(specs.map((s) => ({ name: s.name, shape: s.shape, decay: s.decay }))),
-    seed: String(seed),
-  });
-}
-
-/** Token source of the batches: the default dataset's train split, or random bytes when it cannot load. */
-async function benchTokens(log: (m: string) => void): Promise<{ tokens: Tokens; source: string }> {
-  try {
-    const d = await loadDataset({ ...DEFAULT_DATA, max_tokens: 2_000_000 }, { log: () => {} });
-    return {
-      tokens: d.train,
-      source: `gutenberg train split (${d.train.length} bytes, ${d.manifest.hash.slice(0, 12)})`,
-    };
-  } catch (e) {
-    log(`bench: the default dataset did not load (${(e as Error).message.split("\n")[0]}); using random bytes`);
-    const r = new Rng(5);
-    return { tokens: Uint8Array.from({ length: 400_000 }, () => r.int(256)), source: "random bytes (Rng 5)" };
-  }
-}
-
-/** Writes `count` batches [count, B, T] of x and y (int32). */
-export async function writeBatches(path: string, tokens: Tokens, count: number, B: number, T: number) {
-  const x = new Int32Array(count * B * T), y = new Int32Array(count * B * T);
-  for (let s = 0; s < count; s++) {
-    const b = trainBatch(tokens, 1, s, { batchSize: B, seqLen: T });
-    x.set(b.x, s * B * T);
-    y.set(b.y, s * B * T);
-  }
-  await writeSafetensors(path, [["x", { dtype: "I32", shape: [count, B, T], data: x }], ["y", {
-    dtype: "I32",
-    shape: [count, B, T],
-    data: y,
-  }]]);
-}
-
-// ---- peers and backends ------------------------------------------------------------------------------
-
-/** A Python that imports torch, with its version and BLAS, or why there is none. */
-export function findTorch(preferred: string | null): { python: string; version: string; blas: string } | {
-  error: string;
-} {
-  const tried: string[] = [];
-  for (const py of preferred ? [preferred] : [Deno.env.get("FINELAB_PYTHON"), "/usr/bin/python3", "python3"]) {
-    if (!py) continue;
-    try {
-      const r = new Deno.Command(py, {
-        args: ["-c", "import torch;print(torch.__version__);print(torch.__config__.show())"],
-        stdout: "piped",
-        stderr: "piped",
-      }).outputSync();
-      const out = new TextDecoder().decode(r.stdout);
-      if (r.success) {
-        const blas = /BLAS_INFO=([^,\n]+)/.exec(out)?.[1] ?? "unknown";
-        return { python: py, version: out.split("\n")[0].trim(), blas };
-      }
-      tried.push(`${py}: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`);
-    } catch (e) {
-      tried.push(`${py}: ${(e as Error).message.split("\n")[0]}`);
-    }
-  }
-  return { error: `no Python with torch (${tried.join("; ")})` };
-}
-
-/** Which BLAS a Debian `libblas.so.3` resolves to (torch links it), or null when unknown. */
-function systemLibblas(): string | null {
-  for (const dir of ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"]) {
-    const p = join(dir, "libblas.so.3");
-    if (existsSync(p)) {
-      try {
-        return realpathSync(p);
-      } catch {
-        return p;
-      }
-    }
-  }
-  return null;
-}
-
-/** Backends to measure by default: the available fast ones (never the pure-JS cpu, never a software GPU). */
-async function defaultBackends(log: (m: string) => void): Promise<string[]> {
-  const out: string[] = [];
-  for (const b of ["tensorflow", "webgpu", "native", "wasm"] as ConcreteBackend[]) {
-    try {
-      await resolveBackend(b);
-    } catch (e) {
-      if (b === "native" || b === "wasm") log(`bench: skipping ${b}: ${(e as Error).message}`);
-      continue;
-    }
-    if (b === "webgpu") {
-      const auto = await resolveBackend("auto");
-      if (/software fallback/.test(auto.reason)) {
-        log("bench: skipping webgpu: software adapter (~6x slower than wasm); --backends webgpu to include it");
-        continue;
-      }
-    }
-    out.push(b);
-  }
-  return out;
-}
-
-function machine(): { cpu: string; cpus: number; os: string; deno: string } {
-  let cpu = os.cpus()[0]?.model ?? "unknown";
-  try {
-    cpu = /^model name\s*:\s*(.+)$/m.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? cpu;
-  } catch { /* not Linux */ }
-  return { cpu, cpus: navigator.hardwareConcurrency, os: `${Deno.build.os} ${os.release()}`, deno: Deno.version.deno };
-}
-
-async function gitCommit(): Promise<string | null> {
-  try {
-    const r = await new Deno.Command("git", { args: ["rev-parse", "HEAD"], cwd: ROOT, stdout: "piped", stderr: "null" })
-      .output();
-    return r.success ? new TextDecoder().decode(r.stdout).trim() : null;
-  } catch {
-    return null;
-  }
 }
 
 // ---- running -------------------------------------------------------------------------------------------
@@ -373,54 +141,140 @@ const HELP = `deno task bench [flags]
   --no-store         do not write results/bench/*.json and the DuckDB bench table
   --quick            3 steps, 1 repeat`;
 
+/** The machine's FP32 peak (native FMA microbenchmark; the MFU denominator), or why there is none. */
+function peakOf(
+  cfg: BenchConfig,
+  nat: { ok: boolean; why: string },
+  log: (m: string) => void,
+): { peak: Peak | null; peakNote: string } {
+  if (!nat.ok) {
+    const peakNote = `no peak measured (native kernels unavailable: ${nat.why}); MFU is n/a`;
+    log(`peak: ${peakNote}`);
+    return { peak: null, peakNote };
+  }
+  const peak = measurePeak(cfg.threads);
+  log(
+    `peak: ${peak.gflops.toFixed(1)} GFLOP/s FP32 with ${cfg.threads} thread(s) (${peak.method}; FMA trials ${
+      peak.trials.join(" ")
+    })`,
+  );
+  return { peak, peakNote: "" };
+}
+
+/** The PyTorch peer when `--peer torch` asks for it and it is installed (else null, with how to install it). */
+function torchPeer(
+  cfg: BenchConfig,
+  log: (m: string) => void,
+): { python: string; version: string; blas: string } | null {
+  if (cfg.peer !== "torch") return null;
+  const t = findTorch(cfg.python);
+  if ("error" in t) {
+    log(
+      `peer torch: unavailable: ${t.error}.\n  To install (Debian/Ubuntu): apt-get install python3-torch libopenblas0-openmp` +
+        `\n  (Debian's torch links libblas.so.3; without OpenBLAS it gets the reference BLAS, ~25x slower)`,
+    );
+    return null;
+  }
+  const lib = systemLibblas();
+  log(
+    `peer torch (${cfg.peerDevice}): ${t.python} torch ${t.version}, BLAS ${t.blas}` +
+      (lib ? `, libblas.so.3 -> ${lib}` : ""),
+  );
+  if (lib && !/openblas/i.test(lib)) {
+    log("  warning: libblas.so.3 is not OpenBLAS: apt-get install libopenblas0-openmp for a fair comparison");
+  }
+  return t;
+}
+
+/** Stores the bench: one row per child in DuckDB (`bench` table) and the whole result in results/bench/<id>.json. */
+async function storeBench(
+  b: {
+    benchId: string;
+    cfg: BenchConfig;
+    mach: ReturnType<typeof machine>;
+    peak: Peak | null;
+    source: string;
+    summaries: ReturnType<typeof summarize>;
+    runs: RunResult[];
+  },
+  log: (m: string) => void,
+): Promise<void> {
+  const { benchId, cfg, mach, peak, source, summaries, runs } = b;
+  const paths = projectPaths();
+  const commit = await gitCommit();
+  const rows: BenchRow[] = runs.filter((r) => r.result).map((r) => {
+    const res = r.result!, st = [...res.ms_per_step].sort((a, b) => a - b);
+    const gflops = res.flops_per_step ? res.flops_per_step / (res.median_ms / 1000) / 1e9 : null;
+    return {
+      bench_id: benchId,
+      measured_at: new Date().toISOString(),
+      backend: r.backend,
+      ffn: r.ffn,
+      repeat: r.repeat,
+      threads: cfg.threads,
+      steps: cfg.steps,
+      warmup: cfg.warmup,
+      batch_size: cfg.batch,
+      seq_len: DEFAULT_MODEL.seq_len,
+      params: res.params ?? 0,
+      median_ms: res.median_ms,
+      min_ms: st[0],
+      max_ms: st[st.length - 1],
+      tokens_per_sec: res.tokens_per_step / (res.median_ms / 1000),
+      gflops,
+      mfu: gflops !== null && peak ? gflops / peak.gflops : null,
+      peak_gflops: peak?.gflops ?? null,
+      peak_method: peak?.method ?? null,
+      peak_rss_bytes: res.peak_rss_bytes,
+      self_cores: res.cpu_load?.self_cores ?? null,
+      load_avg_1m: res.cpu_load?.load_avg_1m ?? null,
+      final_loss: res.losses.at(-1) ?? null,
+      losses_json: JSON.stringify(res.losses),
+      backend_json: JSON.stringify(res.backend_details),
+      ...mach,
+      git_commit: commit,
+    };
+  });
+  const dir = join(paths.results, "bench");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${benchId}.json`);
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify(
+      { bench_id: benchId, config: cfg, machine: mach, peak, data: source, rows, summaries, runs },
+      null,
+      1,
+    ),
+  );
+  try {
+    const { openStore } = await import("../lib/store/mod.ts");
+    const store = await openStore(paths.db);
+    try {
+      await insertBench(store, rows);
+    } finally {
+      await store.close();
+    }
+    log(`stored: ${file} and ${rows.length} rows in ${paths.db} (table bench)`);
+  } catch (e) {
+    log(`stored: ${file}; the DuckDB bench table was NOT updated: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
 /** Runs the whole benchmark (see the module doc) and returns the runs and summaries. */
 export async function runBench(cfg: BenchConfig, log: (m: string) => void = console.log) {
-  const paths = projectPaths();
   const benchId = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   const work = await Deno.makeTempDir({ prefix: "finelab-bench-" });
   const mach = machine();
   log(`bench ${benchId}: ${mach.cpu}, ${mach.cpus} CPUs, ${mach.os}, deno ${mach.deno}`);
 
-  // Peak FLOP/s (needs the native kernels library).
-  let peak: Peak | null = null, peakNote = "";
   const nat = nativeAvailability();
-  if (nat.ok) {
-    peak = measurePeak(cfg.threads);
-    log(
-      `peak: ${peak.gflops.toFixed(1)} GFLOP/s FP32 with ${cfg.threads} thread(s) (${peak.method}; FMA trials ${
-        peak.trials.join(" ")
-      })`,
-    );
-  } else {
-    peakNote = `no peak measured (native kernels unavailable: ${nat.why}); MFU is n/a`;
-    log(`peak: ${peakNote}`);
-  }
+  const { peak, peakNote } = peakOf(cfg, nat, log);
 
   const backends = cfg.backends.length ? cfg.backends : await defaultBackends(log);
   const kinds = cfg.ffn.length ? cfg.ffn : DEFAULT_KINDS.filter((k) => availableFfnKinds().includes(k));
   for (const k of kinds) await loadFfn(k); // fail early on unknown kinds
 
-  // Peer availability.
-  let torch: { python: string; version: string; blas: string } | null = null;
-  if (cfg.peer === "torch") {
-    const t = findTorch(cfg.python);
-    if ("error" in t) {
-      log(
-        `peer torch: unavailable: ${t.error}.\n  To install (Debian/Ubuntu): apt-get install python3-torch libopenblas0-openmp` +
-          `\n  (Debian's torch links libblas.so.3; without OpenBLAS it gets the reference BLAS, ~25x slower)`,
-      );
-    } else {
-      torch = t;
-      const lib = systemLibblas();
-      log(
-        `peer torch (${cfg.peerDevice}): ${t.python} torch ${t.version}, BLAS ${t.blas}` +
-          (lib ? `, libblas.so.3 -> ${lib}` : ""),
-      );
-      if (lib && !/openblas/i.test(lib)) {
-        log("  warning: libblas.so.3 is not OpenBLAS: apt-get install libopenblas0-openmp for a fair comparison");
-      }
-    }
-  }
+  const torch = torchPeer(cfg, log);
 
   // Shared inputs.
   const { tokens, source } = await benchTokens(log);
@@ -498,189 +352,9 @@ export async function runBench(cfg: BenchConfig, log: (m: string) => void = cons
   const report = formatReport(runs, summaries, { peak, peakNote, threads: cfg.threads, kinds });
   log("\n" + report);
 
-  // Store.
-  if (cfg.store) {
-    const commit = await gitCommit();
-    const rows: BenchRow[] = runs.filter((r) => r.result).map((r) => {
-      const res = r.result!, st = [...res.ms_per_step].sort((a, b) => a - b);
-      const gflops = res.flops_per_step ? res.flops_per_step / (res.median_ms / 1000) / 1e9 : null;
-      return {
-        bench_id: benchId,
-        measured_at: new Date().toISOString(),
-        backend: r.backend,
-        ffn: r.ffn,
-        repeat: r.repeat,
-        threads: cfg.threads,
-        steps: cfg.steps,
-        warmup: cfg.warmup,
-        batch_size: cfg.batch,
-        seq_len: DEFAULT_MODEL.seq_len,
-        params: res.params ?? 0,
-        median_ms: res.median_ms,
-        min_ms: st[0],
-        max_ms: st[st.length - 1],
-        tokens_per_sec: res.tokens_per_step / (res.median_ms / 1000),
-        gflops,
-        mfu: gflops !== null && peak ? gflops / peak.gflops : null,
-        peak_gflops: peak?.gflops ?? null,
-        peak_method: peak?.method ?? null,
-        peak_rss_bytes: res.peak_rss_bytes,
-        self_cores: res.cpu_load?.self_cores ?? null,
-        load_avg_1m: res.cpu_load?.load_avg_1m ?? null,
-        final_loss: res.losses.at(-1) ?? null,
-        losses_json: JSON.stringify(res.losses),
-        backend_json: JSON.stringify(res.backend_details),
-        ...mach,
-        git_commit: commit,
-      };
-    });
-    const dir = join(paths.results, "bench");
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${benchId}.json`);
-    await Deno.writeTextFile(
-      file,
-      JSON.stringify(
-        { bench_id: benchId, config: cfg, machine: mach, peak, data: source, rows, summaries, runs },
-        null,
-        1,
-      ),
-    );
-    try {
-      const { openStore } = await import("../lib/store/mod.ts");
-      const store = await openStore(paths.db);
-      try {
-        await insertBench(store, rows);
-      } finally {
-        await store.close();
-      }
-      log(`stored: ${file} and ${rows.length} rows in ${paths.db} (table bench)`);
-    } catch (e) {
-      log(`stored: ${file}; the DuckDB bench table was NOT updated: ${(e as Error).message.split("\n")[0]}`);
-    }
-  }
+  if (cfg.store) await storeBench({ benchId, cfg, mach, peak, source, summaries, runs }, log);
   await Deno.remove(work, { recursive: true }).catch(() => {});
   return { benchId, runs, summaries, peak };
-}
-
-/** The printed report: throughput table, peer comparison, FFN ratios. */
-export function formatReport(
-  runs: readonly RunResult[],
-  summaries: readonly Summary[],
-  o: { peak: Peak | null; peakNote: string; threads: number; kinds: readonly string[] },
-): string {
-  const out: string[] = [];
-  out.push(
-    `Training throughput, reference model (d=128, 4 layers, 4 heads, seq 128, batch 16, bytes), ${o.threads} thread(s).` +
-      `\nms/step: median over runs of each run's median step (min..max of the run medians). CPU ms/step: the ` +
-      `process's CPU time per step (other processes slow the wall clock, much less this). load avg: the machine's ` +
-      `1-minute load average after the run (with ${navigator.hardwareConcurrency} CPUs, above ~${navigator.hardwareConcurrency} means contention). MFU: model FLOPs ` +
-      `(3 x forward) / s over ${
-        o.peak ? `the measured peak ${o.peak.gflops.toFixed(1)} GFLOP/s` : o.peakNote || "an unmeasured peak"
-      }.`,
-  );
-  out.push(table(
-    ["backend", "ffn", "runs", "ms/step", "min..max", "tok/s", "GFLOP/s", "MFU", "CPU ms/step", "peak RSS", "load avg"],
-    summaries.map((s) => [
-      s.backend,
-      s.ffn,
-      s.runs,
-      fmt(s.median_ms),
-      `${fmt(s.min_ms)}..${fmt(s.max_ms)}`,
-      s.tokens_per_sec.toFixed(0),
-      fmt(s.gflops),
-      s.mfu === null ? "n/a" : `${(s.mfu * 100).toFixed(1)}%`,
-      fmt(s.cpu_ms),
-      mib(s.peak_rss_bytes),
-      fmt(s.load_avg, 2),
-    ]),
-  ));
-  const failed = runs.filter((r) => r.error);
-  if (failed.length) {
-    out.push(`\nFailed runs:\n${failed.map((r) => `  ${r.backend} ${r.ffn} r${r.repeat}: ${r.error}`).join("\n")}`);
-  }
-
-  // Peer: ratio per repeat and loss agreement.
-  const torchRuns = runs.filter((r) => r.backend === "torch" && r.result);
-  if (torchRuns.length) {
-    const ours = [...new Set(runs.filter((r) => r.ffn === "dense" && r.backend !== "torch").map((r) => r.backend))];
-    out.push("\nPeer: PyTorch twin on the same weights and batches (dense).");
-    const rows: (string | number)[][] = [];
-    for (const b of ours) {
-      const ratios: number[] = [], cpuRatios: number[] = [];
-      for (const t of torchRuns) {
-        const mine = runs.find((r) => r.backend === b && r.ffn === "dense" && r.repeat === t.repeat && r.result);
-        if (!mine) continue;
-        ratios.push(t.result!.median_ms / mine.result!.median_ms);
-        const tc = t.result!.cpu_ms_per_step, mc = mine.result!.cpu_ms_per_step;
-        if (tc && mc) cpuRatios.push(tc / mc);
-      }
-      if (ratios.length) {
-        rows.push([
-          b,
-          median(ratios).toFixed(2),
-          `${Math.min(...ratios).toFixed(2)}..${Math.max(...ratios).toFixed(2)}`,
-          cpuRatios.length ? median(cpuRatios).toFixed(2) : "n/a",
-        ]);
-      }
-    }
-    out.push(
-      table(["backend", "tok/s ratio vs torch (median of A/B pairs)", "min..max", "CPU-time ratio (median)"], rows),
-    );
-    const ref = torchRuns[0].result!;
-    const cols = ours.map((b) => runs.find((r) => r.backend === b && r.ffn === "dense" && r.result)?.result ?? null);
-    const lossRows: (string | number)[][] = ref.losses.map((l, s) => [
-      s,
-      l.toFixed(7),
-      ...cols.flatMap((c) => (c ? [c.losses[s].toFixed(7), relDiff(c.losses[s], l).toExponential(1)] : ["n/a", "n/a"])),
-    ]);
-    out.push(
-      "\nLoss per step (step 0 = initial weights; relative difference to torch; fp32 agreement target ~1e-5):",
-    );
-    out.push(table(["step", "torch", ...ours.flatMap((b) => [b, "rel diff"])], lossRows));
-    for (const [i, b] of ours.entries()) {
-      const c = cols[i];
-      if (!c) continue;
-      const worst = Math.max(...ref.losses.map((l, s) => relDiff(c.losses[s], l)));
-      out.push(
-        `max relative loss difference ${b} vs torch: ${worst.toExponential(2)} ${
-          worst <= 2e-5 ? "(ok)" : "(ABOVE 2e-5)"
-        }`,
-      );
-    }
-  }
-
-  // FFN kind / dense ratio per backend.
-  const others = o.kinds.filter((k) => k !== "dense");
-  if (others.length && o.kinds.includes("dense")) {
-    out.push("\nStep time relative to the dense twin (target <= 1.1):");
-    const rows: (string | number)[][] = [];
-    for (const s of summaries.filter((x) => x.ffn !== "dense")) {
-      const d = summaries.find((x) => x.backend === s.backend && x.ffn === "dense");
-      if (!d) continue;
-      const pairs: number[] = [];
-      for (const r of runs.filter((x) => x.backend === s.backend && x.ffn === s.ffn && x.result)) {
-        const dr = runs.find((x) => x.backend === s.backend && x.ffn === "dense" && x.repeat === r.repeat && x.result);
-        if (dr) pairs.push(r.result!.median_ms / dr.result!.median_ms);
-      }
-      const ratio = s.median_ms / d.median_ms;
-      rows.push([
-        s.backend,
-        s.ffn,
-        ratio.toFixed(3),
-        pairs.length ? `${Math.min(...pairs).toFixed(2)}..${Math.max(...pairs).toFixed(2)}` : "n/a",
-        s.cpu_ms !== null && d.cpu_ms ? (s.cpu_ms / d.cpu_ms).toFixed(3) : "n/a",
-        (s.fastest_ms / d.fastest_ms).toFixed(3),
-        ratio <= 1.1 ? "ok" : "ABOVE 1.1",
-      ]);
-    }
-    out.push(
-      table(
-        ["backend", "ffn", "ratio (medians)", "per-repeat", "CPU-time ratio", "fastest-step ratio", "target (medians)"],
-        rows,
-      ),
-    );
-  }
-  return out.join("\n");
 }
 
 if (import.meta.main) {

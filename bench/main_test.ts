@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_MODEL } from "../lib/experiment/config.ts";
+import { DEFAULT_MODEL } from "../lib/core/config.ts";
 import { readSafetensors } from "../lib/train/safetensors.ts";
 import type { BenchResult } from "../lib/train/bench.ts";
 import { nativeAvailability } from "../lib/backends/native/mod.ts";
-import { findTorch, parseConfig, relDiff, type RunResult, summarize, writeBatches, writeWeights } from "./main.ts";
+import { parseConfig } from "./main.ts";
+import { findTorch } from "./peers.ts";
+import { relDiff, type RunResult, summarize } from "./report.ts";
+import { writeBatches, writeWeights } from "./inputs.ts";
 import { readBatches } from "./worker.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;

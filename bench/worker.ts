@@ -12,7 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { BackendName, ModelConfig } from "../lib/experiment/config.ts";
+import type { BackendName, ModelConfig } from "../lib/core/config.ts";
 import type { Batch } from "../lib/data/batches.ts";
 import { readSafetensors } from "../lib/train/safetensors.ts";
 import { benchmark } from "../lib/train/bench.ts";

@@ -14,11 +14,11 @@
  * d_ff = 16·E + 4 makes every variant's FFN (experts + router vectors) land within +0.4% of the
  * dense parameter count; the budget check refuses the grid if any variant drifts past 1%.
  */
-import { defineExperiment } from "../lib/experiment/mod.ts";
+import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { ablationReport } from "../lib/report/finedeep.ts";
 import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
 
-const finedeep = (m: number, k: number) => ({
+const finedeep = (m: number, k: number): VariantPatch => ({
   model: { ffn: { kind: "finedeep", m, k, score: "output", norm_fn: "sigmoid", router: "expert", rmsnorm: "pre" } },
 });
 

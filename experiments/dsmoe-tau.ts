@@ -29,22 +29,7 @@
  * - gpu: d_model 384, 6 layers, d_ff 1024, seq 256, 1500 steps × 32 × 256, 3 seeds.
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
-import type { ReportContext } from "../lib/experiment/define.ts";
-import {
-  fmt,
-  fmtMeanStd,
-  fmtPct,
-  inferenceSpeedTable,
-  num,
-  pplVsActiveParams,
-  type Row,
-  runMetaText,
-  T_CRIT,
-  textTable,
-  valLossCurves,
-  variantSummary,
-  welchT,
-} from "../lib/plot/sparse.ts";
+import { dsmoeTauReport } from "../lib/report/dsmoe.ts";
 import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
 
 const PARENT = { variant: "dense_parent" };
@@ -74,74 +59,6 @@ const variants: Record<string, VariantPatch> = {
   topk_k4: topk(4),
 };
 
-/** Method family of a variant, for the plot's series. */
-function family(variant: string): string {
-  if (variant.startsWith("dsmoe_t0.5_l")) return "DSMoE τ=0.5, λ varied";
-  if (variant.startsWith("dsmoe")) return "DSMoE λ=1, τ varied";
-  if (variant.startsWith("topk")) return "top-k MoE (split-upcycled)";
-  return variant === "dense" ? "dense (continued)" : "dense parent";
-}
-
-/** The verdict line from the variant summary rows (pure; exported for tests). */
-export function dsmoeTauVerdict(rows: Row[], meta: string): string {
-  const by = new Map(rows.map((r) => [String(r.variant), r]));
-  const d = by.get("dense"), m = by.get("dsmoe_t0.5");
-  const head = `verdict (dsmoe-tau; ${meta}):`;
-  if (!d || !m || num(m.ppl_mean) === null || num(d.ppl_mean) === null) {
-    return `${head} not enough completed runs (need dense and dsmoe_t0.5)`;
-  }
-  const t = welchT(m, d);
-  const pct = 100 * ((m.ppl_mean as number) / (d.ppl_mean as number) - 1);
-  const act = num(m.ffn_active_pct);
-  const sameQuality = t === null ? Math.abs(pct) <= 2 : t <= T_CRIT;
-  const sparse = act !== null && act < 90;
-  const topks = rows.filter((r) => String(r.variant).startsWith("topk") && num(r.ffn_active_pct) !== null);
-  const near = act === null
-    ? undefined
-    : topks.sort((a, b) =>
-      Math.abs((a.ffn_active_pct as number) - act) - Math.abs((b.ffn_active_pct as number) - act)
-    )[0];
-  const vsTopk = near
-    ? `; ${near.variant} (${fmt(near.ffn_active_pct, 0)}% FFN active) ppl ${fmt(near.ppl_mean, 3)}: DSMoE ${
-      (m.ppl_mean as number) < (near.ppl_mean as number) ? "better" : "worse"
-    }`
-    : "";
-  return `${head} DSMoE at τ=0.5 reaches ppl ${fmt(m.ppl_mean, 3)} with ${fmt(act, 1)}% of the dense FFN's ` +
-    `parameters active per token vs dense ppl ${fmt(d.ppl_mean, 3)} (${pct >= 0 ? "+" : ""}${pct.toFixed(2)}%` +
-    `${t === null ? ", t n/a" : `, t ${t.toFixed(1)}`})${vsTopk}: claim (dense quality at fewer active ` +
-    `parameters) ${sameQuality && sparse ? "supported" : "not supported"} at this scale` +
-    (sparse ? "" : " (DSMoE did not sparsify: ≥ 90% active)");
-}
-
-async function report(ctx: ReportContext): Promise<string[]> {
-  const order = Object.keys(variants);
-  const rows = await variantSummary(ctx, order);
-  ctx.print(`\n${ctx.experiment}: val perplexity vs activated parameters (measured from the gates), mean over seeds`);
-  ctx.print(textTable(
-    ["variant", "seeds", "val ppl", "params", "active params", "FFN active", "experts/token", "no-expert", "load CV"],
-    rows.map((r) => [
-      String(r.variant),
-      String(r.seeds),
-      fmtMeanStd(r.ppl_mean, r.ppl_std),
-      fmt(r.params_total, 0),
-      fmt(r.params_active, 0),
-      fmtPct(r.ffn_active_pct),
-      fmt(r.experts_active, 2),
-      fmt(r.no_expert, 3),
-      fmt(r.load_cv, 2),
-    ]),
-  ));
-  ctx.print(inferenceSpeedTable(rows));
-  ctx.print(dsmoeTauVerdict(rows, await runMetaText(ctx)));
-  const files = await pplVsActiveParams(ctx, {
-    series: family,
-    subtitle: "All variants start from the same dense parent and train on the same tokens. " +
-      "Activated parameters measured from the routing on the validation batches; mean over seeds.",
-  });
-  files.push(...await valLossCurves(ctx, order));
-  return files;
-}
-
 export default defineExperiment({
   id: "dsmoe-tau",
   description: "DSMoE (dense FFN partitioned into 8 gated blocks) upcycled from a dense run: perplexity vs " +
@@ -151,6 +68,6 @@ export default defineExperiment({
   ...sparseDefault(200),
   variants,
   metrics: ["val_loss", "val_ppl"],
-  report,
+  report: dsmoeTauReport,
   scales: SPARSE_SCALES,
 });

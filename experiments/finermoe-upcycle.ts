@@ -31,22 +31,7 @@
  * - gpu: d_model 384, 6 layers, d_ff 1024, seq 256, 1500 steps × 32 × 256, 3 seeds.
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
-import type { ReportContext } from "../lib/experiment/define.ts";
-import {
-  fmt,
-  fmtMeanStd,
-  fmtPct,
-  inferenceSpeedTable,
-  num,
-  pplVsActiveParams,
-  type Row,
-  runMetaText,
-  T_CRIT,
-  textTable,
-  valLossCurves,
-  variantSummary,
-  welchT,
-} from "../lib/plot/sparse.ts";
+import { finermoeUpcycleReport } from "../lib/report/finermoe.ts";
 import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
 
 const PARENT = { variant: "dense_parent" };
@@ -90,68 +75,6 @@ const variants: Record<string, VariantPatch> = {
   },
 };
 
-/** The verdict line from the variant summary rows (pure; exported for tests). */
-export function finermoeUpcycleVerdict(rows: Row[], meta: string): string {
-  const head = `verdict (finermoe-upcycle; ${meta}):`;
-  const by = new Map(rows.map((r) => [String(r.variant), r]));
-  const f = by.get("finermoe");
-  const others = ["dense", "finermoe_no_shared", "copy_top2", "split_top2"].map((v) => by.get(v)).filter((r) =>
-    r && num(r.ppl_mean) !== null
-  ) as Row[];
-  if (!f || num(f.ppl_mean) === null || others.length === 0) {
-    return `${head} not enough completed runs (need finermoe and at least one baseline)`;
-  }
-  const parts = others.map((o) => {
-    const t = welchT(f, o);
-    const pct = 100 * ((f.ppl_mean as number) / (o.ppl_mean as number) - 1);
-    const better = t === null ? pct < 0 : t < -T_CRIT;
-    return { v: String(o.variant), pct, t, better };
-  });
-  const wins = parts.filter((p) => p.better).length;
-  return `${head} FineRMoE ppl ${fmt(f.ppl_mean, 3)} with ${fmt(f.ffn_active_pct, 0)}% of the dense FFN active; ` +
-    parts.map((p) =>
-      `vs ${p.v} ${p.pct >= 0 ? "+" : ""}${p.pct.toFixed(2)}% (${p.t === null ? "t n/a" : `t ${p.t.toFixed(1)}`})`
-    ).join(", ") +
-    `: better than ${wins}/${parts.length} baselines${parts.every((p) => p.t === null) ? " (by the mean only)" : ""}` +
-    ` — claim (FineRMoE beats dense continued training and copy/split upcycling) ` +
-    `${wins === parts.length ? "supported" : "not supported"} at this scale`;
-}
-
-async function report(ctx: ReportContext): Promise<string[]> {
-  const order = Object.keys(variants);
-  const rows = await variantSummary(ctx, order);
-  ctx.print(`\n${ctx.experiment}: upcycled from the same dense parent, same tokens, mean over seeds`);
-  ctx.print(textTable(
-    ["variant", "seeds", "val ppl", "vs dense", "t", "params", "active params", "FFN active", "load CV"],
-    rows.map((r) => {
-      const d = rows.find((x) => x.variant === "dense");
-      const t = d && r !== d ? welchT(r, d) : null;
-      const pct = d && num(d.ppl_mean) !== null && num(r.ppl_mean) !== null
-        ? 100 * ((r.ppl_mean as number) / (d.ppl_mean as number) - 1)
-        : null;
-      return [
-        String(r.variant),
-        String(r.seeds),
-        fmtMeanStd(r.ppl_mean, r.ppl_std),
-        pct === null ? "-" : `${pct >= 0 ? "+" : ""}${pct.toFixed(2)}%`,
-        t === null ? "-" : t.toFixed(1),
-        fmt(r.params_total, 0),
-        fmt(r.params_active, 0),
-        fmtPct(r.ffn_active_pct),
-        fmt(r.load_cv, 2),
-      ];
-    }),
-  ));
-  ctx.print(inferenceSpeedTable(rows));
-  ctx.print(finermoeUpcycleVerdict(rows, await runMetaText(ctx)));
-  const files = await pplVsActiveParams(ctx, {
-    subtitle: "Children of one dense parent trained on the same tokens; activated parameters measured from the " +
-      "routing on the validation batches.",
-  });
-  files.push(...await valLossCurves(ctx, order));
-  return files;
-}
-
 export default defineExperiment({
   id: "finermoe-upcycle",
   description: "From one dense parent per seed: continued dense training vs FineRMoE (with / without shared " +
@@ -160,6 +83,6 @@ export default defineExperiment({
   ...sparseDefault(160),
   variants,
   metrics: ["val_loss", "val_ppl"],
-  report,
+  report: finermoeUpcycleReport,
   scales: SPARSE_SCALES,
 });

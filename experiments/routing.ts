@@ -13,11 +13,11 @@
  * d_ff is chosen so that the variants with router vectors (+K·d per sub-layer) and the one without
  * (none) both stay within 1% of dense in parameters and FLOPs (checked by `budget`).
  */
-import { defineExperiment } from "../lib/experiment/mod.ts";
+import { defineExperiment, type FinedeepOptions, type VariantPatch } from "../lib/experiment/mod.ts";
 import { routingReport } from "../lib/report/finedeep.ts";
 import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
 
-const finedeep = (score: string, norm_fn: string) => ({
+const finedeep = (score: FinedeepOptions["score"], norm_fn: FinedeepOptions["norm_fn"]): VariantPatch => ({
   model: { ffn: { kind: "finedeep", m: 4, k: 4, score, norm_fn, router: "expert", rmsnorm: "pre" } },
 });
 

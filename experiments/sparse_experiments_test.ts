@@ -8,10 +8,6 @@ import assert from "node:assert/strict";
 import { projectPaths, REPO_ROOT } from "../lib/util/paths.ts";
 import { loadExperiment, makePlan } from "../lib/runner/plan.ts";
 import { readRecord } from "../lib/runner/cache.ts";
-import { dsmoeTauVerdict } from "./dsmoe-tau.ts";
-import { dsmoeSteVerdict } from "./dsmoe-ste.ts";
-import { finermoeUpcycleVerdict } from "./finermoe-upcycle.ts";
-import { finermoeDimsVerdict } from "./finermoe-dims.ts";
 
 /** Runs per seed (variants), seeds per scale, and whether one dense parent serves every seed. */
 const EXPERIMENTS: Record<string, { variants: number; seeds: Record<string, number>; oneParent?: boolean }> = {
@@ -148,49 +144,3 @@ Deno.test({
 function plan0<T extends { variant: string; seed: number }>(plan: { runs: T[] }): T {
   return plan.runs.find((r) => r.variant === "dense_parent" && r.seed === 0)!;
 }
-
-Deno.test("sparse experiment verdicts are computed from the numbers (supported / not supported flip)", () => {
-  const row = (variant: string, ppl: number, extra: Record<string, unknown> = {}) => ({
-    variant,
-    seeds: 3,
-    ppl_mean: ppl,
-    ppl_std: 0.1,
-    ...extra,
-  });
-  // dsmoe-tau: same quality at 45% active -> supported; 10% worse -> not supported; no sparsity -> not supported.
-  const tau = (p: number, act: number) =>
-    dsmoeTauVerdict([row("dense", 10, { ffn_active_pct: 100 }), row("dsmoe_t0.5", p, { ffn_active_pct: act })], "m");
-  assert.match(tau(10.05, 45), /ppl 10\.050 with 45\.0% .* t 0\.6\): claim .* supported at this scale$/);
-  assert.match(tau(11, 45), /not supported/);
-  assert.match(tau(10, 95), /not supported at this scale \(DSMoE did not sparsify/);
-  // dsmoe-ste: collapse and worse ppl -> supported; no collapse -> not supported.
-  const ste = (aOff: number, pOff: number) =>
-    dsmoeSteVerdict([
-      row("ste_t0.5", 10, { experts_active: 4, no_expert: 0 }),
-      row("no_ste_t0.5", pOff, { experts_active: aOff, no_expert: 0 }),
-    ], "m");
-  assert.match(ste(1, 11), /collapse without the STE is observed and hurts perplexity .*\(claim supported\)/);
-  assert.match(ste(3.9, 11), /not observed .*\(claim not supported\)/);
-  assert.match(ste(1, 10), /observed but perplexity is not clearly worse .*\(claim not supported\)/);
-  // finermoe-upcycle: must beat every baseline.
-  const up = (f: number) =>
-    finermoeUpcycleVerdict(
-      [
-        row("finermoe", f),
-        row("dense", 10),
-        row("finermoe_no_shared", 10),
-        row("copy_top2", 10),
-        row("split_top2", 10),
-      ],
-      "m",
-    );
-  assert.match(up(9), /better than 4\/4 baselines — claim .* supported/);
-  assert.match(up(9.95), /better than 0\/4 baselines — claim .* not supported/);
-  // finermoe-dims: out < inter and both best.
-  const dims = (both: number) =>
-    finermoeDimsVerdict([row("fg_none", 12), row("fg_inter", 11), row("fg_out", 10), row("fg_both", both)], "m");
-  assert.match(dims(9), /ranking fg_both 9\.000 .* output-only vs intermediate-only better .* both best: .* supported/);
-  assert.match(dims(10.5), /both not best \(not below fg_out t [\d.]+\): .* not supported/);
-  // Lowest mean, but within noise of fg_out: said so, and the claim is not supported.
-  assert.match(dims(9.98), /both lowest, but not significantly below fg_out t -[\d.]+: .* not supported/);
-});

@@ -38,6 +38,15 @@ interface PThreadModule {
  */
 export const WASM_MAX_THREADS = 8;
 
+/**
+ * XNNPACK threads of the wasm backend when none are asked for: the logical cores, at most
+ * {@link WASM_MAX_THREADS} (bench/README.md: 2 threads train the reference model 1.3-1.4x faster
+ * than 1 on a 2-vCPU machine, with the same loss bits).
+ */
+export function defaultWasmThreads(): number {
+  return Math.max(1, Math.min(WASM_MAX_THREADS, navigator.hardwareConcurrency || 1));
+}
+
 /** What {@link initThreadedWasm} set up. */
 export interface WasmThreadsInfo {
   /** Threads XNNPACK runs with (tfjs's getThreadsCount). */

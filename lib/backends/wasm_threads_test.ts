@@ -8,7 +8,7 @@ import {
   WASM_MAX_THREADS,
   wasmThreadsUnsupported,
 } from "./wasm_threads.ts";
-import { wasmDistDir } from "./mod.ts";
+import { wasmDistDir } from "./setup/wasm.ts";
 
 const workerFile = () =>
   readFileSync(join(wasmDistDir(), "..", "wasm-out", "tfjs-backend-wasm-threaded-simd.worker.js"), "utf8");
@@ -41,7 +41,7 @@ async function trainChild(threads: number) {
   const bench = new URL("../train/bench.ts", import.meta.url).href;
   const code = `
     import { benchmark } from ${JSON.stringify(bench)};
-    import { DEFAULT_MODEL } from ${JSON.stringify(new URL("../experiment/config.ts", import.meta.url).href)};
+    import { DEFAULT_MODEL } from ${JSON.stringify(new URL("../core/config.ts", import.meta.url).href)};
     const out = [];
     for (const kind of ["dense", "finedeep"]) {
       const r = await benchmark({ backend: "wasm", threads: ${threads}, model: { ...DEFAULT_MODEL, ffn: { kind } },

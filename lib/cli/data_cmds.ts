@@ -10,7 +10,7 @@
 import cliProgress from "cli-progress";
 import process from "node:process";
 import { join } from "node:path";
-import { DEFAULT_DATA } from "../experiment/config.ts";
+import { DEFAULT_DATA } from "../core/config.ts";
 import {
   cacheBase,
   closeDataset,

@@ -4,7 +4,7 @@
  * @module
  */
 import { stringify as toYaml } from "yaml";
-import type { BackendName } from "../experiment/config.ts";
+import type { BackendName } from "../core/config.ts";
 import { type Overrides, readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
 import { progressBar } from "./data_cmds.ts";
@@ -15,7 +15,9 @@ import type { ProjectPaths } from "../util/paths.ts";
 import { progressFactory } from "./progress.ts";
 import { estimateMemory, formatBytes, machineMemory, type MemoryEstimate } from "../runner/memory.ts";
 import { UserError } from "./errors.ts";
-import { experimentRow, ingestAndPlot, printSummary, runReport } from "./store_cmds.ts";
+import { experimentRow, ingestRecords, summarySql, withResults } from "../runner/results.ts";
+import { formatResult } from "../store/format.ts";
+import * as finelab from "../api/mod.ts";
 import { writeRunRequests } from "../runner/run_one.ts";
 import type { SlurmSettings } from "../executor/slurm/settings.ts";
 import { SlurmError } from "../executor/slurm/commands.ts";
@@ -207,14 +209,18 @@ async function finishExp(plan: Plan, outcomes: RunOutcome[], o: ExpOptions, t0: 
   // Runs made with --set/--config are not the experiment's declared plan: they are stored, but the experiment's
   // current results (current_runs), plots and verdict stay those of its declared plan.
   const declared = !(o.set?.length || o.config?.length);
-  const plots = await ingestAndPlot(plan, [...outcomes.map((x) => x.record), ...parents], {
-    paths,
-    experiment: declared ? experimentRow(plan, paths) : null,
-    plot: o.plot !== false && declared,
-  });
-  await printSummary(plan, paths, { current: declared });
+  await withResults(paths, (store) =>
+    ingestRecords(store, [...outcomes.map((x) => x.record), ...parents], {
+      paths,
+      experiment: declared ? experimentRow(plan, paths) : null,
+    }));
+  const metrics = plan.experiment.metrics ?? ["val_loss", "val_ppl"];
+  const hashes = declared ? undefined : plan.runs.map((r) => r.hash);
+  console.log(formatResult(await finelab.query(summarySql(id, metrics, hashes), undefined, { paths }), "table"));
+  const plots: string[] = [];
   if (declared) {
-    plots.push(...await runReport(plan.experiment, paths, { plot: o.plot !== false, print: (t) => console.log(t) }));
+    // The experiment's plots and its report (table, verdict), from the database.
+    plots.push(...await finelab.report(id, { paths, plot: o.plot !== false, print: (t) => console.log(t) }));
   } else {
     console.log(
       `(runs with --set/--config overrides: stored in runs, but ${id}'s current results, plots and verdict stay ` +

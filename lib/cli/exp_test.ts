@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../util/paths.ts";
-import { childFlags } from "../runner/faults/helpers.ts";
+import { childFlags } from "./faults/helpers.ts";
 import { backendLines } from "./exp.ts";
 
 /** The CLI runs with exactly the permissions of `deno task exp` (lib/cli/permissions.ts). */

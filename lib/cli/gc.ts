@@ -9,7 +9,7 @@ import { formatBytes } from "../runner/memory.ts";
 import { formatResult } from "../store/format.ts";
 import type { QueryResult } from "../store/result.ts";
 import type { ProjectPaths } from "../util/paths.ts";
-import { rebuildFromCache } from "./store_cmds.ts";
+import { rebuildFromCache } from "../runner/results.ts";
 
 /** Runs `gc`: a dry run unless `yes`. */
 export async function cmdGc(opts: { paths: ProjectPaths; yes?: boolean; unplanned?: boolean }): Promise<void> {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { argPaths, descriptors } from "./launch.ts";
 import { REPO_ROOT } from "../util/paths.ts";
-import { cleanup, SUITE, tempResults } from "../runner/faults/helpers.ts";
+import { cleanup, SUITE, tempResults } from "../cli/faults/helpers.ts";
 
 const dec = new TextDecoder();
 
@@ -55,7 +55,7 @@ Deno.test({
       await Deno.writeTextFile(`${cfgDir}/over.yaml`, "train:\n  lr: 0.001\n");
       const exp = await task(["exp", "faults", "--config", `${cfgDir}/over.yaml`, "--dry-run"], {
         FINELAB_RESULTS: results,
-        FINELAB_EXPERIMENTS: "lib/runner/faults/testdata/experiments",
+        FINELAB_EXPERIMENTS: "lib/cli/faults/testdata/experiments",
       });
       assert.equal(exp.code, 0, exp.stderr);
       assert.match(exp.stdout, /faults \(scale default, backend wasm\): 1 runs/);

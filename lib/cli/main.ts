@@ -11,7 +11,7 @@ import { cmdDataFetch, cmdDataList, cmdDataPrepare, cmdDataShow } from "./data_c
 import { listExperiments } from "../runner/plan.ts";
 import { reportError, UserError } from "./errors.ts";
 import { cmdRun } from "./run_cmd.ts";
-import { BACKENDS } from "../experiment/config.ts";
+import { BACKENDS } from "../core/config.ts";
 import { checkResultsDir } from "./results_dir.ts";
 import { cmdGc } from "./gc.ts";
 

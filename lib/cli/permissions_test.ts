@@ -3,7 +3,7 @@ import { NATIVE_PERMISSIONS } from "../backends/native/permissions.ts";
 import { join } from "node:path";
 import { ENV_VARS, permissionFlags } from "./permissions.ts";
 import { REPO_ROOT } from "../util/paths.ts";
-import { cleanup, cli, ok, SUITE, tempResults } from "../runner/faults/helpers.ts";
+import { cleanup, cli, ok, SUITE, tempResults } from "./faults/helpers.ts";
 
 const CLI_TASKS = ["exp", "query", "plot", "db", "runs", "list", "gc", "data"];
 

@@ -18,8 +18,8 @@ import { join } from "node:path";
 import { openStore } from "../store/mod.ts";
 import { queryReadOnly } from "../store/readonly.ts";
 import { syntheticRunRecord } from "../store/testing.ts";
-import type { RunRecord } from "../runner/records.ts";
-import { cleanup, cli, SUITE, tempResults } from "../runner/faults/helpers.ts";
+import type { RunRecord } from "../core/records.ts";
+import { cleanup, cli, SUITE, tempResults } from "../cli/faults/helpers.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 
 const README = await Deno.readTextFile(join(REPO_ROOT, "README.md"));

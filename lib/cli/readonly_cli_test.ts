@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { cleanup, cli, dbRows, ok, SUITE, tempResults } from "../runner/faults/helpers.ts";
+import { cleanup, cli, dbRows, ok, SUITE, tempResults } from "../cli/faults/helpers.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 import { permissionFlags } from "./permissions.ts";
 
@@ -36,7 +36,7 @@ async function cliReadOnlyMount(results: string, args: string[], extraWrite: str
     ...permissionFlags({
       root: REPO_ROOT,
       results,
-      experiments: `${REPO_ROOT}/lib/runner/faults/testdata/experiments`,
+      experiments: `${REPO_ROOT}/lib/cli/faults/testdata/experiments`,
       extraWrite,
     }),
   ];
@@ -53,7 +53,7 @@ async function cliReadOnlyMount(results: string, args: string[], extraWrite: str
     cwd: REPO_ROOT,
     env: {
       FINELAB_RESULTS: results,
-      FINELAB_EXPERIMENTS: `${REPO_ROOT}/lib/runner/faults/testdata/experiments`,
+      FINELAB_EXPERIMENTS: `${REPO_ROOT}/lib/cli/faults/testdata/experiments`,
       NO_COLOR: "1",
     },
     stdout: "piped",

@@ -1,300 +1,32 @@
 /**
- * Commands over the results database: `query`, `plot`, `db rebuild`, `runs`, and the
- * store/plot/summary steps that end `exp`.
+ * Commands over the results database: `query`, `plot`, `db rebuild`, `runs`. Each calls the API
+ * (lib/api/mod.ts) and prints.
  *
  * @module
  */
-import { basename, dirname, relative } from "node:path";
-import {
-  type ExperimentRow,
-  openStore,
-  type QueryParam,
-  rebuildStore,
-  type Store,
-  StoreCorruptError,
-} from "../store/mod.ts";
-import { openReadOnly, QueryRefusedError, QuerySqlError, type ReadOnlyDb } from "../store/readonly.ts";
 import { formatResult, type OutputFormat } from "../store/format.ts";
-import { ingestBenchFiles } from "../store/bench.ts";
 import type { QueryResult } from "../store/result.ts";
+import { NoResultsError, openForReading as openResultsForReading, type RunsRow } from "../runner/results.ts";
+import { QueryRefusedError, QuerySqlError, type ReadOnlyDb } from "../store/readonly.ts";
+import type { QueryParam } from "../store/mod.ts";
+import { loadExperiment } from "../runner/plan.ts";
 import { plotExperiment } from "../plot/mod.ts";
-import { entryPaths, inspectEntry, listRecords, liveStatus, readAttempts, withLiveStatus } from "../runner/cache.ts";
-import { waitLock } from "../runner/lock.ts";
-import { listExperiments, loadExperiment, type Plan } from "../runner/plan.ts";
-import type { RunRecord } from "../runner/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
-import { atomicWriteJson, readJsonOrNull } from "../util/fs.ts";
-import { faultPoint } from "../util/fault.ts";
+import * as finelab from "../api/mod.ts";
 import { UserError } from "./errors.ts";
-
-/**
- * How long a command waits for the results database while another process writes it: DuckDB allows
- * one writer per file, so concurrent runners queue here (default 10 min; FINELAB_DB_LOCK_TIMEOUT_S).
- */
-export function dbLockTimeoutMs(): number {
-  let v: string | undefined;
-  try {
-    v = Deno.env.get("FINELAB_DB_LOCK_TIMEOUT_S");
-  } catch { /* no env permission: the default */ }
-  const s = Number(v);
-  return (v && Number.isFinite(s) && s >= 0 ? s : 600) * 1000;
-}
-
-const log = (m: string) => console.error(m);
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
-/** Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time. */
-async function withRebuildLock<T>(paths: ProjectPaths, fn: () => Promise<T>): Promise<T> {
-  await Deno.mkdir(paths.results, { recursive: true });
-  const lock = await waitLock(`${paths.results}/.db-rebuild.lock`, { pollMs: 200 });
-  try {
-    return await fn();
-  } finally {
-    lock!.release();
-  }
-}
-
-/** What {@link rebuildFromCache} did. */
-export interface RebuildReport {
-  runs: number;
-  metrics: number;
-  /** Cache entries left out because they failed verification (dir and problems). */
-  corrupt: { dir: string; problems: string[] }[];
-}
-
-/**
- * Recreates the database from the run cache (the source of truth): every verified entry, with its
- * live status (a dead `running` run is stored as interrupted). Corrupt entries are left out and
- * reported; the next `exp` retrains them.
- */
-export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildReport> {
-  await removeRebuildLeftovers(paths);
-  const corrupt: RebuildReport["corrupt"] = [];
-  const records = (await listRecords(paths.cache, { onCorrupt: (dir, problems) => corrupt.push({ dir, problems }) }))
-    .map((r) => withLiveStatus(r, entryPaths(paths.cache, r.manifest.hash)));
-  await rebuildStore(paths.db, { records, experiments: await experimentRows(records, paths) }, {
-    lockTimeoutMs: dbLockTimeoutMs(),
-  });
-  // Benchmark results live as JSON files under results/bench/ (deno task bench): restore the bench table.
-  const store = await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
-  try {
-    await ingestBenchFiles(store, `${paths.results}/bench`);
-  } finally {
-    await store.close();
-  }
-  for (const c of corrupt) {
-    log(
-      `warning: left out cache entry ${c.dir}: ${c.problems.join("; ")}. ` +
-        `Run its experiment again (deno task exp <id>) to retrain it.`,
-    );
-  }
-  return { runs: records.length, metrics: records.reduce((a, r) => a + r.metrics.length, 0), corrupt };
-}
-
-/** Removes half-built databases of rebuilds that were killed (call under the rebuild lock). */
-async function removeRebuildLeftovers(paths: ProjectPaths): Promise<void> {
-  const base = basename(paths.db);
-  try {
-    for await (const e of Deno.readDir(dirname(paths.db))) {
-      if (e.isFile && e.name.startsWith(`${base}.rebuild-`) && /\.tmp(\.wal)?$/.test(e.name)) {
-        await Deno.remove(`${dirname(paths.db)}/${e.name}`).catch(() => {});
-      }
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-async function cacheHasRuns(cache: string): Promise<boolean> {
-  try {
-    for await (const e of Deno.readDir(cache)) if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) return true;
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return false;
-}
-
-/** Identity of the database file (a rebuild renames a new file over it, which changes it). */
-async function fileId(path: string): Promise<string | null> {
-  try {
-    const st = await Deno.stat(path);
-    return `${st.ino}:${st.mtime?.getTime()}:${st.size}`;
-  } catch {
-    return null;
-  }
-}
-
-/** Rebuilds a corrupt database under the rebuild lock, unless another process replaced the file meanwhile. */
-async function repair(paths: ProjectPaths, e: StoreCorruptError): Promise<void> {
-  const seen = await fileId(paths.db);
-  await withRebuildLock(paths, async () => {
-    if ((await fileId(paths.db)) !== seen) return; // another process rebuilt it while we waited
-    log(
-      `${e.message.replace(/ The database is only an index.*$/, "")} Rebuilding it from ${paths.cache} ` +
-        `(nothing is lost: the cache is the source of truth).`,
-    );
-    await rebuildFromCache(paths);
-  });
-}
-
-/**
- * Opens the results database for writing. A missing database is first rebuilt from the cache (when
- * the cache holds runs, so no run of another experiment goes missing from it); a corrupt one is
- * rebuilt from the cache, with a message. Waits {@link dbLockTimeoutMs} for other writers.
- */
-export async function openResults(paths: ProjectPaths): Promise<Store> {
-  if (!(await exists(paths.db)) && (await cacheHasRuns(paths.cache))) {
-    await withRebuildLock(paths, async () => {
-      if (await exists(paths.db)) return;
-      log(`no results database at ${paths.db}: building it from the run cache ${paths.cache}`);
-      await rebuildFromCache(paths);
-    });
-  }
-  try {
-    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
-  } catch (e) {
-    if (!(e instanceof StoreCorruptError)) throw e;
-    await repair(paths, e);
-    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
-  }
-}
-
-/**
- * Runs `fn` on the open results database; when the database turns out corrupt while `fn` reads or
- * writes it, rebuilds it from the cache and runs `fn` once more.
- */
-export async function withResults<T>(paths: ProjectPaths, fn: (store: Store) => Promise<T>): Promise<T> {
-  let store = await openResults(paths);
-  try {
-    return await fn(store);
-  } catch (e) {
-    if (!(e instanceof StoreCorruptError)) throw e;
-    await store.close();
-    await repair(paths, e);
-    store = await openResults(paths);
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
-
-/** The `experiments` row for a plan, with the plan's runs (what `current_runs` shows). */
-export function experimentRow(plan: Plan, paths: ProjectPaths): ExperimentRow {
-  return {
-    id: plan.experiment.id,
-    description: plan.experiment.description,
-    module: relative(paths.root, plan.modulePath),
-    n_runs: plan.runs.length,
-    updated_at: new Date().toISOString(),
-    plan: { scale: plan.scale, runs: plan.runs.map((r) => ({ hash: r.hash, run_id: r.run_id })) },
-  };
-}
-
-/** Where the latest plan of each experiment is kept (part of the cache, so `db rebuild` restores it). */
-function planFile(paths: ProjectPaths, id: string): string {
-  return `${paths.cache}/plans/${id}.json`;
-}
-
-/** Stores the plan's records and (optionally) redraws the experiment's plots; returns the plot files. */
-export async function ingestAndPlot(
-  plan: Plan,
-  records: RunRecord[],
-  opts: { paths: ProjectPaths; experiment: ExperimentRow | null; plot: boolean },
-): Promise<string[]> {
-  // The plan file (the experiment's current runs) is replaced only by a declared plan (experiment given).
-  if (opts.experiment) await atomicWriteJson(planFile(opts.paths, plan.experiment.id), opts.experiment);
-  faultPoint("exp.plan");
-  return await withResults(opts.paths, async (store) => {
-    await store.ingest(records, opts.experiment ? [opts.experiment] : []);
-    faultPoint("exp.ingested");
-    if (!opts.plot) return [];
-    return await plotExperiment(store, plan.experiment.id, `${opts.paths.plots}/${plan.experiment.id}`);
-  });
-}
-
-/**
- * SQL of the per-variant summary of an experiment's current runs (also shown in the README), or of the given
- * run hashes (runs made with overrides).
- */
-export function summarySql(experiment: string, metrics: string[], hashes?: string[]): string {
-  const cols = metrics.map((m) => `avg(${m}) AS ${m}_mean, stddev_samp(${m}) AS ${m}_std`).join(",\n  ");
-  const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
-  const from = hashes
-    ? `runs\nWHERE hash IN (${hashes.map(q).join(", ")})`
-    : `current_runs\nWHERE experiment = ${q(experiment)}`;
-  return `SELECT variant, count(*) AS seeds,\n  ${cols}\nFROM ${from} AND status = 'completed'\n` +
-    `GROUP BY variant ORDER BY ${metrics[metrics.length - 1]}_mean`;
-}
-
-/**
- * Prints the summary table (mean and std over seeds per variant), computed in DuckDB: of the experiment's current
- * runs, or (`current: false`) of this plan's runs.
- */
-export async function printSummary(plan: Plan, paths: ProjectPaths, opts: { current?: boolean } = {}): Promise<void> {
-  const metrics = plan.experiment.metrics ?? ["val_loss", "val_ppl"];
-  const hashes = opts.current === false ? plan.runs.map((r) => r.hash) : undefined;
-  const r = await withResults(paths, (store) => store.query(summarySql(plan.experiment.id, metrics, hashes)));
-  console.log(formatResult(r, "table"));
-}
-
-/**
- * Runs the experiment's own `report` hook (its table, verdict and extra plots; see
- * `ExperimentSpec.report`) over the results database. Returns the plot files it wrote.
- */
-export async function runReport(
-  exp: Plan["experiment"],
-  paths: ProjectPaths,
-  opts: { plot: boolean; print?: (text: string) => void },
-): Promise<string[]> {
-  const report = exp.report;
-  if (!report) return [];
-  return await withResults(paths, (store) =>
-    report({
-      experiment: exp.id,
-      query: (sql, params) => store.query(sql, params),
-      plotDir: opts.plot ? `${paths.plots}/${exp.id}` : null,
-      print: opts.print ?? (() => {}),
-    }));
-}
-
-/** Opens the results folder read-only, first building or repairing a missing or corrupt database. */
-async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
-  const open = () => openReadOnly(paths.results, { db: paths.db, lockTimeoutMs: dbLockTimeoutMs() });
-  // A missing database of a cache with runs is built first (a write, into the results folder only).
-  // A missing database is created first (built from the cache when it has runs; a write into the results folder).
-  if (!(await exists(paths.db))) {
-    try {
-      await (await openResults(paths)).close();
-    } catch (e) {
-      if (await cacheHasRuns(paths.cache)) throw e;
-      throw new UserError(`no results in ${paths.results} yet: run an experiment first (deno task exp <id>)`);
-    }
-  }
-  try {
-    return await open();
-  } catch (e) {
-    if (!(e instanceof StoreCorruptError)) throw e;
-    await repair(paths, e);
-    return await open();
-  }
-}
-
-/** The read-only store the plot and report code query (the first statement's result). */
-function asStore(db: ReadOnlyDb) {
-  return { query: async (sql: string, params?: Record<string, QueryParam>) => (await db.run(sql, params))[0].result };
-}
 
 const QUERY_HELP = "Tables: experiments, runs, current_runs, metrics, run_metrics; " +
   '`deno task query "DESCRIBE runs"` lists the columns of runs; see README "Results database".';
+
+/** Opens the results folder read-only (see lib/runner/results.ts); no results at all is a UserError. */
+async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
+  try {
+    return await openResultsForReading(paths);
+  } catch (e) {
+    if (e instanceof NoResultsError) throw new UserError(e.message);
+    throw e;
+  }
+}
 
 /**
  * `query`: runs SQL on a read-only connection (see lib/store/readonly.ts) and prints each statement's rows;
@@ -337,12 +69,24 @@ export async function cmdPlot(id: string, opts: { paths: ProjectPaths; out?: str
   const db = await openForReading(opts.paths);
   const files: string[] = [];
   try {
-    const store = asStore(db);
+    const store = {
+      query: async (sql: string, params?: Record<string, QueryParam>) => (await db.run(sql, params))[0].result,
+    };
     const n = await store.query("SELECT count(*)::INTEGER AS n FROM runs WHERE experiment = $id", { id });
     if (n.rows[0].n !== 0) {
       files.push(...await plotExperiment(store, id, outDir));
       const report = exp.report;
-      if (report) files.push(...await report({ experiment: id, query: store.query, plotDir: outDir, print: () => {} }));
+      if (report) {
+        files.push(
+          ...await report({
+            experiment: id,
+            variants: exp.variants ?? { base: {} },
+            query: store.query,
+            plotDir: outDir,
+            print: () => {},
+          }),
+        );
+      }
     }
   } finally {
     db.close();
@@ -353,34 +97,11 @@ export async function cmdPlot(id: string, opts: { paths: ProjectPaths; out?: str
   for (const f of files) console.log(f);
 }
 
-async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promise<ExperimentRow[]> {
-  const ids = new Set(records.map((r) => r.manifest.experiment));
-  const known = new Set(await listExperiments(paths));
-  const rows: ExperimentRow[] = [];
-  for (const id of ids) {
-    const saved = await readJsonOrNull<ExperimentRow>(planFile(paths, id));
-    if (saved) {
-      rows.push(saved);
-      continue;
-    }
-    let description = "", module = "";
-    if (known.has(id)) {
-      try {
-        const { exp, modulePath } = await loadExperiment(id, paths);
-        description = exp.description;
-        module = relative(paths.root, modulePath);
-      } catch { /* module broken: keep the runs anyway */ }
-    }
-    rows.push({ id, description, module, n_runs: records.filter((r) => r.manifest.experiment === id).length });
-  }
-  return rows;
-}
-
 /** `db rebuild`: recreates the database from the run cache (the source of truth). */
 export async function cmdDb(action: string, opts: { paths: ProjectPaths }): Promise<void> {
   if (action === "path") return console.log(opts.paths.db);
   const t0 = performance.now();
-  const r = await withRebuildLock(opts.paths, () => rebuildFromCache(opts.paths));
+  const r = await finelab.rebuild({ paths: opts.paths });
   console.log(
     `rebuilt ${opts.paths.db} from ${opts.paths.cache}: ${r.runs} runs, ${r.metrics} metric rows` +
       `${r.corrupt.length ? `, ${r.corrupt.length} corrupt entries left out` : ""} ` +
@@ -388,95 +109,11 @@ export async function cmdDb(action: string, opts: { paths: ProjectPaths }): Prom
   );
 }
 
-/** "42s", "3m05s", "2h07m" (for heartbeat ages). */
-export function formatAge(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-}
-
-/** One line of `runs`. */
-export interface RunsRow {
-  experiment: string | null;
-  run_id: string | null;
-  hash: string;
-  /** queued, running, completed, failed, interrupted (a dead process's run) or corrupt. */
-  status: string;
-  step: number | null;
-  steps: number | null;
-  val_ppl: number | null;
-  /** Age of the last heartbeat of a running or interrupted run. */
-  heartbeat: string | null;
-  /** Training attempts started (attempts.jsonl). */
-  attempts: number;
-  /** Why it failed, was interrupted or is corrupt, and what to do. */
-  note: string | null;
-}
-
-/** The rows of `runs`: every cache entry with its live status, corrupt ones included. */
-export async function runsRows(paths: ProjectPaths, experiment?: string): Promise<RunsRow[]> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(paths.cache)) {
-      if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const rows: RunsRow[] = [];
-  for (const name of names.sort()) {
-    const p = entryPaths(paths.cache, name);
-    const { record: r, problems } = await inspectEntry(p);
-    const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
-    if (problems.length) {
-      const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
-      if (experiment && m?.experiment !== experiment) continue;
-      rows.push({
-        experiment: m?.experiment ?? null,
-        run_id: m?.run_id ?? null,
-        hash: name.slice(0, 12),
-        status: "corrupt",
-        step: null,
-        steps: null,
-        val_ppl: null,
-        heartbeat: null,
-        attempts,
-        note: `${problems.join("; ")}; the next exp run retrains it`,
-      });
-      continue;
-    }
-    if (!r || (experiment && r.manifest.experiment !== experiment)) continue;
-    const status = liveStatus(r.status, p);
-    const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
-    let note: string | null = null;
-    if (status === "failed" || status === "diverged") note = r.summary?.failure?.reason ?? null;
-    else if (status === "interrupted") {
-      note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
-        `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
-    } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
-    rows.push({
-      experiment: r.manifest.experiment,
-      run_id: r.manifest.run_id,
-      hash: name.slice(0, 12),
-      status,
-      step: r.summary?.steps_done ?? r.status.step,
-      steps: r.manifest.config.train.steps,
-      val_ppl: r.summary?.val_ppl ?? null,
-      heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
-      attempts,
-      note,
-    });
-  }
-  return rows;
-}
-
 /** `runs`: lists cache entries and their live status (a `running` run whose process died is interrupted). */
 export async function cmdRuns(
   opts: { experiment?: string; format?: OutputFormat; paths: ProjectPaths },
 ): Promise<void> {
-  const rows = await runsRows(opts.paths, opts.experiment);
+  const rows = await finelab.runs({ paths: opts.paths, experiment: opts.experiment });
   const columns: (keyof RunsRow)[] = [
     "experiment",
     "run_id",
@@ -501,5 +138,3 @@ export async function cmdRuns(
   } as unknown as QueryResult;
   console.log(formatResult(result, opts.format ?? "table"));
 }
-
-export type { Store };

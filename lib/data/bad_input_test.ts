@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DEFAULT_DATA } from "../experiment/config.ts";
+import { DEFAULT_DATA } from "../core/config.ts";
 import { trainBpe } from "./bpe.ts";
 import { loadDataset } from "./dataset.ts";
 import { sha256Hex } from "./hash.ts";

@@ -73,6 +73,6 @@ Deno.test("a split shorter than seq_len + 1 is a clear error", () => {
   );
   assert.throws(
     () => evalBatches(new Uint8Array(3), 1, { batchSize: 2, seqLen: 128 }),
-    /validation split has 3 tokens, fewer than one sequence of seq_len \+ 1 = 129.*max_bytes/,
+    /validation split has 3 tokens, fewer than one sequence of seq_len \+ 1 = 129.*max_tokens/,
   );
 });

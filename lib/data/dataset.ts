@@ -16,7 +16,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import type { DataConfig } from "../experiment/config.ts";
+import type { DataConfig } from "../core/config.ts";
 import { projectPaths, REPO_ROOT } from "../util/paths.ts";
 import { atomicWriteJson } from "../util/fs.ts";
 import { buildEntry, type ProgressFn, type TokensMeta } from "./build.ts";

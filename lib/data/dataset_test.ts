@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
 import { datasetCacheDir, datasetManifest, loadDataset } from "./dataset.ts";
 import type { TokenSource } from "./shards.ts";
 import { manifestHash } from "./hash.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import type { DataConfig } from "../experiment/config.ts";
+import type { DataConfig } from "../core/config.ts";
 import { REPO_ROOT, toFileUrl } from "../util/paths.ts";
 import { DataError } from "./normalize.ts";
 import type { DatasetDefinition, FetchFile, ResolvedData, TokenizerSpec } from "./types.ts";

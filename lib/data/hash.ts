@@ -1,10 +1,10 @@
 /**
  * Hashing helpers of the data layer: the shared sha256 and canonical-JSON hashing of
- * lib/experiment/hash.ts, and the manifest hash.
+ * lib/core/hash.ts, and the manifest hash.
  *
  * @module
  */
-import { hashValue, sha256Hex } from "../experiment/hash.ts";
+import { hashValue, sha256Hex } from "../core/hash.ts";
 import type { DataManifest } from "./types.ts";
 
 export { sha256Hex };

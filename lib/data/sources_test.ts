@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
 import { loadDataset } from "./dataset.ts";
 import GUTENBERG from "../../data/gutenberg.ts";
 import { DataError } from "./normalize.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
 import { FILE_DATASET } from "./define.ts";
 import { DataError } from "./normalize.ts";
 

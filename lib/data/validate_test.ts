@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type DataConfig, DEFAULT_DATA } from "../experiment/config.ts";
+import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
 import { assertValidData, validateData } from "./validate.ts";
 
 const cfg = (patch: Record<string, unknown>) => ({ ...DEFAULT_DATA, ...patch }) as DataConfig;

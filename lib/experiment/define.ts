@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { BackendName, DataConfig, DeepPartial, ModelConfig, TrainConfig } from "./config.ts";
+import type { BackendName, DataConfig, DeepPartial, ModelConfig, TrainConfig } from "../core/config.ts";
 
 /** A partial config: what variants, scales, grid points and overrides may set. */
 export interface ConfigPatch {
@@ -98,6 +98,8 @@ export interface ExperimentSpec extends ConfigPatch {
 export interface ReportContext {
   /** The experiment id. */
   experiment: string;
+  /** The experiment's variants as declared (key order = declaration order, the order of tables and plots). */
+  variants: Readonly<Record<string, VariantPatch>>;
   /** SQL over the results database (tables runs, current_runs, metrics, run_metrics, views variant_stats). */
   query(
     sql: string,

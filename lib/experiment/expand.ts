@@ -6,7 +6,14 @@
  * @module
  */
 import { parse as parseYaml } from "yaml";
-import { type BackendName, BACKENDS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "./config.ts";
+import {
+  type BackendName,
+  BACKENDS,
+  DEFAULT_DATA,
+  DEFAULT_MODEL,
+  DEFAULT_TRAIN,
+  type RunConfig,
+} from "../core/config.ts";
 import type { ConfigPatch, Experiment, InitFrom, VariantPatch } from "./define.ts";
 import { ConfigError, KNOWN_PATHS, nearest, show, unknownKeys, validateRunConfig } from "./validate.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { defineExperiment } from "./define.ts";
 import { deepMerge, expandRuns, parseSets, readConfigFile } from "./expand.ts";
 import { ConfigError } from "./validate.ts";
-import { DEFAULT_TRAIN } from "./config.ts";
+import { DEFAULT_TRAIN } from "../core/config.ts";
 
 const exp = defineExperiment({
   id: "t",

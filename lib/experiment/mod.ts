@@ -19,8 +19,14 @@ export type {
   DataConfig,
   DeepPartial,
   FfnConfig,
+  FfnKind,
   ModelConfig,
   RunConfig,
   TrainConfig,
-} from "./config.ts";
-export { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN } from "./config.ts";
+} from "../core/config.ts";
+export type { DenseOptions } from "../models/ffn/dense.ts";
+export type { FinedeepOptions } from "../models/ffn/finedeep.ts";
+export type { DsmoeOptions } from "../models/ffn/dsmoe.ts";
+export type { FinermoeOptions } from "../models/ffn/finermoe.ts";
+export type { TopkMoeOptions } from "../models/ffn/topk_moe.ts";
+export { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN } from "../core/config.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { BACKENDS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "./config.ts";
+import { BACKENDS, DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "../core/config.ts";
 
 /** Thrown for any invalid experiment, override or config value; `problems` lists each one. */
 export class ConfigError extends Error {

@@ -14,8 +14,8 @@
  *
  * @module
  */
-import type { ModelConfig } from "../experiment/config.ts";
-import { flopsPerToken, loadFfn, paramCount } from "./transformer.ts";
+import type { ModelConfig } from "../core/config.ts";
+import { flopsPerToken, loadFfn, paramCount } from "./variants.ts";
 
 /** Size and cost of one model config. */
 export interface Budget {

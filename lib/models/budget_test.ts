@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type ModelConfig } from "../core/config.ts";
 import { budgetOf, budgetProblems, type BudgetRun, budgetTable, compareToDense, denseTwin } from "./budget.ts";
-import { flopsPerToken, loadFfn, paramCount } from "./transformer.ts";
+import { flopsPerToken, loadFfn, paramCount } from "./variants.ts";
 
 /** The ablation-mk default model (d_ff = 16·16 + 4). */
 const BASE: ModelConfig = { ...DEFAULT_MODEL, d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64 };

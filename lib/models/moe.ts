@@ -20,7 +20,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../experiment/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 import { matmul, silu } from "../backends/ops.ts";
 import { swiglu } from "../backends/fused.ts";
 

@@ -6,9 +6,22 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type ModelConfig } from "../core/config.ts";
 import { Rng } from "../util/rng.ts";
 import type { FfnContext, FfnVariant } from "./ffn/types.ts";
+
+/** A tiny dense model (d 8, 2 layers, d_ff 24, vocab 16, seq 6) that the FFN variants' tests vary. */
+export const TINY_MODEL: ModelConfig = {
+  ...DEFAULT_MODEL,
+  vocab_size: 16,
+  d_model: 8,
+  n_layers: 2,
+  n_heads: 2,
+  d_ff: 24,
+  seq_len: 6,
+  init_std: 0.3,
+  ffn: { kind: "dense" },
+};
 
 /** Element (r, c) of a row-major matrix with `cols` columns. */
 export const at = (m: ArrayLike<number>, cols: number, r: number, c: number): number => m[r * cols + c];

@@ -46,10 +46,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../experiment/config.ts";
+import type { ModelConfig } from "../core/config.ts";
 import type { Batch } from "../data/batches.ts";
 import type { FfnVariant } from "./ffn/types.ts";
-import { flopsPerToken, paramCount, type Transformer } from "./transformer.ts";
+import { type Transformer } from "./transformer.ts";
+import { flopsPerToken, paramCount } from "./variants.ts";
 
 /** Cost model of one layer of a routed FFN. */
 export interface SparseCost {

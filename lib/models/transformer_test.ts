@@ -1,19 +1,18 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type ModelConfig } from "../core/config.ts";
 import { Rng } from "../util/rng.ts";
+import { createModel, type Transformer } from "./transformer.ts";
 import {
   availableFfnKinds,
-  createModel,
   flopsPerToken,
   loadFfn,
   paramCount,
   paramSpecs,
-  type Transformer,
   validateModel,
   validateModelConfig,
-} from "./transformer.ts";
+} from "./variants.ts";
 
 const TINY: ModelConfig = {
   ...DEFAULT_MODEL,
@@ -253,6 +252,7 @@ Deno.test("validateModel names field, value and allowed range", async () => {
   assert.ok(e.includes("model.seq_len = 1.5 must be a positive integer"));
   assert.ok(e.includes("model.norm_eps = 0 must be in (0, 1)"));
   assert.ok(e.includes("model.rope_base = 1 must be a finite number > 1"));
+  // @ts-expect-error: dense has no options besides kind (deno check rejects it; validation too, at run time)
   assert.deepEqual(await validateModelConfig({ ...DEFAULT_MODEL, ffn: { kind: "dense", experts: 4 } }), [
     'model.ffn.experts is not an option of ffn kind "dense" (it has none besides kind)',
   ]);

@@ -25,8 +25,9 @@
  *
  * @module
  */
-import type { ModelConfig } from "../experiment/config.ts";
-import { initValues, loadFfn, paramSpecs } from "./transformer.ts";
+import type { ModelConfig } from "../core/config.ts";
+import { initValues } from "./transformer.ts";
+import { loadFfn, paramSpecs } from "./variants.ts";
 import type { DenseUpcycling } from "./moe.ts";
 import type { FfnVariant } from "./ffn/types.ts";
 

@@ -1,26 +1,17 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../experiment/config.ts";
-import { createModel, initValues, loadFfn, paramSpecs } from "./transformer.ts";
-import { assertClose } from "./moe_test_util.ts";
+import type { ModelConfig } from "../core/config.ts";
+import { createModel, initValues } from "./transformer.ts";
+import { loadFfn, paramSpecs } from "./variants.ts";
+import { assertClose, TINY_MODEL } from "./moe_test_util.ts";
 import { upcycle } from "./upcycle.ts";
 
-const PARENT: ModelConfig = {
-  ...DEFAULT_MODEL,
-  vocab_size: 16,
-  d_model: 8,
-  n_layers: 2,
-  n_heads: 2,
-  d_ff: 24,
-  seq_len: 6,
-  init_std: 0.3,
-  ffn: { kind: "dense" },
-};
+const PARENT: ModelConfig = TINY_MODEL;
 const child = (ffn: Record<string, unknown>, over: Partial<ModelConfig> = {}): ModelConfig => ({
   ...PARENT,
   ...over,
-  ffn: ffn as ModelConfig["ffn"],
+  ffn: ffn as unknown as ModelConfig["ffn"],
 });
 const tokens = () => tf.tensor2d(Array.from({ length: 12 }, (_, i) => (i * 7 + 3) % 16), [2, 6], "int32");
 

@@ -6,25 +6,21 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { ReportContext } from "../experiment/define.ts";
-import type { FfnConfig } from "../experiment/config.ts";
+import type { FfnConfig } from "../core/config.ts";
+import type { FinedeepNorm, FinedeepOptions, FinedeepScore } from "../models/ffn/finedeep.ts";
 import { openStore, type Store } from "../store/mod.ts";
 import { syntheticRunRecord } from "../store/testing.ts";
-import type { RunRecord } from "../runner/records.ts";
-import {
-  ablationReport,
-  ablationSql,
-  ablationVerdict,
-  fvdReport,
-  judge,
-  meanStd,
-  nsarReport,
-  routingReport,
-  routingSql,
-  T_CRIT,
-  textTable,
-} from "./finedeep.ts";
+import type { RunRecord } from "../core/records.ts";
+import { ablationReport, fvdReport, nsarReport, routingReport } from "./finedeep.ts";
+import { ablationSql, ablationVerdict, routingSql } from "./finedeep_sql.ts";
+import { judge, meanStd, T_CRIT, textTable } from "./stats.ts";
 
-const fd = (m: number, k: number, extra: Partial<FfnConfig> = {}): FfnConfig => ({ kind: "finedeep", m, k, ...extra });
+const fd = (m: number, k: number, extra: Partial<FinedeepOptions> = {}): FfnConfig => ({
+  kind: "finedeep",
+  m,
+  k,
+  ...extra,
+});
 
 /** Runs of one experiment, 3 seeds per variant; `floor` sets the variant's loss level (seed jitter 0.002). */
 function runs(
@@ -70,6 +66,7 @@ async function withReport(
     await fn(
       {
         experiment,
+        variants: {},
         query: (sql, params) => store.query(sql, params),
         plotDir: join(dir, "plots"),
         print: (t) => out.push(t),
@@ -166,7 +163,7 @@ Deno.test("ablation verdict: extremes best and dense best reads NOT SUPPORTED; n
 });
 
 Deno.test("routing report: ranks variants, compares with output-sigmoid and dense", async () => {
-  const v = (score: string, norm_fn: string, floor: number) => ({
+  const v = (score: FinedeepScore, norm_fn: FinedeepNorm, floor: number) => ({
     ffn: fd(4, 4, { score, norm_fn }),
     floor,
     extra: (): Record<string, number> => (norm_fn === "none" ? {} : { router_mean: 0.5, router_std: 0.1 }),

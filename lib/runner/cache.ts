@@ -21,7 +21,7 @@ import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 import { atomicWrite, atomicWriteJson } from "../util/fs.ts";
 import { faultPoint } from "../util/fault.ts";
-import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "./records.ts";
+import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "../core/records.ts";
 import { isLocked } from "./lock.ts";
 import { hostname } from "node:os";
 

@@ -18,7 +18,7 @@ import {
   writeStatus,
 } from "./cache.ts";
 import { tryLock } from "./lock.ts";
-import type { RunRecord, RunStatusRecord } from "./records.ts";
+import type { RunRecord, RunStatusRecord } from "../core/records.ts";
 import { hostname } from "node:os";
 
 /** Writes a finished entry the way the runner does; returns its paths and the record. */

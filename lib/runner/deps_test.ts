@@ -5,7 +5,7 @@ import { loadExperiment, makePlan } from "./plan.ts";
 import { executePlan } from "./execute.ts";
 import { readRecord } from "./cache.ts";
 import { ConfigError } from "../experiment/validate.ts";
-import { hashValue } from "../experiment/hash.ts";
+import { hashValue } from "../core/hash.ts";
 
 const LIB = new URL("../experiment/mod.ts", import.meta.url).href;
 const TINY = `data: { max_tokens: 20000 },

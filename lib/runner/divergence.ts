@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { MetricRow, RunFailure } from "./records.ts";
+import type { MetricRow, RunFailure } from "../core/records.ts";
 
 /** Nats above max(ln(vocab), the first training loss) that count as diverged. */
 export const DIVERGENCE_MARGIN = 1;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { detectDivergence } from "./divergence.ts";
-import type { MetricRow } from "./records.ts";
+import type { MetricRow } from "../core/records.ts";
 
 const rows = (losses: number[]): MetricRow[] =>
   losses.map((value, i) => ({ step: i + 1, split: "train", name: "loss", value }));

@@ -6,7 +6,7 @@
  * @module
  */
 import os from "node:os";
-import type { RunEnvironment } from "./records.ts";
+import type { RunEnvironment } from "../core/records.ts";
 
 async function git(args: string[], cwd: string): Promise<string | null> {
   try {

@@ -32,7 +32,7 @@ import {
 import { faultPoint } from "../util/fault.ts";
 import { type Lock, tryLock, waitLock } from "./lock.ts";
 import type { HashedRun, Plan } from "./plan.ts";
-import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "./records.ts";
+import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "../core/records.ts";
 import { baseEnvironment } from "./env.ts";
 import { detectDivergence } from "./divergence.ts";
 import type { ProjectPaths } from "../util/paths.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { compareRuns } from "./execute.ts";
-import type { MetricRow, RunSummary } from "./records.ts";
+import type { MetricRow, RunSummary } from "../core/records.ts";
 
 function summary(over: Partial<RunSummary> = {}): RunSummary {
   return {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cleanup, cli, dbRows, entries, ok, SUITE, tempResults } from "./faults/helpers.ts";
+import { cleanup, cli, dbRows, entries, ok, SUITE, tempResults } from "../cli/faults/helpers.ts";
 import { planGc } from "./gc.ts";
 import { tryLock } from "./lock.ts";
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { train } from "../train/mod.ts";
 import { syntheticDataset, tinyRunConfig } from "../train/test_util.ts";
 import { entryPaths, liveMetricsSink, readMetrics, writeResults } from "./cache.ts";
-import type { MetricRow } from "./records.ts";
+import type { MetricRow } from "../core/records.ts";
 
 const dataset = syntheticDataset();
 

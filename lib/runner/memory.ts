@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { RunConfig } from "../experiment/config.ts";
+import type { RunConfig } from "../core/config.ts";
 import { budgetOf } from "../models/budget.ts";
 
 /** A run's estimated peak memory, bytes, and its parts. */

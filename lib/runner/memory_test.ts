@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "../experiment/config.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "../core/config.ts";
 import { estimateMemory, formatBytes, machineMemory } from "./memory.ts";
 
 function config(model: Partial<RunConfig["model"]>, batch = 16): RunConfig {

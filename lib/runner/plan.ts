@@ -6,19 +6,12 @@
  */
 import { isAbsolute, relative, resolve } from "node:path";
 import { existsSync } from "node:fs";
-import type { ConcreteBackend, RunConfig } from "../experiment/config.ts";
+import type { ConcreteBackend, RunConfig } from "../core/config.ts";
 import { type Experiment, isExperiment } from "../experiment/define.ts";
 import { expandRuns, type Expansion, type Overrides, type PlannedRun } from "../experiment/expand.ts";
 import { ConfigError } from "../experiment/validate.ts";
-import {
-  type CodeGraph,
-  hashValue,
-  KEY_SCHEMA,
-  lockedIntegrity,
-  lockedVersion,
-  moduleGraph,
-  sha256Hex,
-} from "../experiment/hash.ts";
+import { hashValue } from "../core/hash.ts";
+import { type CodeGraph, KEY_SCHEMA, lockedIntegrity, lockedVersion, moduleGraph, runCode } from "./identity.ts";
 import type { DataManifest } from "../data/types.ts";
 import type { ProgressFn } from "../data/build.ts";
 import { DataError, datasetManifest, FILE_DATASET, loadDefinition, specVocabSize, validateData } from "../data/mod.ts";
@@ -26,7 +19,7 @@ import { resolveBackend } from "../backends/mod.ts";
 import { loadFfn, validateModel } from "../models/mod.ts";
 import { budgetProblems } from "../models/budget.ts";
 import { type EntryPaths, entryPaths } from "./cache.ts";
-import type { HashInputs } from "./records.ts";
+import type { HashInputs } from "../core/records.ts";
 import { type ProjectPaths, toFileUrl } from "../util/paths.ts";
 
 /** A run with its identity. */
@@ -128,34 +121,11 @@ export async function loadExperiment(
 
 /** Local modules an experiment imports outside lib/ (user helpers): part of its runs' code hash. */
 async function userCode(modulePath: string, paths: ProjectPaths): Promise<CodeGraph> {
-  const g = await moduleGraph(modulePath, { repoRoot: paths.root });
+  const g = await moduleGraph([modulePath], { repoRoot: paths.root });
   const rel = relative(paths.root, modulePath);
   const code: Record<string, string> = {};
   for (const [p, h] of Object.entries(g.code)) if (!p.startsWith("lib/") && p !== rel) code[p] = h;
   return { code, npm: [] };
-}
-
-/** The trainer's graph plus the FFN variant module actually used. */
-async function codeFor(cfg: RunConfig, paths: ProjectPaths): Promise<CodeGraph> {
-  const roots = [
-    resolve(paths.root, "lib/train/mod.ts"),
-    resolve(paths.root, `lib/models/ffn/${cfg.model.ffn.kind}.ts`),
-  ];
-  const graphs = await Promise.all(roots.map((r) => moduleGraph(r, { repoRoot: paths.root })));
-  const code: Record<string, string> = {};
-  const npm = new Set<string>();
-  for (const g of graphs) {
-    Object.assign(code, g.code);
-    g.npm.forEach((p) => npm.add(p));
-  }
-  return { code, npm: [...npm].sort() };
-}
-
-/** Source of the native backend's kernels (part of the hash of native runs). */
-const NATIVE_KERNELS = "lib/backends/native/kernels.c";
-
-async function fileSha256(path: string): Promise<string> {
-  return sha256Hex(await Deno.readFile(path));
 }
 
 /**
@@ -226,6 +196,7 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
   const backend = await resolveBackend(requested);
   const tfjs = await lockedVersion("@tensorflow/tfjs", { repoRoot: paths.root });
   const user = await userCode(modulePath, paths);
+  const codeByKind = new Map<string, Promise<CodeGraph>>();
 
   const data = new Map<string, DataManifest>();
   const manifestByCfg = new Map<string, DataManifest>();
@@ -252,9 +223,13 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
         );
       }
     }
-    const code = await codeFor(config, paths);
-    // The native backend's C kernels are compiled, not imported: hash their source for native runs.
-    if (backend.name === "native") code.code[NATIVE_KERNELS] = await fileSha256(resolve(paths.root, NATIVE_KERNELS));
+    const codeKey = `${config.model.ffn.kind}\0${backend.name}`;
+    let codePromise = codeByKind.get(codeKey);
+    if (!codePromise) {
+      codePromise = runCode({ kind: config.model.ffn.kind, backend: backend.name }, { repoRoot: paths.root });
+      codeByKind.set(codeKey, codePromise);
+    }
+    const code = await codePromise;
     const hash_inputs: HashInputs = {
       key_schema: KEY_SCHEMA,
       config,
@@ -303,7 +278,7 @@ async function resolveParents(
 ): Promise<HashedRun[]> {
   const { paths } = ctx.opts;
   if (pending.length === 0) return [];
-  const upcycleCode = await moduleGraph(resolve(paths.root, "lib/models/upcycle.ts"), { repoRoot: paths.root });
+  const upcycleCode = await moduleGraph([resolve(paths.root, "lib/models/upcycle.ts")], { repoRoot: paths.root });
   const others = new Map<string, Plan>();
   const dependencies: HashedRun[] = [];
   const problems: string[] = [];

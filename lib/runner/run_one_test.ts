@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { cleanup, cli, FIXTURES, ok, SUITE, tempResults } from "./faults/helpers.ts";
+import { cleanup, cli, FIXTURES, ok, SUITE, tempResults } from "../cli/faults/helpers.ts";
 import { loadExperiment, makePlan } from "./plan.ts";
 import { planRuns, writeRunRequests } from "./run_one.ts";
 import { readAttempts } from "./cache.ts";

@@ -8,7 +8,7 @@
 import { openStore, type QueryParam, type QueryResult } from "../store/mod.ts";
 import { type EntryPaths, entryPaths, liveStatus } from "../runner/cache.ts";
 import { loadExperiment } from "../runner/plan.ts";
-import type { MetricRow, RunManifest, RunStatusRecord } from "../runner/records.ts";
+import type { MetricRow, RunManifest, RunStatusRecord } from "../core/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 
 /** A run hash: 64 lower-case hex digits (anything else is refused before it reaches a path). */

@@ -6,7 +6,7 @@
 import { stringify as toYaml } from "yaml";
 import { type EntryPaths, entryPaths, inspectEntry, liveStatus, readAttempts } from "../runner/cache.ts";
 import { listCheckpoints } from "../train/checkpoint.ts";
-import type { MetricRow, RunManifest, RunStatusRecord, RunSummary } from "../runner/records.ts";
+import type { MetricRow, RunManifest, RunStatusRecord, RunSummary } from "../core/records.ts";
 import {
   type Curve,
   curveOf,

@@ -18,7 +18,7 @@ import {
   writeStatus,
 } from "../runner/cache.ts";
 import { type Lock, tryLock } from "../runner/lock.ts";
-import type { MetricRow, RunRecord } from "../runner/records.ts";
+import type { MetricRow, RunRecord } from "../core/records.ts";
 import { hostname } from "node:os";
 import { type ProjectPaths, projectPaths } from "../util/paths.ts";
 

@@ -28,7 +28,8 @@
  */
 import { type DuckDBConnection, type DuckDBInstance, type DuckDBValue, StatementType } from "@duckdb/node-api";
 import { resolve } from "node:path";
-import { checkSchemaVersion, createInstance } from "./mod.ts";
+import { createInstance } from "./pool.ts";
+import { checkSchemaVersion } from "./ingest.ts";
 import { type QueryResult, toQueryResult } from "./result.ts";
 
 /** A statement refused by the read-only console (a write, DDL, COPY, ATTACH, INSTALL/LOAD, SET, file access). */

@@ -5,7 +5,9 @@
  * - `experiments`  one row per experiment: id, description, module, n_runs, updated_at.
  * - `runs`         one row per run hash: identity, status, final metrics, provenance, `config_json`,
  *                  plus one column per leaf of the RunConfig, named by its path joined with `_`
- *                  (`model.ffn.kind` -> `model_ffn_kind`). Columns are added as new keys appear.
+ *                  (`model.ffn.kind` -> `model_ffn_kind`): the data, model and train leaves and the FFN
+ *                  kind are declared with the table ({@link configColumns}); FFN options and other keys
+ *                  are added as runs bring them.
  * - `metrics`      every logged MetricRow: (hash, step, split, name, value).
  * - `run_metrics`  the `summary.extra` scalars of each run, long format: (hash, name, value).
  * - `experiment_runs` the runs of each experiment's latest plan (experiment, hash, run_id, scale).
@@ -17,7 +19,8 @@
  *
  * @module
  */
-import type { RunRecord } from "../runner/records.ts";
+import type { RunRecord } from "../core/records.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN } from "../core/config.ts";
 
 /** Bumped when the fixed schema changes; an older file must be rebuilt from the cache. */
 export const SCHEMA_VERSION = 1;
@@ -199,22 +202,44 @@ export function literal(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
+/** Column types of the config leaves whose default is null (the default alone does not tell the type). */
+const NULL_DEFAULT_TYPES: Readonly<Record<string, ColumnType>> = { data_path: "VARCHAR", data_max_bytes: "DOUBLE" };
+
+/**
+ * The config columns every run has, declared with the table (after the fixed columns): every leaf of the
+ * default data, model and train sections, and `model_ffn_kind`. The FFN variants' options (an open set:
+ * a new lib/models/ffn/<kind>.ts needs no schema change) and keys of other configs are added as runs
+ * bring them; a leaf whose default is null and whose type is not listed above is left to that too.
+ */
+export function configColumns(): { name: string; type: ColumnType }[] {
+  const defaults = { data: DEFAULT_DATA, model: { ...DEFAULT_MODEL, ffn: { kind: "dense" } }, train: DEFAULT_TRAIN };
+  const out: { name: string; type: ColumnType }[] = [];
+  for (const [name, v] of flattenConfig(defaults, { skip: FIXED_RUN_COLUMN_NAMES })) {
+    const type = v.type ?? NULL_DEFAULT_TYPES[name];
+    if (type) out.push({ name, type });
+  }
+  return out;
+}
+
 /** Fixed `runs` columns added after schema version 1 was released: added to older files in place. */
 const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec", "parent_hash"];
 
 /** The DDL that creates the fixed schema (idempotent). */
 export function schemaDdl(): string[] {
   const runCols = RUN_COLUMNS.map((c) => `${ident(c.name)} ${c.type}${c.name === "hash" ? " PRIMARY KEY" : ""}`);
+  const config = configColumns();
   return [
     `CREATE TABLE IF NOT EXISTS finelab_meta (key VARCHAR PRIMARY KEY, value VARCHAR)`,
     `CREATE TABLE IF NOT EXISTS experiments (id VARCHAR PRIMARY KEY, description VARCHAR, module VARCHAR, ` +
     `n_runs INTEGER, updated_at TIMESTAMP)`,
-    `CREATE TABLE IF NOT EXISTS runs (${runCols.join(", ")})`,
+    `CREATE TABLE IF NOT EXISTS runs (${[...runCols, ...config.map((c) => `${ident(c.name)} ${c.type}`)].join(", ")})`,
     // Fixed columns added since schema version 1 (older files get them at the end; rows are written by name).
     ...ADDED_COLUMNS.map((n) => {
       const c = RUN_COLUMNS.find((x) => x.name === n)!;
       return `ALTER TABLE runs ADD COLUMN IF NOT EXISTS ${ident(c.name)} ${c.type}`;
     }),
+    // Declared config columns a file written before they were declared lacks (ingest used to add them).
+    ...config.map((c) => `ALTER TABLE runs ADD COLUMN IF NOT EXISTS ${ident(c.name)} ${c.type}`),
     `CREATE TABLE IF NOT EXISTS metrics (hash VARCHAR NOT NULL, step INTEGER NOT NULL, split VARCHAR NOT NULL, ` +
     `name VARCHAR NOT NULL, value DOUBLE)`,
     `CREATE TABLE IF NOT EXISTS run_metrics (hash VARCHAR NOT NULL, name VARCHAR NOT NULL, value DOUBLE)`,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { flattenConfig, ident, literal, mergeType, RUN_COLUMNS, runColumnsMarkdown } from "./schema.ts";
+import { configColumns, flattenConfig, ident, literal, mergeType, RUN_COLUMNS, runColumnsMarkdown } from "./schema.ts";
 
 Deno.test("flattenConfig: paths joined by _, types inferred, arrays as JSON, nulls typeless", () => {
   const flat = flattenConfig({
@@ -45,4 +45,32 @@ Deno.test("README documents every fixed runs column, in order, with its type", a
   // regenerate with runColumnsMarkdown() when a column changes
   assert.deepEqual(documented, RUN_COLUMNS.map((c) => `${c.name} ${c.type}`));
   assert.ok(runColumnsMarkdown().startsWith("| column | type | meaning |\n"));
+});
+
+Deno.test("schema: the data, model and train columns are declared with the table, typed from the defaults", async () => {
+  const { openStore } = await import("./mod.ts");
+  const dir = await Deno.makeTempDir();
+  const store = await openStore(`${dir}/r.duckdb`);
+  try {
+    const cols = (await store.query("DESCRIBE runs")).rows.map((r) => [r.column_name, r.column_type]);
+    const declared = configColumns();
+    assert.ok(declared.length > 20, `${declared.length} config columns`);
+    for (const c of [...RUN_COLUMNS, ...declared]) {
+      assert.ok(cols.some(([n, t]) => n === c.name && t === c.type), c.name);
+    }
+    assert.deepEqual(
+      declared.filter((c) => /^data_(path|max_bytes)$|^model_(d_model|ffn_kind)$|^train_lr$/.test(c.name)),
+      [
+        { name: "data_path", type: "VARCHAR" },
+        { name: "data_max_bytes", type: "DOUBLE" },
+        { name: "model_d_model", type: "DOUBLE" },
+        { name: "model_ffn_kind", type: "VARCHAR" },
+        { name: "train_lr", type: "DOUBLE" },
+      ],
+    );
+    assert.equal(cols.length, RUN_COLUMNS.length + declared.length, "nothing else before any ingest");
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type FfnConfig, type RunConfig } from "../experiment/config.ts";
-import type { MetricRow, RunRecord } from "../runner/records.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type FfnConfig, type RunConfig } from "../core/config.ts";
+import type { MetricRow, RunRecord } from "../core/records.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 
 /** Options of {@link syntheticRunRecord}. */
@@ -19,8 +19,8 @@ export interface SyntheticRunOptions {
   steps?: number;
   /** Validation every N steps (and at the end). Default 25. */
   evalEvery?: number;
-  /** FFN config. Default `{ kind: "dense" }`. */
-  ffn?: FfnConfig;
+  /** FFN config, any kind and options (the store takes whatever a run recorded). Default `{ kind: "dense" }`. */
+  ffn?: FfnConfig | { kind: string; [option: string]: unknown };
   /** Final loss level the curve decays to. Default 2.0. */
   floor?: number;
   /** summary.extra. Default `{}`. */
@@ -46,7 +46,7 @@ export function syntheticRunRecord(opts: SyntheticRunOptions = {}): RunRecord {
     seed,
     backend: "cpu",
     data: { ...DEFAULT_DATA },
-    model: { ...DEFAULT_MODEL, ffn: opts.ffn ?? { kind: "dense" } },
+    model: { ...DEFAULT_MODEL, ffn: (opts.ffn ?? { kind: "dense" }) as FfnConfig },
     train: { ...DEFAULT_TRAIN, steps, eval_every: evalEvery },
   };
   opts.edit?.(config);

@@ -23,7 +23,7 @@
  * | `nsar_gate_<τ>_l<i>` | the same for layer i (0-based) |
  * | `nsar_gate_<τ>_l<i>_m<j>` | the same for sub-layer j of layer i (only variants with more than one sub-layer) |
  * | `nsar_prod_<τ>`, `nsar_prod_<τ>_l<i>` | NSAR_τ of the gated product SiLU(gate)·up |
- * | `hist_gate_b<j>`, `hist_gate_l<i>_b<j>` | fraction of SiLU(gate) values in bin j (all layers / layer i); see {@link HIST_BINS} |
+ * | `hist_gate_b<j>`, `hist_gate_l<i>_b<j>` | fraction of SiLU(gate) values in bin j (all layers / layer i); see `HIST_BINS` in lib/core/analysis.ts |
  * | `router_mean_l<i>_m<j>_k<k>`, `router_std_l<i>_m<j>_k<k>` | mean and standard deviation over tokens of the gate of expert k in sub-layer j of layer i |
  * | `router_mean_l<i>_m<j>`, `router_std_l<i>_m<j>` | the same over all tokens and experts of the sub-layer |
  * | `router_mean`, `router_std` | the same over the whole model |
@@ -38,29 +38,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { Batch } from "../data/batches.ts";
 import type { Transformer } from "../models/transformer.ts";
-
-/** Thresholds of the NSAR metrics. */
-export const NSAR_TAUS: readonly number[] = [0.01, 0.05, 0.1, 0.2];
-
-/** Activation histogram bins: `count` bins of `width` from `lo`, then one overflow bin. */
-export const HIST_BINS = { lo: -0.3, width: 0.025, count: 48 } as const;
-
-const ZERO_BIN = Math.round(-HIST_BINS.lo / HIST_BINS.width);
-
-/** Number of histogram bins including the overflow bin. */
-export const HIST_SIZE: number = HIST_BINS.count + 1;
-
-/** Lower edge of histogram bin j (the overflow bin's is `lo + count·width`). */
-export function histBinLower(j: number): number {
-  return HIST_BINS.lo + j * HIST_BINS.width;
-}
-
-/** Histogram bin of a value (see {@link HIST_BINS}). */
-export function histBin(v: number): number {
-  const j = Math.floor(v / HIST_BINS.width) + ZERO_BIN; // relative to 0, so 0 falls exactly on an edge
-
-  return j < 0 ? 0 : j >= HIST_BINS.count ? HIST_BINS.count : j;
-}
+import { HIST_SIZE, histBin, NSAR_TAUS } from "../core/analysis.ts";
 
 /** Fraction of values with |v| > tau (NaN for no values). */
 export function nsar(values: ArrayLike<number>, tau: number): number {

@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
 import { evalBatches } from "../data/batches.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../core/config.ts";
 import { createModel } from "../models/transformer.ts";
-import { ActivationStats, analyzeModel, HIST_SIZE, histBin, histBinLower, nsar, NSAR_TAUS } from "./analysis.ts";
+import { ActivationStats, analyzeModel, nsar } from "./analysis.ts";
+import { HIST_SIZE, histBin, histBinLower, NSAR_TAUS } from "../core/analysis.ts";
 import { train } from "./mod.ts";
 import { syntheticDataset, tinyRunConfig } from "./test_util.ts";
 
@@ -81,7 +82,7 @@ Deno.test("analyzeModel: Finedeep pools its M·K experts (unit count d_ff), equa
       m: 3,
       k: 2,
       norm_fn: "none",
-    }]
+    }] as FfnConfig[]
   ) {
     const cfg = { ...MODEL, ffn, init_std: 0.2 };
     const model = await createModel(cfg, 1);

@@ -16,11 +16,12 @@
 import { parseArgs } from "node:util";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs-core";
-import { DEFAULT_MODEL, type ModelConfig } from "../experiment/config.ts";
+import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../core/config.ts";
 import { type Batch, trainBatch } from "../data/batches.ts";
 import { initBackend, resolveBackend } from "../backends/mod.ts";
-import type { BackendName } from "../experiment/config.ts";
-import { createModel, flopsPerToken, loadFfn, paramCount, type WeightSource } from "../models/transformer.ts";
+import type { BackendName } from "../core/config.ts";
+import { createModel, type WeightSource } from "../models/transformer.ts";
+import { flopsPerToken, loadFfn, paramCount } from "../models/variants.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
 import { AdamW, clipByGlobalNorm } from "./optim.ts";
 
@@ -233,7 +234,7 @@ if (import.meta.main) {
   });
   const res = await benchmark({
     backend: values.backend as BackendName,
-    model: { ...DEFAULT_MODEL, ffn: { kind: values.ffn! } },
+    model: { ...DEFAULT_MODEL, ffn: { kind: values.ffn! } as FfnConfig },
     steps: Number(values.steps),
     warmup: Number(values.warmup),
     batchSize: Number(values.batch),

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_MODEL } from "../experiment/config.ts";
+import { DEFAULT_MODEL } from "../core/config.ts";
 import { benchmark } from "./bench.ts";
 
 Deno.test("benchmark times the requested number of steps and reports consistent rates", async () => {

@@ -20,11 +20,12 @@
  *
  * @module
  */
+import { writeSynced } from "../util/fs.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import canonicalize from "canonicalize";
-import type { RunConfig } from "../experiment/config.ts";
-import type { MetricRow } from "../runner/records.ts";
+import type { RunConfig } from "../core/config.ts";
+import type { MetricRow } from "../core/records.ts";
 import type { ParamSpec } from "../models/ffn/types.ts";
 import type { AdamWState } from "./optim.ts";
 import { decodeSafetensors, encodeSafetensors, type SafeTensor } from "./safetensors.ts";
@@ -91,17 +92,6 @@ const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest
 function stateDigest(state: Omit<CheckpointState, "sha256"> & { sha256?: string }): string {
   const { sha256: _, ...rest } = state;
   return sha256(canonicalize(rest)!);
-}
-
-async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
-  const f = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
-    await f.sync();
-  } finally {
-    f.close();
-  }
 }
 
 async function syncDir(path: string): Promise<void> {

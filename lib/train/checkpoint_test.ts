@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadFfn, paramSpecs } from "../models/transformer.ts";
+import { loadFfn, paramSpecs } from "../models/variants.ts";
 import {
   checkpointName,
   findLatestCheckpoint,

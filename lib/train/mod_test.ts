@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
-import { flopsPerToken, loadFfn, paramCount } from "../models/transformer.ts";
+import { flopsPerToken, loadFfn, paramCount } from "../models/variants.ts";
 import { listCheckpoints } from "./checkpoint.ts";
 import { train, type TrainProgress, validateTrain } from "./mod.ts";
 import { syntheticDataset, tinyRunConfig } from "./test_util.ts";

@@ -15,7 +15,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { TrainConfig } from "../experiment/config.ts";
+import type { TrainConfig } from "../core/config.ts";
 import type { ParamSpec } from "../models/ffn/types.ts";
 import { adamwUpdate } from "../backends/fused.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
-import { DEFAULT_TRAIN } from "../experiment/config.ts";
+import { DEFAULT_TRAIN } from "../core/config.ts";
 import type { ParamSpec } from "../models/ffn/types.ts";
 import { AdamW, clipByGlobalNorm, learningRate } from "./optim.ts";
 

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "../experiment/config.ts";
+import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type RunConfig } from "../core/config.ts";
 import type { Dataset } from "../data/types.ts";
 import { memoryTokens } from "../data/shards.ts";
 import { Rng } from "../util/rng.ts";

@@ -1,5 +1,5 @@
 /**
- * Deterministic fault injection, for the fault suite (lib/runner/faults/) and for anyone who wants to
+ * Deterministic fault injection, for the fault suite (lib/cli/faults/) and for anyone who wants to
  * see what finelab does when a process dies at a given moment.
  *
  * `FINELAB_FAULT=<spec>[,<spec>...]`, each spec `[<action>@]<point>:<n>`, makes the process act the

@@ -7,6 +7,29 @@
 import { dirname } from "node:path";
 import { faultPoint } from "./fault.ts";
 
+/** Writes bytes to `path` (created or truncated) and fsyncs it. */
+export async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
+  const f = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    await f.sync();
+  } finally {
+    f.close();
+  }
+}
+
+/** Whether a path exists (any other error than NotFound is thrown). */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 /** Writes bytes or text to `path` atomically (temp file + fsync + rename). */
 export async function atomicWrite(path: string, data: Uint8Array | string): Promise<void> {
   const dir = dirname(path);
@@ -14,14 +37,7 @@ export async function atomicWrite(path: string, data: Uint8Array | string): Prom
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   try {
-    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      let off = 0;
-      while (off < bytes.length) off += await f.write(bytes.subarray(off));
-      await f.sync();
-    } finally {
-      f.close();
-    }
+    await writeSynced(tmp, bytes);
     faultPoint("fs.rename");
     await Deno.rename(tmp, path);
   } catch (e) {

@@ -4,17 +4,8 @@
  * `slurm-wlm` and `munge`. The daemons are stopped in `finally`, whatever fails.
  */
 import assert from "node:assert/strict";
-import {
-  cleanup,
-  cli,
-  type CliOptions,
-  ok,
-  type Out,
-  snapshot,
-  SUITE,
-  tempResults,
-} from "../../runner/faults/helpers.ts";
-import { FIXTURES } from "../../runner/faults/helpers.ts";
+import { cleanup, cli, type CliOptions, ok, type Out, snapshot, SUITE, tempResults } from "../../cli/faults/helpers.ts";
+import { FIXTURES } from "../../cli/faults/helpers.ts";
 import { entryPaths, readAttempts } from "../../runner/cache.ts";
 import { REPO_ROOT } from "../../util/paths.ts";
 import { slurmMissing, startCluster, type TestCluster } from "./test_cluster.ts";

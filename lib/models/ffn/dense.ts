@@ -12,10 +12,15 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { matmul, silu, splitLast } from "../../backends/ops.ts";
 import { swiglu } from "../../backends/fused.ts";
 import type { FfnVariant, ParamSpec } from "./types.ts";
+
+/** The options as written in `model.ffn`: none besides `kind`. */
+export interface DenseOptions {
+  kind: "dense";
+}
 
 /** Dense SwiGLU. */
 export const variant: FfnVariant = {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../backends/mod.ts";
-import { DEFAULT_MODEL } from "../../experiment/config.ts";
+import { DEFAULT_MODEL } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import type { FfnContext } from "./types.ts";
 import { variant } from "./dense.ts";

@@ -62,7 +62,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { matmul } from "../../backends/ops.ts";
 import {
   canReadSync,
@@ -75,6 +75,27 @@ import {
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
+
+/** The options as written in `model.ffn` (all optional; see the module doc for defaults). */
+export interface DsmoeOptions {
+  kind: "dsmoe";
+  /** n, blocks per layer: an integer in [1, 1024] dividing d_ff. Default 8. */
+  experts?: number;
+  /** Activation threshold τ on the sigmoid gate, in (0, 1). Default 0.5. */
+  tau?: number;
+  /** Straight-through estimator for the gates (false: plain G in the backward). Default true. */
+  ste?: boolean;
+  /** Coefficient of the L1 sparsity loss, in [0, 100] (the paper adds it with weight 1). Default 1. */
+  lambda?: number;
+  /** Multiply the output by n/k (Eq. 8). Default true. */
+  rescale?: boolean;
+  /** The sparsity loss's gradient reaches every gate (through S) instead of active gates only (through G). Default false. */
+  sparsity_ste?: boolean;
+  /** Std of the gate init, in (0, 1]; null = model.init_std. Default null. */
+  gate_init_std?: number | null;
+  /** null: no gate bias (the paper); a number b in [-10, 10]: a learnable per-block bias initialised to b. Default null. */
+  gate_bias?: number | null;
+}
 
 /** Resolved options of one DSMoE layer. */
 export interface DsmoeShape {
@@ -107,7 +128,7 @@ const fmt = (v: unknown) => JSON.stringify(v);
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
 function problems(cfg: ModelConfig): string[] {
-  const f = cfg.ffn as Record<string, unknown>, e: string[] = [];
+  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
   for (const key of Object.keys(f)) {
     if (!OPTIONS.includes(key)) {
       e.push(`model.ffn.${key} is not an option of ffn kind "dsmoe" (options: ${OPTIONS.slice(1).join(", ")})`);

@@ -1,23 +1,14 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../backends/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { maskedMixture } from "../moe.ts";
-import { assertClose, randomParams, range, recordingCtx, swigluRef } from "../moe_test_util.ts";
+import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL } from "../moe_test_util.ts";
 import { dsmoeForward, dsmoeGates, dsmoeShape, partitionDense, variant } from "./dsmoe.ts";
 import { variant as dense } from "./dense.ts";
 
-const BASE: ModelConfig = {
-  ...DEFAULT_MODEL,
-  vocab_size: 16,
-  d_model: 8,
-  n_layers: 2,
-  n_heads: 2,
-  d_ff: 24,
-  seq_len: 6,
-  init_std: 0.3,
-};
+const BASE: ModelConfig = TINY_MODEL;
 const cfgWith = (ffn: Record<string, unknown>): ModelConfig => ({ ...BASE, ffn: { kind: "dsmoe", ...ffn } });
 const d = 8, h = 24;
 

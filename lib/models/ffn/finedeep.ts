@@ -66,7 +66,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { matmul, silu, splitLast } from "../../backends/ops.ts";
 import { expertGate, finedeepBlock, rmsnorm as fusedRmsnorm, swiglu } from "../../backends/fused.ts";
 import type { FfnContext, FfnParams, FfnVariant, ParamSpec } from "./types.ts";
@@ -81,14 +81,21 @@ export type FinedeepRouter = "expert" | "sublayer";
 export type FinedeepRmsnorm = "pre" | "post" | "both";
 
 /** The options as written in `model.ffn` (all optional; see the module doc for defaults). */
-export interface FinedeepConfig {
+export interface FinedeepOptions {
   kind: "finedeep";
+  /** Sub-layers (depth M), integer >= 1. Default 4. */
   m?: number;
+  /** Experts per sub-layer (width K), integer >= 1. Default 4. */
   k?: number;
+  /** Gate logit from the expert's output `r_k·o_k` (`output`, the paper's "output-guided") or from the sub-layer input `r_k·x_m` (`input`). Default `output`. */
   score?: FinedeepScore;
+  /** Gate normalisation: independent sigmoids (the paper), softmax over the K experts, or `none` (plain sum, no router). Default `sigmoid`. */
   norm_fn?: FinedeepNorm;
+  /** One router vector per expert (`expert`) or one per sub-layer shared by its K experts (`sublayer`). Default `expert`. */
   router?: FinedeepRouter;
+  /** RMSNorm placement: pre-norm on each sub-layer input, a norm on the gated sum (`post`), or `both`. Default `pre`. */
   rmsnorm?: FinedeepRmsnorm;
+  /** Expert width E (integer >= 1); null picks the E whose FFN parameters are closest to the dense FFN's. Default null. */
   expert_width?: number | null;
 }
 
@@ -141,7 +148,7 @@ function overheadParams(d: number, s: Omit<FinedeepShape, "expert_width" | "subl
 
 /** Problems with the options (empty when valid); each names the field, the value and the fix. */
 function problems(cfg: ModelConfig): string[] {
-  const f = cfg.ffn as Record<string, unknown>, e: string[] = [];
+  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
   for (const key of Object.keys(f)) {
     if (!OPTIONS.includes(key)) {
       e.push(`model.ffn.${key} is not an option of ffn kind "finedeep" (options: ${OPTIONS.slice(1).join(", ")})`);
@@ -171,7 +178,7 @@ function problems(cfg: ModelConfig): string[] {
 export function finedeepShape(cfg: ModelConfig): FinedeepShape {
   const e = problems(cfg);
   if (e.length) throw new Error(`invalid finedeep options:\n  ${e.join("\n  ")}`);
-  const f = { ...FINEDEEP_DEFAULTS, ...(cfg.ffn as Partial<FinedeepConfig>) };
+  const f = { ...FINEDEEP_DEFAULTS, ...(cfg.ffn as Partial<FinedeepOptions>) };
   const { m, k, score, norm_fn, router, rmsnorm } = f;
   const router_rows = norm_fn === "none" ? 0 : router === "expert" ? k : 1;
   const gates = norm_fn === "none" ? 0 : score === "input" && router === "sublayer" ? 1 : k;
@@ -254,7 +261,7 @@ export const variant: FfnVariant = {
     const e = problems(cfg);
     if (e.length) return e;
     const s = finedeepShape(cfg);
-    const f = cfg.ffn as Record<string, unknown>;
+    const f: Record<string, unknown> = { ...cfg.ffn };
     if (f.expert_width == null && cfg.d_ff < s.m * s.k) {
       e.push(
         `model.d_ff = ${cfg.d_ff} is smaller than model.ffn.m × model.ffn.k = ${s.m * s.k}: ` +

@@ -1,23 +1,16 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../backends/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
+import { TINY_MODEL } from "../moe_test_util.ts";
 import { Rng } from "../../util/rng.ts";
-import { createModel, loadFfn, paramCount, paramSpecs } from "../transformer.ts";
+import { createModel } from "../transformer.ts";
+import { loadFfn, paramCount, paramSpecs } from "../variants.ts";
 import type { FfnContext, FfnParams } from "./types.ts";
 import { finedeepShape, variant } from "./finedeep.ts";
 import { variant as dense } from "./dense.ts";
 
-const BASE: ModelConfig = {
-  ...DEFAULT_MODEL,
-  vocab_size: 16,
-  d_model: 8,
-  n_layers: 2,
-  n_heads: 2,
-  d_ff: 24,
-  seq_len: 6,
-  init_std: 0.3,
-};
+const BASE: ModelConfig = TINY_MODEL;
 
 function cfgWith(ffn: Record<string, unknown>, over: Partial<ModelConfig> = {}): ModelConfig {
   return { ...BASE, ...over, ffn: { kind: "finedeep", ...ffn } };

@@ -81,7 +81,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { matmul, splitLast } from "../../backends/ops.ts";
 import { swiglu } from "../../backends/fused.ts";
 import {
@@ -103,6 +103,29 @@ import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 export type FinermoeCombine = "joint_softmax" | "slice_softmax" | "raw";
 /** Shared expert form. */
 export type FinermoeShared = "gated" | "plain" | "none";
+
+/** The options as written in `model.ffn` (all optional; see the module doc for defaults). */
+export interface FinermoeOptions {
+  kind: "finermoe";
+  /** G_I, intermediate granularity: an integer >= 1 dividing d_ff. Default 8. */
+  g_i?: number;
+  /** R_I, replicas of every chunk inside a group (integer >= 1). Default 1. */
+  r_i?: number;
+  /** G_O, output granularity (output slices): an integer >= 1 dividing d_model. Default 2. */
+  g_o?: number;
+  /** R_O, candidate groups per output slice (integer >= 1). Default 2. */
+  r_o?: number;
+  /** T_I, experts per selected group: an integer in [1, g_i·r_i]. Default 1. */
+  t_i?: number;
+  /** Combination weights. Default `joint_softmax`. */
+  combine?: FinermoeCombine;
+  /** Shared expert form. Default `gated`. */
+  shared_expert?: FinermoeShared;
+  /** Coefficient of the sequence-level balance loss, in [0, 10] (0 = off). Default 0.001. */
+  balance_coef?: number;
+  /** How training computes the routed part (same function). Default `masked`. */
+  train_compute?: "masked" | "sparse";
+}
 
 /** Resolved options and derived sizes of one FineRMoE layer. */
 export interface FinermoeShape {
@@ -151,7 +174,7 @@ const fmt = (v: unknown) => JSON.stringify(v);
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_EXPERTS;
 
 function problems(cfg: ModelConfig): string[] {
-  const f = cfg.ffn as Record<string, unknown>, e: string[] = [];
+  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
   for (const key of Object.keys(f)) {
     if (!OPTIONS.includes(key)) {
       e.push(`model.ffn.${key} is not an option of ffn kind "finermoe" (options: ${OPTIONS.slice(1).join(", ")})`);

@@ -1,23 +1,14 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../backends/mod.ts";
-import { DEFAULT_MODEL, type ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { balanceLoss } from "../moe.ts";
-import { assertClose, randomParams, range, recordingCtx, swigluRef } from "../moe_test_util.ts";
+import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL } from "../moe_test_util.ts";
 import { finermoeRouted, finermoeRouting, finermoeShape, variant } from "./finermoe.ts";
 import { variant as dense } from "./dense.ts";
 
-const BASE: ModelConfig = {
-  ...DEFAULT_MODEL,
-  vocab_size: 16,
-  d_model: 8,
-  n_layers: 2,
-  n_heads: 2,
-  d_ff: 24,
-  seq_len: 6,
-  init_std: 0.3,
-};
+const BASE: ModelConfig = TINY_MODEL;
 const cfgWith = (ffn: Record<string, unknown>): ModelConfig => ({ ...BASE, ffn: { kind: "finermoe", ...ffn } });
 const d = 8, H = 24;
 const FINE = { g_i: 3, r_i: 2, g_o: 2, r_o: 2, t_i: 2 }; // N = 24 experts, 4 active, He = 8, he = 4
@@ -66,7 +57,7 @@ Deno.test("finermoe sizes: the paper's parameter formulas, and its 1.5B main set
     ...BASE,
     d_model: 1536,
     d_ff: 8960,
-    ffn: { kind: "finermoe", g_i: 32, r_i: 1, g_o: 2, r_o: 2, t_i: 1 },
+    ffn: { kind: "finermoe" as const, g_i: 32, r_i: 1, g_o: 2, r_o: 2, t_i: 1 },
   };
   const bc = variant.sparseCost(big), L = 28, h = 1536, kv = 256;
   const nonFfn = 2 * 151936 * h + L * (2 * h * h + 2 * h * kv + h + 2 * kv + 2 * h) + h;

@@ -1,6 +1,6 @@
 /**
  * The FFN variant interface. Variants themselves (`dense.ts`, ...) are loaded dynamically by
- * `loadFfn(kind)` in lib/models/transformer.ts and are deliberately not re-exported here.
+ * `loadFfn(kind)` in lib/models/variants.ts and are deliberately not re-exported here.
  *
  * @module
  */

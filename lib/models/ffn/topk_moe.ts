@@ -60,7 +60,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import { matmul } from "../../backends/ops.ts";
 import {
   balanceLoss,
@@ -78,6 +78,23 @@ import {
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
+
+/** The options as written in `model.ffn` (all optional; see the module doc for defaults). */
+export interface TopkMoeOptions {
+  kind: "topk_moe";
+  /** E, experts per layer: an integer in [1, 1024]. Default 8. */
+  experts?: number;
+  /** k, experts per token: an integer in [1, experts]. Default 2. */
+  top_k?: number;
+  /** Expert width w (integer >= 1); null = d_ff / experts (the dense FFN split E ways). Default null. */
+  expert_width?: number | null;
+  /** true: softmax over the k selected logits (Mixtral); false: the full-softmax probabilities of the selected experts. Default true. */
+  renormalize?: boolean;
+  /** Coefficient of the load-balance loss, in [0, 10] (0 = off). Default 0.01. */
+  balance_coef?: number;
+  /** How training computes the mixture (same function). Default `masked`. */
+  train_compute?: "masked" | "sparse";
+}
 
 /** Resolved options of one top-k MoE layer. */
 export interface TopkMoeShape {
@@ -105,7 +122,7 @@ const isInt = (v: unknown, lo: number, hi: number): v is number =>
 const fmt = (v: unknown) => JSON.stringify(v);
 
 function problems(cfg: ModelConfig): string[] {
-  const f = cfg.ffn as Record<string, unknown>, e: string[] = [];
+  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
   for (const key of Object.keys(f)) {
     if (!OPTIONS.includes(key)) {
       e.push(`model.ffn.${key} is not an option of ffn kind "topk_moe" (options: ${OPTIONS.slice(1).join(", ")})`);

@@ -1,13 +1,13 @@
 /**
  * The interface every FFN variant implements. A variant lives in `lib/models/ffn/<kind>.ts` and
  * exports `variant: FfnVariant`; the transformer loads it by `model.ffn.kind` with a dynamic
- * import (see `loadFfn` in lib/models/transformer.ts), so a run's code hash includes only the
+ * import (see `loadFfn` in lib/models/variants.ts), so a run's code hash includes only the
  * variant it uses.
  *
  * @module
  */
 import type * as tf from "@tensorflow/tfjs-core";
-import type { ModelConfig } from "../../experiment/config.ts";
+import type { ModelConfig } from "../../core/config.ts";
 import type { Rng } from "../../util/rng.ts";
 
 /** How a parameter is initialised. */

@@ -5,7 +5,7 @@
  * results of a single-process run, and no process may die of a DuckDB lock error.
  */
 import assert from "node:assert/strict";
-import { entryPaths, readAttempts } from "../cache.ts";
+import { entryPaths, readAttempts } from "../../runner/cache.ts";
 import {
   cleanup,
   cli,

@@ -9,7 +9,7 @@ export default defineExperiment({
   description: "Fault-suite fixture: one tiny run, checkpoint every 2 steps.",
   seeds: [0],
   backend: "wasm",
-  data: { dataset: "file", path: "lib/runner/faults/testdata/corpus", val_fraction: 0.25 },
+  data: { dataset: "file", path: "lib/cli/faults/testdata/corpus", val_fraction: 0.25 },
   model: { d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, seq_len: 16 },
   train: {
     steps: 12,

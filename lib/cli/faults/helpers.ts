@@ -9,12 +9,12 @@
  */
 import assert from "node:assert/strict";
 import { openStore } from "../../store/mod.ts";
-import { permissionFlags } from "../../cli/permissions.ts";
-import type { RunsRow } from "../../cli/store_cmds.ts";
+import { permissionFlags } from "../permissions.ts";
+import type { RunsRow } from "../../runner/results.ts";
 import { REPO_ROOT } from "../../util/paths.ts";
 
 /** The fixture experiments (faults: one run; faults-sweep: 2 variants x 2 seeds). */
-export const FIXTURES = `${REPO_ROOT}/lib/runner/faults/testdata/experiments`;
+export const FIXTURES = `${REPO_ROOT}/lib/cli/faults/testdata/experiments`;
 const MAIN = `${REPO_ROOT}/lib/cli/main.ts`;
 
 /** True when the full suite was asked for (FINELAB_FAULT_SUITE=full). */

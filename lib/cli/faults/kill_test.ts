@@ -21,8 +21,8 @@ import {
   SUITE,
   tempResults,
 } from "./helpers.ts";
-import { readAttempts } from "../cache.ts";
-import { entryPaths } from "../cache.ts";
+import { readAttempts } from "../../runner/cache.ts";
+import { entryPaths } from "../../runner/cache.ts";
 
 const EXP = ["exp", "faults", "--plain"];
 

@@ -6,13 +6,14 @@
  *
  * @module
  */
+import type { DenseOptions } from "../models/ffn/dense.ts";
+import type { FinedeepOptions } from "../models/ffn/finedeep.ts";
+import type { DsmoeOptions } from "../models/ffn/dsmoe.ts";
+import type { FinermoeOptions } from "../models/ffn/finermoe.ts";
+import type { TopkMoeOptions } from "../models/ffn/topk_moe.ts";
 
-/** Backends a user may ask for. `auto` is resolved to a concrete one before hashing. */
-export type BackendName = "auto" | "tensorflow" | "webgpu" | "native" | "wasm" | "cpu";
-/** Backends a run can actually execute on (what is hashed and recorded). */
-export type ConcreteBackend = Exclude<BackendName, "auto">;
-/** All backend names, in the order `auto` prefers them. */
-export const BACKENDS: readonly ConcreteBackend[] = ["tensorflow", "webgpu", "native", "wasm", "cpu"];
+import type { ConcreteBackend } from "../backends/names.ts";
+export { type BackendName, BACKENDS, type ConcreteBackend } from "../backends/names.ts";
 
 /**
  * Which data a run trains on. A dataset is a typed module `data/<id>.ts` (source, normalisation,
@@ -34,12 +35,15 @@ export interface DataConfig {
   max_tokens: number | null;
 }
 
-/** The FFN variant of every block. `kind` names a module `lib/models/ffn/<kind>.ts`. */
-export interface FfnConfig {
-  kind: string;
-  /** Variant-specific options, validated by the variant module. */
-  [option: string]: unknown;
-}
+/**
+ * The FFN variant of every block: one of the options types that `lib/models/ffn/<kind>.ts` exports,
+ * told apart by `kind` (which names the module). A wrong option name or value fails `deno check`.
+ * Type-only imports: they are erased at run time and are not part of any run's code hash.
+ */
+export type FfnConfig = DenseOptions | FinedeepOptions | DsmoeOptions | FinermoeOptions | TopkMoeOptions;
+
+/** FFN kinds (the `kind` of {@link FfnConfig}). */
+export type FfnKind = FfnConfig["kind"];
 
 /** A LLaMA-style decoder. */
 export interface ModelConfig {

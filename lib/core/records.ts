@@ -15,7 +15,7 @@
  *
  * @module
  */
-import type { RunConfig } from "../experiment/config.ts";
+import type { RunConfig } from "./config.ts";
 
 /** One logged scalar. `split` tells where it was measured. */
 export interface MetricRow {

@@ -15,7 +15,7 @@ const MODS = join(TMP, "experiments");
 const DATA = join(TMP, "data");
 Deno.mkdirSync(MODS);
 Deno.mkdirSync(DATA);
-const CORPUS = `${REPO_ROOT}/lib/runner/faults/testdata/corpus`;
+const CORPUS = `${REPO_ROOT}/lib/cli/faults/testdata/corpus`;
 const DEFINE = new URL("../../experiment/mod.ts", import.meta.url).href;
 
 /** The valid toy experiment; `patch` is spliced into the spec (JS source, so NaN and Infinity work). */
@@ -38,7 +38,7 @@ const files: Record<string, string> = {
   "ok.ts": module("ok"),
   "syntax.ts": module("syntax").replace("seeds: [0],", "seeds: [0,,"),
   "throws.ts": `throw new Error("cannot find the tokenizer config");\n`,
-  "badimport.ts": `import "./helpers/missing.ts";\n${module("badimport")}`,
+  "badimport.ts": `import "../../cli/faults/helpers/missing.ts";\n${module("badimport")}`,
   "nodefault.ts": `export const experiment = 1;\n`,
   "plain.ts": `export default { id: "plain", description: "x", seeds: [0] };\n`,
   "wrongid.ts": module("other"),

@@ -1,0 +1,221 @@
+/**
+ * The bench's numbers: one child's result, the summary per (backend, FFN kind) over repeats, and the
+ * printed report (throughput table, peer comparison, FFN ratios).
+ *
+ * @module
+ */
+import type { BenchResult } from "../lib/train/bench.ts";
+import type { Peak } from "../lib/backends/native/mod.ts";
+
+/** One child process's result, tagged. */
+export interface RunResult {
+  backend: string;
+  ffn: string;
+  repeat: number;
+  result: BenchResult | null;
+  error: string | null;
+}
+
+/** Aggregate of one (backend, ffn) over its repeats. */
+export interface Summary {
+  backend: string;
+  ffn: string;
+  runs: number;
+  /** Median over runs of each run's median step time, and the min / max of those run medians. */
+  median_ms: number;
+  min_ms: number;
+  max_ms: number;
+  tokens_per_sec: number;
+  gflops: number | null;
+  mfu: number | null;
+  peak_rss_bytes: number | null;
+  /** Median over runs of the 1-minute load average at the end of the run (the machine's contention). */
+  load_avg: number | null;
+  /** Median over runs of CPU ms per step (user + system, all threads). */
+  cpu_ms: number | null;
+  /**
+   * Median over runs of each run's fastest step: the least disturbed estimate on a shared machine,
+   * whose speed can change for seconds at a time (other tenants), which moves medians.
+   */
+  fastest_ms: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Aggregates runs per (backend, ffn), in first-seen order. */
+export function summarize(runs: readonly RunResult[], peak: number | null): Summary[] {
+  const groups = new Map<string, RunResult[]>();
+  for (const r of runs) {
+    if (!r.result) continue;
+    const key = `${r.backend}\u0000${r.ffn}`;
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  return [...groups.values()].map((g) => {
+    const meds = g.map((r) => r.result!.median_ms), m = median(meds);
+    const res = g[0].result!;
+    const flops = (res as Partial<BenchResult>).flops_per_step ?? null;
+    const gflops = flops ? flops / (m / 1000) / 1e9 : null;
+    const rss = g.map((r) => r.result!.peak_rss_bytes).filter((x): x is number => x !== null);
+    const load = g.map((r) => r.result!.cpu_load?.load_avg_1m).filter((x): x is number => typeof x === "number");
+    const cpu = g.map((r) => r.result!.cpu_ms_per_step).filter((x): x is number => typeof x === "number");
+    return {
+      backend: g[0].backend,
+      ffn: g[0].ffn,
+      runs: g.length,
+      median_ms: m,
+      min_ms: Math.min(...meds),
+      max_ms: Math.max(...meds),
+      tokens_per_sec: res.tokens_per_step / (m / 1000),
+      gflops,
+      mfu: gflops !== null && peak ? gflops / peak : null,
+      peak_rss_bytes: rss.length ? Math.max(...rss) : null,
+      load_avg: load.length ? median(load) : null,
+      cpu_ms: cpu.length ? median(cpu) : null,
+      fastest_ms: median(g.map((r) => r.result!.min_ms)),
+    };
+  });
+}
+
+/** Plain-text table with right-aligned numeric columns. */
+export function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const w = header.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join("  ");
+  return [line(cells[0]), w.map((n) => "-".repeat(n)).join("  "), ...cells.slice(1).map(line)].join("\n");
+}
+
+/** A number with d decimals, `n/a` when missing. */
+export const fmt = (
+  x: number | null | undefined,
+  d = 1,
+): string => (x === null || x === undefined ? "n/a" : x.toFixed(d));
+const mib = (b: number | null) => (b === null ? "n/a" : `${(b / 2 ** 20).toFixed(0)} MiB`);
+
+/** Relative difference |a - b| / max(|b|, 1e-12). */
+export function relDiff(a: number, b: number): number {
+  return Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
+}
+
+/** The printed report: throughput table, peer comparison, FFN ratios. */
+export function formatReport(
+  runs: readonly RunResult[],
+  summaries: readonly Summary[],
+  o: { peak: Peak | null; peakNote: string; threads: number; kinds: readonly string[] },
+): string {
+  const out: string[] = [];
+  out.push(
+    `Training throughput, reference model (d=128, 4 layers, 4 heads, seq 128, batch 16, bytes), ${o.threads} thread(s).` +
+      `\nms/step: median over runs of each run's median step (min..max of the run medians). CPU ms/step: the ` +
+      `process's CPU time per step (other processes slow the wall clock, much less this). load avg: the machine's ` +
+      `1-minute load average after the run (with ${navigator.hardwareConcurrency} CPUs, above ~${navigator.hardwareConcurrency} means contention). MFU: model FLOPs ` +
+      `(3 x forward) / s over ${
+        o.peak ? `the measured peak ${o.peak.gflops.toFixed(1)} GFLOP/s` : o.peakNote || "an unmeasured peak"
+      }.`,
+  );
+  out.push(table(
+    ["backend", "ffn", "runs", "ms/step", "min..max", "tok/s", "GFLOP/s", "MFU", "CPU ms/step", "peak RSS", "load avg"],
+    summaries.map((s) => [
+      s.backend,
+      s.ffn,
+      s.runs,
+      fmt(s.median_ms),
+      `${fmt(s.min_ms)}..${fmt(s.max_ms)}`,
+      s.tokens_per_sec.toFixed(0),
+      fmt(s.gflops),
+      s.mfu === null ? "n/a" : `${(s.mfu * 100).toFixed(1)}%`,
+      fmt(s.cpu_ms),
+      mib(s.peak_rss_bytes),
+      fmt(s.load_avg, 2),
+    ]),
+  ));
+  const failed = runs.filter((r) => r.error);
+  if (failed.length) {
+    out.push(`\nFailed runs:\n${failed.map((r) => `  ${r.backend} ${r.ffn} r${r.repeat}: ${r.error}`).join("\n")}`);
+  }
+
+  // Peer: ratio per repeat and loss agreement.
+  const torchRuns = runs.filter((r) => r.backend === "torch" && r.result);
+  if (torchRuns.length) {
+    const ours = [...new Set(runs.filter((r) => r.ffn === "dense" && r.backend !== "torch").map((r) => r.backend))];
+    out.push("\nPeer: PyTorch twin on the same weights and batches (dense).");
+    const rows: (string | number)[][] = [];
+    for (const b of ours) {
+      const ratios: number[] = [], cpuRatios: number[] = [];
+      for (const t of torchRuns) {
+        const mine = runs.find((r) => r.backend === b && r.ffn === "dense" && r.repeat === t.repeat && r.result);
+        if (!mine) continue;
+        ratios.push(t.result!.median_ms / mine.result!.median_ms);
+        const tc = t.result!.cpu_ms_per_step, mc = mine.result!.cpu_ms_per_step;
+        if (tc && mc) cpuRatios.push(tc / mc);
+      }
+      if (ratios.length) {
+        rows.push([
+          b,
+          median(ratios).toFixed(2),
+          `${Math.min(...ratios).toFixed(2)}..${Math.max(...ratios).toFixed(2)}`,
+          cpuRatios.length ? median(cpuRatios).toFixed(2) : "n/a",
+        ]);
+      }
+    }
+    out.push(
+      table(["backend", "tok/s ratio vs torch (median of A/B pairs)", "min..max", "CPU-time ratio (median)"], rows),
+    );
+    const ref = torchRuns[0].result!;
+    const cols = ours.map((b) => runs.find((r) => r.backend === b && r.ffn === "dense" && r.result)?.result ?? null);
+    const lossRows: (string | number)[][] = ref.losses.map((l, s) => [
+      s,
+      l.toFixed(7),
+      ...cols.flatMap((c) => (c ? [c.losses[s].toFixed(7), relDiff(c.losses[s], l).toExponential(1)] : ["n/a", "n/a"])),
+    ]);
+    out.push(
+      "\nLoss per step (step 0 = initial weights; relative difference to torch; fp32 agreement target ~1e-5):",
+    );
+    out.push(table(["step", "torch", ...ours.flatMap((b) => [b, "rel diff"])], lossRows));
+    for (const [i, b] of ours.entries()) {
+      const c = cols[i];
+      if (!c) continue;
+      const worst = Math.max(...ref.losses.map((l, s) => relDiff(c.losses[s], l)));
+      out.push(
+        `max relative loss difference ${b} vs torch: ${worst.toExponential(2)} ${
+          worst <= 2e-5 ? "(ok)" : "(ABOVE 2e-5)"
+        }`,
+      );
+    }
+  }
+
+  // FFN kind / dense ratio per backend.
+  const others = o.kinds.filter((k) => k !== "dense");
+  if (others.length && o.kinds.includes("dense")) {
+    out.push("\nStep time relative to the dense twin (target <= 1.1):");
+    const rows: (string | number)[][] = [];
+    for (const s of summaries.filter((x) => x.ffn !== "dense")) {
+      const d = summaries.find((x) => x.backend === s.backend && x.ffn === "dense");
+      if (!d) continue;
+      const pairs: number[] = [];
+      for (const r of runs.filter((x) => x.backend === s.backend && x.ffn === s.ffn && x.result)) {
+        const dr = runs.find((x) => x.backend === s.backend && x.ffn === "dense" && x.repeat === r.repeat && x.result);
+        if (dr) pairs.push(r.result!.median_ms / dr.result!.median_ms);
+      }
+      const ratio = s.median_ms / d.median_ms;
+      rows.push([
+        s.backend,
+        s.ffn,
+        ratio.toFixed(3),
+        pairs.length ? `${Math.min(...pairs).toFixed(2)}..${Math.max(...pairs).toFixed(2)}` : "n/a",
+        s.cpu_ms !== null && d.cpu_ms ? (s.cpu_ms / d.cpu_ms).toFixed(3) : "n/a",
+        (s.fastest_ms / d.fastest_ms).toFixed(3),
+        ratio <= 1.1 ? "ok" : "ABOVE 1.1",
+      ]);
+    }
+    out.push(
+      table(
+        ["backend", "ffn", "ratio (medians)", "per-repeat", "CPU-time ratio", "fastest-step ratio", "target (medians)"],
+        rows,
+      ),
+    );
+  }
+  return out.join("\n");
+}

@@ -1,0 +1,123 @@
+/**
+ * The statistics and text of every report (lib/report/<paper>.ts): Welch's t (in SQL and on rows), the
+ * threshold it is judged against, number formats, plain-text tables and the run metadata a verdict
+ * line names.
+ *
+ * Per variant, mean and sample std over seeds; a difference between two variants is judged with
+ * Welch's t = (mean_a - mean_b) / sqrt(std_a²/n_a + std_b²/n_b) against {@link T_CRIT} (two-sided 5%
+ * at 4 degrees of freedom, i.e. 3 seeds per arm). With so few seeds this is a screen for "clearly
+ * different", not a careful test.
+ *
+ * @module
+ */
+import type { ReportContext } from "../experiment/define.ts";
+
+/** |t| above this counts as a clear difference (two-sided 5%, 4 degrees of freedom). */
+export const T_CRIT = 2.78;
+
+/** A result row (as the store returns it). */
+export type Row = Record<string, unknown>;
+
+/** A SQL string literal. */
+export const lit = (s: string): string => `'${s.replaceAll("'", "''")}'`;
+
+/** A finite number or null. */
+export function num(v: unknown): number | null {
+  const x = typeof v === "bigint" ? Number(v) : v;
+  return typeof x === "number" && Number.isFinite(x) ? x : null;
+}
+
+/** Welch t in SQL of columns `<a>_mean, <a>_std, <a>_n` vs `<b>_...` (NULL when undefined). */
+export function welchSql(a: string, b: string): string {
+  return `(${a}_mean - ${b}_mean) / nullif(sqrt(pow(${a}_std, 2) / ${a}_n + pow(${b}_std, 2) / ${b}_n), 0)`;
+}
+
+/** Welch's t of two rows' `ppl_mean`/`ppl_std`/`seeds` (a - b; null when undefined, e.g. one seed). */
+export function welchT(a: Row, b: Row): number | null {
+  const [ma, sa, na, mb, sb, nb] = [a.ppl_mean, a.ppl_std, a.seeds, b.ppl_mean, b.ppl_std, b.seeds].map(num);
+  if (ma === null || mb === null || sa === null || sb === null || !na || !nb) return null;
+  const se = Math.sqrt((sa * sa) / na + (sb * sb) / nb);
+  return se > 0 ? (ma - mb) / se : null;
+}
+
+/** How a Welch t reads: `better`/`worse` (lower/higher than the other) when |t| > T_CRIT, else `~`. */
+export function judge(t: unknown): "better" | "worse" | "~" | "n/a" {
+  const x = num(t);
+  if (x === null) return "n/a";
+  return x < -T_CRIT ? "better" : x > T_CRIT ? "worse" : "~";
+}
+
+// ---- formatting ---------------------------------------------------------------------------------
+
+/** Formats a number (`-` when missing). */
+export function fmt(v: unknown, digits = 3): string {
+  const x = num(v);
+  return x === null ? "-" : x.toFixed(digits);
+}
+
+/** `mean ± std` with `digits` decimals (`mean` alone when std is missing; `-` when mean is). */
+export function meanStd(mean: unknown, std: unknown, digits = 3): string {
+  const m = num(mean), s = num(std);
+  if (m === null) return "-";
+  return s === null ? m.toFixed(digits) : `${m.toFixed(digits)} ± ${s.toFixed(digits)}`;
+}
+
+/** A signed number with `digits` decimals and a suffix (`-` when missing). */
+export function signed(v: unknown, digits = 2, suffix = ""): string {
+  const x = num(v);
+  return x === null ? "-" : `${x >= 0 ? "+" : ""}${x.toFixed(digits)}${suffix}`;
+}
+
+/** A percentage with one decimal (`-` when missing), e.g. the `ffn_active_pct` column. */
+export function fmtPct(v: unknown): string {
+  return num(v) === null ? "-" : `${fmt(v, 1)}%`;
+}
+
+/** A plain-text table: header, rule, one line per row; number-like columns right-aligned. */
+export function textTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const right = header.map((_, i) => rows.every((r) => /^[-+\d.±%ex ]*$/.test(r[i])));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+// ---- run metadata -------------------------------------------------------------------------------
+
+/** Scale, backend and seeds of an experiment's current runs, for the verdict line. */
+export interface RunMeta {
+  scale: string;
+  backend: string;
+  seeds: number;
+  completed: number;
+  planned: number;
+}
+
+/** {@link RunMeta} as the text of a verdict line: `scale default, 3 seeds, native`. */
+export function metaText(m: RunMeta): string {
+  return `scale ${m.scale}, ${m.seeds} seed${m.seeds === 1 ? "" : "s"}, ${m.backend}` +
+    (m.completed < m.planned ? `, only ${m.completed}/${m.planned} runs completed` : "");
+}
+
+/** Scale, backend, seeds and completion of an experiment's current runs. */
+export async function runMeta(ctx: ReportContext): Promise<RunMeta> {
+  const r = await ctx.query(
+    `SELECT any_value(scale) AS scale, any_value(backend) AS backend, count(DISTINCT seed)::INTEGER AS seeds,
+       (count(*) FILTER (WHERE status = 'completed'))::INTEGER AS completed, count(*)::INTEGER AS planned
+     FROM current_runs WHERE experiment = $e`,
+    { e: ctx.experiment },
+  );
+  const m = r.rows[0] ?? {};
+  return {
+    scale: String(m.scale ?? "?"),
+    backend: String(m.backend ?? "?"),
+    seeds: Number(m.seeds ?? 0),
+    completed: Number(m.completed ?? 0),
+    planned: Number(m.planned ?? 0),
+  };
+}
+
+/** {@link runMeta} as text ({@link metaText}). */
+export async function runMetaText(ctx: ReportContext): Promise<string> {
+  return metaText(await runMeta(ctx));
+}

@@ -1,0 +1,355 @@
+/**
+ * The results database as the pipeline uses it: open it (rebuilding a missing or corrupt one from the run
+ * cache, the source of truth, under a lock), ingest a plan's records, rebuild it, and list the cache's
+ * runs with their live status. No printing beyond warnings on stderr: the API (lib/api/mod.ts) and the
+ * CLI build on these.
+ *
+ * @module
+ */
+import { basename, dirname, relative } from "node:path";
+import { type ExperimentRow, openStore, rebuildStore, type Store, StoreCorruptError } from "../store/mod.ts";
+import { ingestBenchFiles } from "../store/bench.ts";
+import { openReadOnly, type ReadOnlyDb } from "../store/readonly.ts";
+import { entryPaths, inspectEntry, listRecords, liveStatus, readAttempts, withLiveStatus } from "./cache.ts";
+import { waitLock } from "./lock.ts";
+import { listExperiments, loadExperiment, type Plan } from "./plan.ts";
+import type { RunRecord } from "../core/records.ts";
+import type { ProjectPaths } from "../util/paths.ts";
+import { atomicWriteJson, exists, readJsonOrNull } from "../util/fs.ts";
+import { faultPoint } from "../util/fault.ts";
+
+/**
+ * How long a command waits for the results database while another process writes it: DuckDB allows
+ * one writer per file, so concurrent runners queue here (default 10 min; FINELAB_DB_LOCK_TIMEOUT_S).
+ */
+export function dbLockTimeoutMs(): number {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("FINELAB_DB_LOCK_TIMEOUT_S");
+  } catch { /* no env permission: the default */ }
+  const s = Number(v);
+  return (v && Number.isFinite(s) && s >= 0 ? s : 600) * 1000;
+}
+
+const log = (m: string) => console.error(m);
+
+/** Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time. */
+export async function withRebuildLock<T>(paths: ProjectPaths, fn: () => Promise<T>): Promise<T> {
+  await Deno.mkdir(paths.results, { recursive: true });
+  const lock = await waitLock(`${paths.results}/.db-rebuild.lock`, { pollMs: 200 });
+  try {
+    return await fn();
+  } finally {
+    lock!.release();
+  }
+}
+
+/** What {@link rebuildFromCache} did. */
+export interface RebuildReport {
+  runs: number;
+  metrics: number;
+  /** Cache entries left out because they failed verification (dir and problems). */
+  corrupt: { dir: string; problems: string[] }[];
+}
+
+/**
+ * Recreates the database from the run cache (the source of truth): every verified entry, with its
+ * live status (a dead `running` run is stored as interrupted). Corrupt entries are left out and
+ * reported; the next `exp` retrains them.
+ */
+export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildReport> {
+  await removeRebuildLeftovers(paths);
+  const corrupt: RebuildReport["corrupt"] = [];
+  const records = (await listRecords(paths.cache, { onCorrupt: (dir, problems) => corrupt.push({ dir, problems }) }))
+    .map((r) => withLiveStatus(r, entryPaths(paths.cache, r.manifest.hash)));
+  await rebuildStore(paths.db, { records, experiments: await experimentRows(records, paths) }, {
+    lockTimeoutMs: dbLockTimeoutMs(),
+  });
+  // Benchmark results live as JSON files under results/bench/ (deno task bench): restore the bench table.
+  const store = await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  try {
+    await ingestBenchFiles(store, `${paths.results}/bench`);
+  } finally {
+    await store.close();
+  }
+  for (const c of corrupt) {
+    log(
+      `warning: left out cache entry ${c.dir}: ${c.problems.join("; ")}. ` +
+        `Run its experiment again (deno task exp <id>) to retrain it.`,
+    );
+  }
+  return { runs: records.length, metrics: records.reduce((a, r) => a + r.metrics.length, 0), corrupt };
+}
+
+/** Removes half-built databases of rebuilds that were killed (call under the rebuild lock). */
+async function removeRebuildLeftovers(paths: ProjectPaths): Promise<void> {
+  const base = basename(paths.db);
+  try {
+    for await (const e of Deno.readDir(dirname(paths.db))) {
+      if (e.isFile && e.name.startsWith(`${base}.rebuild-`) && /\.tmp(\.wal)?$/.test(e.name)) {
+        await Deno.remove(`${dirname(paths.db)}/${e.name}`).catch(() => {});
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+async function cacheHasRuns(cache: string): Promise<boolean> {
+  try {
+    for await (const e of Deno.readDir(cache)) if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return false;
+}
+
+/** Identity of the database file (a rebuild renames a new file over it, which changes it). */
+async function fileId(path: string): Promise<string | null> {
+  try {
+    const st = await Deno.stat(path);
+    return `${st.ino}:${st.mtime?.getTime()}:${st.size}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Rebuilds a corrupt database under the rebuild lock, unless another process replaced the file meanwhile. */
+async function repair(paths: ProjectPaths, e: StoreCorruptError): Promise<void> {
+  const seen = await fileId(paths.db);
+  await withRebuildLock(paths, async () => {
+    if ((await fileId(paths.db)) !== seen) return; // another process rebuilt it while we waited
+    log(
+      `${e.message.replace(/ The database is only an index.*$/, "")} Rebuilding it from ${paths.cache} ` +
+        `(nothing is lost: the cache is the source of truth).`,
+    );
+    await rebuildFromCache(paths);
+  });
+}
+
+/**
+ * Opens the results database for writing. A missing database is first rebuilt from the cache (when
+ * the cache holds runs, so no run of another experiment goes missing from it); a corrupt one is
+ * rebuilt from the cache, with a message. Waits {@link dbLockTimeoutMs} for other writers.
+ */
+export async function openResults(paths: ProjectPaths): Promise<Store> {
+  if (!(await exists(paths.db)) && (await cacheHasRuns(paths.cache))) {
+    await withRebuildLock(paths, async () => {
+      if (await exists(paths.db)) return;
+      log(`no results database at ${paths.db}: building it from the run cache ${paths.cache}`);
+      await rebuildFromCache(paths);
+    });
+  }
+  try {
+    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  } catch (e) {
+    if (!(e instanceof StoreCorruptError)) throw e;
+    await repair(paths, e);
+    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  }
+}
+
+/**
+ * Opens the results folder read-only (lib/store/readonly.ts), first building a missing database (from the cache
+ * when it has runs) or repairing a corrupt one; those are writes into the results folder only.
+ */
+export async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
+  const open = () => openReadOnly(paths.results, { db: paths.db, lockTimeoutMs: dbLockTimeoutMs() });
+  if (!(await exists(paths.db))) {
+    try {
+      await (await openResults(paths)).close();
+    } catch (e) {
+      if (await cacheHasRuns(paths.cache)) throw e;
+      throw new NoResultsError(`no results in ${paths.results} yet: run an experiment first (deno task exp <id>)`);
+    }
+  }
+  try {
+    return await open();
+  } catch (e) {
+    if (!(e instanceof StoreCorruptError)) throw e;
+    await repair(paths, e);
+    return await open();
+  }
+}
+
+/** The results folder holds no database and no runs to build one from. */
+export class NoResultsError extends Error {
+  /** Builds the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NoResultsError";
+  }
+}
+
+/**
+ * Runs `fn` on the open results database; when the database turns out corrupt while `fn` reads or
+ * writes it, rebuilds it from the cache and runs `fn` once more.
+ */
+export async function withResults<T>(paths: ProjectPaths, fn: (store: Store) => Promise<T>): Promise<T> {
+  let store = await openResults(paths);
+  try {
+    return await fn(store);
+  } catch (e) {
+    if (!(e instanceof StoreCorruptError)) throw e;
+    await store.close();
+    await repair(paths, e);
+    store = await openResults(paths);
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The `experiments` row for a plan, with the plan's runs (what `current_runs` shows). */
+export function experimentRow(plan: Plan, paths: ProjectPaths): ExperimentRow {
+  return {
+    id: plan.experiment.id,
+    description: plan.experiment.description,
+    module: relative(paths.root, plan.modulePath),
+    n_runs: plan.runs.length,
+    updated_at: new Date().toISOString(),
+    plan: { scale: plan.scale, runs: plan.runs.map((r) => ({ hash: r.hash, run_id: r.run_id })) },
+  };
+}
+
+/** Where the latest plan of each experiment is kept (part of the cache, so `db rebuild` restores it). */
+function planFile(paths: ProjectPaths, id: string): string {
+  return `${paths.cache}/plans/${id}.json`;
+}
+
+/**
+ * Stores a plan's records: saves the plan (what `current_runs` shows; part of the cache, so `db rebuild`
+ * restores it) and ingests the records into the open database.
+ */
+export async function ingestRecords(
+  store: Store,
+  records: RunRecord[],
+  opts: { paths: ProjectPaths; experiment: ExperimentRow | null },
+): Promise<void> {
+  // The plan file (the experiment's current runs) is replaced only by a declared plan (experiment given).
+  if (opts.experiment) await atomicWriteJson(planFile(opts.paths, opts.experiment.id), opts.experiment);
+  faultPoint("exp.plan");
+  await store.ingest(records, opts.experiment ? [opts.experiment] : []);
+  faultPoint("exp.ingested");
+}
+
+/**
+ * SQL of the per-variant summary of an experiment's current runs (also shown in the README), or of the given
+ * run hashes (runs made with overrides).
+ */
+export function summarySql(experiment: string, metrics: string[], hashes?: string[]): string {
+  const cols = metrics.map((m) => `avg(${m}) AS ${m}_mean, stddev_samp(${m}) AS ${m}_std`).join(",\n  ");
+  const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const from = hashes
+    ? `runs\nWHERE hash IN (${hashes.map(q).join(", ")})`
+    : `current_runs\nWHERE experiment = ${q(experiment)}`;
+  return `SELECT variant, count(*) AS seeds,\n  ${cols}\nFROM ${from} AND status = 'completed'\n` +
+    `GROUP BY variant ORDER BY ${metrics[metrics.length - 1]}_mean`;
+}
+
+async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promise<ExperimentRow[]> {
+  const ids = new Set(records.map((r) => r.manifest.experiment));
+  const known = new Set(await listExperiments(paths));
+  const rows: ExperimentRow[] = [];
+  for (const id of ids) {
+    const saved = await readJsonOrNull<ExperimentRow>(planFile(paths, id));
+    if (saved) {
+      rows.push(saved);
+      continue;
+    }
+    let description = "", module = "";
+    if (known.has(id)) {
+      try {
+        const { exp, modulePath } = await loadExperiment(id, paths);
+        description = exp.description;
+        module = relative(paths.root, modulePath);
+      } catch { /* module broken: keep the runs anyway */ }
+    }
+    rows.push({ id, description, module, n_runs: records.filter((r) => r.manifest.experiment === id).length });
+  }
+  return rows;
+}
+
+/** "42s", "3m05s", "2h07m" (for heartbeat ages). */
+export function formatAge(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** One line of `runs`. */
+export interface RunsRow {
+  experiment: string | null;
+  run_id: string | null;
+  hash: string;
+  /** queued, running, completed, failed, interrupted (a dead process's run) or corrupt. */
+  status: string;
+  step: number | null;
+  steps: number | null;
+  val_ppl: number | null;
+  /** Age of the last heartbeat of a running or interrupted run. */
+  heartbeat: string | null;
+  /** Training attempts started (attempts.jsonl). */
+  attempts: number;
+  /** Why it failed, was interrupted or is corrupt, and what to do. */
+  note: string | null;
+}
+
+/** The rows of `runs`: every cache entry with its live status, corrupt ones included. */
+export async function runsRows(paths: ProjectPaths, experiment?: string): Promise<RunsRow[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(paths.cache)) {
+      if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const rows: RunsRow[] = [];
+  for (const name of names.sort()) {
+    const p = entryPaths(paths.cache, name);
+    const { record: r, problems } = await inspectEntry(p);
+    const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
+    if (problems.length) {
+      const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
+      if (experiment && m?.experiment !== experiment) continue;
+      rows.push({
+        experiment: m?.experiment ?? null,
+        run_id: m?.run_id ?? null,
+        hash: name.slice(0, 12),
+        status: "corrupt",
+        step: null,
+        steps: null,
+        val_ppl: null,
+        heartbeat: null,
+        attempts,
+        note: `${problems.join("; ")}; the next exp run retrains it`,
+      });
+      continue;
+    }
+    if (!r || (experiment && r.manifest.experiment !== experiment)) continue;
+    const status = liveStatus(r.status, p);
+    const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
+    let note: string | null = null;
+    if (status === "failed" || status === "diverged") note = r.summary?.failure?.reason ?? null;
+    else if (status === "interrupted") {
+      note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
+        `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
+    } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
+    rows.push({
+      experiment: r.manifest.experiment,
+      run_id: r.manifest.run_id,
+      hash: name.slice(0, 12),
+      status,
+      step: r.summary?.steps_done ?? r.status.step,
+      steps: r.manifest.config.train.steps,
+      val_ppl: r.summary?.val_ppl ?? null,
+      heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
+      attempts,
+      note,
+    });
+  }
+  return rows;
+}

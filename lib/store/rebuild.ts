@@ -1,0 +1,112 @@
+/**
+ * Rebuilding the database: a new file built beside the old one from the records, renamed over it.
+ *
+ * @module
+ */
+import { exists } from "../util/fs.ts";
+import { StoreCorruptError } from "./types.ts";
+import { connectEntry, disconnectEntry, exclusive, liveEntry, upgradeEntry } from "./pool.ts";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { dirname, resolve } from "node:path";
+import type { RunRecord } from "../core/records.ts";
+import { DEFAULT_LOCK_TIMEOUT_MS, type ExperimentRow } from "./types.ts";
+import { createInstance, type Entry } from "./pool.ts";
+import { ensureSchema, ingestInto } from "./ingest.ts";
+import { faultPoint } from "../util/fault.ts";
+
+export async function removeIfExists(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/** Builds a complete database at `tmp` from the records; removes it again on failure. */
+export async function buildFile(tmp: string, records: RunRecord[], experiments: ExperimentRow[]): Promise<void> {
+  await removeIfExists(tmp);
+  await removeIfExists(`${tmp}.wal`);
+  try {
+    const inst = await DuckDBInstance.create(tmp);
+    try {
+      const conn = await inst.connect();
+      try {
+        await ensureSchema(conn, tmp);
+        await ingestInto(conn, { records, experiments, fresh: true });
+        await conn.run("CHECKPOINT");
+      } finally {
+        conn.closeSync();
+      }
+    } finally {
+      inst.closeSync();
+    }
+  } catch (e) {
+    await removeIfExists(tmp);
+    await removeIfExists(`${tmp}.wal`);
+    throw e;
+  }
+}
+
+/** Moves the finished `tmp` database over `path` (dropping `path`'s WAL, which belongs to the old file). */
+export async function swapIn(tmp: string, path: string): Promise<void> {
+  await removeIfExists(`${tmp}.wal`);
+  await removeIfExists(`${path}.wal`);
+  faultPoint("db.swap");
+  await Deno.rename(tmp, path);
+}
+
+export function tmpPathFor(path: string): string {
+  return `${path}.rebuild-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`;
+}
+
+export async function rebuildEntry(entry: Entry, records: RunRecord[], experiments: ExperimentRow[]): Promise<void> {
+  const tmp = tmpPathFor(entry.path);
+  await buildFile(tmp, records, experiments); // the open database is untouched until this succeeded
+  disconnectEntry(entry);
+  try {
+    await swapIn(tmp, entry.path);
+  } finally {
+    await connectEntry(entry);
+  }
+}
+
+/** Options of {@link rebuildStore}. */
+export interface RebuildOptions {
+  /** See {@link OpenStoreOptions.lockTimeoutMs}. */
+  lockTimeoutMs?: number;
+}
+
+/**
+ * Recreates the database at `path` from the given records, without opening the old file's contents:
+ * this is what `deno task db rebuild` calls, and it works when the old file is corrupt.
+ * While the new file is built, the old one stays locked (when readable), so no other process writes to it.
+ */
+export async function rebuildStore(
+  path: string,
+  data: { records: RunRecord[]; experiments: ExperimentRow[] },
+  opts: RebuildOptions = {},
+): Promise<void> {
+  const abs = resolve(path);
+  const lockTimeoutMs = opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS;
+  const entry = await liveEntry(abs);
+  if (entry) {
+    if (entry.readOnly) await upgradeEntry(entry, lockTimeoutMs);
+    return exclusive(entry, () => rebuildEntry(entry, data.records, data.experiments));
+  }
+  await Deno.mkdir(dirname(abs), { recursive: true });
+  let holder: DuckDBInstance | null = null;
+  if (await exists(abs)) {
+    try {
+      holder = await createInstance(abs, false, lockTimeoutMs);
+    } catch (e) {
+      if (!(e instanceof StoreCorruptError)) throw e; // a corrupt file is simply replaced
+    }
+  }
+  const tmp = tmpPathFor(abs);
+  try {
+    await buildFile(tmp, data.records, data.experiments);
+  } finally {
+    holder?.closeSync();
+  }
+  await swapIn(tmp, abs);
+}

@@ -41,7 +41,27 @@ const ALLOWED: Record<string, string[]> = {
     "plot",
     "report",
     "api",
+    "executor",
   ],
+  // Other executors (lib/executor/slurm) sit beside the CLI: they submit CLI invocations (`exp --run <hash>`)
+  // built from the CLI's permission flags, and the CLI calls them.
+  executor: [
+    "core",
+    "util",
+    "experiment",
+    "data",
+    "models",
+    "backends",
+    "train",
+    "store",
+    "runner",
+    "plot",
+    "report",
+    "api",
+    "cli",
+  ],
+  // The dashboard reads the store and the cache (report/plot layer).
+  serve: ["core", "util", "experiment", "train", "store", "runner", "plot", "report"],
   api: ["core", "util", "experiment", "data", "models", "backends", "train", "store", "runner", "plot", "report"],
 };
 /** Type-only edges allowed besides {@link ALLOWED}: layer -> folders. */
@@ -50,6 +70,8 @@ const TYPE_ONLY: Record<string, string[]> = {
   experiment: ["lib/models/ffn/"],
   plot: ["lib/store/"],
 };
+/** CLI modules any test may use: the harness that runs the CLI as `deno task` does. */
+const TEST_HARNESS = ["lib/cli/faults/helpers.ts", "lib/cli/permissions.ts"];
 /** core may import only the engine's vocabulary, not the engine. */
 const NARROW: Record<string, string[]> = { "core->backends": ["lib/backends/names.ts"] };
 
@@ -74,7 +96,9 @@ function violations(edges: Edge[]): string[] {
     const a = layer(e.from), b = layer(e.to);
     if (!a || !b || a === b) continue;
     if (e.from.endsWith("_test.ts")) {
-      if (b === "cli" && a !== "cli") out.push(`${e.from} -> ${e.to} (only the CLI's tests may import the CLI)`);
+      if (b === "cli" && a !== "cli" && !TEST_HARNESS.includes(e.to)) {
+        out.push(`${e.from} -> ${e.to} (only the CLI's tests may import the CLI)`);
+      }
       continue;
     }
     const rule = ALLOWED[a];

@@ -1,7 +1,7 @@
 /**
  * `deno task data list|show|prepare|fetch <dataset>`: what is declared, what is cached
  * (sizes, token counts, hashes), building the token shards with a progress bar, and
- * downloading a dataset's declared files. `fetch` runs lib/data/fetch_main.ts in a child
+ * downloading a dataset's declared files. `fetch` runs lib/cli/fetch_main.ts in a child
  * process whose only network permission is the dataset's declared hosts; nothing else
  * in finelab has network permission.
  *
@@ -171,7 +171,7 @@ export async function cmdDataFetch(id: string, opts: { paths: ProjectPaths; plai
   const dir = fetchDir(base, id);
   await Deno.mkdir(dir, { recursive: true });
   const hosts = declaredHosts(def.source.files);
-  const child = new URL("../data/fetch_main.ts", import.meta.url).pathname;
+  const child = new URL("./fetch_main.ts", import.meta.url).pathname;
   const args = [
     "run",
     "--no-prompt",

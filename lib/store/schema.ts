@@ -203,7 +203,7 @@ export function literal(value: string): string {
 }
 
 /** Column types of the config leaves whose default is null (the default alone does not tell the type). */
-const NULL_DEFAULT_TYPES: Readonly<Record<string, ColumnType>> = { data_path: "VARCHAR", data_max_bytes: "DOUBLE" };
+const NULL_DEFAULT_TYPES: Readonly<Record<string, ColumnType>> = { data_path: "VARCHAR", data_max_tokens: "DOUBLE" };
 
 /**
  * The config columns every run has, declared with the table (after the fixed columns): every leaf of the

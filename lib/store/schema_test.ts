@@ -59,10 +59,10 @@ Deno.test("schema: the data, model and train columns are declared with the table
       assert.ok(cols.some(([n, t]) => n === c.name && t === c.type), c.name);
     }
     assert.deepEqual(
-      declared.filter((c) => /^data_(path|max_bytes)$|^model_(d_model|ffn_kind)$|^train_lr$/.test(c.name)),
+      declared.filter((c) => /^data_(path|max_tokens)$|^model_(d_model|ffn_kind)$|^train_lr$/.test(c.name)),
       [
         { name: "data_path", type: "VARCHAR" },
-        { name: "data_max_bytes", type: "DOUBLE" },
+        { name: "data_max_tokens", type: "DOUBLE" },
         { name: "model_d_model", type: "DOUBLE" },
         { name: "model_ffn_kind", type: "VARCHAR" },
         { name: "train_lr", type: "DOUBLE" },

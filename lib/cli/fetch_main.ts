@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { loadDefinition } from "./define.ts";
-import { fetchFiles } from "./fetch.ts";
-import { DataError } from "./normalize.ts";
-import { progressBar } from "../cli/data_cmds.ts";
+import { loadDefinition } from "../data/define.ts";
+import { fetchFiles } from "../data/fetch.ts";
+import { DataError } from "../data/normalize.ts";
+import { progressBar } from "./data_cmds.ts";
 
 const [root, dir, id, mode] = Deno.args;
 const bar = progressBar({ plain: mode === "plain" });

@@ -15,6 +15,22 @@ import { relative } from "node:path";
 import { localImports } from "./util/imports.ts";
 import { REPO_ROOT } from "./util/paths.ts";
 
+/** What the CLI may import: everything but the dashboard. */
+const CLI_IMPORTS = [
+  "core",
+  "util",
+  "experiment",
+  "data",
+  "models",
+  "backends",
+  "train",
+  "store",
+  "runner",
+  "plot",
+  "report",
+  "api",
+  "executor",
+];
 /** Layer -> the layers it may import (besides itself). */
 const ALLOWED: Record<string, string[]> = {
   util: [],
@@ -28,38 +44,10 @@ const ALLOWED: Record<string, string[]> = {
   runner: ["core", "util", "experiment", "data", "models", "backends", "train", "store"],
   plot: ["core", "util"],
   report: ["core", "util", "plot", "experiment"],
-  cli: [
-    "core",
-    "util",
-    "experiment",
-    "data",
-    "models",
-    "backends",
-    "train",
-    "store",
-    "runner",
-    "plot",
-    "report",
-    "api",
-    "executor",
-  ],
+  cli: CLI_IMPORTS,
   // Other executors (lib/executor/slurm) sit beside the CLI: they submit CLI invocations (`exp --run <hash>`)
   // built from the CLI's permission flags, and the CLI calls them.
-  executor: [
-    "core",
-    "util",
-    "experiment",
-    "data",
-    "models",
-    "backends",
-    "train",
-    "store",
-    "runner",
-    "plot",
-    "report",
-    "api",
-    "cli",
-  ],
+  executor: [...CLI_IMPORTS.filter((l) => l !== "executor"), "cli"],
   // The dashboard reads the store and the cache (report/plot layer).
   serve: ["core", "util", "experiment", "train", "store", "runner", "plot", "report"],
   api: ["core", "util", "experiment", "data", "models", "backends", "train", "store", "runner", "plot", "report"],

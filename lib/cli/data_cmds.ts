@@ -7,8 +7,6 @@
  *
  * @module
  */
-import cliProgress from "cli-progress";
-import process from "node:process";
 import { join } from "node:path";
 import { DEFAULT_DATA } from "../core/config.ts";
 import {
@@ -21,44 +19,12 @@ import {
   listDatasetIds,
   loadDataset,
   loadDefinition,
-  type ProgressFn,
   specVocabSize,
 } from "../data/mod.ts";
 import { declaredHosts, fileUrl } from "../data/fetch.ts";
 import type { ProjectPaths } from "../util/paths.ts";
+import { progressBar } from "./progress.ts";
 import { fetchName } from "../data/define.ts";
-
-/** A progress callback: a bar per phase on a terminal, otherwise a line every 10 s of a long phase (and its end). */
-export function progressBar(opts: { plain?: boolean; write?: (l: string) => void } = {}): ProgressFn & {
-  stop(): void;
-} {
-  const tty = !opts.plain && Deno.stderr.isTerminal() && !Deno.env.get("CI");
-  const write = opts.write ?? ((l: string) => console.error(l));
-  let phase = "", bar: cliProgress.SingleBar | null = null, last = 0, printed = false;
-  const fn = ((p: string, done: number, total: number) => {
-    if (tty) {
-      if (p !== phase) {
-        bar?.stop();
-        bar = new cliProgress.SingleBar({
-          format: `${p} {bar} {percentage}% | {value}/{total} | eta {eta_formatted}`,
-          stream: process.stderr,
-          hideCursor: true,
-        }, cliProgress.Presets.shades_classic);
-        bar.start(total, done);
-      } else bar!.update(done);
-    } else {
-      // plain: a line every 10 s of a phase (short phases print nothing), and its end when it printed before
-      if (p !== phase) [last, printed] = [Date.now(), false];
-      if (Date.now() - last > 10_000 || (printed && done >= total)) {
-        write(`${p}: ${done}/${total} (${total ? ((100 * done) / total).toFixed(0) : 100}%)`);
-        [last, printed] = [Date.now(), done < total];
-      }
-    }
-    phase = p;
-  }) as ProgressFn & { stop(): void };
-  fn.stop = () => bar?.stop();
-  return fn;
-}
 
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
 

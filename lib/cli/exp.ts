@@ -7,7 +7,7 @@ import { stringify as toYaml } from "yaml";
 import type { BackendName } from "../core/config.ts";
 import { type Overrides, readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
-import { progressBar } from "./data_cmds.ts";
+import { progressBar } from "./progress.ts";
 import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
 import { isFinished, readRecord } from "../runner/cache.ts";
 import { isLocked } from "../runner/lock.ts";

@@ -8,7 +8,7 @@
 import { loadDefinition } from "../data/define.ts";
 import { fetchFiles } from "../data/fetch.ts";
 import { DataError } from "../data/normalize.ts";
-import { progressBar } from "./data_cmds.ts";
+import { progressBar } from "./progress.ts";
 
 const [root, dir, id, mode] = Deno.args;
 const bar = progressBar({ plain: mode === "plain" });

@@ -1,6 +1,6 @@
 /**
- * Progress display for training runs: a live bar (loss, tokens/s, ETA) on a terminal,
- * plain periodic lines when output is piped or in CI (a bar would garble logs).
+ * Progress display for training runs (a live bar: loss, tokens/s, ETA) and for data work (a bar per phase) on a
+ * terminal; plain periodic lines when output is piped or in CI (a bar would garble logs).
  *
  * @module
  */
@@ -8,6 +8,7 @@ import cliProgress from "cli-progress";
 import process from "node:process";
 import type { HashedRun } from "../runner/plan.ts";
 import type { ProgressSink, StepProgress } from "../runner/execute.ts";
+import type { ProgressFn } from "../data/build.ts";
 
 function fmtEta(s: number): string {
   if (!Number.isFinite(s) || s < 0) return "?";
@@ -80,4 +81,36 @@ export function progressFactory(opts: ProgressOptions = {}): (run: HashedRun, i:
       },
     };
   };
+}
+
+/** A progress callback: a bar per phase on a terminal, otherwise a line every 10 s of a long phase (and its end). */
+export function progressBar(opts: { plain?: boolean; write?: (l: string) => void } = {}): ProgressFn & {
+  stop(): void;
+} {
+  const tty = !opts.plain && Deno.stderr.isTerminal() && !Deno.env.get("CI");
+  const write = opts.write ?? ((l: string) => console.error(l));
+  let phase = "", bar: cliProgress.SingleBar | null = null, last = 0, printed = false;
+  const fn = ((p: string, done: number, total: number) => {
+    if (tty) {
+      if (p !== phase) {
+        bar?.stop();
+        bar = new cliProgress.SingleBar({
+          format: `${p} {bar} {percentage}% | {value}/{total} | eta {eta_formatted}`,
+          stream: process.stderr,
+          hideCursor: true,
+        }, cliProgress.Presets.shades_classic);
+        bar.start(total, done);
+      } else bar!.update(done);
+    } else {
+      // plain: a line every 10 s of a phase (short phases print nothing), and its end when it printed before
+      if (p !== phase) [last, printed] = [Date.now(), false];
+      if (Date.now() - last > 10_000 || (printed && done >= total)) {
+        write(`${p}: ${done}/${total} (${total ? ((100 * done) / total).toFixed(0) : 100}%)`);
+        [last, printed] = [Date.now(), done < total];
+      }
+    }
+    phase = p;
+  }) as ProgressFn & { stop(): void };
+  fn.stop = () => bar?.stop();
+  return fn;
 }

@@ -69,7 +69,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "a Finedeep option (score, norm_fn, router, rmsnorm, m, k) changes the run hash",
+  name:
+    "a Finedeep option (score, norm_fn, router, rmsnorm, m, k) changes the run hash; its default written out does not",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -96,13 +97,18 @@ Deno.test({
         "model.ffn.rmsnorm=both",
         "model.ffn.m=4",
         "model.ffn.k=4",
-        "model.ffn.score=output", // the default, written out: config is hashed as written
       ]
     ) {
       const h = await hash([set]);
       assert.ok(!seen.has(h), `--set ${set} changes the hash`);
       seen.add(h);
     }
+    // The default written out is the same run: the hashed config is the resolved one (defaults filled in).
+    assert.equal(
+      await hash(["model.ffn.score=output"]),
+      base,
+      "--set model.ffn.score=output (the default) hashes as base",
+    );
     await Deno.remove(paths.results, { recursive: true });
   },
 });

@@ -6,7 +6,7 @@
  */
 import { isAbsolute, relative, resolve } from "node:path";
 import { existsSync } from "node:fs";
-import type { ConcreteBackend, RunConfig } from "../core/config.ts";
+import type { ConcreteBackend, FfnConfig, RunConfig } from "../core/config.ts";
 import { type Experiment, isExperiment } from "../experiment/define.ts";
 import { expandRuns, type Expansion, type Overrides, type PlannedRun } from "../experiment/expand.ts";
 import { ConfigError } from "../experiment/validate.ts";
@@ -16,7 +16,7 @@ import type { DataManifest } from "../data/types.ts";
 import type { ProgressFn } from "../data/build.ts";
 import { DataError, datasetManifest, FILE_DATASET, loadDefinition, specVocabSize, validateData } from "../data/mod.ts";
 import { resolveBackend } from "../backends/mod.ts";
-import { loadFfn, validateModel } from "../models/mod.ts";
+import { type FfnVariant, loadFfn, validateModel } from "../models/mod.ts";
 import { budgetProblems } from "../models/budget.ts";
 import { type EntryPaths, entryPaths } from "./cache.ts";
 import type { HashInputs } from "../core/records.ts";
@@ -129,6 +129,16 @@ async function userCode(modulePath: string, paths: ProjectPaths): Promise<CodeGr
 }
 
 /**
+ * The FFN options with every default filled in (`kind` first), so a run's stored and hashed config is the
+ * resolved one: `{kind: "finedeep"}` and `{kind: "finedeep", m: 4}` are the same run, and every option has
+ * its column in the runs table.
+ */
+export function resolvedFfn(ffn: FfnConfig, variant: Pick<FfnVariant, "defaults">): FfnConfig {
+  const { kind, ...options } = ffn;
+  return { kind, ...variant.defaults, ...options } as FfnConfig;
+}
+
+/**
  * Sets `model.vocab_size` from the run's dataset when it is 0 (the default); a different explicit
  * value is a problem. Returns the problems (an unknown dataset id among them).
  */
@@ -180,7 +190,9 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
       p.push(`model.ffn.kind = ${JSON.stringify(kind)} is not an FFN variant (lib/models/ffn/<kind>.ts)`);
     } else {
       p.push(...validateModel(r.config.model));
-      p.push(...(await loadFfn(kind)).validate(r.config.model));
+      const variant = await loadFfn(kind);
+      p.push(...variant.validate(r.config.model));
+      if (p.length === 0) r.config.model.ffn = resolvedFfn(r.config.model.ffn, variant);
     }
     p.push(...validateData(r.config.data));
     for (const x of p) problems.push(`${r.run_id}: ${x}`);

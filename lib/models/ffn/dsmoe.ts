@@ -265,6 +265,7 @@ function cost(cfg: ModelConfig): SparseCost {
 export const variant: RoutedFfn & DenseUpcycling = {
   kind: "dsmoe",
   description: "DSMoE: dense SwiGLU FFN split into n blocks, each switched by a thresholded sigmoid gate (STE, L1)",
+  defaults: DSMOE_DEFAULTS,
 
   validate(cfg: ModelConfig): string[] {
     return problems(cfg);

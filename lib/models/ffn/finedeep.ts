@@ -256,6 +256,7 @@ function sublayer(
 export const variant: FfnVariant = {
   kind: "finedeep",
   description: "Finedeep: M sequential sub-layers of K fine-grained SwiGLU experts, all active, router-weighted",
+  defaults: FINEDEEP_DEFAULTS,
 
   validate(cfg: ModelConfig): string[] {
     const e = problems(cfg);

@@ -327,6 +327,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
   kind: "finermoe",
   description:
     "FineRMoE: experts fine-grained in intermediate and output dims, sparse sum + sparse concat, shared expert",
+  defaults: FINERMOE_DEFAULTS,
 
   validate(cfg: ModelConfig): string[] {
     return problems(cfg);

@@ -215,6 +215,7 @@ function cost(cfg: ModelConfig): SparseCost {
 export const variant: RoutedFfn & DenseUpcycling = {
   kind: "topk_moe",
   description: "top-k mixture of SwiGLU experts with a softmax router and a Switch/DeepSeek load-balance loss",
+  defaults: TOPK_MOE_DEFAULTS,
 
   validate(cfg: ModelConfig): string[] {
     return problems(cfg);

@@ -71,6 +71,12 @@ export interface FfnVariant {
   /** One line for humans. */
   readonly description: string;
   /**
+   * The default of every option (as written in `model.ffn`; `null` where the variant derives the value, e.g.
+   * an automatic width). The planner fills them into each run's config (lib/runner/plan.ts), so the stored
+   * and hashed config is the resolved one. Absent: the variant has no options.
+   */
+  readonly defaults?: Readonly<Record<string, unknown>>;
+  /**
    * Checks `cfg.ffn` options (and anything else the variant needs). Each message names the field,
    * the bad value and the allowed range, e.g. `model.ffn.experts = 3 must divide model.d_ff = 384`.
    */

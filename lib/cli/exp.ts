@@ -8,7 +8,9 @@ import type { BackendName } from "../core/config.ts";
 import { type Overrides, readConfigFile } from "../experiment/expand.ts";
 import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
 import { progressBar } from "./progress.ts";
-import { executePlan, markInterrupted, type RunOutcome, verifyPlan } from "../runner/execute.ts";
+import { executePlan, type RunOutcome, verifyPlan } from "../runner/execute.ts";
+import { guardSignals } from "../runner/signal_guard.ts";
+import { onInterrupt } from "./run_cmd.ts";
 import { isFinished, readRecord } from "../runner/cache.ts";
 import { isLocked } from "../runner/lock.ts";
 import type { ProjectPaths } from "../util/paths.ts";
@@ -176,13 +178,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   if (o.memoryCheck !== false && !o.force) await checkMemory(plan);
   await writeRunRequests(plan, overrides, paths); // so `exp --run <hash>` can train any planned run by hand
 
-  const onSignal = () => {
-    markInterrupted();
-    console.error("\ninterrupted: the run is marked interrupted; run the same command again to resume it");
-    Deno.exit(130);
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const unguard = guardSignals(onInterrupt);
   let outcomes: RunOutcome[];
   try {
     outcomes = await executePlan(plan, {
@@ -191,8 +187,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
       progress: progressFactory({ plain: o.plain }),
     });
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    unguard();
   }
   await finishExp(plan, outcomes, o, t0);
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { markInterrupted } from "../runner/execute.ts";
+import { guardSignals, INTERRUPTED_EXIT } from "../runner/signal_guard.ts";
 import { runOne } from "../runner/run_one.ts";
 import { Preempted } from "../train/mod.ts";
 import type { ProjectPaths } from "../util/paths.ts";
@@ -23,14 +24,8 @@ export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boo
     if (!preempt) console.error("SIGUSR2: checkpointing before the scheduler's kill");
     preempt = true;
   };
-  const onSignal = () => {
-    markInterrupted();
-    console.error("\ninterrupted: the run is marked interrupted; run the same command again to resume it");
-    Deno.exit(130);
-  };
   Deno.addSignalListener("SIGUSR2", onUsr2);
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const unguard = guardSignals(onInterrupt);
   try {
     const t0 = performance.now();
     const out = await runOne(hash, {
@@ -53,7 +48,17 @@ export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boo
     Deno.exitCode = PREEMPTED_EXIT;
   } finally {
     Deno.removeSignalListener("SIGUSR2", onUsr2);
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    unguard();
   }
+}
+
+/**
+ * The main thread's SIGINT/SIGTERM handler while runs train (`exp`, `exp --run`): marks the run interrupted,
+ * writes the attempt's end line, exits 130. The watchdog beside it (lib/runner/signal_guard.ts) does the same
+ * when a blocked step keeps this handler from running.
+ */
+export function onInterrupt(): void {
+  markInterrupted();
+  console.error("\ninterrupted: the run is marked interrupted; run the same command again to resume it");
+  Deno.exit(INTERRUPTED_EXIT);
 }

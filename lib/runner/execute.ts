@@ -12,7 +12,6 @@ import { initBackend } from "../backends/mod.ts";
 import { train, type TrainProgress } from "../train/mod.ts";
 import {
   appendAttempt,
-  appendAttemptSync,
   emptyStatus,
   type EntryPaths,
   entryPaths,
@@ -27,7 +26,6 @@ import {
   writeManifest,
   writeResults,
   writeStatus,
-  writeStatusSync,
 } from "./cache.ts";
 import { faultPoint } from "../util/fault.ts";
 import { type Lock, tryLock, waitLock } from "./lock.ts";
@@ -35,6 +33,7 @@ import type { HashedRun, Plan } from "./plan.ts";
 import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "../core/records.ts";
 import { baseEnvironment } from "./env.ts";
 import { detectDivergence } from "./divergence.ts";
+import { claimInterrupt, publishRun, publishStep, writeInterruptedSync } from "./signal_guard.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 
 /** What the trainer reports while it runs. */
@@ -76,19 +75,12 @@ let current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord; hostname:
 
 /**
  * Marks the run this process is training as interrupted and releases its lock. Called
- * from SIGINT/SIGTERM handlers; synchronous so it completes before exit.
+ * from SIGINT/SIGTERM handlers; synchronous so it completes before exit. When the signal watchdog
+ * already took the signal (lib/runner/signal_guard.ts), it writes the end line and this only waits.
  */
 export function markInterrupted(): void {
-  if (!current) return;
-  const at = new Date().toISOString();
-  const s: RunStatusRecord = { ...current.status, status: "interrupted", heartbeat_at: at };
-  try {
-    writeStatusSync(current.paths, s);
-  } catch { /* best effort: a stale running status is detected from the lock anyway */ }
-  try {
-    const end = { event: "end" as const, pid: Deno.pid, hostname: current.hostname, at, step: s.step ?? 0 };
-    appendAttemptSync(current.paths, { ...end, outcome: "interrupted", detail: "stopped by a signal" });
-  } catch { /* best effort, like the status */ }
+  if (!claimInterrupt() || !current) return;
+  writeInterruptedSync(current, current.status.step ?? 0, "stopped by a signal");
   current.lock.release();
   current = null;
 }
@@ -142,6 +134,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
   await writeStatus(p, status);
   await appendAttempt(p, { event: "start", pid: Deno.pid, hostname: env.hostname, at: status.started_at! });
   current = { paths: p, lock, status, hostname: env.hostname };
+  publishRun({ paths: p, status, hostname: env.hostname });
   const sink = opts.progress?.(run, index, total);
   let lastBeat = Date.now();
   let beat: Promise<void> = Promise.resolve();
@@ -160,6 +153,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
       progress: (pr: StepProgress) => {
         sink?.update(pr);
         status.step = pr.step;
+        publishStep(pr.step);
         if (Date.now() - lastBeat > HEARTBEAT_S * 1000) {
           lastBeat = Date.now();
           status.heartbeat_at = new Date().toISOString();
@@ -214,6 +208,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
     throw e;
   } finally {
     current = null;
+    publishRun(null);
   }
 }
 

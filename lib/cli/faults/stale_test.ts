@@ -118,3 +118,47 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "stale: SIGTERM while a step blocks the main thread (a long FFI/BLAS call) ends the process with the end " +
+    "line written, exit 130; the rerun resumes to the uninterrupted run's numbers",
+  ...SUITE,
+  async fn() {
+    const dir = await tempResults("sigblocked"), ref = await tempResults("sigblocked-ref");
+    // `hang` blocks the main thread in Atomics.wait after step 5: its own signal listener can never run.
+    const child = cliCommand(dir, EXP, { env: { FINELAB_FAULT: "hang@train.step:5" } }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    while (!seen.includes("FINELAB_FAULT: hanging at train.step:5")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    child.kill("SIGTERM");
+    // A deadline, not a speed target: without the watchdog the process would hang here forever.
+    const deadline = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+    const st = await child.status;
+    clearTimeout(deadline);
+    child.stdout.cancel().catch(() => {});
+    assert.equal(st.code, 130, `exit ${st.code} signal ${st.signal}\n${seen}`);
+    assert.match(seen, /interrupted \(SIGTERM\) inside a step .* marked interrupted at step 5/);
+    const [entry] = entries(dir);
+    assert.equal(JSON.parse(await Deno.readTextFile(`${entry}/status.json`)).status, "interrupted");
+    const attempts = (await Deno.readTextFile(`${entry}/attempts.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(attempts.map((a) => [a.event, a.outcome, a.step]), [
+      ["start", undefined, undefined],
+      ["end", "interrupted", 5],
+    ]);
+    assert.match(attempts[1].detail, /SIGTERM while a step was blocking/);
+    assert.match(ok(await cli(dir, EXP)).stdout, /1 runs: 1 resumed/);
+    ok(await cli(ref, EXP));
+    const sql = "SELECT status, steps_done, val_loss, final_train_loss FROM runs";
+    assert.deepEqual(await dbRows(dir, sql), await dbRows(ref, sql));
+    await cleanup(dir, ref);
+  },
+});

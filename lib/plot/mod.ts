@@ -14,10 +14,12 @@
  */
 import { join } from "node:path";
 import type { QueryResult } from "../store/mod.ts";
-import { lossCurves, type LossRow, metricByVariant, type VariantValueRow } from "./charts.ts";
+import { metricByVariant, type VariantValueRow } from "./charts.ts";
+import { lossCurves, type LossRow } from "./curves.ts";
 import { renderChart, requireFonts, savePlot } from "./render.ts";
 
 export * from "./charts.ts";
+export * from "./curves.ts";
 export * from "./render.ts";
 
 /** What {@link plotExperiment} needs of a store. */

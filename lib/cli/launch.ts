@@ -1,12 +1,14 @@
 /**
- * The entry point of `deno task exp|query|plot|db|runs|list|gc`: one Deno process in the common case.
+ * The entry point of `deno task exp|query|plot|db|runs|list|gc|data` and of the dashboard's
+ * `serve|report|diff` (lib/serve/main.ts): one Deno process in the common case.
  *
  * The tasks start `deno run -q -P=finelab lib/cli/launch.ts <command>`: the permission set `finelab` in
  * deno.json is {@link permissionFlags} for the default layout (a test keeps the two equal). When the command
  * line or the environment needs more (FINELAB_RESULTS, FINELAB_EXPERIMENTS, FINELAB_EXTRA_READ or
  * FINELAB_FONT_DIRS outside the project, a `--config` file elsewhere, `plot --out <folder>`), this relaunches
  * the CLI once with exactly the flags {@link permissionFlags} computes for them; otherwise it runs the CLI in
- * this process.
+ * this process. `serve` also gets the network permission its task line grants (local interfaces only), also when
+ * relaunched.
  *
  * @module
  */
@@ -54,11 +56,22 @@ export function missingFlags(args: readonly string[]): { flags: string[]; missin
   return { flags, missing };
 }
 
+/** The dashboard's commands: lib/serve/main.ts runs them (the CLI does not import the dashboard). */
+const DASHBOARD = new Set(["serve", "report", "diff"]);
+
+/** The module that runs `args` (its export `main(args)`): the dashboard's or the CLI's. */
+export function entryOf(args: readonly string[]): URL {
+  return new URL(DASHBOARD.has(args[0]) ? "../serve/main.ts" : "./main.ts", import.meta.url);
+}
+
+/** The interfaces `deno task serve` may listen on (its task line grants them; a relaunch passes them on). */
+export const SERVE_NET = "127.0.0.1,localhost,0.0.0.0,[::1],[::]";
+
 /** Runs the CLI in a child process with `flags` (stdio shared, SIGTERM forwarded); returns its exit code. */
 async function relaunch(flags: string[], args: readonly string[]): Promise<number> {
-  const main = new URL("./main.ts", import.meta.url).pathname;
+  const net = args[0] === "serve" ? [`--allow-net=${SERVE_NET}`] : [];
   const child = new Deno.Command(denoBinary(), {
-    args: ["run", "-q", "--no-prompt", "--unstable-webgpu", ...flags, main, ...args],
+    args: ["run", "-q", "--no-prompt", "--unstable-webgpu", ...flags, ...net, entryOf(args).pathname, ...args],
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",
@@ -79,6 +92,7 @@ if (import.meta.main) {
     if (Deno.env.get("FINELAB_DEBUG")) console.error(`launcher: relaunching with ${flags.join(" ")}`);
     Deno.exit(await relaunch(flags, Deno.args));
   }
-  const { main } = await import("./main.ts");
+  // A computed specifier, so the CLI's import graph does not take in the dashboard.
+  const { main } = await import(entryOf(Deno.args).href) as { main(args: string[]): Promise<number> };
   Deno.exit(await main(Deno.args));
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { argPaths, descriptors } from "./launch.ts";
+import { argPaths, descriptors, entryOf } from "./launch.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 import { cleanup, SUITE, tempResults } from "../cli/faults/helpers.ts";
 
@@ -62,6 +62,34 @@ Deno.test({
       assert.match(exp.stdout, /toy\/s0 +[0-9a-f]{16} +to train/);
     } finally {
       await cleanup(results, cfgDir);
+    }
+  },
+});
+
+Deno.test("entryOf: serve, report and diff run the dashboard's main, every other command the CLI's", () => {
+  for (const c of ["serve", "report", "diff"]) assert.match(entryOf([c]).pathname, /\/lib\/serve\/main\.ts$/);
+  for (const c of ["exp", "query", "list"]) assert.match(entryOf([c]).pathname, /\/lib\/cli\/main\.ts$/);
+});
+
+Deno.test({
+  name: "launcher: `deno task report --out <outside>` and `diff` run in the launcher (no second process to compute " +
+    "permissions); an output folder outside the project relaunches with exactly that write path",
+  ...SUITE,
+  async fn() {
+    const results = await tempResults("launch-report");
+    const out = await Deno.makeTempDir({ prefix: "finelab-report-out-" });
+    try {
+      const diff = await task(["diff", "nosuchrun", "another"], {});
+      assert.equal(diff.code, 2, diff.stderr);
+      assert.match(diff.stderr, /names no run or variant/);
+      assert.doesNotMatch(diff.stderr, /launcher: relaunching|permissions\.ts/);
+      const report = await task(["report", "--out", out], { FINELAB_RESULTS: results });
+      assert.equal(report.code, 0, report.stderr);
+      assert.match(report.stderr, new RegExp(`launcher: relaunching with .*--allow-write=[^ ]*${out}`));
+      assert.match(report.stdout, /wrote \d+ pages/);
+      assert.ok((await Deno.stat(`${out}/index.html`)).isFile);
+    } finally {
+      await cleanup(results, out);
     }
   },
 });

@@ -1,9 +1,9 @@
 /**
  * The Deno permissions finelab's commands run with: least privilege, no `-A`, no network.
  *
- * `deno task exp|query|plot|db|runs` expand `$(deno run --allow-env=... lib/cli/permissions.ts)` into
- * these flags (the results folder can move with FINELAB_RESULTS, so the flags are computed, not
- * written out); `deno run lib/cli/permissions.ts` prints them. The fault suite spawns the CLI with
+ * `deno task exp|query|...|serve|report|diff` run with the permission set `finelab` in deno.json, these flags
+ * for the default layout; when the results folder moves (FINELAB_RESULTS) or a command names paths outside the
+ * project, lib/cli/launch.ts relaunches with the flags computed here; `deno run lib/cli/permissions.ts` prints them. The fault suite spawns the CLI with
  * exactly these flags, so every test of it also checks they suffice.
  *
  * | flag | scope | why |

@@ -4,8 +4,11 @@ import { join } from "node:path";
 import { ENV_VARS, permissionFlags } from "./permissions.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 import { cleanup, cli, ok, SUITE, tempResults } from "./faults/helpers.ts";
+import { SERVE_NET } from "./launch.ts";
 
 const CLI_TASKS = ["exp", "query", "plot", "db", "runs", "list", "gc", "data"];
+/** The dashboard's tasks: the same launcher and permission set (serve: plus listening on local interfaces). */
+const DASHBOARD_TASKS = ["serve", "report", "diff"];
 
 Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissions.ts; no task has -A; network only to listen locally", async () => {
   const config = JSON.parse(await Deno.readTextFile(join(REPO_ROOT, "deno.json")));
@@ -22,14 +25,15 @@ Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissio
     assert.doesNotMatch(cmd, /(^|\s)(-A|--allow-all|--allow-net)(\s|$)/, `task ${name}: ${cmd}`);
     // Network: the dashboard listens on local interfaces (0.0.0.0 only when --host asks); the tests talk to 127.0.0.1.
     const net = [...cmd.matchAll(/--allow-net=(\S+)/g)].map((m) => m[1]);
-    const allowed: Record<string, string> = { serve: "127.0.0.1,localhost,0.0.0.0,[::1],[::]", test: "127.0.0.1" };
+    const allowed: Record<string, string> = { serve: SERVE_NET, test: "127.0.0.1" };
     assert.deepEqual(net, allowed[name] ? [allowed[name]] : [], `task ${name}: network ${net}`);
   }
-  for (const name of CLI_TASKS) {
+  for (const name of [...CLI_TASKS, ...DASHBOARD_TASKS]) {
     const cmd = typeof tasks[name] === "string" ? tasks[name] as string : (tasks[name] as { command: string }).command;
+    const net = name === "serve" ? ` --allow-net=${SERVE_NET.replace(/[.[\]]/g, "\\$&")}` : "";
     assert.match(
       cmd,
-      new RegExp(`^deno run -q -P=finelab --no-prompt --unstable-webgpu lib/cli/launch\\.ts ${name}$`),
+      new RegExp(`^deno run -q -P=finelab --no-prompt --unstable-webgpu${net} lib/cli/launch\\.ts ${name}$`),
       `task ${name}`,
     );
     assert.doesNotMatch(cmd, /--allow-(read|write|ffi|run|env|sys)(\s|$)/, `task ${name} has an unscoped flag`);

@@ -32,18 +32,18 @@ export function program(): Command {
       "interface to listen on; anything but 127.0.0.1/localhost exposes the results",
       "127.0.0.1",
     )
-    .action((o: { port: number; host: string }) => {
+    .action(async (o: { port: number; host: string }) => {
       if (!LOCAL.has(o.host)) {
         console.error(`warning: listening on ${o.host}: anyone who can reach this machine can read the results`);
       }
-      serve(src, {
+      await serve(src, {
         port: o.port,
         hostname: o.host,
         onListen: ({ port }) => {
           const host = o.host.includes(":") ? `[${o.host}]` : o.host;
           console.log(`finelab dashboard: http://${host}:${port}/  (results: ${paths.results}; Ctrl-C stops)`);
         },
-      });
+      }).finished; // until the server stops (Ctrl-C ends the process)
     });
   cmd.command("report")
     .description("export the dashboard as a static folder (open index.html from disk or any static host)")
@@ -63,27 +63,31 @@ export function program(): Command {
   return cmd;
 }
 
-if (import.meta.main) {
+/** Runs `serve|report|diff <args>`; returns the exit code (what lib/cli/launch.ts runs for those tasks). */
+export async function main(args: string[]): Promise<number> {
   try {
-    await program().parseAsync(Deno.args, { from: "user" });
+    await program().parseAsync(args, { from: "user" });
+    return 0;
   } catch (e) {
     const code = (e as { code?: string }).code;
-    if (code === "commander.helpDisplayed" || code === "commander.version") Deno.exit(0);
-    if (code?.startsWith("commander.")) Deno.exit(2);
+    if (code === "commander.helpDisplayed" || code === "commander.version") return 0;
+    if (code?.startsWith("commander.")) return 2;
     if (e instanceof CompareError) {
       console.error(`error: ${e.message}`);
-      Deno.exit(2);
+      return 2;
     }
     if (e instanceof Deno.errors.AddrInUse) {
       console.error(
         `error: that port is in use (${e.message}); pick another with --port, or --port 0 for any free one`,
       );
-      Deno.exit(2);
+      return 2;
     }
     if (e instanceof StoreLockedError) {
       console.error(`error: ${e.message}`);
-      Deno.exit(1);
+      return 1;
     }
     throw e;
   }
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

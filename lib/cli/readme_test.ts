@@ -1,6 +1,6 @@
 /**
- * The README cannot rot: every `deno task` command and every SQL query it shows is executed here, against a
- * small results folder of synthetic runs of the experiments the README names.
+ * The README cannot rot: every `deno task` command and every SQL query it shows (and those of docs/*.md and
+ * bench/README.md) is executed here, against a small results folder of synthetic runs of the experiments they name.
  *
  * - SQL (```sql blocks and `deno task query "..."` commands) runs on the read-only console
  *   (lib/store/readonly.ts, what `deno task query` runs) and must return rows: a stale filter that matches
@@ -23,7 +23,14 @@ import type { RunRecord } from "../core/records.ts";
 import { cleanup, cli, SUITE, tempResults } from "../cli/faults/helpers.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 
-const README = await Deno.readTextFile(join(REPO_ROOT, "README.md"));
+/** The README and the docs it links to (docs/*.md, bench/README.md): their commands and queries are run too. */
+const DOCS = [
+  "README.md",
+  ...[...Deno.readDirSync(join(REPO_ROOT, "docs"))].map((e) => `docs/${e.name}`).filter((f) => f.endsWith(".md"))
+    .sort(),
+  "bench/README.md",
+];
+const README = DOCS.map((f) => Deno.readTextFileSync(join(REPO_ROOT, f))).join("\n\n");
 const TASKS = Object.keys(JSON.parse(await Deno.readTextFile(join(REPO_ROOT, "deno.json"))).tasks);
 const NOT_RUN = /^(test|test:faults|check|bench|bench:\w+|build:\w+|serve|report|diff)$/;
 /** Commands that need the network or minutes (tested in lib/data): shown, checked to be tasks, not run here. */

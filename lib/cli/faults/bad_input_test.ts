@@ -208,6 +208,19 @@ const CASES: Case[] = [
     problem: /model\.ffn\.kind = "nosuch" is not an FFN variant/,
     fix: FIX_CONFIG,
   },
+  // Option defaults are filled in only after the options are valid: a bad one is still named as given.
+  {
+    name: "FFN option out of range",
+    args: exp("ok", "--set", "model.ffn.kind=finedeep", "--set", "model.ffn.m=0"),
+    problem: /model\.ffn\.m = 0 must be an integer in \[1, 1024\]/,
+    fix: FIX_CONFIG,
+  },
+  {
+    name: "FFN option of another variant",
+    args: exp("ok", "--set", "model.ffn.kind=finedeep", "--set", "model.ffn.experts=8"),
+    problem: /model\.ffn\.experts is not an option of ffn kind "finedeep" \(options: m, k,/,
+    fix: FIX_CONFIG,
+  },
   {
     name: "unknown backend on the command line",
     args: exp("ok", "--backend", "tpu"),
@@ -469,6 +482,23 @@ for (const c of DISK_FULL) {
     },
   });
 }
+
+Deno.test({
+  name: "bad input: --force and --no-memory-check let a model that cannot fit past the memory check",
+  ...SUITE,
+  async fn() {
+    const huge = ["--set", "model.d_model=65536", "--set", "model.n_heads=1", "--set", "model.d_ff=262144"];
+    for (const flag of ["--force", "--no-memory-check"]) {
+      const dir = await tempResults("memforce");
+      // Killed at its first write into the run's entry (manifest written, before any weight is allocated):
+      // reaching it proves the check let the run through.
+      const o = await cli(dir, exp("ok", ...huge, flag), { ...OPTS, env: { FINELAB_FAULT: "run.manifest:1" } });
+      assert.match(o.stderr, /FINELAB_FAULT: SIGKILL at run\.manifest:1/, `${flag}: ${o.stderr}`);
+      assert.doesNotMatch(o.stderr, /would need about/);
+      await cleanup(dir);
+    }
+  },
+});
 
 Deno.test({
   name: "bad input: cleanup",

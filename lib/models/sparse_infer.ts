@@ -20,6 +20,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { loadBlas } from "../backends/native/mod.ts";
+import { type CpuBackend, f32 } from "../backends/native/tensors.ts";
 import type { ModelConfig } from "../core/config.ts";
 import { dsmoeGates, dsmoeShape } from "./ffn/dsmoe.ts";
 import { topkMoeShape, topkRouting } from "./ffn/topk_moe.ts";
@@ -62,8 +63,7 @@ export function sparseMixtureRows(
   }
   const blas = loadBlas(), y = new Float32Array(N * O), groups = expertRows(coef, N, E);
   const max = Math.max(0, ...groups.map((g) => g.length));
-  const xs = new Float32Array(max * D), a = new Float32Array(max * W), b = new Float32Array(max * W);
-  const o = new Float32Array(max * O);
+  const xs = scratch(0, max * D), a = scratch(1, max * W), b = scratch(2, max * W), o = scratch(3, max * O);
   for (let e = 0; e < E; e++) {
     const g = groups[e], n = g.length;
     if (!n) continue;
@@ -83,13 +83,30 @@ export function sparseMixtureRows(
   return y;
 }
 
+/**
+ * Work arrays reused across calls (grown when too small): a fresh multi-megabyte Float32Array costs page
+ * faults and zeroing on every call (see lib/backends/native/tensors.ts BufferPool). Callers must not keep
+ * them; every element used is written before it is read.
+ */
+const work: Float32Array[] = [];
+function scratch(i: number, n: number): Float32Array {
+  if (!work[i] || work[i].length < n) work[i] = new Float32Array(Math.max(n, 1));
+  return work[i];
+}
+
+/** A tensor's float32 values without a copy on the native/cpu backends (a copy elsewhere); read only. */
+function values(t: tf.Tensor): Float32Array {
+  const b = tf.backend() as unknown as CpuBackend;
+  return b.data && typeof b.data.get === "function" ? f32(b, t, "sparseMixtureInfer") : t.dataSync() as Float32Array;
+}
+
 /** {@link sparseMixtureRows} on tensors: x `[N, D]`, coef `[N, E]`, the layer's `w13` and `w2`. */
 export function sparseMixtureInfer(x: tf.Tensor2D, coef: tf.Tensor2D, w13: tf.Tensor, w2: tf.Tensor): tf.Tensor2D {
   const [N, D] = x.shape, E = coef.shape[1], O = w2.shape[1] as number, W = (w2.shape[0] as number) / E;
   const y = sparseMixtureRows(
-    x.dataSync() as Float32Array,
-    coef.dataSync() as Float32Array,
-    { w13: w13.dataSync() as Float32Array, w2: w2.dataSync() as Float32Array },
+    values(x),
+    values(coef),
+    { w13: values(w13), w2: values(w2) },
     { rows: N, d: D, experts: E, width: W, out: O },
   );
   return tf.tensor2d(y, [N, O]);

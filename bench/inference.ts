@@ -1,0 +1,264 @@
+/**
+ * `deno task bench:inference`: inference speed of the dense FFN against its sparse twins (DSMoE, top-k MoE,
+ * FineRMoE) on the native backend, at batched prefill and batch-1 decode, and how the FFN's time falls
+ * with its activated FLOPs.
+ *
+ * ```sh
+ * deno task bench:inference                      # d 256 and 512, seq 256, batch 4, all cores
+ * deno task bench:inference --sizes 256 --reps 5 --threads 1
+ * ```
+ *
+ * Per width d (heads d/32, d_ff 3d, 4 layers) and FFN kind:
+ * - **FFN layer** (one layer's `apply` on `x` `[N, d]`, unit-RMS random rows, evaluation mode): prefill
+ *   N = batch·seq rows, decode N = 1 row (what a KV-cache decoder hands the FFN per token). DSMoE and top-k
+ *   run twice: the model's own inference form (`sparseMixture`: tfjs ops per expert) and the BLAS form of
+ *   lib/models/sparse_infer.ts. The active fraction is measured from the routing of these rows.
+ * - **model**: `forward` on `[batch, seq]` (prefill) and, as the model has **no KV cache**, decode as one
+ *   forward of a batch-1 window of `seq` tokens per generated token.
+ * - **time saved / FLOPs saved** of the FFN relative to dense: (1 - t/t_dense) / (1 - F/F_dense), with F the
+ *   measured active FLOPs (experts that ran + router); 1 = the time falls exactly with the FLOPs.
+ *
+ * DSMoE's threshold τ is set to the 75th percentile of the gate values on the same rows (so ~25% of
+ * blocks are active); top-k uses 8 experts with k = 2 (25%); FineRMoE runs with its defaults.
+ * Writes results/bench/inference-<id>.json.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "../lib/backends/mod.ts";
+import type { ModelConfig } from "../lib/core/config.ts";
+import { createModel, initValues } from "../lib/models/transformer.ts";
+import { loadFfn } from "../lib/models/variants.ts";
+import type { FfnContext, FfnParams, FfnVariant } from "../lib/models/ffn/types.ts";
+import { sparseFfnInfer } from "../lib/models/sparse_infer.ts";
+import { projectPaths } from "../lib/util/paths.ts";
+import { Rng } from "../lib/util/rng.ts";
+import { sizedModel } from "./config.ts";
+import { table } from "./report.ts";
+import { machine } from "./peers.ts";
+
+/** One measured row. */
+export interface InferRow {
+  d_model: number;
+  kind: string;
+  form: string;
+  phase: "prefill" | "decode";
+  what: "ffn" | "model";
+  rows: number;
+  ms: number;
+  active_frac: number | null;
+  ffn_flops: number | null;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Median ms of `reps` calls of fn (after 2 warm-up calls); fn returns a tensor that is read back. */
+function timeIt(fn: () => tf.Tensor, reps: number): number {
+  const ts: number[] = [];
+  for (let i = 0; i < reps + 2; i++) {
+    const t0 = performance.now();
+    const y = fn();
+    y.dataSync();
+    y.dispose();
+    if (i >= 2) ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+/** The model config of a kind at width d: DSMoE with τ (set later), top-k with 8 experts and k = 2. */
+function kindModel(kind: string, d: number, seq: number, tau: number | null): ModelConfig {
+  const m = sizedModel(kind, d, seq);
+  if (kind === "dsmoe") m.ffn = { kind, tau: tau ?? 0.5 } as ModelConfig["ffn"];
+  if (kind === "topk_moe") m.ffn = { kind, experts: 8, top_k: 2 } as ModelConfig["ffn"];
+  return m;
+}
+
+function layerParams(cfg: ModelConfig, ffn: FfnVariant): FfnParams {
+  return Object.fromEntries(ffn.params(cfg).map((s) => [s.name, tf.tensor(initValues(s, 1), [...s.shape])]));
+}
+
+const evalCtx = (cfg: ModelConfig, seqLen: number): FfnContext => ({
+  cfg,
+  layer: 0,
+  training: false,
+  rng: null,
+  addAuxLoss: () => {},
+  addStat: () => {},
+  seqLen,
+});
+
+/** DSMoE's τ: the 75th percentile of the sigmoid gates on x (so ~25% of blocks are active). */
+function calibrateTau(x: tf.Tensor2D, p: FfnParams): number {
+  const g = tf.tidy(() => tf.sigmoid(tf.matMul(x, p.gate))).dataSync();
+  return [...g].sort((a, b) => a - b)[Math.floor(0.75 * g.length)];
+}
+
+/** Active fraction of the experts from the routing the variant reports (capture "gate": 0 = skipped). */
+function activeFrac(ffn: FfnVariant, x: tf.Tensor2D, p: FfnParams, cfg: ModelConfig): number | null {
+  let frac: number | null = null;
+  tf.tidy(() => {
+    ffn.apply(x, p, {
+      ...evalCtx(cfg, x.shape[0]),
+      capture: (name, v) => {
+        if (name === "gate" && frac === null) {
+          const a = Array.from(v.dataSync());
+          frac = a.filter((z) => z !== 0).length / a.length;
+        }
+      },
+    });
+  });
+  return frac;
+}
+
+/** FFN-layer and model rows for one kind at width d. */
+async function benchKind(kind: string, d: number, o: { seq: number; batch: number; reps: number }) {
+  const out: InferRow[] = [], rng = new Rng(3), N = o.batch * o.seq;
+  const xs = { prefill: rng.normal(new Float32Array(N * d), 1), decode: rng.normal(new Float32Array(d), 1) };
+  let cfg = kindModel(kind, d, o.seq, null);
+  const ffn = await loadFfn(kind);
+  let p = layerParams(cfg, ffn);
+  const xp = tf.tensor2d(xs.prefill, [N, d]), x1 = tf.tensor2d(xs.decode, [1, d]);
+  if (kind === "dsmoe") cfg = kindModel(kind, d, o.seq, calibrateTau(xp, p));
+  const frac = activeFrac(ffn, xp, p, cfg);
+  const cost =
+    (ffn as { sparseCost?: (c: ModelConfig) => { expert_flops: number; fixed_flops: number; experts: number } })
+      .sparseCost?.(cfg);
+  const flops = cost && frac !== null
+    ? cost.fixed_flops + frac * cost.experts * cost.expert_flops
+    : ffn.flopsPerToken(cfg);
+  const forms: [string, (x: tf.Tensor2D) => tf.Tensor][] = [["model", (x) => ffn.apply(x, p, evalCtx(cfg, o.seq))]];
+  if (kind === "dsmoe" || kind === "topk_moe") forms.push(["blas", (x) => sparseFfnInfer(x, p, cfg)]);
+  for (const [form, f] of forms) {
+    for (const [phase, x] of [["prefill", xp], ["decode", x1]] as const) {
+      const ms = timeIt(() => tf.tidy(() => f(x)), phase === "decode" ? o.reps * 10 : o.reps);
+      out.push({
+        d_model: d,
+        kind,
+        form,
+        phase,
+        what: "ffn",
+        rows: x.shape[0],
+        ms,
+        active_frac: frac,
+        ffn_flops: flops,
+      });
+    }
+  }
+  tf.dispose([xp, x1, ...Object.values(p)]);
+  p = {};
+  const model = await createModel(cfg, 1);
+  const tok = (b: number) =>
+    tf.tensor2d(Int32Array.from({ length: b * o.seq }, (_, i) => (i * 31 + 7) % 256), [b, o.seq], "int32");
+  for (const [phase, b] of [["prefill", o.batch], ["decode", 1]] as const) {
+    const t = tok(b);
+    const ms = timeIt(() => tf.tidy(() => model.forward(t)), o.reps);
+    out.push({
+      d_model: d,
+      kind,
+      form: "model",
+      phase,
+      what: "model",
+      rows: b * o.seq,
+      ms,
+      active_frac: null,
+      ffn_flops: null,
+    });
+    t.dispose();
+  }
+  model.dispose();
+  return out;
+}
+
+/** Printed tables: per size, the FFN rows with time and time-saved / FLOPs-saved against dense, then the model rows. */
+export function formatInference(rows: readonly InferRow[]): string {
+  const out: string[] = [];
+  for (const d of [...new Set(rows.map((r) => r.d_model))]) {
+    const ffn = rows.filter((r) => r.d_model === d && r.what === "ffn");
+    const lines = ffn.map((r) => {
+      const dense = ffn.find((x) => x.kind === "dense" && x.phase === r.phase)!;
+      const tSaved = 1 - r.ms / dense.ms, fSaved = 1 - r.ffn_flops! / dense.ffn_flops!;
+      return [
+        r.kind,
+        r.form,
+        r.phase,
+        r.rows,
+        r.ms < 1 ? r.ms.toFixed(3) : r.ms.toFixed(1),
+        (dense.ms / r.ms).toFixed(2),
+        r.active_frac === null ? "-" : `${(100 * r.active_frac).toFixed(1)}%`,
+        (r.ffn_flops! / dense.ffn_flops!).toFixed(3),
+        r.kind === "dense" || Math.abs(fSaved) < 1e-9 ? "-" : (tSaved / fSaved).toFixed(2),
+      ];
+    });
+    out.push(`\nd_model ${d}: one FFN layer (evaluation mode)`);
+    out.push(
+      table([
+        "kind",
+        "form",
+        "phase",
+        "rows",
+        "ms",
+        "speed-up vs dense",
+        "active",
+        "FLOPs / dense",
+        "time saved / FLOPs saved",
+      ], lines),
+    );
+    const mod = rows.filter((r) => r.d_model === d && r.what === "model");
+    out.push(`\nd_model ${d}: whole model forward (decode = one batch-1 forward of the window per token: no KV cache)`);
+    out.push(table(
+      ["kind", "phase", "tokens", "ms", "speed-up vs dense"],
+      mod.map((r) => {
+        const dense = mod.find((x) => x.kind === "dense" && x.phase === r.phase)!;
+        return [r.kind, r.phase, r.rows, r.ms.toFixed(1), (dense.ms / r.ms).toFixed(2)];
+      }),
+    ));
+  }
+  return out.join("\n");
+}
+
+if (import.meta.main) {
+  const { values: v } = parseArgs({
+    options: {
+      sizes: { type: "string", default: "256,512" },
+      seq: { type: "string", default: "256" },
+      batch: { type: "string", default: "4" },
+      reps: { type: "string", default: "5" },
+      threads: { type: "string", default: String(navigator.hardwareConcurrency) },
+      kinds: { type: "string", default: "dense,dsmoe,topk_moe,finermoe" },
+    },
+  });
+  const num = (k: "seq" | "batch" | "reps" | "threads") => {
+    const n = Number(v[k]);
+    if (!Number.isInteger(n) || n < 1) {
+      console.error(`error: --${k} = ${v[k]} must be a positive integer`);
+      Deno.exit(2);
+    }
+    return n;
+  };
+  const o = { seq: num("seq"), batch: num("batch"), reps: num("reps") }, threads = num("threads");
+  const sizes = v.sizes!.split(",").map(Number);
+  if (sizes.some((d) => !Number.isInteger(d) || d < 32 || d % 32)) {
+    console.error(`error: --sizes = ${v.sizes}: widths must be multiples of 32`);
+    Deno.exit(2);
+  }
+  const info = await initBackend("native", { threads });
+  const id = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  console.log(`bench:inference ${id}: ${machine().cpu}, native, ${threads} thread(s), load avg ${Deno.loadavg()[0]}`);
+  const rows: InferRow[] = [];
+  for (const d of sizes) {
+    for (const k of v.kinds!.split(",")) {
+      rows.push(...await benchKind(k, d, o));
+      console.log(`  d ${d} ${k}: done (load avg ${Deno.loadavg()[0].toFixed(2)})`);
+    }
+  }
+  console.log(formatInference(rows));
+  const dir = join(projectPaths().results, "bench");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `inference-${id}.json`);
+  const meta = { id, machine: machine(), backend: info.details, threads, ...o, load_avg_end: Deno.loadavg() };
+  await Deno.writeTextFile(file, JSON.stringify({ ...meta, rows }, null, 1));
+  console.log(`stored: ${file}`);
+}

@@ -48,15 +48,18 @@ export interface InferRow {
   phase: "prefill" | "decode";
   what: "ffn" | "model";
   rows: number;
+  /** Median and fastest of the timed calls (ms); the fastest is the least disturbed on a shared machine. */
   ms: number;
+  min_ms: number;
   active_frac: number | null;
   ffn_flops: number | null;
 }
 
+const ms = (x: number) => (x < 1 ? x.toFixed(3) : x.toFixed(1));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Median ms of `reps` calls of fn (after 2 warm-up calls); fn returns a tensor that is read back. */
-function timeIt(fn: () => tf.Tensor, reps: number): number {
+/** Median and fastest ms of `reps` calls of fn (after 2 warm-up calls); fn's tensor is read back. */
+function timeIt(fn: () => tf.Tensor, reps: number): { ms: number; min_ms: number } {
   const ts: number[] = [];
   for (let i = 0; i < reps + 2; i++) {
     const t0 = performance.now();
@@ -65,7 +68,7 @@ function timeIt(fn: () => tf.Tensor, reps: number): number {
     y.dispose();
     if (i >= 2) ts.push(performance.now() - t0);
   }
-  return median(ts);
+  return { ms: median(ts), min_ms: Math.min(...ts) };
 }
 
 /** The model config of a kind at width d: DSMoE with τ (set later), top-k with 8 experts and k = 2. */
@@ -133,7 +136,7 @@ async function benchKind(kind: string, d: number, o: { seq: number; batch: numbe
   if (kind === "dsmoe" || kind === "topk_moe") forms.push(["blas", (x) => sparseFfnInfer(x, p, cfg)]);
   for (const [form, f] of forms) {
     for (const [phase, x] of [["prefill", xp], ["decode", x1]] as const) {
-      const ms = timeIt(() => tf.tidy(() => f(x)), phase === "decode" ? o.reps * 10 : o.reps);
+      const t = timeIt(() => tf.tidy(() => f(x)), phase === "decode" ? o.reps * 10 : o.reps);
       out.push({
         d_model: d,
         kind,
@@ -141,7 +144,7 @@ async function benchKind(kind: string, d: number, o: { seq: number; batch: numbe
         phase,
         what: "ffn",
         rows: x.shape[0],
-        ms,
+        ...t,
         active_frac: frac,
         ffn_flops: flops,
       });
@@ -153,8 +156,8 @@ async function benchKind(kind: string, d: number, o: { seq: number; batch: numbe
   const tok = (b: number) =>
     tf.tensor2d(Int32Array.from({ length: b * o.seq }, (_, i) => (i * 31 + 7) % 256), [b, o.seq], "int32");
   for (const [phase, b] of [["prefill", o.batch], ["decode", 1]] as const) {
-    const t = tok(b);
-    const ms = timeIt(() => tf.tidy(() => model.forward(t)), o.reps);
+    const ids = tok(b);
+    const t = timeIt(() => tf.tidy(() => model.forward(ids)), o.reps);
     out.push({
       d_model: d,
       kind,
@@ -162,11 +165,11 @@ async function benchKind(kind: string, d: number, o: { seq: number; batch: numbe
       phase,
       what: "model",
       rows: b * o.seq,
-      ms,
+      ...t,
       active_frac: null,
       ffn_flops: null,
     });
-    t.dispose();
+    ids.dispose();
   }
   model.dispose();
   return out;
@@ -179,14 +182,14 @@ export function formatInference(rows: readonly InferRow[]): string {
     const ffn = rows.filter((r) => r.d_model === d && r.what === "ffn");
     const lines = ffn.map((r) => {
       const dense = ffn.find((x) => x.kind === "dense" && x.phase === r.phase)!;
-      const tSaved = 1 - r.ms / dense.ms, fSaved = 1 - r.ffn_flops! / dense.ffn_flops!;
+      const tSaved = 1 - r.min_ms / dense.min_ms, fSaved = 1 - r.ffn_flops! / dense.ffn_flops!;
       return [
         r.kind,
         r.form,
         r.phase,
         r.rows,
-        r.ms < 1 ? r.ms.toFixed(3) : r.ms.toFixed(1),
-        (dense.ms / r.ms).toFixed(2),
+        `${ms(r.ms)} (${ms(r.min_ms)})`,
+        (dense.min_ms / r.min_ms).toFixed(2),
         r.active_frac === null ? "-" : `${(100 * r.active_frac).toFixed(1)}%`,
         (r.ffn_flops! / dense.ffn_flops!).toFixed(3),
         r.kind === "dense" || Math.abs(fSaved) < 1e-9 ? "-" : (tSaved / fSaved).toFixed(2),
@@ -209,10 +212,10 @@ export function formatInference(rows: readonly InferRow[]): string {
     const mod = rows.filter((r) => r.d_model === d && r.what === "model");
     out.push(`\nd_model ${d}: whole model forward (decode = one batch-1 forward of the window per token: no KV cache)`);
     out.push(table(
-      ["kind", "phase", "tokens", "ms", "speed-up vs dense"],
+      ["kind", "phase", "tokens", "ms median (fastest)", "speed-up vs dense (fastest)"],
       mod.map((r) => {
         const dense = mod.find((x) => x.kind === "dense" && x.phase === r.phase)!;
-        return [r.kind, r.phase, r.rows, r.ms.toFixed(1), (dense.ms / r.ms).toFixed(2)];
+        return [r.kind, r.phase, r.rows, `${ms(r.ms)} (${ms(r.min_ms)})`, (dense.min_ms / r.min_ms).toFixed(2)];
       }),
     ));
   }

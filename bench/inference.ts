@@ -14,7 +14,8 @@
  *   run twice: the model's own inference form (`sparseMixture`: tfjs ops per expert) and the BLAS form of
  *   lib/models/sparse_infer.ts. The active fraction is measured from the routing of these rows.
  * - **model**: `forward` on `[batch, seq]` (prefill) and, as the model has **no KV cache**, decode as one
- *   forward of a batch-1 window of `seq` tokens per generated token.
+ *   forward of a batch-1 window of `seq` tokens per generated token. DSMoE and top-k again in both forms
+ *   (`blas`: the same weights in a model whose FFN variant's evaluation `apply` is `sparseFfnInfer`).
  * - **time saved / FLOPs saved** of the FFN relative to dense: (1 - t/t_dense) / (1 - F/F_dense), with F the
  *   measured active FLOPs (experts that ran + router); 1 = the time falls exactly with the FLOPs.
  *
@@ -30,7 +31,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../lib/backends/mod.ts";
 import type { ModelConfig } from "../lib/core/config.ts";
-import { createModel, initValues } from "../lib/models/transformer.ts";
+import { createModel, initValues, Transformer } from "../lib/models/transformer.ts";
 import { loadFfn } from "../lib/models/variants.ts";
 import type { FfnContext, FfnParams, FfnVariant } from "../lib/models/ffn/types.ts";
 import { sparseFfnInfer } from "../lib/models/sparse_infer.ts";
@@ -152,26 +153,24 @@ async function benchKind(kind: string, d: number, o: { seq: number; batch: numbe
   }
   tf.dispose([xp, x1, ...Object.values(p)]);
   p = {};
-  const model = await createModel(cfg, 1);
+  const models: [string, Transformer][] = [["model", await createModel(cfg, 1)]];
+  if (kind === "dsmoe" || kind === "topk_moe") {
+    // The same model with the BLAS form in its FFN layers (evaluation only): a wrapped variant, nothing edited.
+    const apply: FfnVariant["apply"] = (x, q, c) => (c.training ? ffn.apply(x, q, c) : sparseFfnInfer(x, q, cfg));
+    models.push(["blas", new Transformer(cfg, { ...ffn, apply }, 1)]);
+  }
   const tok = (b: number) =>
     tf.tensor2d(Int32Array.from({ length: b * o.seq }, (_, i) => (i * 31 + 7) % 256), [b, o.seq], "int32");
-  for (const [phase, b] of [["prefill", o.batch], ["decode", 1]] as const) {
-    const ids = tok(b);
-    const t = timeIt(() => tf.tidy(() => model.forward(ids)), o.reps);
-    out.push({
-      d_model: d,
-      kind,
-      form: "model",
-      phase,
-      what: "model",
-      rows: b * o.seq,
-      ...t,
-      active_frac: null,
-      ffn_flops: null,
-    });
-    ids.dispose();
+  for (const [form, model] of models) {
+    for (const [phase, b] of [["prefill", o.batch], ["decode", 1]] as const) {
+      const ids = tok(b);
+      const t = timeIt(() => tf.tidy(() => model.forward(ids)), o.reps);
+      const rows = b * o.seq;
+      out.push({ d_model: d, kind, form, phase, what: "model", rows, ...t, active_frac: null, ffn_flops: null });
+      ids.dispose();
+    }
+    model.dispose();
   }
-  model.dispose();
   return out;
 }
 
@@ -212,10 +211,10 @@ export function formatInference(rows: readonly InferRow[]): string {
     const mod = rows.filter((r) => r.d_model === d && r.what === "model");
     out.push(`\nd_model ${d}: whole model forward (decode = one batch-1 forward of the window per token: no KV cache)`);
     out.push(table(
-      ["kind", "phase", "tokens", "ms median (fastest)", "speed-up vs dense (fastest)"],
+      ["kind", "form", "phase", "tokens", "ms median (fastest)", "speed-up vs dense (fastest)"],
       mod.map((r) => {
         const dense = mod.find((x) => x.kind === "dense" && x.phase === r.phase)!;
-        return [r.kind, r.phase, r.rows, `${ms(r.ms)} (${ms(r.min_ms)})`, (dense.min_ms / r.min_ms).toFixed(2)];
+        return [r.kind, r.form, r.phase, r.rows, `${ms(r.ms)} (${ms(r.min_ms)})`, (dense.min_ms / r.min_ms).toFixed(2)];
       }),
     ));
   }

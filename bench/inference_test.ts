@@ -31,5 +31,5 @@ Deno.test("formatInference: speed-up and time saved / FLOPs saved against dense,
   const line = (k: string) => text.split("\n").find((l) => l.startsWith(k) && l.includes("%"))!;
   assert.match(line("dsmoe"), /5\.0 \(4\.0\)\s+2\.50\s+25\.0%\s+0\.250\s+0\.80$/);
   assert.match(line("topk_moe"), /0\.83\s+25\.0%\s+0\.250\s+-0\.27$/);
-  assert.match(text, /dsmoe\s+prefill\s+1024\s+41\.0 \(40\.0\)\s+1\.25/);
+  assert.match(text, /dsmoe\s+model\s+prefill\s+1024\s+41\.0 \(40\.0\)\s+1\.25/);
 });

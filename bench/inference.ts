@@ -16,6 +16,8 @@
  * - **model**: `forward` on `[batch, seq]` (prefill) and, as the model has **no KV cache**, decode as one
  *   forward of a batch-1 window of `seq` tokens per generated token. DSMoE and top-k again in both forms
  *   (`blas`: the same weights in a model whose FFN variant's evaluation `apply` is `sparseFfnInfer`).
+ * Every call of a size runs in rounds (each round calls every kind and form once; decode FFN calls ten
+ *   times), so that a shared machine's drift hits all alike; rows give the median and the fastest call.
  * - **time saved / FLOPs saved** of the FFN relative to dense: (1 - t/t_dense) / (1 - F/F_dense), with F the
  *   measured active FLOPs (experts that ran + router); 1 = the time falls exactly with the FLOPs.
  *
@@ -59,17 +61,31 @@ export interface InferRow {
 const ms = (x: number) => (x < 1 ? x.toFixed(3) : x.toFixed(1));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Median and fastest ms of `reps` calls of fn (after 2 warm-up calls); fn's tensor is read back. */
-function timeIt(fn: () => tf.Tensor, reps: number): { ms: number; min_ms: number } {
-  const ts: number[] = [];
-  for (let i = 0; i < reps + 2; i++) {
-    const t0 = performance.now();
-    const y = fn();
-    y.dataSync();
-    y.dispose();
-    if (i >= 2) ts.push(performance.now() - t0);
+/** One measured call: the row it fills, the call (its tensor is read back), and how often per round. */
+interface Case {
+  row: Omit<InferRow, "ms" | "min_ms">;
+  fn: () => tf.Tensor;
+  calls: number;
+}
+
+/**
+ * Times every case in rounds (2 untimed rounds, then `reps`), each round calling every case in turn, so
+ * that a shared machine's drift hits every contender alike; the median and the fastest call per case.
+ */
+export function timeRounds(cases: readonly Case[], reps: number, clock = () => performance.now()): InferRow[] {
+  const ts = cases.map(() => [] as number[]);
+  for (let round = 0; round < reps + 2; round++) {
+    cases.forEach((c, i) => {
+      for (let j = 0; j < c.calls; j++) {
+        const t0 = clock();
+        const y = tf.tidy(c.fn);
+        y.dataSync();
+        y.dispose();
+        if (round >= 2) ts[i].push(clock() - t0);
+      }
+    });
   }
-  return { ms: median(ts), min_ms: Math.min(...ts) };
+  return cases.map((c, i) => ({ ...c.row, ms: median(ts[i]), min_ms: Math.min(...ts[i]) }));
 }
 
 /** The model config of a kind at width d: DSMoE with τ (set later), top-k with 8 experts and k = 2. */
@@ -117,14 +133,13 @@ function activeFrac(ffn: FfnVariant, x: tf.Tensor2D, p: FfnParams, cfg: ModelCon
   return frac;
 }
 
-/** FFN-layer and model rows for one kind at width d. */
-async function benchKind(kind: string, d: number, o: { seq: number; batch: number; reps: number }) {
-  const out: InferRow[] = [], rng = new Rng(3), N = o.batch * o.seq;
-  const xs = { prefill: rng.normal(new Float32Array(N * d), 1), decode: rng.normal(new Float32Array(d), 1) };
+/** The FFN-layer and model cases of one kind at width d, and how to free them. */
+async function kindCases(kind: string, d: number, o: { seq: number; batch: number; reps: number }) {
+  const rng = new Rng(3), N = o.batch * o.seq, cases: Case[] = [];
   let cfg = kindModel(kind, d, o.seq, null);
-  const ffn = await loadFfn(kind);
-  let p = layerParams(cfg, ffn);
-  const xp = tf.tensor2d(xs.prefill, [N, d]), x1 = tf.tensor2d(xs.decode, [1, d]);
+  const ffn = await loadFfn(kind), p = layerParams(cfg, ffn);
+  const xp = tf.tensor2d(rng.normal(new Float32Array(N * d), 1), [N, d]);
+  const x1 = tf.tensor2d(rng.normal(new Float32Array(d), 1), [1, d]);
   if (kind === "dsmoe") cfg = kindModel(kind, d, o.seq, calibrateTau(xp, p));
   const frac = activeFrac(ffn, xp, p, cfg);
   const cost =
@@ -133,45 +148,39 @@ async function benchKind(kind: string, d: number, o: { seq: number; batch: numbe
   const flops = cost && frac !== null
     ? cost.fixed_flops + frac * cost.experts * cost.expert_flops
     : ffn.flopsPerToken(cfg);
+  const sparse = kind === "dsmoe" || kind === "topk_moe";
   const forms: [string, (x: tf.Tensor2D) => tf.Tensor][] = [["model", (x) => ffn.apply(x, p, evalCtx(cfg, o.seq))]];
-  if (kind === "dsmoe" || kind === "topk_moe") forms.push(["blas", (x) => sparseFfnInfer(x, p, cfg)]);
+  if (sparse) forms.push(["blas", (x) => sparseFfnInfer(x, p, cfg)]);
   for (const [form, f] of forms) {
     for (const [phase, x] of [["prefill", xp], ["decode", x1]] as const) {
-      const t = timeIt(() => tf.tidy(() => f(x)), phase === "decode" ? o.reps * 10 : o.reps);
-      out.push({
-        d_model: d,
-        kind,
-        form,
-        phase,
-        what: "ffn",
-        rows: x.shape[0],
-        ...t,
-        active_frac: frac,
-        ffn_flops: flops,
+      const row = { d_model: d, kind, form, phase, what: "ffn" as const, rows: x.shape[0] };
+      cases.push({
+        row: { ...row, active_frac: frac, ffn_flops: flops },
+        fn: () => f(x),
+        calls: phase === "decode" ? 10 : 1,
       });
     }
   }
-  tf.dispose([xp, x1, ...Object.values(p)]);
-  p = {};
   const models: [string, Transformer][] = [["model", await createModel(cfg, 1)]];
-  if (kind === "dsmoe" || kind === "topk_moe") {
+  if (sparse) {
     // The same model with the BLAS form in its FFN layers (evaluation only): a wrapped variant, nothing edited.
     const apply: FfnVariant["apply"] = (x, q, c) => (c.training ? ffn.apply(x, q, c) : sparseFfnInfer(x, q, cfg));
     models.push(["blas", new Transformer(cfg, { ...ffn, apply }, 1)]);
   }
   const tok = (b: number) =>
     tf.tensor2d(Int32Array.from({ length: b * o.seq }, (_, i) => (i * 31 + 7) % 256), [b, o.seq], "int32");
+  const ids = [tok(o.batch), tok(1)];
   for (const [form, model] of models) {
-    for (const [phase, b] of [["prefill", o.batch], ["decode", 1]] as const) {
-      const ids = tok(b);
-      const t = timeIt(() => tf.tidy(() => model.forward(ids)), o.reps);
-      const rows = b * o.seq;
-      out.push({ d_model: d, kind, form, phase, what: "model", rows, ...t, active_frac: null, ffn_flops: null });
-      ids.dispose();
+    for (const [phase, t] of [["prefill", ids[0]], ["decode", ids[1]]] as const) {
+      const row = { d_model: d, kind, form, phase, what: "model" as const, rows: t.size };
+      cases.push({ row: { ...row, active_frac: null, ffn_flops: null }, fn: () => model.forward(t), calls: 1 });
     }
-    model.dispose();
   }
-  return out;
+  const dispose = () => {
+    tf.dispose([xp, x1, ...ids, ...Object.values(p)]);
+    for (const [, m] of models) m.dispose();
+  };
+  return { cases, dispose };
 }
 
 /** Printed tables: per size, the FFN rows with time and time-saved / FLOPs-saved against dense, then the model rows. */
@@ -251,10 +260,10 @@ if (import.meta.main) {
   console.log(`bench:inference ${id}: ${machine().cpu}, native, ${threads} thread(s), load avg ${Deno.loadavg()[0]}`);
   const rows: InferRow[] = [];
   for (const d of sizes) {
-    for (const k of v.kinds!.split(",")) {
-      rows.push(...await benchKind(k, d, o));
-      console.log(`  d ${d} ${k}: done (load avg ${Deno.loadavg()[0].toFixed(2)})`);
-    }
+    const all = await Promise.all(v.kinds!.split(",").map((k) => kindCases(k, d, o)));
+    rows.push(...timeRounds(all.flatMap((k) => k.cases), o.reps));
+    for (const k of all) k.dispose();
+    console.log(`  d ${d}: done (load avg ${Deno.loadavg()[0].toFixed(2)})`);
   }
   console.log(formatInference(rows));
   const dir = join(projectPaths().results, "bench");

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { DEFAULT_DATA, DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../lib/core/config.ts";
+import { DEFAULT_DATA, type ModelConfig } from "../lib/core/config.ts";
 import { type Tokens, trainBatch } from "../lib/data/batches.ts";
 import { loadDataset } from "../lib/data/dataset.ts";
 import { initValues } from "../lib/models/transformer.ts";
@@ -15,11 +15,6 @@ import { Rng } from "../lib/util/rng.ts";
 
 /** FFN kinds benched by default (those that exist): the reference model and its twins with each FFN's defaults. */
 export const DEFAULT_KINDS = ["dense", "finedeep", "dsmoe", "finermoe"];
-
-/** Model config of an FFN kind for the bench (the reference model with that FFN, default options). */
-export function benchModel(kind: string): ModelConfig {
-  return { ...DEFAULT_MODEL, ffn: { kind } as FfnConfig }; // an unknown kind fails when the model loads it
-}
 
 /** Writes the seed-1 initial weights of `cfg` (with the config and specs as metadata). */
 export async function writeWeights(path: string, cfg: ModelConfig, seed = 1): Promise<void> {

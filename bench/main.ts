@@ -25,7 +25,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,9 +34,13 @@ import type { BenchResult } from "../lib/train/bench.ts";
 import { projectPaths } from "../lib/util/paths.ts";
 import { loadBlas, measurePeak, nativeAvailability, type Peak } from "../lib/backends/native/mod.ts";
 import { type BenchRow, insertBench } from "../lib/store/bench.ts";
-import { fmt, formatReport, type RunResult, summarize } from "./report.ts";
-import { benchModel, benchTokens, DEFAULT_KINDS, writeBatches, writeWeights } from "./inputs.ts";
-import { defaultBackends, findTorch, gitCommit, machine, systemLibblas } from "./peers.ts";
+import type { Tokens } from "../lib/data/batches.ts";
+import { fmt, formatReport, type RunResult, summarize, type Summary, TORCH, TORCH_COMPILE } from "./report.ts";
+import { benchTokens, DEFAULT_KINDS, writeBatches, writeWeights } from "./inputs.ts";
+import { defaultBackends, gitCommit, machine, torchPeer, type TorchPython } from "./peers.ts";
+import { type BenchConfig, HELP, parseConfig, sizedModel } from "./config.ts";
+
+export { type BenchConfig, parseConfig };
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "..");
@@ -53,22 +56,6 @@ const DENO_FLAGS = [
   "--allow-run",
 ];
 
-/** Bench settings (CLI flags). */
-export interface BenchConfig {
-  backends: string[];
-  ffn: string[];
-  steps: number;
-  warmup: number;
-  repeats: number;
-  threads: number;
-  batch: number;
-  peer: "torch" | null;
-  /** Device of the torch peer: `cpu`, or `cuda` (to compare webgpu on a GPU machine with PyTorch CUDA). */
-  peerDevice: "cpu" | "cuda";
-  store: boolean;
-  python: string | null;
-}
-
 // ---- running -------------------------------------------------------------------------------------------
 
 async function runChild(cmd: string, args: string[], env: Record<string, string>, out: string): Promise<BenchResult> {
@@ -80,66 +67,6 @@ async function runChild(cmd: string, args: string[], env: Record<string, string>
   }
   return JSON.parse(await Deno.readTextFile(out)) as BenchResult;
 }
-
-/** Parses the CLI flags. */
-export function parseConfig(args: string[]): BenchConfig & { quick: boolean; help: boolean } {
-  const { values: v } = parseArgs({
-    args,
-    options: {
-      backends: { type: "string" },
-      ffn: { type: "string" },
-      steps: { type: "string" },
-      warmup: { type: "string", default: "2" },
-      repeats: { type: "string" },
-      threads: { type: "string", default: "1" },
-      batch: { type: "string", default: "16" },
-      peer: { type: "string" },
-      "peer-device": { type: "string", default: "cpu" },
-      "no-store": { type: "boolean", default: false },
-      python: { type: "string" },
-      quick: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  const int = (name: string, s: string | undefined, def: number, min: number) => {
-    const n = s === undefined ? def : Number(s);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} = ${s} must be an integer >= ${min}`);
-    return n;
-  };
-  if (v.peer !== undefined && v.peer !== "torch") throw new Error(`--peer = ${v.peer}: the only peer is torch`);
-  const dev = v["peer-device"];
-  if (dev !== "cpu" && dev !== "cuda") throw new Error(`--peer-device = ${dev}: use cpu or cuda`);
-  const list = (s: string | undefined) => (s ? s.split(",").map((x) => x.trim()).filter(Boolean) : []);
-  return {
-    backends: list(v.backends),
-    ffn: list(v.ffn),
-    steps: int("steps", v.steps, v.quick ? 3 : 10, 1),
-    warmup: int("warmup", v.warmup, 2, 0),
-    repeats: int("repeats", v.repeats, v.quick ? 1 : 3, 1),
-    threads: int("threads", v.threads, 1, 1),
-    batch: int("batch", v.batch, 16, 1),
-    peer: v.peer === "torch" ? "torch" : null,
-    peerDevice: dev,
-    store: !v["no-store"],
-    python: v.python ?? null,
-    quick: v.quick!,
-    help: v.help!,
-  };
-}
-
-const HELP = `deno task bench [flags]
-  --backends a,b     backends to measure (default: the available ones of tensorflow, webgpu (hardware), native, wasm)
-  --ffn a,b          FFN kinds (default: dense, finedeep, dsmoe, finermoe; each with its default options)
-  --steps N          timed steps per run (default 10; --quick: 3)
-  --warmup N         untimed first steps per run (default 2)
-  --repeats N        runs per contender, alternating A B A B (default 3; --quick: 1)
-  --threads N        CPU threads of native BLAS/kernels, wasm XNNPACK (at most 8) and the torch peer (default 1)
-  --batch N          sequences per step (default 16)
-  --peer torch       also run the PyTorch twin (bench/torch_peer.py) on the same weights and batches
-  --peer-device D    cpu (default) or cuda: where the torch twin runs (cuda: compare webgpu on a GPU with PyTorch CUDA)
-  --python PATH      Python with torch (default: $FINELAB_PYTHON, /usr/bin/python3, python3)
-  --no-store         do not write results/bench/*.json and the DuckDB bench table
-  --quick            3 steps, 1 repeat`;
 
 /** The machine's FP32 peak (native FMA microbenchmark; the MFU denominator), or why there is none. */
 function peakOf(
@@ -161,31 +88,6 @@ function peakOf(
   return { peak, peakNote: "" };
 }
 
-/** The PyTorch peer when `--peer torch` asks for it and it is installed (else null, with how to install it). */
-function torchPeer(
-  cfg: BenchConfig,
-  log: (m: string) => void,
-): { python: string; version: string; blas: string } | null {
-  if (cfg.peer !== "torch") return null;
-  const t = findTorch(cfg.python);
-  if ("error" in t) {
-    log(
-      `peer torch: unavailable: ${t.error}.\n  To install (Debian/Ubuntu): apt-get install python3-torch libopenblas0-openmp` +
-        `\n  (Debian's torch links libblas.so.3; without OpenBLAS it gets the reference BLAS, ~25x slower)`,
-    );
-    return null;
-  }
-  const lib = systemLibblas();
-  log(
-    `peer torch (${cfg.peerDevice}): ${t.python} torch ${t.version}, BLAS ${t.blas}` +
-      (lib ? `, libblas.so.3 -> ${lib}` : ""),
-  );
-  if (lib && !/openblas/i.test(lib)) {
-    log("  warning: libblas.so.3 is not OpenBLAS: apt-get install libopenblas0-openmp for a fair comparison");
-  }
-  return t;
-}
-
 /** Stores the bench: one row per child in DuckDB (`bench` table) and the whole result in results/bench/<id>.json. */
 async function storeBench(
   b: {
@@ -194,12 +96,13 @@ async function storeBench(
     mach: ReturnType<typeof machine>;
     peak: Peak | null;
     source: string;
-    summaries: ReturnType<typeof summarize>;
+    peer: { python: string; torch: string; blas: string } | null;
+    summaries: Summary[];
     runs: RunResult[];
   },
   log: (m: string) => void,
 ): Promise<void> {
-  const { benchId, cfg, mach, peak, source, summaries, runs } = b;
+  const { benchId, cfg, mach, peak, peer, source, summaries, runs } = b;
   const paths = projectPaths();
   const commit = await gitCommit();
   const rows: BenchRow[] = runs.filter((r) => r.result).map((r) => {
@@ -215,7 +118,7 @@ async function storeBench(
       steps: cfg.steps,
       warmup: cfg.warmup,
       batch_size: cfg.batch,
-      seq_len: DEFAULT_MODEL.seq_len,
+      seq_len: r.seq_len ?? DEFAULT_MODEL.seq_len,
       params: res.params ?? 0,
       median_ms: res.median_ms,
       min_ms: st[0],
@@ -241,7 +144,7 @@ async function storeBench(
   await Deno.writeTextFile(
     file,
     JSON.stringify(
-      { bench_id: benchId, config: cfg, machine: mach, peak, data: source, rows, summaries, runs },
+      { bench_id: benchId, config: cfg, machine: mach, peak, peer, data: source, rows, summaries, runs },
       null,
       1,
     ),
@@ -260,103 +163,142 @@ async function storeBench(
   }
 }
 
-/** Runs the whole benchmark (see the module doc) and returns the runs and summaries. */
-export async function runBench(cfg: BenchConfig, log: (m: string) => void = console.log) {
-  const benchId = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  const work = await Deno.makeTempDir({ prefix: "finelab-bench-" });
-  const mach = machine();
-  log(`bench ${benchId}: ${mach.cpu}, ${mach.cpus} CPUs, ${mach.os}, deno ${mach.deno}`);
+/** One planned child process. */
+interface PlanItem {
+  backend: string;
+  ffn: string;
+  repeat: number;
+}
 
-  const nat = nativeAvailability();
-  const { peak, peakNote } = peakOf(cfg, nat, log);
+/** Everything one size's runs share. */
+interface Shared {
+  cfg: BenchConfig;
+  backends: string[];
+  kinds: string[];
+  torch: TorchPython | null;
+  env: Record<string, string>;
+  work: string;
+  tokens: Tokens;
+  source: string;
+  peak: Peak | null;
+  peakNote: string;
+}
 
-  const backends = cfg.backends.length ? cfg.backends : await defaultBackends(log);
-  const kinds = cfg.ffn.length ? cfg.ffn : DEFAULT_KINDS.filter((k) => availableFfnKinds().includes(k));
-  for (const k of kinds) await loadFfn(k); // fail early on unknown kinds
+/** Torch contenders: eager, and with `--peer-compile` the compiled loss. */
+const peerLabels = (cfg: BenchConfig) => (cfg.peerCompile ? [TORCH, TORCH_COMPILE] : [TORCH]);
 
-  const torch = torchPeer(cfg, log);
-
-  // Shared inputs.
-  const { tokens, source } = await benchTokens(log);
-  const nBatches = cfg.warmup + cfg.steps;
-  const batchesPath = join(work, "batches.safetensors");
-  await writeBatches(batchesPath, tokens, nBatches, cfg.batch, DEFAULT_MODEL.seq_len);
-  const weightsPath = new Map<string, string>();
-  for (const k of kinds) {
-    const p = join(work, `weights-${k}.safetensors`);
-    await writeWeights(p, benchModel(k));
-    weightsPath.set(k, p);
+/** Runs one child (the worker on a backend, or the torch twin) and returns its result or error. */
+async function runOne(p: PlanItem, files: string[], s: Shared, out: string) {
+  const { cfg, torch, env } = s;
+  const common = [...files, "--steps", String(cfg.steps), "--warmup", String(cfg.warmup)];
+  common.push("--threads", String(cfg.threads), "--out", out);
+  try {
+    if (p.backend === TORCH || p.backend === TORCH_COMPILE) {
+      const args = [join(HERE, "torch_peer.py"), "--device", cfg.peerDevice, ...common];
+      if (p.backend === TORCH_COMPILE) args.push("--compile");
+      return { result: await runChild(torch!.python, args, env, out), error: null };
+    }
+    const args = [...DENO_FLAGS, join(HERE, "worker.ts"), "--backend", p.backend, ...common];
+    return { result: await runChild(Deno.execPath(), args, env, out), error: null };
+  } catch (e) {
+    return { result: null, error: (e as Error).message };
   }
-  log(`data: ${source}; ${nBatches} batches of ${cfg.batch} x ${DEFAULT_MODEL.seq_len}`);
+}
 
-  // The env of native and torch children: the same OpenBLAS kernels and thread counts for both.
+/** Every contender at one width d (null: the reference model), A B A B ...; the runs, summaries and report. */
+async function benchSize(d: number | null, s: Shared, log: (m: string) => void) {
+  const { cfg, kinds, backends, torch, work } = s;
+  const model = (k: string) => sizedModel(k, d, cfg.seq);
+  const m0 = model("dense"), tag = `d${m0.d_model}`;
+  const batches = join(work, `batches-${tag}.safetensors`), nBatches = cfg.warmup + cfg.steps;
+  await writeBatches(batches, s.tokens, nBatches, cfg.batch, m0.seq_len);
+  for (const k of kinds) await writeWeights(join(work, `weights-${tag}-${k}.safetensors`), model(k));
+  log(`\n== d_model ${m0.d_model}, ${m0.n_heads} heads, d_ff ${m0.d_ff}, ${m0.n_layers} layers, seq ${m0.seq_len}`);
+  log(`data: ${s.source}; ${nBatches} batches of ${cfg.batch} x ${m0.seq_len}`);
+  const plan: PlanItem[] = [];
+  for (let r = 0; r < cfg.repeats; r++) {
+    for (const k of kinds) {
+      for (const b of backends) plan.push({ backend: b, ffn: k, repeat: r });
+      if (torch && k === "dense") { for (const b of peerLabels(cfg)) plan.push({ backend: b, ffn: k, repeat: r }); }
+    }
+  }
+  const runs: RunResult[] = [];
+  for (const [i, p] of plan.entries()) {
+    const files = ["--weights", join(work, `weights-${tag}-${p.ffn}.safetensors`), "--batches", batches];
+    const { result, error } = await runOne(p, files, s, join(work, `r-${tag}-${i}.json`));
+    runs.push({ ...p, d_model: m0.d_model, seq_len: m0.seq_len, result, error });
+    log(progressLine(`[${i + 1}/${plan.length}] ${tag} ${p.backend} ${p.ffn} r${p.repeat}`, result, error));
+  }
+  // FLOPs of the peer from the matching model (the peer does not count them).
+  for (const r of runs) {
+    if (r.result && !r.result.flops_per_step) {
+      r.result.flops_per_step = 3 * flopsPerToken(model(r.ffn), await loadFfn(r.ffn)) * cfg.batch * m0.seq_len;
+    }
+  }
+  const summaries = summarize(runs, s.peak?.gflops ?? null).map((x) => ({ ...x, d_model: m0.d_model }));
+  const report = formatReport(runs, summaries, {
+    peak: s.peak,
+    peakNote: s.peakNote,
+    threads: cfg.threads,
+    kinds,
+    model: m0,
+    batch: cfg.batch,
+    peerVersion: torch?.version ?? null,
+  });
+  log("\n" + report);
+  return { runs, summaries };
+}
+
+function progressLine(tag: string, result: BenchResult | null, error: string | null): string {
+  if (!result) return `${tag}: FAILED: ${error}`;
+  const tps = (result.tokens_per_step / result.median_ms * 1000).toFixed(0);
+  return `${tag}: median ${result.median_ms.toFixed(1)} ms/step (${tps} tok/s), final loss ${
+    result.losses.at(-1)?.toFixed(6)
+  }, self ${fmt(result.cpu_load?.self_cores, 2)} cores, load avg ${fmt(result.cpu_load?.load_avg_1m, 2)}`;
+}
+
+/** The env of native and torch children: the same OpenBLAS kernels and thread counts for both. */
+function childEnv(threads: number, nativeOk: boolean): Record<string, string> {
   const env: Record<string, string> = {
-    OMP_NUM_THREADS: String(cfg.threads),
-    OPENBLAS_NUM_THREADS: String(cfg.threads),
+    OMP_NUM_THREADS: String(threads),
+    OPENBLAS_NUM_THREADS: String(threads),
     NO_COLOR: "1",
   };
-  if (nat.ok) {
+  if (nativeOk) {
     try {
       for (const [k, v] of Object.entries(loadBlas().env_set)) env[k] = v;
     } catch { /* reported by nativeAvailability */ }
   }
+  return env;
+}
 
-  // Schedule: repeat-major so each repeat runs every contender once (A B A B ...).
-  const plan: { backend: string; ffn: string; repeat: number }[] = [];
-  for (let r = 0; r < cfg.repeats; r++) {
-    for (const k of kinds) {
-      for (const b of backends) plan.push({ backend: b, ffn: k, repeat: r });
-      if (torch && k === "dense") plan.push({ backend: "torch", ffn: k, repeat: r });
-    }
-  }
+/** Runs the whole benchmark (see the module doc) at every size and returns the runs and summaries. */
+export async function runBench(cfg: BenchConfig, log: (m: string) => void = console.log) {
+  const benchId = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const work = await Deno.makeTempDir({ prefix: "finelab-bench-" });
+  const mach = machine();
+  log(`bench ${benchId}: ${mach.cpu}, ${mach.cpus} CPUs, ${mach.os}, deno ${mach.deno}; ${cfg.threads} thread(s)`);
+  const nat = nativeAvailability();
+  const { peak, peakNote } = peakOf(cfg, nat, log);
+  const backends = cfg.backends.length ? cfg.backends : await defaultBackends(log);
+  const kinds = cfg.ffn.length ? cfg.ffn : DEFAULT_KINDS.filter((k) => availableFfnKinds().includes(k));
+  for (const k of kinds) await loadFfn(k); // fail early on unknown kinds
+  const torch = torchPeer(cfg, log);
   if (torch && !kinds.includes("dense")) log("peer torch: only the dense model has a torch twin; add --ffn dense");
-  const runs: RunResult[] = [];
-  for (const [i, p] of plan.entries()) {
-    const out = join(work, `r${i}.json`);
-    const common = ["--weights", weightsPath.get(p.ffn)!, "--batches", batchesPath, "--steps", String(cfg.steps)];
-    common.push("--warmup", String(cfg.warmup), "--threads", String(cfg.threads), "--out", out);
-    let result: BenchResult | null = null, error: string | null = null;
-    try {
-      result = p.backend === "torch"
-        ? await runChild(torch!.python, [join(HERE, "torch_peer.py"), "--device", cfg.peerDevice, ...common], env, out)
-        : await runChild(
-          Deno.execPath(),
-          [...DENO_FLAGS, join(HERE, "worker.ts"), "--backend", p.backend, ...common],
-          env,
-          out,
-        );
-    } catch (e) {
-      error = (e as Error).message;
-    }
-    runs.push({ ...p, result, error });
-    const tag = `[${i + 1}/${plan.length}] ${p.backend} ${p.ffn} r${p.repeat}`;
-    log(
-      result
-        ? `${tag}: median ${result.median_ms.toFixed(1)} ms/step (${
-          (result.tokens_per_step / result.median_ms * 1000).toFixed(0)
-        } tok/s), ` +
-          `final loss ${result.losses.at(-1)?.toFixed(6)}, self ${fmt(result.cpu_load?.self_cores, 2)} cores, ` +
-          `load avg ${fmt(result.cpu_load?.load_avg_1m, 2)}`
-        : `${tag}: FAILED: ${error}`,
-    );
+  const { tokens, source } = await benchTokens(log);
+  const env = childEnv(cfg.threads, nat.ok);
+  const shared: Shared = { cfg, backends, kinds, torch, env, work, tokens, source, peak, peakNote };
+  const runs: RunResult[] = [], summaries: Summary[] = [];
+  for (const d of cfg.sizes.length ? cfg.sizes : [null]) {
+    const r = await benchSize(d, shared, log);
+    runs.push(...r.runs);
+    summaries.push(...r.summaries);
   }
-
-  // Fill FLOPs for the peer from the matching model (the peer does not count them).
-  const flopsOf = new Map<string, number>();
-  for (const k of kinds) {
-    flopsOf.set(k, 3 * flopsPerToken(benchModel(k), await loadFfn(k)) * cfg.batch * DEFAULT_MODEL.seq_len);
-  }
-  for (const r of runs) if (r.result && !r.result.flops_per_step) r.result.flops_per_step = flopsOf.get(r.ffn)!;
-
-  const summaries = summarize(runs, peak?.gflops ?? null);
-  const report = formatReport(runs, summaries, { peak, peakNote, threads: cfg.threads, kinds });
-  log("\n" + report);
-
-  if (cfg.store) await storeBench({ benchId, cfg, mach, peak, source, summaries, runs }, log);
+  const peer = torch ? { python: torch.python, torch: torch.version, blas: torch.blas } : null;
+  if (cfg.store) await storeBench({ benchId, cfg, mach, peak, peer, source, summaries, runs }, log);
   await Deno.remove(work, { recursive: true }).catch(() => {});
   return { benchId, runs, summaries, peak };
 }
-
 if (import.meta.main) {
   let cfg;
   try {

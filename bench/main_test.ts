@@ -5,7 +5,8 @@ import { readSafetensors } from "../lib/train/safetensors.ts";
 import type { BenchResult } from "../lib/train/bench.ts";
 import { nativeAvailability } from "../lib/backends/native/mod.ts";
 import { parseConfig } from "./main.ts";
-import { findTorch } from "./peers.ts";
+import { sizedModel } from "./config.ts";
+import { BENCH_VENV_PYTHON, findTorch, newestTorch, torchCandidates, versionKey } from "./peers.ts";
 import { relDiff, type RunResult, summarize } from "./report.ts";
 import { writeBatches, writeWeights } from "./inputs.ts";
 import { readBatches } from "./worker.ts";
@@ -74,6 +75,46 @@ Deno.test("parseConfig: defaults, --quick, and errors that name the flag", () =>
   assert.equal(relDiff(1.00001, 1), 1.0000000000065512e-5);
 });
 
+Deno.test("parseConfig: sizes, seq, all cores by default, --peer-compile implies the torch peer", () => {
+  const d = parseConfig([]);
+  assert.equal(d.threads, navigator.hardwareConcurrency);
+  assert.deepEqual([d.sizes, d.seq, d.peerCompile], [[], null, false]);
+  const c = parseConfig(["--sizes", "128, 256,512", "--seq", "256", "--peer-compile", "--threads", "1"]);
+  assert.deepEqual([c.sizes, c.seq, c.peer, c.peerCompile, c.threads], [[128, 256, 512], 256, "torch", true, 1]);
+  assert.throws(() => parseConfig(["--sizes", "100"]), /--sizes: 100 must be a multiple of 32/);
+  assert.throws(() => parseConfig(["--sizes", "128,x"]), /--sizes = x must be an integer >= 32/);
+  assert.throws(() => parseConfig(["--seq", "1"]), /--seq = 1 must be an integer >= 2/);
+  assert.throws(() => parseConfig(["--threads", "0"]), /--threads = 0 must be an integer >= 1/);
+});
+
+Deno.test("sizedModel: the reference model's proportions at width d (heads of 32, d_ff 3d), seq as asked", () => {
+  const r = sizedModel("dense", null, null);
+  assert.deepEqual([r.d_model, r.n_heads, r.d_ff, r.seq_len], [DEFAULT_MODEL.d_model, 4, 384, DEFAULT_MODEL.seq_len]);
+  const m = sizedModel("dsmoe", 512, 256);
+  assert.deepEqual([m.d_model, m.n_heads, m.d_ff, m.seq_len, m.n_layers], [512, 16, 1536, 256, DEFAULT_MODEL.n_layers]);
+  assert.deepEqual(m.ffn, { kind: "dsmoe" });
+});
+
+Deno.test("torch peer selection: candidates in order, the newest version wins, ties keep the first", () => {
+  assert.deepEqual(torchCandidates("/x/python", "/env/python"), ["/x/python"]);
+  assert.deepEqual(torchCandidates(null, "/env/python"), [
+    "/env/python",
+    BENCH_VENV_PYTHON,
+    "/usr/bin/python3",
+    "python3",
+  ]);
+  assert.deepEqual(torchCandidates(null, undefined), [BENCH_VENV_PYTHON, "/usr/bin/python3", "python3"]);
+  assert.deepEqual(versionKey("2.13.0+cpu"), [2, 13, 0]);
+  assert.deepEqual(versionKey("1.13.0a0"), [1, 13, 0]);
+  const t = (python: string, version: string) => ({ python, version, blas: "x" });
+  const debian = t("/usr/bin/python3", "1.13.0a0"), venv = t("venv", "2.13.0+cpu"), env = t("env", "2.9.1");
+  assert.equal(newestTorch([debian, venv, env]), venv);
+  assert.equal(newestTorch([env, debian]), env);
+  assert.equal(newestTorch([t("a", "2.13.0"), t("b", "2.13.0+cpu")])!.python, "a");
+  assert.equal(newestTorch([t("a", "2.9.0"), t("b", "2.13")])!.python, "b", "2.13 > 2.9 numerically");
+  assert.equal(newestTorch([]), null);
+});
+
 Deno.test("bench inputs: weights carry config and specs; batches round-trip as [steps, B, T]", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -104,7 +145,7 @@ const torch = findTorch(null);
 const torchReason = "error" in torch ? torch.error : "";
 if (torchReason) {
   console.log(
-    `torch peer test skipped: ${torchReason}; install with apt-get install python3-torch libopenblas0-openmp`,
+    `torch peer test skipped: ${torchReason}; install with deno task bench:setup_torch`,
   );
 }
 

@@ -1,5 +1,5 @@
 /**
- * What the bench runs against: the PyTorch peer (Debian python3-torch), the system BLAS it links, the
+ * What the bench runs against: the PyTorch peer (the newest torch found: bench/.venv, else Debian python3-torch), the system BLAS it links, the
  * backends available here, and the machine and commit it records.
  *
  * @module
@@ -13,30 +13,71 @@ import type { ConcreteBackend } from "../lib/core/config.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** A Python that imports torch, with its version and BLAS, or why there is none. */
-export function findTorch(preferred: string | null): { python: string; version: string; blas: string } | {
-  error: string;
-} {
-  const tried: string[] = [];
-  for (const py of preferred ? [preferred] : [Deno.env.get("FINELAB_PYTHON"), "/usr/bin/python3", "python3"]) {
-    if (!py) continue;
-    try {
-      const r = new Deno.Command(py, {
-        args: ["-c", "import torch;print(torch.__version__);print(torch.__config__.show())"],
-        stdout: "piped",
-        stderr: "piped",
-      }).outputSync();
-      const out = new TextDecoder().decode(r.stdout);
-      if (r.success) {
-        const blas = /BLAS_INFO=([^,\n]+)/.exec(out)?.[1] ?? "unknown";
-        return { python: py, version: out.split("\n")[0].trim(), blas };
-      }
-      tried.push(`${py}: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`);
-    } catch (e) {
-      tried.push(`${py}: ${(e as Error).message.split("\n")[0]}`);
+/** A Python with torch: its path, torch version and BLAS. */
+export interface TorchPython {
+  python: string;
+  version: string;
+  blas: string;
+}
+
+/** The bench's own virtual environment (`deno task bench:setup_torch`: a modern PyTorch from pip). */
+export const BENCH_VENV_PYTHON = join(ROOT, "bench", ".venv", "bin", "python");
+
+/** Pythons to try for the torch peer: the one asked for, else $FINELAB_PYTHON, bench/.venv, the system's. */
+export function torchCandidates(preferred: string | null, env: string | undefined): string[] {
+  if (preferred) return [preferred];
+  return [...new Set([env, BENCH_VENV_PYTHON, "/usr/bin/python3", "python3"].filter((p): p is string => !!p))];
+}
+
+/** Numeric parts of a torch version (`2.13.0+cpu` -> [2, 13, 0]; `1.13.0a0` -> [1, 13, 0]). */
+export function versionKey(v: string): number[] {
+  return v.split(/[+]/)[0].split(".").map((p) => parseInt(p, 10) || 0);
+}
+
+/** The newest torch among those found (the first of equal versions, i.e. the preferred one). */
+export function newestTorch(found: readonly TorchPython[]): TorchPython | null {
+  let best: TorchPython | null = null;
+  for (const t of found) {
+    if (!best) {
+      best = t;
+      continue;
     }
+    const a = versionKey(t.version), b = versionKey(best.version);
+    const i = a.findIndex((x, j) => x !== (b[j] ?? 0));
+    if (i >= 0 && a[i] > (b[i] ?? 0)) best = t;
   }
-  return { error: `no Python with torch (${tried.join("; ")})` };
+  return best;
+}
+
+function probeTorch(py: string): TorchPython | string {
+  try {
+    const r = new Deno.Command(py, {
+      args: ["-c", "import torch;print(torch.__version__);print(torch.__config__.show())"],
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    const out = new TextDecoder().decode(r.stdout);
+    if (!r.success) return `${py}: ${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}`;
+    const blas = /BLAS_INFO=([^,\n]+)/.exec(out)?.[1] ?? "unknown";
+    return { python: py, version: out.split("\n")[0].trim(), blas };
+  } catch (e) {
+    return `${py}: ${(e as Error).message.split("\n")[0]}`;
+  }
+}
+
+/**
+ * The Python with the newest torch among {@link torchCandidates} (a modern PyTorch in bench/.venv wins over
+ * Debian's 1.13), with every one found; or why there is none.
+ */
+export function findTorch(preferred: string | null): (TorchPython & { found: TorchPython[] }) | { error: string } {
+  const tried: string[] = [], found: TorchPython[] = [];
+  for (const py of torchCandidates(preferred, Deno.env.get("FINELAB_PYTHON"))) {
+    const t = probeTorch(py);
+    if (typeof t === "string") tried.push(t);
+    else found.push(t);
+  }
+  const best = newestTorch(found);
+  return best ? { ...best, found } : { error: `no Python with torch (${tried.join("; ")})` };
 }
 
 /** Which BLAS a Debian `libblas.so.3` resolves to (torch links it), or null when unknown. */
@@ -94,4 +135,31 @@ export async function gitCommit(): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/** The PyTorch peer when `peer` is torch and it is installed (else null, after saying how to install it). */
+export function torchPeer(
+  cfg: { peer: "torch" | null; python: string | null; peerDevice: string },
+  log: (m: string) => void,
+): TorchPython | null {
+  if (cfg.peer !== "torch") return null;
+  const t = findTorch(cfg.python);
+  if ("error" in t) {
+    log(
+      `peer torch: unavailable: ${t.error}.\n  To install a modern PyTorch: deno task bench:setup_torch (pip, into bench/.venv)` +
+        `\n  or Debian's 1.13: apt-get install python3-torch libopenblas0-openmp (it links libblas.so.3; without` +
+        ` OpenBLAS it gets the reference BLAS, ~25x slower)`,
+    );
+    return null;
+  }
+  const others = t.found.filter((f) => f.python !== t.python).map((f) => `${f.python} torch ${f.version}`);
+  const lib = t.blas.toLowerCase().includes("mkl") ? null : systemLibblas();
+  log(
+    `peer torch (${cfg.peerDevice}): ${t.python} torch ${t.version}, BLAS ${t.blas}` +
+      (lib ? `, libblas.so.3 -> ${lib}` : "") + (others.length ? ` (newest of: also ${others.join(", ")})` : ""),
+  );
+  if (lib && !/openblas/i.test(lib)) {
+    log("  warning: libblas.so.3 is not OpenBLAS: apt-get install libopenblas0-openmp for a fair comparison");
+  }
+  return t;
 }

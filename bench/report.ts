@@ -6,12 +6,22 @@
  */
 import type { BenchResult } from "../lib/train/bench.ts";
 import type { Peak } from "../lib/backends/native/mod.ts";
+import type { ModelConfig } from "../lib/core/config.ts";
+
+/** Backend label of the PyTorch twin run eagerly, and with `torch.compile` on the loss. */
+export const TORCH = "torch";
+/** See {@link TORCH}. */
+export const TORCH_COMPILE = "torch.compile";
+const isPeer = (b: string) => b === TORCH || b === TORCH_COMPILE;
 
 /** One child process's result, tagged. */
 export interface RunResult {
   backend: string;
   ffn: string;
   repeat: number;
+  /** The model's width and sequence length (absent in files written before `--sizes`: the reference model). */
+  d_model?: number;
+  seq_len?: number;
   result: BenchResult | null;
   error: string | null;
 }
@@ -103,11 +113,20 @@ export function relDiff(a: number, b: number): number {
 export function formatReport(
   runs: readonly RunResult[],
   summaries: readonly Summary[],
-  o: { peak: Peak | null; peakNote: string; threads: number; kinds: readonly string[] },
+  o: {
+    peak: Peak | null;
+    peakNote: string;
+    threads: number;
+    kinds: readonly string[];
+    model: ModelConfig;
+    batch: number;
+    peerVersion: string | null;
+  },
 ): string {
-  const out: string[] = [];
+  const out: string[] = [], m = o.model;
   out.push(
-    `Training throughput, reference model (d=128, 4 layers, 4 heads, seq 128, batch 16, bytes), ${o.threads} thread(s).` +
+    `Training throughput, d=${m.d_model}, ${m.n_layers} layers, ${m.n_heads} heads, d_ff ${m.d_ff}, seq ${m.seq_len}, ` +
+      `batch ${o.batch}, bytes; ${o.threads} thread(s)${o.peerVersion ? `; peer: PyTorch ${o.peerVersion}` : ""}.` +
       `\nms/step: median over runs of each run's median step (min..max of the run medians). CPU ms/step: the ` +
       `process's CPU time per step (other processes slow the wall clock, much less this). load avg: the machine's ` +
       `1-minute load average after the run (with ${navigator.hardwareConcurrency} CPUs, above ~${navigator.hardwareConcurrency} means contention). MFU: model FLOPs ` +
@@ -118,7 +137,7 @@ export function formatReport(
   out.push(table(
     ["backend", "ffn", "runs", "ms/step", "min..max", "tok/s", "GFLOP/s", "MFU", "CPU ms/step", "peak RSS", "load avg"],
     summaries.map((s) => [
-      s.backend,
+      isPeer(s.backend) && o.peerVersion ? `${s.backend} ${o.peerVersion}` : s.backend,
       s.ffn,
       s.runs,
       fmt(s.median_ms),
@@ -136,55 +155,7 @@ export function formatReport(
     out.push(`\nFailed runs:\n${failed.map((r) => `  ${r.backend} ${r.ffn} r${r.repeat}: ${r.error}`).join("\n")}`);
   }
 
-  // Peer: ratio per repeat and loss agreement.
-  const torchRuns = runs.filter((r) => r.backend === "torch" && r.result);
-  if (torchRuns.length) {
-    const ours = [...new Set(runs.filter((r) => r.ffn === "dense" && r.backend !== "torch").map((r) => r.backend))];
-    out.push("\nPeer: PyTorch twin on the same weights and batches (dense).");
-    const rows: (string | number)[][] = [];
-    for (const b of ours) {
-      const ratios: number[] = [], cpuRatios: number[] = [];
-      for (const t of torchRuns) {
-        const mine = runs.find((r) => r.backend === b && r.ffn === "dense" && r.repeat === t.repeat && r.result);
-        if (!mine) continue;
-        ratios.push(t.result!.median_ms / mine.result!.median_ms);
-        const tc = t.result!.cpu_ms_per_step, mc = mine.result!.cpu_ms_per_step;
-        if (tc && mc) cpuRatios.push(tc / mc);
-      }
-      if (ratios.length) {
-        rows.push([
-          b,
-          median(ratios).toFixed(2),
-          `${Math.min(...ratios).toFixed(2)}..${Math.max(...ratios).toFixed(2)}`,
-          cpuRatios.length ? median(cpuRatios).toFixed(2) : "n/a",
-        ]);
-      }
-    }
-    out.push(
-      table(["backend", "tok/s ratio vs torch (median of A/B pairs)", "min..max", "CPU-time ratio (median)"], rows),
-    );
-    const ref = torchRuns[0].result!;
-    const cols = ours.map((b) => runs.find((r) => r.backend === b && r.ffn === "dense" && r.result)?.result ?? null);
-    const lossRows: (string | number)[][] = ref.losses.map((l, s) => [
-      s,
-      l.toFixed(7),
-      ...cols.flatMap((c) => (c ? [c.losses[s].toFixed(7), relDiff(c.losses[s], l).toExponential(1)] : ["n/a", "n/a"])),
-    ]);
-    out.push(
-      "\nLoss per step (step 0 = initial weights; relative difference to torch; fp32 agreement target ~1e-5):",
-    );
-    out.push(table(["step", "torch", ...ours.flatMap((b) => [b, "rel diff"])], lossRows));
-    for (const [i, b] of ours.entries()) {
-      const c = cols[i];
-      if (!c) continue;
-      const worst = Math.max(...ref.losses.map((l, s) => relDiff(c.losses[s], l)));
-      out.push(
-        `max relative loss difference ${b} vs torch: ${worst.toExponential(2)} ${
-          worst <= 2e-5 ? "(ok)" : "(ABOVE 2e-5)"
-        }`,
-      );
-    }
-  }
+  for (const label of [TORCH, TORCH_COMPILE]) out.push(...peerSection(runs, label, o.peerVersion));
 
   // FFN kind / dense ratio per backend.
   const others = o.kinds.filter((k) => k !== "dense");
@@ -218,4 +189,60 @@ export function formatReport(
     );
   }
   return out.join("\n");
+}
+
+/** The peer `label`'s tokens/s ratio per A/B pair against each of our backends, and the per-step losses. */
+function peerSection(runs: readonly RunResult[], label: string, version: string | null): string[] {
+  const torchRuns = runs.filter((r) => r.backend === label && r.result);
+  if (!torchRuns.length) return [];
+  const out: string[] = [];
+  const ours = [...new Set(runs.filter((r) => r.ffn === "dense" && !isPeer(r.backend)).map((r) => r.backend))];
+  out.push(`\nPeer: PyTorch ${version ?? ""} twin (${label}) on the same weights and batches (dense).`);
+  const rows: (string | number)[][] = [];
+  for (const b of ours) {
+    const ratios: number[] = [], cpuRatios: number[] = [];
+    for (const t of torchRuns) {
+      const mine = runs.find((r) => r.backend === b && r.ffn === "dense" && r.repeat === t.repeat && r.result);
+      if (!mine) continue;
+      ratios.push(t.result!.median_ms / mine.result!.median_ms);
+      const tc = t.result!.cpu_ms_per_step, mc = mine.result!.cpu_ms_per_step;
+      if (tc && mc) cpuRatios.push(tc / mc);
+    }
+    if (ratios.length) {
+      rows.push([
+        b,
+        median(ratios).toFixed(2),
+        `${Math.min(...ratios).toFixed(2)}..${Math.max(...ratios).toFixed(2)}`,
+        cpuRatios.length ? median(cpuRatios).toFixed(2) : "n/a",
+      ]);
+    }
+  }
+  out.push(
+    table([
+      "backend",
+      `tok/s ratio vs ${label} (median of A/B pairs)`,
+      "min..max",
+      "CPU-time ratio (median)",
+    ], rows),
+  );
+  const ref = torchRuns[0].result!;
+  const cols = ours.map((b) => runs.find((r) => r.backend === b && r.ffn === "dense" && r.result)?.result ?? null);
+  const lossRows: (string | number)[][] = ref.losses.map((l, s) => [
+    s,
+    l.toFixed(7),
+    ...cols.flatMap((c) => (c ? [c.losses[s].toFixed(7), relDiff(c.losses[s], l).toExponential(1)] : ["n/a", "n/a"])),
+  ]);
+  out.push(`\nLoss per step (step 0 = initial weights; relative difference to ${label}; fp32 agreement target ~1e-5):`);
+  out.push(table(["step", label, ...ours.flatMap((b) => [b, "rel diff"])], lossRows));
+  for (const [i, b] of ours.entries()) {
+    const c = cols[i];
+    if (!c) continue;
+    const worst = Math.max(...ref.losses.map((l, s) => relDiff(c.losses[s], l)));
+    out.push(
+      `max relative loss difference ${b} vs ${label}: ${worst.toExponential(2)} ${
+        worst <= 2e-5 ? "(ok)" : "(ABOVE 2e-5)"
+      }`,
+    );
+  }
+  return out;
 }

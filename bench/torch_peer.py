@@ -8,9 +8,12 @@ safetensors layout (matrices [in, out], applied as x @ W). The training step is 
 lib/train/bench.ts: forward, backward, clip_grad_norm_ (global norm), torch.optim.AdamW with weight
 decay on the parameters marked decay, constant learning rate, loss readback.
 
-Usage (bench/main.ts runs it; Debian: /usr/bin/python3 with python3-torch + libopenblas0-openmp):
+Usage (bench/main.ts runs it with the newest torch it finds: bench/.venv from `deno task bench:setup_torch`,
+else Debian's /usr/bin/python3 with python3-torch + libopenblas0-openmp):
   python3 bench/torch_peer.py --weights model.safetensors --batches batches.safetensors \
-      --steps 10 --warmup 2 --threads 1 --out result.json [--device cuda]
+      --steps 10 --warmup 2 --threads 1 --out result.json [--device cuda] [--compile]
+
+With --compile the loss (forward) goes through torch.compile (inductor); the first warm-up step compiles.
 
 With --device cuda the weights, tables and batches live on the GPU; a step's time ends at the loss
 readback (`loss.item()` waits for the GPU), as the webgpu backend's step ends at its loss read.
@@ -123,6 +126,7 @@ def main():
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the loss (the first warm-up step compiles)")
     a = ap.parse_args()
     if a.device == "cuda" and not torch.cuda.is_available():
         print(f"torch_peer: --device cuda, but torch {torch.__version__} has no usable CUDA device "
@@ -149,13 +153,17 @@ def main():
         [{"params": decay, "weight_decay": a.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
     params = [model.P[n] for n in names]
+    if a.compile and not hasattr(torch, "compile"):
+        print(f"torch_peer: --compile needs torch >= 2.0 (this is {torch.__version__})", file=sys.stderr)
+        sys.exit(6)
+    loss_fn = torch.compile(model.loss) if a.compile else model.loss
 
     losses, times, t_load = [], [], (0.0, 0.0)
     for s in range(a.warmup + a.steps):
         if s == a.warmup:
             t_load = (cpu_seconds(), time.perf_counter())
         t0 = time.perf_counter()
-        loss = model.loss(xs[s], ys[s])
+        loss = loss_fn(xs[s], ys[s])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if a.grad_clip > 0:
@@ -179,6 +187,7 @@ def main():
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "device": a.device,
+            "compiled": a.compile,
             "gpu": torch.cuda.get_device_name(0) if a.device == "cuda" else None,
             "cuda": torch.version.cuda if a.device == "cuda" else None,
             "blas_info": blas,

@@ -5,7 +5,8 @@ import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { balanceLoss } from "../moe.ts";
 import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL } from "../moe_test_util.ts";
-import { finermoeRouted, finermoeRouting, finermoeShape, variant } from "./finermoe.ts";
+import { finermoeRouted, finermoeShape, variant } from "./finermoe.ts";
+import { finermoeRouting } from "../finermoe_routing.ts";
 import { variant as dense } from "./dense.ts";
 
 const BASE: ModelConfig = TINY_MODEL;

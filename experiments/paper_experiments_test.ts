@@ -75,7 +75,7 @@ Deno.test({
       );
       for (const f of want.plots) assert.ok(Deno.statSync(`${results}/plots/${id}/${f}.png`).size > 1000, `${id}/${f}`);
     }
-    // dsmoe-soft: both DSMoE children carry the 9 re-thresholded evaluations (3 metrics each); the one at the
+    // dsmoe-soft: both DSMoE children carry the 12 re-thresholded evaluations (3 metrics each); the one at the
     // training τ equals the run's own validation loss.
     const q = JSON.parse(
       ok(
@@ -91,7 +91,7 @@ Deno.test({
         "query",
       ).stdout,
     ) as { variant: string; n: number; val_loss: number; at_tau: number }[];
-    assert.deepEqual(q.map((r) => [r.variant, Number(r.n)]), [["soft", 27], ["threshold", 27]]);
+    assert.deepEqual(q.map((r) => [r.variant, Number(r.n)]), [["soft", 36], ["threshold", 36]]);
     for (const r of q) assert.ok(Math.abs(r.at_tau - r.val_loss) < 1e-6, JSON.stringify(r));
     await Deno.remove(results, { recursive: true });
   },

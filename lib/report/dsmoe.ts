@@ -352,7 +352,7 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
           })),
           {
             title: `${ctx.experiment}: perplexity vs blocks active, one trained model per line, τ varied at inference`,
-            subtitle: "Each model re-thresholded at τ = 0.1…0.9 after training; blocks (of 8) above τ per token on " +
+            subtitle: "Each model re-thresholded at τ = 0.01…0.9 after training; blocks (of 8) above τ per token on " +
               "the validation batches; mean ± std over seeds.",
             xLabel: "Blocks active per token →",
             yLabel: "↑ Validation perplexity (lower is better)",

@@ -22,12 +22,12 @@ const EXPERIMENTS: Record<string, { runs: Record<string, number>; verdicts: stri
     plots: ["val_loss_curves"],
   },
   "finermoe-granularity": {
-    runs: { tiny: 11, default: 22, gpu: 33 },
+    runs: { tiny: 6, default: 12, gpu: 18 },
     verdicts: ["finermoe-granularity, Table 4", "finermoe-granularity, Table 4"],
     plots: ["ppl_vs_active_params", "val_loss_curves"],
   },
   "finedeep-arms": {
-    runs: { tiny: 12, default: 18, gpu: 18 },
+    runs: { tiny: 12, default: 12, gpu: 12 },
     verdicts: [...new Array(6).fill("finedeep-arms")],
     plots: ["val_loss_curves"],
   },

@@ -261,7 +261,7 @@ export async function finermoeGranularityReport(ctx: ReportContext): Promise<str
       const g = granularity(v);
       return g ? `G_O=${g.go}` : "dense (continued)";
     },
-    subtitle: "FineRMoE at G_I ∈ {2,4,8} (one line per G_O); same dense parent and tokens; mean ± std over seeds.",
+    subtitle: "FineRMoE over G_I (one line per G_O); same dense parent and tokens; mean ± std over seeds.",
   });
   files.push(...await valLossCurves(ctx, Object.keys(ctx.variants), "Children count steps from their start."));
   return files;

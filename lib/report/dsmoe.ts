@@ -9,7 +9,7 @@ import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
 import { saveChart, valLossCurves } from "./charts.ts";
 import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, runMetaText, T_CRIT, textTable, welchT } from "./stats.ts";
+import { fmt, fmtPct, meanStd, num, type Row, runMetaText, T_CRIT, tCrit, textTable, welchT } from "./stats.ts";
 
 // ---- dsmoe-tau ---------------------------------------------------------------------------------
 
@@ -266,12 +266,16 @@ export function dsmoeSoftVerdict(points: TauPoint[], meta: string, tau = 0.5): s
   }
   const d = inRange.map((p) => 100 * (p.soft / p.thr - 1)), md = meanOf(d), sd = sdOf(d);
   const t = sd && sd > 0 ? md / (sd / Math.sqrt(d.length)) : null;
-  const worse = t === null ? md > 0 : t > T_CRIT;
+  const worse = t === null ? md > 0 : t > tCrit(d.length - 1); // paired: n - 1 degrees of freedom
   return `${head} at the STE-trained model's ${fmt(meanOf(inRange.map((p) => p.active)), 2)} blocks/token ` +
     `(τ=${tau}) its ppl ${fmt(meanOf(inRange.map((p) => p.thr)), 3)} vs the soft-trained model re-thresholded ` +
     `to the same activation ${fmt(meanOf(inRange.map((p) => p.soft)), 3)} (${md >= 0 ? "+" : ""}${md.toFixed(2)}% ` +
-    `for soft, ${inRange.length}/${pairs.length} seeds in range, ${t === null ? "t n/a" : `paired t ${t.toFixed(1)}`}` +
-    `): claim (training must include the threshold) ${worse ? "supported" : "not supported"} at this scale` +
+    `for soft, ${inRange.length}/${pairs.length} seeds in range, ` +
+    `${t === null ? "t n/a" : `paired t ${t.toFixed(1)} vs ${tCrit(d.length - 1).toFixed(2)} at ${d.length - 1} df`}` +
+    `; soft worse in ${
+      d.filter((x) => x > 0).length
+    }/${d.length} seeds): claim (training must include the threshold) ` +
+    `${worse ? "supported" : md > 0 ? "not supported (worse, but not clearly)" : "not supported"} at this scale` +
     (t === null ? " (by the mean only)" : "");
 }
 

@@ -8,6 +8,7 @@ import {
   type TauPoint,
   tauPoints,
 } from "./dsmoe.ts";
+import { tCrit } from "./stats.ts";
 import { summaryRow as row } from "./testing.ts";
 
 Deno.test("dsmoe verdicts are computed from the numbers (supported / not supported flip)", () => {
@@ -40,9 +41,15 @@ Deno.test("dsmoe-soft verdicts: soft vs STE at matched activation, and the monot
   // Soft interpolated at 4 blocks = at4 (midpoint of 5 and 3 blocks): clearly worse -> supported.
   assert.match(
     dsmoeSoftVerdict(pts([11, 11.2, 10.9]), "m"),
-    /4\.00 blocks\/token .* 3\/3 seeds in range, paired t [\d.]+\): claim .* supported at this scale$/,
+    /4\.00 blocks\/token .* 3\/3 seeds in range, paired t [\d.]+ vs 4\.30 at 2 df; soft worse in 3\/3 seeds\): claim .* supported at this scale$/,
   );
   assert.match(dsmoeSoftVerdict(pts([10, 9.9, 10.01]), "m"), /claim .* not supported/);
+  // Worse by the mean with paired t ≈ 3.3 at 2 df: above the 4-df screen 2.78 but below 4.30, so not supported.
+  assert.match(
+    dsmoeSoftVerdict(pts([10.6, 10.21, 10.42]), "m"),
+    /paired t 3\.\d vs 4\.30 at 2 df; soft worse in 3\/3 seeds\): claim .* not supported \(worse, but not clearly\)/,
+  );
+  assert.deepEqual([tCrit(0), tCrit(2), tCrit(4), tCrit(100)], [Infinity, 4.303, 2.776, 2]);
   // Out of the soft curve's activation range: not determinable.
   const far = [...thr(0, 10), ...curve("soft", 0, [[0.3, 8, 10], [0.5, 7, 10]])];
   assert.match(dsmoeSoftVerdict(far, "m"), /outside the soft model's re-thresholded curve/);

@@ -10,7 +10,7 @@
  */
 import type { ReportContext } from "../experiment/define.ts";
 import { valLossCurves } from "./charts.ts";
-import { fmt, judge, meanStd, num, type Row, runMetaText, signed, T_CRIT, textTable, welchT } from "./stats.ts";
+import { fmt, judge, meanStd, num, type Row, runMetaText, signed, tCrit, textTable, welchT } from "./stats.ts";
 
 /** Per-variant summary: seeds, ppl mean/std, NSAR_0.1 of SiLU(gate) and of SiLU(gate)·up (both readings). */
 export function armsSummarySql(): string {
@@ -92,8 +92,9 @@ export function finedeepArmsVerdict(summary: Row[], gaps: Gap[], meta: string): 
     const lag = (v: string) => early.map((s) => `step ${s} ${gapText(at(v, s))}`).join(", ");
     const first = early[0], h = at("headline", first)!, o = at("gate_open", first)!;
     const headlineLags = h.gap > 0;
-    // Removed: no clear lag left at the first early step (gap ≤ 0, or not clearly above 0 by the paired t).
-    const removed = o.gap <= 0 || (o.t !== null && o.t <= T_CRIT);
+    // Removed: no clear lag left at the first early step (gap ≤ 0, or not clearly above 0 by the paired t at
+    // seeds - 1 degrees of freedom).
+    const removed = o.gap <= 0 || (o.t !== null && o.t <= tCrit(o.seeds - 1));
     const reduced = early.every((s) => (at("gate_open", s)?.gap ?? Infinity) < (at("headline", s)?.gap ?? -Infinity));
     lines.push(
       `${head} early lag vs dense (val loss gap, nats): headline ${lag("headline")}, end ${

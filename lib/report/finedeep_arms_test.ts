@@ -31,9 +31,17 @@ Deno.test("finedeep-arms: gaps are paired by seed at steps 20, 40 and the end; v
     /headline: ppl 10\.600 vs dense 10\.000 \(\+6\.00%, t 7\.3\): worse than dense; .* not supported/,
   );
   assert.match(lines[1], /gate_open: ppl 9\.500 .* better than dense; claim \(Finedeep beats dense\) supported/);
-  assert.match(lines[2], /headline step 20 \+0\.201 .* a gate-open init removes the early lag at this scale$/);
+  assert.match(
+    lines[2],
+    /headline step 20 \+0\.201 .* a gate-open init removes the early lag \(removed: .*\); the end gap is 137% smaller with it at this scale$/,
+  );
   // A gate-open arm that still lags (less): "reduces but does not remove".
   const half = lossGaps(curves({ headline: lag, gate_open: { 10: 0.2, 20: 0.1, 30: 0.08, 40: 0.05, 150: 0.05 } }));
   assert.match(finedeepArmsVerdict(summary, half, "m")[2], /reduces but does not remove the early lag/);
+  // Removed at step 20 but not at step 40: reduced only.
+  const late = lossGaps(curves({ headline: lag, gate_open: { 10: 0, 20: 0, 30: 0.1, 40: 0.09, 150: 0.05 } }));
+  assert.match(finedeepArmsVerdict(summary, late, "m")[2], /reduces but does not remove/);
+  const worse = lossGaps(curves({ headline: lag, gate_open: { 10: 0.4, 20: 0.3, 30: 0.2, 40: 0.2, 150: 0.1 } }));
+  assert.match(finedeepArmsVerdict(summary, worse, "m")[2], /does not reduce the early lag/);
   assert.match(finedeepArmsVerdict([row("headline", 10)], g, "m")[0], /not enough completed runs \(need dense\)/);
 });

@@ -17,7 +17,8 @@
  * - tiny (tests): d_model 32, 2 layers, seq 16, 6 steps × 4 × 16 = 384 tokens, 2 seeds.
  * - default (2 CPU cores): d_model 64, 4 layers, d_ff 260, seq 64, 150 steps × 16 × 64 = 153,600 tokens per
  *   run (evaluated every 10 steps), 2 seeds, 12 runs (2 seeds, not 3: on the shared 2-core machine 18 runs
- *   would not fit the ~15 min budget).
+ *   would not fit the ~15 min budget). Measured cold on the shared 2-core machine (load average 15-20, native):
+ *   23 min 31 s.
  * - gpu: d_model 384, 6 layers, d_ff 1028, seq 256, 2000 steps × 32 × 256 = 16.4M tokens per run, 2 seeds.
  */
 import { defineExperiment, type FinedeepOptions, type VariantPatch } from "../lib/experiment/mod.ts";

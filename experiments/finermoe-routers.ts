@@ -9,7 +9,7 @@
  * Scales (tokens per run = steps × batch_size × seq_len):
  * - tiny (tests): d_model 16, 1 layer, seq 16, 3 steps × 2, 1 seed, 4 runs.
  * - default (2 CPU cores): d_model 64, 2 layers, d_ff 256, seq 64, 160 steps × 16 × 64 = 163,840 tokens
- *   per run, 3 seeds, 12 runs.
+ *   per run, 3 seeds, 12 runs. Measured cold on the shared 2-core machine (load average 20-27, native): ~17 min.
  * - gpu: d_model 384, 6 layers, d_ff 1024, seq 256, 1500 steps × 32 × 256, 3 seeds.
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";

@@ -26,35 +26,18 @@
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { finermoeDimsReport } from "../lib/report/finermoe.ts";
+import { finermoe } from "./_finermoe.ts";
 import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
 
 const PARENT = { variant: "dense_parent" };
 
-const fine = (g_i: number, g_o: number): VariantPatch => ({
-  init_from: PARENT,
-  model: {
-    ffn: {
-      kind: "finermoe",
-      g_i,
-      r_i: 1,
-      g_o,
-      r_o: 2,
-      t_i: 1,
-      combine: "joint_softmax",
-      shared_expert: "gated",
-      balance_coef: 0.001,
-      train_compute: "sparse",
-    },
-  },
-});
-
 const variants: Record<string, VariantPatch> = {
   dense_parent: {},
   dense: { init_from: PARENT },
-  fg_none: fine(1, 1),
-  fg_inter: fine(8, 1),
-  fg_out: fine(1, 2),
-  fg_both: fine(8, 2),
+  fg_none: finermoe(1, 1),
+  fg_inter: finermoe(8, 1),
+  fg_out: finermoe(1, 2),
+  fg_both: finermoe(8, 2),
 };
 
 export default defineExperiment({

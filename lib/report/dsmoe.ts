@@ -1,5 +1,5 @@
 /**
- * Reports of the DSMoE (arXiv 2502.12455) experiments: experiments/dsmoe-tau.ts (perplexity vs activated parameters over τ and λ, against top-k MoE) and experiments/dsmoe-ste.ts (does DSMoE need its straight-through estimator?).
+ * Reports of the DSMoE (arXiv 2502.12455) experiments: experiments/dsmoe-tau.ts (perplexity vs activated parameters over τ and λ, against top-k MoE), experiments/dsmoe-ste.ts (does DSMoE need its straight-through estimator?) and experiments/dsmoe-soft.ts (soft-trained vs STE-trained gates, and the inference-time τ sweep of one model).
  * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a one-line verdict on
  * the paper's claim derived mechanically from the table, and draws its plots.
  *
@@ -9,7 +9,7 @@ import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
 import { saveChart, valLossCurves } from "./charts.ts";
 import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, T_CRIT, welchT } from "./stats.ts";
+import { fmt, fmtPct, meanStd, num, type Row, runMetaText, T_CRIT, tCrit, textTable, welchT } from "./stats.ts";
 
 // ---- dsmoe-tau ---------------------------------------------------------------------------------
 
@@ -188,6 +188,178 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
             subtitle: "Measured from the gates on the validation batches; mean ± std over seeds.",
             xLabel: "Layer →",
             yLabel: "↑ Blocks active per token (of 8)",
+          },
+        ),
+      ),
+    );
+  }
+  files.push(...await valLossCurves(ctx, order, "Children count steps from their start."));
+  return files;
+}
+
+// ---- dsmoe-soft --------------------------------------------------------------------------------
+
+/** One re-thresholded evaluation of one run: the `eval_tau_<τ>_*` metrics (lib/train/reeval.ts). */
+export interface TauPoint {
+  variant: string;
+  seed: number;
+  tau: number;
+  /** Validation loss at τ (nats/token); ppl = exp(loss). */
+  loss: number;
+  /** Blocks run per token (of 8), mean over layers. */
+  active: number;
+}
+
+/** {@link TauPoint}s from `(variant, seed, name, value)` rows of `run_metrics` named `eval_tau_<τ>_<metric>`. */
+export function tauPoints(rows: Row[]): TauPoint[] {
+  const by = new Map<string, Partial<TauPoint>>();
+  for (const r of rows) {
+    const m = /^eval_tau_([0-9.]+)_(val_loss|experts_active)$/.exec(String(r.name));
+    if (!m) continue;
+    const key = `${r.variant}/${r.seed}/${m[1]}`;
+    const p = by.get(key) ?? { variant: String(r.variant), seed: Number(r.seed), tau: Number(m[1]) };
+    if (m[2] === "val_loss") p.loss = Number(r.value);
+    else p.active = Number(r.value);
+    by.set(key, p);
+  }
+  return [...by.values()].filter((p): p is TauPoint => num(p.loss) !== null && num(p.active) !== null)
+    .sort((a, b) => a.variant.localeCompare(b.variant) || a.seed - b.seed || a.tau - b.tau);
+}
+
+/** Perplexity of a curve (points of one run) linearly interpolated at `active` blocks; null outside its range. */
+export function pplAtActive(curve: TauPoint[], active: number): number | null {
+  const pts = [...curve].sort((a, b) => a.active - b.active);
+  for (let i = 0; i + 1 < pts.length; i++) {
+    const [a, b] = [pts[i], pts[i + 1]];
+    if (active >= a.active && active <= b.active) {
+      const w = b.active === a.active ? 0 : (active - a.active) / (b.active - a.active);
+      return Math.exp(a.loss) + w * (Math.exp(b.loss) - Math.exp(a.loss));
+    }
+  }
+  return null;
+}
+
+const meanOf = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+const sdOf = (v: number[]) =>
+  v.length < 2 ? null : Math.sqrt(v.reduce((a, b) => a + (b - meanOf(v)) ** 2, 0) / (v.length - 1));
+
+/**
+ * Claim "soft-trained then thresholded is worse than STE-trained at matched activation" from the τ curves
+ * (pure): per seed, the soft run's curve interpolated at the thresholded run's activation at `tau`; paired
+ * over seeds (same parent and tokens), t = mean difference / (std / √n).
+ */
+export function dsmoeSoftVerdict(points: TauPoint[], meta: string, tau = 0.5): string {
+  const head = `verdict (dsmoe-soft, Figure 2; ${meta}):`;
+  const seeds = [...new Set(points.map((p) => p.seed))].sort((a, b) => a - b);
+  const pairs = seeds.flatMap((s) => {
+    const thr = points.find((p) => p.variant === "threshold" && p.seed === s && p.tau === tau);
+    const soft = points.filter((p) => p.variant === "soft" && p.seed === s);
+    if (!thr || soft.length < 2) return [];
+    const at = pplAtActive(soft, thr.active);
+    return [{ active: thr.active, thr: Math.exp(thr.loss), soft: at }];
+  });
+  if (!pairs.length) return `${head} not enough completed runs (need threshold and soft of one seed)`;
+  const inRange = pairs.filter((p) => p.soft !== null) as { active: number; thr: number; soft: number }[];
+  if (!inRange.length) {
+    return `${head} the thresholded model's activation (${fmt(meanOf(pairs.map((p) => p.active)), 2)} blocks) ` +
+      `lies outside the soft model's re-thresholded curve: not determinable at this scale`;
+  }
+  const d = inRange.map((p) => 100 * (p.soft / p.thr - 1)), md = meanOf(d), sd = sdOf(d);
+  const t = sd && sd > 0 ? md / (sd / Math.sqrt(d.length)) : null;
+  const worse = t === null ? md > 0 : t > tCrit(d.length - 1); // paired: n - 1 degrees of freedom
+  return `${head} at the STE-trained model's ${fmt(meanOf(inRange.map((p) => p.active)), 2)} blocks/token ` +
+    `(τ=${tau}) its ppl ${fmt(meanOf(inRange.map((p) => p.thr)), 3)} vs the soft-trained model re-thresholded ` +
+    `to the same activation ${fmt(meanOf(inRange.map((p) => p.soft)), 3)} (${md >= 0 ? "+" : ""}${md.toFixed(2)}% ` +
+    `for soft, ${inRange.length}/${pairs.length} seeds in range, ` +
+    `${t === null ? "t n/a" : `paired t ${t.toFixed(1)} vs ${tCrit(d.length - 1).toFixed(2)} at ${d.length - 1} df`}` +
+    `; soft worse in ${
+      d.filter((x) => x > 0).length
+    }/${d.length} seeds): claim (training must include the threshold) ` +
+    `${worse ? "supported" : md > 0 ? "not supported (worse, but not clearly)" : "not supported"} at this scale` +
+    (t === null ? " (by the mean only)" : "");
+}
+
+/** Mean curve over seeds of one variant: (τ, ppl, active) sorted by τ. */
+export function meanCurve(points: TauPoint[], variant: string): { tau: number; ppl: number; active: number }[] {
+  const taus = [...new Set(points.filter((p) => p.variant === variant).map((p) => p.tau))].sort((a, b) => a - b);
+  return taus.map((tau) => {
+    const at = points.filter((p) => p.variant === variant && p.tau === tau);
+    return { tau, ppl: meanOf(at.map((p) => Math.exp(p.loss))), active: meanOf(at.map((p) => p.active)) };
+  });
+}
+
+/**
+ * Claim "re-thresholding one trained model traces a monotone activation/perplexity curve" (pure): on the
+ * mean curve of `variant` over τ, activation must not rise and perplexity must not fall as τ rises.
+ */
+export function dsmoeRethresholdVerdict(points: TauPoint[], meta: string, variant = "threshold"): string {
+  const head = `verdict (dsmoe-soft, τ sweep at inference on "${variant}"; ${meta}):`;
+  const c = meanCurve(points, variant);
+  if (c.length < 3) return `${head} not enough re-thresholded evaluations (need at least 3 τ)`;
+  let actUp = 0, pplDown = 0;
+  for (let i = 1; i < c.length; i++) {
+    if (c[i].active > c[i - 1].active) actUp++;
+    if (c[i].ppl < c[i - 1].ppl) pplDown++;
+  }
+  const monotone = actUp === 0 && pplDown === 0;
+  return `${head} ` + c.map((p) => `τ=${p.tau}: ${fmt(p.active, 2)} blocks, ppl ${fmt(p.ppl, 3)}`).join("; ") +
+    `: ${
+      monotone ? "monotone" : `not monotone (${actUp} rises in activation, ${pplDown} falls in ppl)`
+    }: claim (one model gives a monotone activation/ppl trade-off) ${
+      monotone ? "supported" : "not supported"
+    } at this scale`;
+}
+
+/** The dsmoe-soft report: the variant table, the τ-sweep table, the two verdicts and the plots. */
+export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
+  const order = Object.keys(ctx.variants);
+  const meta = await runMetaText(ctx);
+  await printSparseSummary(ctx, {
+    title: `\n${ctx.experiment}: STE-trained vs soft-trained DSMoE at τ=0.5, mean over seeds`,
+    header: ["variant", "seeds", "val ppl", "blocks/token", "FFN active", "no-block tokens"],
+    row: (r) => [
+      String(r.variant),
+      String(r.seeds),
+      meanStd(r.ppl_mean, r.ppl_std),
+      fmt(r.experts_active, 2),
+      fmtPct(r.ffn_active_pct),
+      fmt(r.no_expert, 3),
+    ],
+    verdict: (rows, m) => `(dense ppl ${fmt(rows.find((r) => r.variant === "dense")?.ppl_mean, 3)}; ${m})`,
+  });
+  const q = await ctx.query(
+    `SELECT r.variant, r.seed, x.name, x.value FROM run_metrics x JOIN current_runs r USING (hash)
+     WHERE r.experiment = $e AND r.status = 'completed' AND starts_with(x.name, 'eval_tau_')`,
+    { e: ctx.experiment },
+  );
+  const points = tauPoints(q.rows);
+  const variants = [...new Set(points.map((p) => p.variant))];
+  ctx.print("re-thresholded after training (no retraining), mean over seeds:");
+  ctx.print(textTable(
+    ["variant", "τ", "blocks/token", "val ppl"],
+    variants.flatMap((v) => meanCurve(points, v).map((p) => [v, String(p.tau), fmt(p.active, 2), fmt(p.ppl, 3)])),
+  ));
+  ctx.print(dsmoeSoftVerdict(points, meta));
+  ctx.print(dsmoeRethresholdVerdict(points, meta));
+  const files: string[] = [];
+  if (points.length) {
+    files.push(
+      ...await saveChart(
+        ctx,
+        "ppl_vs_blocks_active_tau_sweep",
+        labelledScatter(
+          points.map((p) => ({
+            series: p.variant,
+            label: `${p.variant} τ=${p.tau}`,
+            x: p.active,
+            y: Math.exp(p.loss),
+          })),
+          {
+            title: `${ctx.experiment}: perplexity vs blocks active, one trained model per line, τ varied at inference`,
+            subtitle: "Each model re-thresholded at τ = 0.01…0.9 after training; blocks (of 8) above τ per token on " +
+              "the validation batches; mean ± std over seeds.",
+            xLabel: "Blocks active per token →",
+            yLabel: "↑ Validation perplexity (lower is better)",
           },
         ),
       ),

@@ -1,5 +1,5 @@
 /**
- * Reports of the FineRMoE experiments: experiments/finermoe-upcycle.ts (FineRMoE upcycled from a dense run vs continued dense, copy- and split-upcycled top-2) and experiments/finermoe-dims.ts (which fine-grained dimension helps).
+ * Reports of the FineRMoE experiments: experiments/finermoe-upcycle.ts (FineRMoE upcycled from a dense run vs continued dense, copy- and split-upcycled top-2), experiments/finermoe-dims.ts (which fine-grained dimension helps), finermoe-routers.ts (one router vs one per level) and finermoe-granularity.ts (the G_I × G_O sweep).
  * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a one-line verdict on
  * the paper's claim derived mechanically from the table, and draws its plots.
  *
@@ -152,5 +152,117 @@ export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> 
       "Same dense parent and tokens; mean ± std over seeds.",
   });
   files.push(...await valLossCurves(ctx, order, "Children count steps from their start."));
+  return files;
+}
+
+// ---- finermoe-routers --------------------------------------------------------------------------
+
+/** The verdict line from the variant summary rows (pure; exported for tests). */
+export function finermoeRoutersVerdict(rows: Row[], meta: string): string {
+  const head = `verdict (finermoe-routers, Table 3; ${meta}):`;
+  const by = new Map(rows.map((r) => [String(r.variant), r]));
+  const single = by.get("single"), separate = by.get("separate");
+  const j = lower(single, separate);
+  if (!j) return `${head} not enough completed runs (need single and separate)`;
+  const pct = 100 * ((single!.ppl_mean as number) / (separate!.ppl_mean as number) - 1);
+  return `${head} single router ppl ${fmt(single!.ppl_mean, 3)} vs separate routers ${fmt(separate!.ppl_mean, 3)} ` +
+    `(${pct >= 0 ? "+" : ""}${pct.toFixed(2)}% for single, ${j.t === null ? "t n/a" : `t ${j.t.toFixed(1)}`}): ` +
+    `claim (one router for both levels is better) ${j.yes ? "supported" : "not supported"} at this scale` +
+    (j.t === null ? " (by the mean only)" : "");
+}
+
+/** The finermoe-routers report: its table, the inference-speed table, the verdict and the plots. */
+export async function finermoeRoutersReport(ctx: ReportContext): Promise<string[]> {
+  await printSparseSummary(ctx, {
+    title: `\n${ctx.experiment}: one router vs one router per level, same dense parent and tokens, mean over seeds`,
+    header: ["variant", "seeds", "val ppl", "params", "active params", "FFN active", "load CV"],
+    row: (r) => [
+      String(r.variant),
+      String(r.seeds),
+      meanStd(r.ppl_mean, r.ppl_std),
+      fmt(r.params_total, 0),
+      fmt(r.params_active, 0),
+      fmtPct(r.ffn_active_pct),
+      fmt(r.load_cv, 2),
+    ],
+    verdict: finermoeRoutersVerdict,
+  });
+  return await valLossCurves(ctx, Object.keys(ctx.variants), "Children count steps from their start.");
+}
+
+// ---- finermoe-granularity ----------------------------------------------------------------------
+
+/** G_I and G_O of a `gi<G_I>_go<G_O>` variant name, or null. */
+export function granularity(variant: string): { gi: number; go: number } | null {
+  const m = /^gi(\d+)_go(\d+)$/.exec(variant);
+  return m ? { gi: Number(m[1]), go: Number(m[2]) } : null;
+}
+
+/**
+ * One direction of the sweep (pure): for every value of the fixed axis, is the finest setting of the varied
+ * axis lower in perplexity than the coarsest? Returns the text and whether every line says yes.
+ */
+function finerHelps(rows: Row[], varied: "gi" | "go"): { text: string; yes: boolean; lines: number } {
+  const fixed = varied === "gi" ? "go" : "gi";
+  const cells = rows.map((r) => ({ r, g: granularity(String(r.variant)) })).filter((c) => c.g && num(c.r.ppl_mean));
+  const lines = [...new Set(cells.map((c) => c.g![fixed]))].sort((a, b) => a - b);
+  const parts = lines.flatMap((v) => {
+    const line = cells.filter((c) => c.g![fixed] === v).sort((a, b) => a.g![varied] - b.g![varied]);
+    if (line.length < 2) return [];
+    const [coarse, fine] = [line[0], line[line.length - 1]];
+    const j = lower(fine.r, coarse.r)!;
+    return [{
+      text: `${fixed.toUpperCase()}=${v}: ${coarse.r.variant} ${fmt(coarse.r.ppl_mean, 3)} → ` +
+        `${fine.r.variant} ${fmt(fine.r.ppl_mean, 3)} (${j.t === null ? "t n/a" : `t ${j.t.toFixed(1)}`})`,
+      yes: j.yes,
+    }];
+  });
+  return {
+    text: parts.map((p) => p.text).join(", "),
+    yes: parts.length > 0 && parts.every((p) => p.yes),
+    lines: parts.filter((p) => p.yes).length,
+  };
+}
+
+/** The two verdict lines (finer G_O helps; finer G_I helps) from the variant summary rows (pure). */
+export function finermoeGranularityVerdict(rows: Row[], meta: string): string {
+  const head = `verdict (finermoe-granularity, Table 4; ${meta}):`;
+  const go = finerHelps(rows, "go"), gi = finerHelps(rows, "gi");
+  if (!go.text && !gi.text) return `${head} not enough completed runs (need two G_I or G_O values on one line)`;
+  return `${head} finer G_O: ${go.text || "-"}: claim (finer output granularity helps at every G_I) ` +
+    `${go.yes ? "supported" : `not supported (lower at ${go.lines} lines)`} at this scale.\n` +
+    `${head} finer G_I: ${gi.text || "-"}: claim (finer intermediate granularity helps at every G_O) ` +
+    `${gi.yes ? "supported" : `not supported (lower at ${gi.lines} lines)`} at this scale.`;
+}
+
+/** The finermoe-granularity report: the G_I × G_O table, the inference-speed table, the verdicts and the plots. */
+export async function finermoeGranularityReport(ctx: ReportContext): Promise<string[]> {
+  await printSparseSummary(ctx, {
+    title: `\n${ctx.experiment}: G_I × G_O, same dense parent and tokens, mean over seeds`,
+    header: ["variant", "G_I", "G_O", "seeds", "val ppl", "params", "active params", "FFN active", "load CV"],
+    row: (r) => {
+      const g = granularity(String(r.variant));
+      return [
+        String(r.variant),
+        g ? String(g.gi) : "-",
+        g ? String(g.go) : "-",
+        String(r.seeds),
+        meanStd(r.ppl_mean, r.ppl_std),
+        fmt(r.params_total, 0),
+        fmt(r.params_active, 0),
+        fmtPct(r.ffn_active_pct),
+        fmt(r.load_cv, 2),
+      ];
+    },
+    verdict: finermoeGranularityVerdict,
+  });
+  const files = await pplVsActiveParams(ctx, {
+    series: (v) => {
+      const g = granularity(v);
+      return g ? `G_O=${g.go}` : "dense (continued)";
+    },
+    subtitle: "FineRMoE over G_I (one line per G_O); same dense parent and tokens; mean ± std over seeds.",
+  });
+  files.push(...await valLossCurves(ctx, Object.keys(ctx.variants), "Children count steps from their start."));
   return files;
 }

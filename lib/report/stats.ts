@@ -15,6 +15,20 @@ import type { ReportContext } from "../experiment/define.ts";
 /** |t| above this counts as a clear difference (two-sided 5%, 4 degrees of freedom). */
 export const T_CRIT = 2.78;
 
+/** Two-sided 5% critical values of Student's t for 1..10 degrees of freedom. */
+const T_TABLE = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228];
+
+/**
+ * Two-sided 5% critical value of Student's t at `df` degrees of freedom (e.g. a paired t over n seeds has
+ * n - 1): the table for df ≤ 10, 2.2 up to 20, 2.1 up to 30, 2.0 beyond (a conservative screen). Infinity
+ * for df < 1.
+ */
+export function tCrit(df: number): number {
+  if (!(df >= 1)) return Infinity;
+  const d = Math.floor(df);
+  return d <= 10 ? T_TABLE[d - 1] : d <= 20 ? 2.2 : d <= 30 ? 2.1 : 2.0;
+}
+
 /** A result row (as the store returns it). */
 export type Row = Record<string, unknown>;
 

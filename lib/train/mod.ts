@@ -20,7 +20,7 @@
  * `decode_tokens_per_sec` are the final model's inference speed at batch 1 (measureInferenceSpeed).
  * `extra` holds deterministic metrics only (variants' statistics), never timings, so `--verify` can
  * compare it bit for bit: for a completed run, the activation analysis of ./analysis.ts on the
- * validation batches (NSAR, histograms, router stats).
+ * validation batches (NSAR, histograms, router stats), and the variant's re-evaluations (./reeval.ts).
  *
  * @module
  */
@@ -39,6 +39,7 @@ import { trainStep } from "./step.ts";
 import { RunBook } from "./book.ts";
 import { checkInputs, isInt } from "./validate.ts";
 import { analyzeModel } from "./analysis.ts";
+import { reevaluate } from "./reeval.ts";
 import { measureInferenceSpeed, sparseMetrics } from "../models/sparse_metrics.ts";
 import {
   type Checkpoint,
@@ -216,7 +217,11 @@ async function setUp(opts: TrainOptions, ffn: FfnVariant) {
  */
 async function measureFinal(model: Transformer, evalSet: Batch[], opts: TrainOptions) {
   const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
-  const extra = { ...await analyzeModel(model, evalSet), ...await sparseMetrics(model, evalSet) };
+  const extra = {
+    ...await analyzeModel(model, evalSet),
+    ...await sparseMetrics(model, evalSet),
+    ...await reevaluate(model, evalSet),
+  };
   let speed: { prefill: number | null; decode: number | null } = { prefill: null, decode: null };
   try {
     const m = await measureInferenceSpeed(model, {

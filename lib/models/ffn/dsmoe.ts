@@ -46,6 +46,8 @@
  * | `sparsity_ste` | boolean | false | the sparsity loss's gradient reaches every gate (through S) instead of active gates only (through G) |
  * | `gate_init_std` | number in (0, 1] or null | null | std of the gate init; null = model.init_std |
  * | `gate_bias` | number in [-10, 10] or null | null | null: no gate bias (the paper). A number b: a learnable per-block bias initialised to b (e.g. 2 starts every block at σ ≈ 0.88 > τ: a near-dense start; not in the paper) |
+ * | `train_gates` | `threshold` \| `soft` | `threshold` | `threshold`: training uses the thresholded gates G(g) (with `ste`, `rescale`), as the paper's DSMoE. `soft`: the paper's Figure 2 ablation: training weights every block by its sigmoid, `y = Σ_i g_i·o_i` (no threshold, no STE; all n blocks active so the n/k rescale is 1), and the L1 loss is on g; evaluation still thresholds at τ (with `rescale` as set) |
+ * | `eval_taus` | list of numbers in (0, 1), at most 32 | [] | thresholds at which the trained model is re-evaluated at the end of the run without retraining (the inference-time τ sweep); stored as `eval_tau_<τ>_val_loss`, `eval_tau_<τ>_experts_active`, `eval_tau_<τ>_params_active` (see `evalConfigs`) |
  *
  * ## Parameters of one layer (relative to `layers.<i>.ffn.`)
  *
@@ -95,7 +97,18 @@ export interface DsmoeOptions {
   gate_init_std?: number | null;
   /** null: no gate bias (the paper); a number b in [-10, 10]: a learnable per-block bias initialised to b. Default null. */
   gate_bias?: number | null;
+  /**
+   * How training gates the blocks: `threshold` (the paper's DSMoE: G(g) with `ste` and `rescale`) or `soft`
+   * (its Figure 2 ablation: every block weighted by its sigmoid g, no threshold or STE, L1 on g; the threshold
+   * τ is applied only at evaluation). Default `threshold`.
+   */
+  train_gates?: DsmoeTrainGates;
+  /** Thresholds in (0, 1) at which the trained model is re-evaluated at the end of the run (no retraining). Default []. */
+  eval_taus?: number[];
 }
+
+/** How training gates the blocks (see {@link DsmoeOptions.train_gates}). */
+export type DsmoeTrainGates = "threshold" | "soft";
 
 /** Resolved options of one DSMoE layer. */
 export interface DsmoeShape {
@@ -107,6 +120,8 @@ export interface DsmoeShape {
   sparsity_ste: boolean;
   gate_init_std: number;
   gate_bias: number | null;
+  train_gates: DsmoeTrainGates;
+  eval_taus: number[];
   /** Block width B = d_ff / experts. */
   block: number;
 }
@@ -121,6 +136,8 @@ export const DSMOE_DEFAULTS = {
   sparsity_ste: false,
   gate_init_std: null,
   gate_bias: null,
+  train_gates: "threshold",
+  eval_taus: [] as number[],
 } as const;
 
 const OPTIONS = ["kind", ...Object.keys(DSMOE_DEFAULTS)];
@@ -159,6 +176,17 @@ function problems(cfg: ModelConfig): string[] {
   if (b !== undefined && b !== null && !(isNum(b) && b >= -10 && b <= 10)) {
     e.push(`model.ffn.gate_bias = ${fmt(b)} must be a number in [-10, 10] or null (no bias)`);
   }
+  if (f.train_gates !== undefined && f.train_gates !== "threshold" && f.train_gates !== "soft") {
+    e.push(`model.ffn.train_gates = ${fmt(f.train_gates)} is not one of: threshold, soft`);
+  }
+  const ts = f.eval_taus;
+  if (
+    ts !== undefined &&
+    !(Array.isArray(ts) && ts.length <= 32 && ts.every((t) => isNum(t) && t > 0 && t < 1) &&
+      new Set(ts).size === ts.length)
+  ) {
+    e.push(`model.ffn.eval_taus = ${fmt(ts)} must be a list of at most 32 distinct numbers in (0, 1)`);
+  }
   return e;
 }
 
@@ -176,6 +204,8 @@ export function dsmoeShape(cfg: ModelConfig): DsmoeShape {
     sparsity_ste: f.sparsity_ste,
     gate_init_std: f.gate_init_std ?? cfg.init_std,
     gate_bias: f.gate_bias,
+    train_gates: f.train_gates,
+    eval_taus: [...f.eval_taus],
     block: cfg.d_ff / f.experts,
   };
 }
@@ -296,9 +326,27 @@ export const variant: RoutedFfn & DenseUpcycling = {
 
   sparseCost: cost,
 
+  /** One config per `eval_taus` entry τ (prefix `eval_tau_<τ>`): the same weights thresholded at τ. */
+  evalConfigs(cfg: ModelConfig): Record<string, ModelConfig> {
+    const s = dsmoeShape(cfg);
+    return Object.fromEntries(
+      s.eval_taus.map((
+        tau,
+      ) => [`eval_tau_${tau}`, { ...cfg, ffn: { ...cfg.ffn, tau, eval_taus: [] } as DsmoeOptions }]),
+    );
+  },
+
   apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
     const s = dsmoeShape(ctx.cfg);
     const { g, mask, thresholdedGate, coef } = dsmoeGates(x, p, s);
+    if (ctx.training && s.train_gates === "soft") {
+      // Figure 2 ablation: every block weighted by its sigmoid, L1 on g; τ only counts the blocks above it.
+      const sparsity = tf.mean(g);
+      if (s.lambda > 0) ctx.addAuxLoss(tf.mul(sparsity, s.lambda / ctx.cfg.n_layers));
+      ctx.addStat("sparsity_loss", sparsity as tf.Scalar);
+      ctx.addStat("active_frac", tf.mean(mask));
+      return dsmoeForward(x, p, g, "masked");
+    }
     if (ctx.training) {
       // L1 of the thresholded gates, mean over tokens and blocks; per layer / n_layers (Eqs. 18-19).
       const sparsity = tf.mean(s.sparsity_ste === s.ste ? thresholdedGate : thresholded(g, mask, s.sparsity_ste));

@@ -214,3 +214,43 @@ Deno.test("dsmoe sparsity loss = lambda · mean G(g) / n_layers, and the trainin
   variant.apply(x, p, lambda0);
   assert.equal(lambda0.aux.length, 0);
 });
+
+Deno.test("dsmoe train_gates soft: training weights every block by its sigmoid; evaluation still thresholds", async () => {
+  await initBackend("cpu");
+  const N = 7, n = 4, r = new Rng(31);
+  const soft = cfgWith({ experts: n, train_gates: "soft", rescale: false, lambda: 2 });
+  const hard = cfgWith({ experts: n, rescale: false, lambda: 2 });
+  const p = randomParams(variant, soft, 5);
+  const x = tf.tensor2d(r.normal(new Float32Array(N * d), 1), [N, d]);
+  const g = tf.sigmoid(tf.matMul(x, p.gate)) as tf.Tensor2D;
+  // Training: Σ_i g_i · o_i over ALL blocks (no threshold), L1 on g.
+  const ctx = recordingCtx(soft, true);
+  const y = variant.apply(x, p, ctx);
+  assertClose(await y.data(), await maskedMixture(x, p.w13, p.w2, g).data(), 1e-5, "soft training output");
+  const gMean = (await tf.mean(g).data())[0];
+  assertClose(await ctx.stats.sparsity_loss.data(), [gMean], 1e-6, "soft sparsity = mean g");
+  assertClose(await ctx.aux[0].data(), [2 * gMean / BASE.n_layers], 1e-6, "aux = lambda · mean g / n_layers");
+  // The thresholded training forward differs (some blocks are off) ...
+  const yHard = variant.apply(x, p, recordingCtx(hard, true));
+  assert.ok(Math.max(...(await tf.abs(tf.sub(y, yHard)).data())) > 1e-3, "soft and thresholded training differ");
+  // ... and evaluation is the same thresholded forward for both.
+  const [es, eh] = [variant.apply(x, p, recordingCtx(soft, false)), variant.apply(x, p, recordingCtx(hard, false))];
+  assert.deepEqual(await es.data(), await eh.data());
+  tf.dispose([x, g, y, yHard, es, eh, ...Object.values(p)]);
+});
+
+Deno.test("dsmoe eval_taus: validated, and one re-evaluation config per τ (same weights, no sweep inside)", () => {
+  const bad = [[0.5, 1], [0.3, 0.3], "0.5", new Array(33).fill(0).map((_, i) => (i + 1) / 40)];
+  for (const v of bad) {
+    const msgs = variant.validate(cfgWith({ eval_taus: v }));
+    assert.deepEqual(msgs.length, 1, JSON.stringify(msgs));
+    assert.match(msgs[0], /model\.ffn\.eval_taus = .* must be a list of at most 32 distinct numbers in \(0, 1\)/);
+  }
+  assert.match(variant.validate(cfgWith({ train_gates: "hard" }))[0], /train_gates = "hard" is not one of/);
+  const cfg = cfgWith({ tau: 0.5, eval_taus: [0.2, 0.8] });
+  const alts = variant.evalConfigs!(cfg);
+  assert.deepEqual(Object.keys(alts), ["eval_tau_0.2", "eval_tau_0.8"]);
+  assert.deepEqual(alts["eval_tau_0.8"], { ...cfg, ffn: { kind: "dsmoe", tau: 0.8, eval_taus: [] } });
+  assert.deepEqual(variant.params(alts["eval_tau_0.8"]), variant.params(cfg)); // the trained weights fit
+  assert.deepEqual(variant.evalConfigs!(cfgWith({})), {});
+});

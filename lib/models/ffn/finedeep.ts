@@ -46,6 +46,7 @@
  * | `norm_fn` | `sigmoid` \| `softmax` \| `none` | `sigmoid` | gate normalisation: independent sigmoids (the paper), softmax over the K experts, or no gate (plain sum; no router parameters, `score`/`router` ignored) |
  * | `router` | `expert` \| `sublayer` | `expert` | one router vector per expert, or one per sub-layer shared by its K experts (with `score = input` this gives one gate per sub-layer) |
  * | `rmsnorm` | `pre` \| `post` \| `both` | `pre` | pre-norm on each sub-layer input, a norm on the gated sum before the residual add, or both |
+ * | `gate_bias` | number in [-10, 10] or null | null | null: no gate bias, so the zero-initialised routers start every gate at σ(0) = 0.5 (each sub-layer's output starts halved). A number b (sigmoid gates only): a learnable bias per gate `sub<m>.gate_bias`, stored as the offset from b (zero init means bias b), so gates start at σ(b) (b = 3: ≈ 0.95, blocks start almost un-halved). Not in the paper (its init is unknown) |
  * | `expert_width` | integer ≥ 1 or null | null | expert width E; null picks the integer E whose FFN parameter count (experts + routers + norms) is closest to the dense FFN's `3·d_model·d_ff` (this is exactly `d_ff/(M·K)` when M·K divides d_ff and only per-expert routers are added) |
  *
  * Defaults follow the paper's stated design (output-guided sigmoid routing, RMSNorm residuals read
@@ -62,6 +63,7 @@
  * | `sub<m>.w2` | `[K·E, d_model]` | N(0, (init_std/√(n_layers·(1+M)))²) — one residual add per sub-layer, as GPT-2 scales by the number of adds; equals dense's at M = 1 | yes |
  * | `sub<m>.router` | `[K, d_model]` (`router = expert`) or `[1, d_model]` (`sublayer`); absent for `norm_fn = none` | zeros (all gates start equal: 0.5 or 1/K) | no |
  * | `sub<m>.post_norm` | `[d_model]`, only for `rmsnorm = post \| both` | ones | no |
+ * | `sub<m>.gate_bias` | `[gates]`, only when `gate_bias` is a number b (the logits add `b + gate_bias`) | zeros | no |
  *
  * @module
  */
@@ -97,6 +99,11 @@ export interface FinedeepOptions {
   rmsnorm?: FinedeepRmsnorm;
   /** Expert width E (integer >= 1); null picks the E whose FFN parameters are closest to the dense FFN's. Default null. */
   expert_width?: number | null;
+  /**
+   * null: no gate bias (gates start at σ(0) = 0.5 with the zero-initialised routers). A number b in [-10, 10]
+   * (sigmoid gates only): a learnable bias per gate initialised to b, so gates start at σ(b). Default null.
+   */
+  gate_bias?: number | null;
 }
 
 /** Resolved options and derived sizes of one Finedeep block. */
@@ -107,6 +114,8 @@ export interface FinedeepShape {
   norm_fn: FinedeepNorm;
   router: FinedeepRouter;
   rmsnorm: FinedeepRmsnorm;
+  /** Initial gate bias b, or null (no bias). */
+  gate_bias: number | null;
   /** Expert width E. */
   expert_width: number;
   /** Hidden width of one sub-layer, K·E. */
@@ -128,9 +137,10 @@ export const FINEDEEP_DEFAULTS = {
   router: "expert",
   rmsnorm: "pre",
   expert_width: null,
+  gate_bias: null,
 } as const;
 
-const OPTIONS = ["kind", "m", "k", "score", "norm_fn", "router", "rmsnorm", "expert_width"];
+const OPTIONS = ["kind", "m", "k", "score", "norm_fn", "router", "rmsnorm", "expert_width", "gate_bias"];
 const ENUMS: Record<string, readonly string[]> = {
   score: ["output", "input"],
   norm_fn: ["sigmoid", "softmax", "none"],
@@ -140,10 +150,10 @@ const ENUMS: Record<string, readonly string[]> = {
 
 const isPosInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1;
 
-/** Parameters of one block besides the experts (routers and post-norm gains). */
+/** Parameters of one block besides the experts (routers, post-norm gains, gate biases). */
 function overheadParams(d: number, s: Omit<FinedeepShape, "expert_width" | "sublayer_width" | "hidden">): number {
   const post = s.rmsnorm === "pre" ? 0 : d;
-  return s.m * (s.router_rows * d + post);
+  return s.m * (s.router_rows * d + post + (s.gate_bias === null ? 0 : s.gates));
 }
 
 /** Problems with the options (empty when valid); each names the field, the value and the fix. */
@@ -168,6 +178,16 @@ function problems(cfg: ModelConfig): string[] {
   if (w !== undefined && w !== null && !isPosInt(w)) {
     e.push(`model.ffn.expert_width = ${JSON.stringify(w)} must be a positive integer or null (auto)`);
   }
+  const b = f.gate_bias;
+  if (b !== undefined && b !== null) {
+    if (!(typeof b === "number" && b >= -10 && b <= 10)) {
+      e.push(`model.ffn.gate_bias = ${JSON.stringify(b)} must be a number in [-10, 10] or null (no bias)`);
+    } else if ((f.norm_fn ?? FINEDEEP_DEFAULTS.norm_fn) !== "sigmoid") {
+      e.push(
+        `model.ffn.gate_bias = ${b} needs model.ffn.norm_fn = "sigmoid" (a bias only sets where sigmoid gates start)`,
+      );
+    }
+  }
   return e;
 }
 
@@ -179,11 +199,11 @@ export function finedeepShape(cfg: ModelConfig): FinedeepShape {
   const e = problems(cfg);
   if (e.length) throw new Error(`invalid finedeep options:\n  ${e.join("\n  ")}`);
   const f = { ...FINEDEEP_DEFAULTS, ...(cfg.ffn as Partial<FinedeepOptions>) };
-  const { m, k, score, norm_fn, router, rmsnorm } = f;
+  const { m, k, score, norm_fn, router, rmsnorm, gate_bias } = f;
   const router_rows = norm_fn === "none" ? 0 : router === "expert" ? k : 1;
   const gates = norm_fn === "none" ? 0 : score === "input" && router === "sublayer" ? 1 : k;
   const d = cfg.d_model;
-  const base = { m, k, score, norm_fn, router, rmsnorm, router_rows, gates };
+  const base = { m, k, score, norm_fn, router, rmsnorm, gate_bias, router_rows, gates };
   // E whose parameter count 3·d·M·K·E + overhead is closest to the dense FFN's 3·d·d_ff.
   const auto = Math.round((3 * d * cfg.d_ff - overheadParams(d, base)) / (3 * d * m * k));
   const expert_width = f.expert_width ?? Math.max(1, auto);
@@ -211,9 +231,9 @@ function gateLogits(s: FinedeepShape, xm: tf.Tensor2D, prod: tf.Tensor2D, w2: tf
   return tf.sum(tf.reshape(pu, [N, s.k, s.expert_width]), -1) as tf.Tensor2D;
 }
 
-/** The default gate form, which has fused kernels: output-guided sigmoid gates, one router per expert. */
+/** The default gate form, which has fused kernels: output-guided sigmoid gates, one router per expert, no bias. */
 function perExpertOutputSigmoid(s: FinedeepShape): boolean {
-  return s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k;
+  return s.score === "output" && s.norm_fn === "sigmoid" && s.router_rows === s.k && s.gate_bias === null;
 }
 
 /** One sub-layer: `x_m -> y_m` (before the optional post-norm). */
@@ -242,7 +262,8 @@ function sublayer(
     // gating in one kernel where the backend has FlExpertGate, then one dense down-projection.
     return matmul(expertGate(prod, expertU(w2, p[`${pre}router`], s.k), s.k), w2);
   }
-  const logits = gateLogits(s, xm, prod, w2, p[`${pre}router`]);
+  const z = gateLogits(s, xm, prod, w2, p[`${pre}router`]);
+  const logits = s.gate_bias === null ? z : tf.add(z, tf.add(p[`${pre}gate_bias`], s.gate_bias)) as tf.Tensor2D;
   const g = (s.norm_fn === "sigmoid" ? tf.sigmoid(logits) : tf.softmax(logits)) as tf.Tensor2D;
   ctx.capture?.("gate", g, index);
   const N = prod.shape[0];
@@ -297,6 +318,7 @@ export const variant: FfnVariant = {
         out.push({ name: `sub${m}.router`, shape: [s.router_rows, d], init: "zeros", decay: false });
       }
       if (s.rmsnorm !== "pre") out.push({ name: `sub${m}.post_norm`, shape: [d], init: "ones", decay: false });
+      if (s.gate_bias !== null) out.push({ name: `sub${m}.gate_bias`, shape: [s.gates], init: "zeros", decay: false });
     }
     return out;
   },

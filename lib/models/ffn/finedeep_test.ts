@@ -247,6 +247,38 @@ Deno.test("finedeep: bad options give one clear message each", () => {
   assert.match(v({ m: 2, k: 1, norm_fn: "softmax" })[0], /k = 1 normalises over a single expert/);
   assert.match(v({ score: "input", router: "sublayer", norm_fn: "softmax" })[0], /one logit per sub-layer/);
   assert.throws(() => paramSpecs(cfgWith({ m: "2" }), variant), /model\.ffn\.m = "2"/);
+  assert.match(v({ gate_bias: 11 })[0], /gate_bias = 11 must be a number in \[-10, 10\] or null/);
+  assert.match(v({ gate_bias: 3, norm_fn: "softmax" })[0], /gate_bias = 3 needs model\.ffn\.norm_fn = "sigmoid"/);
+});
+
+Deno.test("finedeep gate_bias: a learnable bias per gate starting at b, so zero routers start every gate at σ(b)", async () => {
+  await initBackend("cpu");
+  const open = cfgWith({ m: 2, k: 3, gate_bias: 3 }), plain = cfgWith({ m: 2, k: 3 });
+  const specs = variant.params(open);
+  assert.deepEqual(
+    specs.filter((sp) => sp.name.endsWith("gate_bias")),
+    [0, 1].map((m) => ({ name: `sub${m}.gate_bias`, shape: [3], init: "zeros", decay: false })),
+  );
+  const total = specs.reduce((a, sp) => a + sp.shape.reduce((x, y) => x * y, 1), 0);
+  assert.equal(variant.paramCount(open), total); // the formula = the sum over the specs
+  // One sub-layer, zero routers: every gate is σ(b) instead of σ(0) = 0.5, so the output scales by σ(b)/0.5.
+  const one = (o: Record<string, unknown>) => cfgWith({ m: 1, k: 3, ...o });
+  const p = randomParams(one({ gate_bias: 3 }), 9);
+  p["sub0.router"] = tf.zerosLike(p["sub0.router"]);
+  p["sub0.gate_bias"] = tf.zerosLike(p["sub0.gate_bias"]);
+  const x = tf.tensor2d(new Rng(2).normal(new Float32Array(5 * BASE.d_model), 1), [5, BASE.d_model]);
+  const yOpen = variant.apply(x, p, ctxFor(one({ gate_bias: 3 }), x));
+  const yHalf = variant.apply(x, p, ctxFor(one({}), x));
+  const ratio = 1 / (1 + Math.exp(-3)) / 0.5;
+  const { diff, scale } = await maxAbsDiff(yOpen, tf.mul(yHalf, ratio));
+  assert.ok(diff <= 1e-5 * (1 + scale), `diff ${diff}`);
+  // The bias is learnable: the stored offset moves the gates.
+  p["sub0.gate_bias"] = tf.fill([3], -3);
+  const yZero = variant.apply(x, p, ctxFor(one({ gate_bias: 3 }), x)); // b + offset = 0: back to 0.5
+  const back = await maxAbsDiff(yZero, yHalf);
+  assert.ok(back.diff <= 1e-5 * (1 + back.scale), `diff ${back.diff}`);
+  assert.deepEqual(variant.validate(plain), []);
+  tf.dispose([x, yOpen, yHalf, yZero, ...Object.values(p)]);
 });
 
 Deno.test("finedeep: the fused default form (FlFinedeep on wasm, native, webgpu) equals the naive form, values and gradients", async () => {

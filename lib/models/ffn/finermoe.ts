@@ -54,6 +54,7 @@
  * | `shared_expert` | `gated` \| `plain` \| `none` | `gated` | shared expert form |
  * | `balance_coef` | number in [0, 10] | 0.001 | coefficient of the sequence-level balance loss (0 = off) |
  * | `train_compute` | `masked` \| `sparse` | `masked` | how training computes the routed part |
+ * | `routers` | `single` \| `separate` | `single` | one router for both levels (the paper) or one per level (its Table 3 ablation; see {@link FinermoeOptions.routers}) |
  *
  * N = g_o·r_o·g_i·r_i must be ≤ 4096.
  *
@@ -67,6 +68,7 @@
  * | `shared.w13` | `[d_model, 2·d_ff]` (dense layout), unless `shared_expert = none` | N(0, init_std²) | yes |
  * | `shared.w2` | `[d_ff, d_model]`, unless `none` | N(0, (init_std/√(2·n_layers))²) | yes |
  * | `shared.gate` | `[d_model, 1]`, only `gated` | N(0, init_std²) | no |
+ * | `concat_router` | `[d_model, G_O·R_O]`, only `routers = separate` | N(0, init_std²) | no |
  *
  * ## Upcycling from a dense FFN (`upcycleFromDense`; Eqs. 9–10 and the code's converter)
  *
@@ -90,13 +92,12 @@ import {
   type DenseFfnWeights,
   type DenseUpcycling,
   expertRunner,
-  maskedSoftmax,
-  noGrad,
   sliceColumns,
   sparseMixture,
   subMatrix,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
+import { finermoeRouting } from "../finermoe_routing.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 
 /** Combination weights. */
@@ -125,7 +126,21 @@ export interface FinermoeOptions {
   balance_coef?: number;
   /** How training computes the routed part (same function). Default `masked`. */
   train_compute?: "masked" | "sparse";
+  /**
+   * Routers per fine-grained dimension. `single` (the paper, Algorithm 1 and the code): ONE router
+   * `Linear(d_model, N)` whose logits drive both levels: top-T_I inside each group (sparse sum) and, per output
+   * slice, the candidate group with the largest SUM of its experts' logits (sparse concat); the combination
+   * weights come from the same logits. `separate` (our reading of the Table 3 ablation, whose design the paper
+   * does not give): the main router keeps the sparse-sum level and the weights, and a second router
+   * `concat_router` `Linear(d_model, G_O·R_O)` picks the group per output slice (argmax over its R_O logits);
+   * so that it learns, each slice's weights are multiplied by the softmax probability (over R_O) of the group
+   * it picked (Switch-style top-1 gating). Default `single`.
+   */
+  routers?: FinermoeRouters;
 }
+
+/** Routers per fine-grained dimension (see {@link FinermoeOptions.routers}). */
+export type FinermoeRouters = "single" | "separate";
 
 /** Resolved options and derived sizes of one FineRMoE layer. */
 export interface FinermoeShape {
@@ -138,6 +153,7 @@ export interface FinermoeShape {
   shared_expert: FinermoeShared;
   balance_coef: number;
   train_compute: "masked" | "sparse";
+  routers: FinermoeRouters;
   /** Expert hidden width He = d_ff / G_I. */
   he_inter: number;
   /** Expert output width he = d_model / G_O. */
@@ -161,6 +177,7 @@ export const FINERMOE_DEFAULTS = {
   shared_expert: "gated",
   balance_coef: 0.001,
   train_compute: "masked",
+  routers: "single",
 } as const;
 
 const OPTIONS = ["kind", ...Object.keys(FINERMOE_DEFAULTS)];
@@ -168,6 +185,7 @@ const ENUMS: Record<string, readonly string[]> = {
   combine: ["joint_softmax", "slice_softmax", "raw"],
   shared_expert: ["gated", "plain", "none"],
   train_compute: ["masked", "sparse"],
+  routers: ["single", "separate"],
 };
 const MAX_EXPERTS = 4096;
 const fmt = (v: unknown) => JSON.stringify(v);
@@ -225,47 +243,13 @@ export function finermoeShape(cfg: ModelConfig): FinermoeShape {
     shared_expert: f.shared_expert,
     balance_coef: f.balance_coef,
     train_compute: f.train_compute,
+    routers: f.routers,
     he_inter: cfg.d_ff / f.g_i,
     he_out: cfg.d_model / f.g_o,
     group,
     experts: f.g_o * f.r_o * group,
     active: f.g_o * f.t_i,
   };
-}
-
-/** The routing mask `[N_tok, N]` of Algorithm 1 (no gradient): T_I experts in one group per output slice. */
-export function finermoeMask(logits: tf.Tensor2D, s: FinermoeShape): tf.Tensor2D {
-  const T = logits.shape[0], groups = s.g_o * s.r_o;
-  return noGrad([logits], (z) => {
-    const zg = tf.reshape(z, [T, groups, s.group]);
-    const sumMask = s.t_i === s.group
-      ? tf.onesLike(zg)
-      : tf.sum(tf.oneHot(tf.topk(zg, s.t_i).indices, s.group, 1, 0, "float32"), 2); // [T, groups, group]
-    const score = tf.reshape(tf.sum(zg, -1), [T, s.g_o, s.r_o]); // group score = Σ raw logits
-    const cc = s.r_o === 1 // argmax over R_O candidate groups (tfjs oneHot needs depth ≥ 2)
-      ? tf.ones([T, groups, 1])
-      : tf.reshape(tf.oneHot(tf.argMax(score, -1), s.r_o, 1, 0, "float32"), [T, groups, 1]);
-    return tf.reshape(tf.mul(sumMask, cc), [T, s.experts]);
-  }) as tf.Tensor2D;
-}
-
-/** Routing of one layer: combination weights `coef` `[N_tok, N]` (0 = unselected), full softmax, mask. */
-export function finermoeRouting(
-  x: tf.Tensor2D,
-  router: tf.Tensor,
-  s: FinermoeShape,
-): { coef: tf.Tensor2D; probs: tf.Tensor2D; mask: tf.Tensor2D } {
-  const z = matmul(x, router), T = x.shape[0];
-  const mask = finermoeMask(z, s);
-  const probs = tf.softmax(z);
-  let coef: tf.Tensor2D;
-  if (s.combine === "joint_softmax") coef = maskedSoftmax(z, mask);
-  else if (s.combine === "raw") coef = tf.mul(z, mask);
-  else {
-    const per = s.experts / s.g_o; // experts per output slice
-    coef = tf.reshape(maskedSoftmax(tf.reshape(z, [T, s.g_o, per]), tf.reshape(mask, [T, s.g_o, per])), [T, s.experts]);
-  }
-  return { coef, probs, mask };
 }
 
 /** The routed part (sparse sum + sparse concat) with the given computation; `[N_tok, d_model]`. */
@@ -311,13 +295,14 @@ function sharedOut(x: tf.Tensor2D, p: FfnParams, s: FinermoeShape): tf.Tensor2D 
 function cost(cfg: ModelConfig): SparseCost {
   const s = finermoeShape(cfg), d = cfg.d_model, H = cfg.d_ff, N = s.experts;
   const shared = s.shared_expert === "none" ? 0 : 3 * d * H, gate = s.shared_expert === "gated" ? d : 0;
+  const concat = s.routers === "separate" ? d * s.g_o * s.r_o : 0;
   const expert = 2 * d * s.he_inter + s.he_inter * s.he_out;
   return {
     experts: N,
     expert_params: expert,
     expert_flops: 2 * expert,
-    fixed_params: d * N + shared + gate,
-    fixed_flops: 2 * (d * N + shared + gate),
+    fixed_params: d * N + shared + gate + concat,
+    fixed_flops: 2 * (d * N + shared + gate + concat),
     active_experts: s.active,
   };
 }
@@ -350,6 +335,9 @@ export const variant: RoutedFfn & DenseUpcycling = {
     if (s.shared_expert === "gated") {
       specs.push({ name: "shared.gate", shape: [d, 1], init: "normal", std, decay: false });
     }
+    if (s.routers === "separate") {
+      specs.push({ name: "concat_router", shape: [d, s.g_o * s.r_o], init: "normal", std, decay: false });
+    }
     return specs;
   },
 
@@ -368,7 +356,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
 
   apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
     const s = finermoeShape(ctx.cfg);
-    const { coef, probs, mask } = finermoeRouting(x, p.router, s);
+    const { coef, probs, mask } = finermoeRouting(x, p.router, s, p.concat_router);
     if (ctx.training) {
       const N = x.shape[0], T = ctx.seqLen ?? ctx.cfg.seq_len;
       const lb = balanceLoss(probs, mask, s.active, N % T === 0 ? T : N);

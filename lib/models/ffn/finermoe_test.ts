@@ -5,7 +5,8 @@ import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { balanceLoss } from "../moe.ts";
 import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL } from "../moe_test_util.ts";
-import { finermoeRouted, finermoeRouting, finermoeShape, variant } from "./finermoe.ts";
+import { finermoeRouted, finermoeShape, variant } from "./finermoe.ts";
+import { finermoeRouting } from "../finermoe_routing.ts";
 import { variant as dense } from "./dense.ts";
 
 const BASE: ModelConfig = TINY_MODEL;
@@ -233,4 +234,49 @@ Deno.test("finermoe: sequence-level balance loss per sequence; unselected expert
   }
   assert.ok(g13.some((v) => v !== 0) && (await grads[vars.router.name].data()).some((v) => v !== 0));
   assert.ok((await grads[vars["shared.gate"].name].data()).some((v) => v !== 0));
+});
+
+Deno.test("finermoe routers = separate: a second router picks each slice's group and scales it by its probability", async () => {
+  await initBackend("cpu");
+  assert.match(variant.validate(cfgWith({ routers: "two" }))[0], /model\.ffn\.routers = "two" is not one of/);
+  const cfg = cfgWith({ ...FINE, routers: "separate" }), s = finermoeShape(cfg), N = 9;
+  const single = cfgWith(FINE);
+  const extra = variant.params(cfg).filter((sp) => !variant.params(single).some((q) => q.name === sp.name));
+  assert.deepEqual(extra.map((sp) => [sp.name, sp.shape, sp.decay]), [["concat_router", [d, 4], false]]);
+  assert.equal(variant.paramCount(cfg), variant.paramCount(single) + d * 4);
+  const p0 = randomParams(variant, cfg, 41, 0.6),
+    x = tf.tensor2d(new Rng(6).normal(new Float32Array(N * d), 1), [N, d]);
+  const vars: Record<string, tf.Variable> = {};
+  for (const [k, t] of Object.entries(p0)) vars[k] = tf.variable(t);
+  const { coef, mask } = finermoeRouting(x, vars.router, s, vars.concat_router);
+  const base = finermoeRouting(x, vars.router, finermoeShape(single));
+  const [cv, mv, zc, z] = await Promise.all([
+    coef.data(),
+    mask.data(),
+    tf.matMul(x, vars.concat_router).data(),
+    tf.matMul(x, vars.router).data(),
+  ]);
+  const E = s.experts, per = E / s.g_o, G = s.group;
+  let differs = false;
+  for (let t = 0; t < N; t++) {
+    for (let i = 0; i < s.g_o; i++) {
+      const l = [0, 1].map((r) => zc[t * 4 + i * 2 + r]), pick = l[1] > l[0] ? 1 : 0;
+      const prob = Math.exp(l[pick]) / (Math.exp(l[0]) + Math.exp(l[1]));
+      const on = range(i * per, per).filter((k) => mv[t * E + k] === 1);
+      assert.equal(on.length, s.t_i, `T_I experts in slice ${i}`);
+      assert.ok(on.every((k) => Math.floor((k - i * per) / G) === pick), "all in the concat router's group");
+      // The single router's choice is the group with the larger sum of logits; sometimes it differs.
+      const sums = [0, 1].map((r) => range(i * per + r * G, G).reduce((a, k) => a + z[t * E + k], 0));
+      if ((sums[1] > sums[0] ? 1 : 0) !== pick) differs = true;
+      // Weights: the joint softmax of the selected logits, times the picked group's probability.
+      const sel = range(0, E).filter((k) => mv[t * E + k] === 1);
+      const den = sel.reduce((a, k) => a + Math.exp(z[t * E + k]), 0);
+      for (const k of on) assertClose([cv[t * E + k]], [prob * Math.exp(z[t * E + k]) / den], 1e-5, `coef ${t},${k}`);
+    }
+  }
+  assert.ok(differs, "the separate router picks a different group than the summed logits somewhere");
+  // It learns: the concat router gets gradient through the weights.
+  const { grads } = tf.variableGrads(() => tf.sum(tf.square(variant.apply(x, vars, recordingCtx(cfg, true)))));
+  assert.ok((await grads[vars.concat_router.name].data()).some((v) => v !== 0));
+  tf.dispose([x, coef, mask, base.coef, base.mask, base.probs, ...Object.values(grads), ...Object.values(vars)]);
 });

@@ -87,6 +87,12 @@ export interface FfnVariant {
   paramCount(cfg: ModelConfig): number;
   /** Forward FLOPs per token of ONE layer's FFN (2 per multiply-add of every matmul). */
   flopsPerToken(cfg: ModelConfig): number;
+  /**
+   * Optional: other configs of the same parameters that the end of a completed run evaluates on the trained
+   * weights without retraining (e.g. DSMoE's inference-time τ sweep), keyed by a metric-name prefix `<p>`:
+   * lib/train/reeval.ts stores `<p>_val_loss`, `<p>_experts_active` and `<p>_params_active` in `extra`.
+   */
+  evalConfigs?(cfg: ModelConfig): Record<string, ModelConfig>;
   /** `x: [N, d_model]` -> `[N, d_model]`. */
   apply(x: tf.Tensor2D, params: FfnParams, ctx: FfnContext): tf.Tensor2D;
 }

@@ -43,6 +43,7 @@ Deno.test({
       router: "expert",
       rmsnorm: "pre",
       expert_width: null,
+      gate_bias: null,
     });
     assert.deepEqual(implicit.hash_inputs.config.model.ffn, implicit.config.model.ffn, "the hashed config is resolved");
     const explicit = (await planWith(["model.ffn.kind=finedeep", "model.ffn.m=4", "model.ffn.rmsnorm=pre"])).runs[0];

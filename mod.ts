@@ -9,7 +9,10 @@
  * - {@link verify}: retrain a plan from scratch and compare every number bit for bit;
  * - {@link query}: SQL over every result (DuckDB);
  * - {@link report}: redraw an experiment's plots and rerun its report;
- * - {@link rebuild}, {@link runs}: rebuild the database from the run cache; list cached runs.
+ * - {@link rebuild}, {@link runs}: rebuild the database from the run cache; list cached runs;
+ * - {@link submit}: submit a plan to Slurm as job arrays (lib/executor/slurm);
+ * - {@link planState}, {@link isDeclared}, {@link experiment}: where a plan's runs stand, whether it is the
+ *   experiment's declared plan, an experiment's definition.
  *
  * Results go to `results/` (or `FINELAB_RESULTS`); pass `paths` to choose another place.
  *
@@ -26,8 +29,15 @@
  * @module
  */
 export {
+  checkTag,
+  experiment,
+  isDeclared,
+  markInterrupted,
+  MemoryError,
   plan,
   type PlanOptions,
+  planState,
+  PREEMPTED_EXIT,
   query,
   QueryError,
   rebuild,
@@ -38,9 +48,23 @@ export {
   type RunOptions,
   type RunResult,
   runs,
+  type RunState,
+  submit,
+  type SubmitOptions,
+  TagError,
   verify,
 } from "./lib/api/mod.ts";
-export type { Plan, QueryResult, RebuildReport, RunOutcome, RunsRow, VerifyResult } from "./lib/api/mod.ts";
+export type {
+  BackendName,
+  Plan,
+  QueryResult,
+  RebuildReport,
+  RunOutcome,
+  RunsRow,
+  SlurmSettings,
+  Submission,
+  VerifyResult,
+} from "./lib/api/mod.ts";
 export { defineExperiment } from "./lib/experiment/mod.ts";
 export type { ExperimentSpec, ReportContext, VariantPatch } from "./lib/experiment/mod.ts";
 export { type ProjectPaths, projectPaths } from "./lib/util/paths.ts";

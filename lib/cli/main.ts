@@ -50,6 +50,11 @@ export function buildProgram(): Command {
     .option("--explain", "print every input of every run hash and exit")
     .option("--dry-run", "print the plan (runs, hashes, cached or not) and exit")
     .option("--no-plot", "skip writing plots")
+    .option(
+      "--tag <name>",
+      "name these runs (recorded with them, cached runs too; not part of the hash): SELECT ... FROM tagged_runs " +
+        "WHERE tag = '<name>'; the experiment's current results and verdict stay its declared plan's",
+    )
     .option("--no-memory-check", "train even when the memory estimate exceeds the machine's available memory")
     .option("--plain", "plain progress lines instead of a progress bar")
     .option("--run <hash>", "train exactly this planned run (by its hash) and nothing else; never writes the database")

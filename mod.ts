@@ -11,8 +11,8 @@
  * - {@link report}: redraw an experiment's plots and rerun its report;
  * - {@link rebuild}, {@link runs}: rebuild the database from the run cache; list cached runs;
  * - {@link submit}: submit a plan to Slurm as job arrays (lib/executor/slurm);
- * - {@link planState}, {@link isDeclared}, {@link experiment}: where a plan's runs stand, whether it is the
- *   experiment's declared plan, an experiment's definition.
+ * - {@link preview}, {@link rerun}: what `exp --dry-run` shows; a no-op rerun answered from its memo;
+ * - {@link isDeclared}, {@link experiment}: whether a plan is the experiment's declared one; a definition.
  *
  * Results go to `results/` (or `FINELAB_RESULTS`); pass `paths` to choose another place.
  *
@@ -36,13 +36,16 @@ export {
   MemoryError,
   plan,
   type PlanOptions,
-  planState,
   PREEMPTED_EXIT,
+  preview,
+  type PreviewRow,
   query,
   QueryError,
   rebuild,
   report,
   type ReportOptions,
+  type Rerun,
+  rerun,
   run,
   runOne,
   type RunOptions,

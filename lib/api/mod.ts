@@ -9,20 +9,29 @@
  */
 import type { BackendName } from "../core/config.ts";
 import type { ProgressFn } from "../data/build.ts";
-import { type Overrides, readConfigFile } from "../experiment/expand.ts";
+import type { Overrides } from "../experiment/expand.ts";
 import type { Experiment } from "../experiment/define.ts";
-import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
+import type { Plan } from "../runner/plan.ts";
 import type { ExecuteOptions, RunOutcome } from "../runner/execute.ts";
 import type { VerifyResult } from "../runner/verify.ts";
-import { isFinished, readRecord } from "../runner/cache.ts";
-import { isLocked } from "../runner/lock.ts";
-import { checkMemory, MemoryError } from "../runner/memory.ts";
+import { MemoryError } from "../runner/memory_error.ts";
 import { addTags, checkTag, TagError } from "../runner/tags.ts";
-import { PREEMPTED_EXIT, type RunOneOptions, writeRunRequests } from "../runner/run_one.ts";
+import { PREEMPTED_EXIT } from "../runner/interrupt.ts";
+import type { RunOneOptions } from "../runner/run_one.ts";
 import type { RebuildReport, RunsRow } from "../runner/results.ts";
 import type { QueryResult } from "../store/result.ts";
 import { formatResult } from "../store/format.ts";
 import type { SlurmSettings, Submission } from "../executor/slurm/mod.ts";
+import {
+  memoOutputs,
+  type MemoPlan,
+  memoPlan,
+  memoPlanOf,
+  type MemoRequest,
+  saveOutputs,
+  savePlan,
+  stampInputs,
+} from "./noop.ts";
 import { type ProjectPaths, projectPaths } from "../util/paths.ts";
 
 export type {
@@ -62,10 +71,11 @@ export interface PlanOptions extends PathsOption {
   data?: { progress?: ProgressFn; log?: (m: string) => void };
 }
 
-/** How a plan was asked for (its overrides and parsed --config files), kept beside it. */
+/** How a plan was asked for (its overrides and parsed --config files, its memo request), kept beside it. */
 interface PlanRequest {
   overrides: Overrides;
   files: NonNullable<Overrides["files"]>;
+  memo?: MemoRequest;
 }
 
 const planRequests = new WeakMap<Plan, PlanRequest>();
@@ -76,6 +86,7 @@ function requestOf(p: Plan): PlanRequest {
 
 /** The experiment module `experiments/<id>.ts` (its definition); an unknown id is an ExperimentError. */
 export async function experiment(id: string, opts: PathsOption = {}): Promise<Experiment> {
+  const { loadExperiment } = await import("../runner/plan.ts");
   return (await loadExperiment(id, opts.paths ?? projectPaths())).exp;
 }
 
@@ -85,6 +96,7 @@ export async function experiment(id: string, opts: PathsOption = {}): Promise<Ex
  */
 export async function plan(id: string, opts: PlanOptions = {}): Promise<Plan> {
   const paths = opts.paths ?? projectPaths();
+  const { loadExperiment, makePlan } = await import("../runner/plan.ts");
   const loaded = await loadExperiment(id, paths);
   let request: PlanRequest;
   if (opts.submission !== undefined) {
@@ -92,13 +104,21 @@ export async function plan(id: string, opts: PlanOptions = {}): Promise<Plan> {
     const overrides = (await findSubmission(id, opts.submission, paths)).overrides;
     request = { overrides, files: overrides.files ?? [] };
   } else {
+    const { readConfigFile } = await import("../experiment/expand.ts");
     const files = [];
     for (const f of opts.config ?? []) files.push(await readConfigFile(f));
     request = { overrides: { files, sets: opts.set ?? [], scale: opts.scale, backend: opts.backend }, files };
+    request.memo = memoRequest(id, opts);
   }
+  const stamped = request.memo ? await stampInputs(paths, request.memo) : null; // before planning reads them
   const p = await makePlan(loaded, { paths, overrides: request.overrides, data: opts.data });
   planRequests.set(p, request);
+  if (stamped) await savePlan(paths, stamped, p);
   return p;
+}
+
+function memoRequest(id: string, o: PlanOptions): MemoRequest {
+  return { id, scale: o.scale, set: o.set, config: o.config, backend: o.backend };
 }
 
 /**
@@ -113,18 +133,6 @@ export function isDeclared(p: Plan): boolean {
 
 /** Where a planned run stands: in the cache, being trained by another process, or still to train. */
 export type RunState = "cached" | "training elsewhere" | "to train";
-
-/** Every run of a plan (parents of other experiments first, marked `dependency`) with its {@link RunState}. */
-export async function planState(
-  p: Plan,
-): Promise<{ run: Plan["runs"][number]; dependency: boolean; state: RunState }[]> {
-  const state = async (r: Plan["runs"][number]): Promise<RunState> =>
-    await isFinished(r.paths) ? "cached" : isLocked(r.paths.lock) ? "training elsewhere" : "to train";
-  const out = [];
-  for (const run of p.dependencies) out.push({ run, dependency: true, state: await state(run) });
-  for (const run of p.runs) out.push({ run, dependency: false, state: await state(run) });
-  return out;
-}
 
 /** What {@link run} takes. */
 export interface RunOptions extends PlanOptions, Pick<ExecuteOptions, "progress" | "log"> {
@@ -193,7 +201,9 @@ export async function run(experiment: string | Plan, opts: RunOptions = {}): Pro
     const { collectOutcomes } = await import("../executor/slurm/mod.ts");
     outcomes = await collectOutcomes(p, opts.log ?? ((m) => console.error(m)));
   } else {
+    const { checkMemory } = await import("../runner/memory.ts");
     if (opts.memoryCheck !== false && !opts.force) await checkMemory(p);
+    const { writeRunRequests } = await import("../runner/run_one.ts");
     await writeRunRequests(p, overrides, paths); // so runOne(hash) can train any planned run by hand
     const { executePlan } = await import("../runner/execute.ts");
     outcomes = await executePlan(p, { paths, force: opts.force, progress: opts.progress, log: opts.log });
@@ -205,6 +215,7 @@ export async function run(experiment: string | Plan, opts: RunOptions = {}): Pro
   }
   const { experimentRow, ingestRecords, summarySql, withResults } = await import("../runner/results.ts");
   // Parent runs of other experiments go into the database too (under their own experiment id).
+  const { readRecord } = await import("../runner/cache.ts");
   const parents = (await Promise.all(p.dependencies.map((d) => readRecord(d.paths)))).filter((r) => r !== null);
   await withResults(paths, (store) =>
     ingestRecords(store, [...outcomes.map((x) => x.record), ...parents], {
@@ -214,10 +225,21 @@ export async function run(experiment: string | Plan, opts: RunOptions = {}): Pro
   const metrics = p.experiment.metrics ?? ["val_loss", "val_ppl"];
   const hashes = declared ? undefined : p.runs.map((r) => r.hash);
   const summary = await query(summarySql(p.experiment.id, metrics, hashes), undefined, { paths });
-  opts.print?.(formatResult(summary, "table"));
+  const printed: string[] = [];
+  const print = (t: string) => {
+    printed.push(t);
+    opts.print?.(t);
+  };
+  print(formatResult(summary, "table"));
   // The experiment's plots and its report (table, verdict) come from its declared plan only.
-  const plots = declared ? await report(p.experiment.id, { paths, plot: opts.plot, print: opts.print }) : [];
+  const plots = declared ? await report(p.experiment.id, { paths, plot: opts.plot, print }) : [];
   const result: RunResult = { plan: p, outcomes, declared, summary, plots };
+  const memo = requestOf(p).memo;
+  const plain = !opts.force && !opts.verify && opts.collect === undefined && opts.tag === undefined;
+  if (memo && plain && outcomes.every((x) => x.record.summary?.status === "completed")) {
+    // A rerun of the same request answers from this memo while nothing changes (see lib/api/noop.ts).
+    await saveOutputs(paths, memo, { declared, plot: opts.plot !== false, printed, plots });
+  }
   if (opts.verify) {
     (opts.log ?? ((m) => console.error(m)))(`verify: retraining ${p.runs.length} runs from scratch...`);
     result.verified = await verify(p, { paths, progress: opts.progress });
@@ -227,6 +249,76 @@ export async function run(experiment: string | Plan, opts: RunOptions = {}): Pro
     result.collected = await writeCollected(paths, opts.collect, p, outcomes);
   }
   return result;
+}
+
+/** What {@link rerun} found: the last run of the same request, unchanged since. */
+export interface Rerun {
+  plan: MemoPlan;
+  /** Whether these are the experiment's declared runs (see {@link RunResult.declared}). */
+  declared: boolean;
+  /** Plot files of that run (still current). */
+  plots: string[];
+}
+
+/**
+ * A no-op rerun: when nothing changed since the same request last completed (code, data, config files,
+ * every run's cache entry, the results database and the plots, by file stamps; see lib/api/noop.ts),
+ * passes what that run printed (summary table, report) to `print` and returns its plan, without loading
+ * the planner, the trainer, DuckDB or the plots. Returns null when something changed (or for `force`,
+ * `verify`, `tag`, `collect`, `submission`): call {@link run}.
+ */
+export async function rerun(id: string, opts: RunOptions = {}): Promise<Rerun | null> {
+  if (opts.force || opts.verify || opts.tag !== undefined || opts.collect !== undefined) return null;
+  if (opts.submission !== undefined) return null;
+  const paths = opts.paths ?? projectPaths();
+  const hit = await memoOutputs(paths, memoRequest(id, opts), opts.plot !== false);
+  if (!hit) return null;
+  for (const t of hit.outputs.printed) opts.print?.(t);
+  return { plan: hit.plan, declared: hit.outputs.declared, plots: hit.outputs.plots };
+}
+
+/** One line of {@link preview}: a run of the plan, or a parent run of another experiment. */
+export interface PreviewRow {
+  /** `run_id`, or `(parent) experiment/run_id` for a parent of another experiment. */
+  label: string;
+  hash: string;
+  state: RunState;
+  /** `experiment/run_id` of the run it starts from, or null. */
+  from: string | null;
+}
+
+/**
+ * What `exp --dry-run` shows: the plan's runs (parents of other experiments first) with where each stands.
+ * Answers from the memo of the same request when no input changed since it was planned (no planner
+ * loaded); else plans (see {@link plan}).
+ */
+export async function preview(
+  id: string,
+  opts: PlanOptions = {},
+): Promise<{ plan: Pick<MemoPlan, "experiment" | "scale" | "backend">; runs: number; rows: PreviewRow[] }> {
+  const paths = opts.paths ?? projectPaths();
+  const cached = opts.submission === undefined ? await memoPlan(paths, memoRequest(id, opts)) : null;
+  const { isFinished, entryPaths } = await import("../runner/cache.ts");
+  const { isLocked } = await import("../runner/lock.ts");
+  const state = async (dir: string): Promise<RunState> => {
+    const e = entryPaths(dir.slice(0, dir.lastIndexOf("/")), dir.slice(dir.lastIndexOf("/") + 1));
+    return await isFinished(e) ? "cached" : isLocked(e.lock) ? "training elsewhere" : "to train";
+  };
+  const mp = cached ?? memoPlanOf(await plan(id, opts));
+  const rows: PreviewRow[] = [];
+  for (const r of mp.runs) {
+    rows.push({
+      label: r.dependency ? `(parent) ${r.dependency}` : r.run_id,
+      hash: r.hash,
+      state: await state(r.dir),
+      from: r.parent,
+    });
+  }
+  return {
+    plan: { experiment: mp.experiment, scale: mp.scale, backend: mp.backend },
+    runs: mp.runs.filter((r) => !r.dependency).length,
+    rows,
+  };
 }
 
 /** What {@link submit} takes. */
@@ -317,7 +409,7 @@ export interface ReportOptions extends PathsOption {
  */
 export async function report(id: string, opts: ReportOptions = {}): Promise<string[]> {
   const paths = opts.paths ?? projectPaths();
-  const { exp } = await loadExperiment(id, paths); // validates the id with a helpful error
+  const exp = await experiment(id, { paths }); // validates the id with a helpful error
   const plot = opts.plot !== false;
   const { withResults } = await import("../runner/results.ts");
   const { plotExperiment } = await import("../plot/mod.ts");

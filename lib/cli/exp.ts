@@ -5,11 +5,9 @@
  * @module
  */
 import * as finelab from "../api/mod.ts";
-import type { BackendName, Plan, RunResult, SlurmSettings } from "../api/mod.ts";
+import type { BackendName, Plan, RunOutcome, SlurmSettings } from "../api/mod.ts";
 import type { ProjectPaths } from "../util/paths.ts";
-import { progressBar, progressFactory } from "./progress.ts";
 import { UserError } from "./errors.ts";
-import { printSubmission, slurmCancel, slurmStatus } from "./slurm.ts";
 
 /** Options of `exp`. */
 export interface ExpOptions {
@@ -40,15 +38,12 @@ export interface ExpOptions {
   tag?: string;
 }
 
-async function printPlan(plan: Plan): Promise<void> {
-  console.log(`${plan.experiment.id} (scale ${plan.scale}, backend ${plan.backend.name}): ${plan.runs.length} runs`);
-  for (const { run: r, dependency, state } of await finelab.planState(plan)) {
-    if (dependency) {
-      console.log(`  ${`(parent) ${r.config.experiment}/${r.run_id}`.padEnd(28)} ${r.hash.slice(0, 16)}  ${state}`);
-      continue;
-    }
-    const from = r.parent ? `  from ${r.parent.config.experiment}/${r.parent.run_id}` : "";
-    console.log(`  ${r.run_id.padEnd(28)} ${r.hash.slice(0, 16)}  ${state}${from}`);
+/** `--dry-run`: the plan's runs and where each stands (from the request's memo when nothing changed). */
+async function printPlan(id: string, o: finelab.PlanOptions): Promise<void> {
+  const { plan, runs, rows } = await finelab.preview(id, o);
+  console.log(`${plan.experiment} (scale ${plan.scale}, backend ${plan.backend.name}): ${runs} runs`);
+  for (const r of rows) {
+    console.log(`  ${r.label.padEnd(28)} ${r.hash.slice(0, 16)}  ${r.state}${r.from ? `  from ${r.from}` : ""}`);
   }
 }
 
@@ -96,6 +91,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const { paths } = o;
   if (o.status || o.watch && o.executor !== "slurm" || o.cancel) {
     await finelab.experiment(id, { paths }); // validates the id with a helpful error
+    const { slurmCancel, slurmStatus } = await import("./slurm.ts");
     if (o.cancel) return await slurmCancel(id, paths);
     return await slurmStatus(id, { paths, watch: o.watch, plain: o.plain });
   }
@@ -118,8 +114,9 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
       throw e;
     }
   }
+  const { progressBar, progressFactory } = await import("./progress.ts");
   const bar = progressBar({ plain: o.plain });
-  const plan = await finelab.plan(id, {
+  const request: finelab.PlanOptions = {
     paths,
     scale: o.scale,
     set: o.set,
@@ -130,11 +127,26 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
       progress: bar,
       log: (m) => m.startsWith("data: built") || m.startsWith("data: trained") ? console.error(m) : {},
     },
-  }).finally(() => bar.stop());
+  };
+  if (o.dryRun && !o.explain) return await printPlan(id, request).finally(() => bar.stop());
+  const print = (t: string) => console.log(t);
+  // Nothing changed since the same command last completed: print what it printed (lib/api/noop.ts).
+  const again = slurm || o.explain ? null : await finelab.rerun(id, { ...request, ...o, print });
+  if (again) {
+    for (const line of backendLines(again.plan.backend)) console.error(line);
+    const runs = again.plan.runs.filter((r) => !r.dependency).length;
+    return printOutcome({ id, runs, declared: again.declared, plots: again.plots, outcomes: [] }, {
+      paths,
+      t0,
+      tag: o.tag,
+      counts: { cached: runs },
+    });
+  }
+  const plan = await finelab.plan(id, request).finally(() => bar.stop());
   if (o.explain) return await printExplain(plan);
-  if (o.dryRun) return await printPlan(plan);
   if (slurm) {
     const sub = await finelab.submit(plan, { paths, slurm: o.slurm });
+    const { printSubmission } = await import("./slurm.ts");
     return await printSubmission(plan, sub, { paths, watch: o.watch, plain: o.plain });
   }
   for (const line of backendLines(plan.backend)) console.error(line);
@@ -146,7 +158,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
-  let result: RunResult;
+  let result: finelab.RunResult;
   try {
     result = await finelab.run(plan, {
       paths,
@@ -157,7 +169,7 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
       collect: o.collect,
       tag: o.tag,
       progress: progressFactory({ plain: o.plain }),
-      print: (t) => console.log(t),
+      print,
     });
   } catch (e) {
     if (e instanceof finelab.MemoryError) throw new UserError(e.message);
@@ -166,14 +178,28 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
   }
-  printOutcome(result, { paths, t0, tag: o.tag });
+  const { outcomes, declared, plots, verified, collected } = result;
+  printOutcome({ id, runs: plan.runs.length, outcomes, declared, plots, verified, collected }, {
+    paths,
+    t0,
+    tag: o.tag,
+  });
+}
+
+/** What {@link printOutcome} reports. */
+interface Outcome extends Pick<finelab.RunResult, "declared" | "plots" | "verified" | "collected"> {
+  id: string;
+  runs: number;
+  outcomes: RunOutcome[];
 }
 
 /** Prints what {@link cmdExp}'s run did: the last line, failed and diverged runs, --verify; sets the exit code. */
-function printOutcome(result: RunResult, o: { paths: ProjectPaths; t0: number; tag?: string }): void {
-  const { plan, outcomes, plots } = result;
-  const id = plan.experiment.id;
-  const counts: Record<string, number> = {};
+function printOutcome(
+  result: Outcome,
+  o: { paths: ProjectPaths; t0: number; tag?: string; counts?: Record<string, number> },
+): void {
+  const { id, outcomes, plots } = result;
+  const counts: Record<string, number> = { ...o.counts };
   for (const x of outcomes) counts[x.action] = (counts[x.action] ?? 0) + 1;
   if (!result.declared) {
     const how = o.tag !== undefined
@@ -185,7 +211,7 @@ function printOutcome(result: RunResult, o: { paths: ProjectPaths; t0: number; t
     );
   }
   console.log(
-    `${plan.runs.length} runs: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; ` +
+    `${result.runs} runs: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; ` +
       `results in ${o.paths.db}${plots.length ? `; plots in ${o.paths.plots}/${id}/` : ""} ` +
       `(${((performance.now() - o.t0) / 1000).toFixed(1)} s)`,
   );

@@ -11,6 +11,7 @@ import { initBackend } from "../backends/mod.ts";
 import { train, type TrainProgress } from "../train/mod.ts";
 import {
   appendAttempt,
+  appendAttemptSync,
   emptyStatus,
   type EntryPaths,
   fileChecksums,
@@ -24,10 +25,11 @@ import {
   writeManifest,
   writeResults,
   writeStatus,
+  writeStatusSync,
 } from "./cache.ts";
 import { faultPoint } from "../util/fault.ts";
 import { type Lock, tryLock, waitLock } from "./lock.ts";
-import { training } from "./interrupt.ts";
+import { onInterrupt } from "./interrupt.ts";
 import type { HashedRun, Plan } from "./plan.ts";
 import type { RunManifest, RunRecord, RunStatusRecord, RunSummary } from "../core/records.ts";
 import { baseEnvironment } from "./env.ts";
@@ -86,6 +88,20 @@ async function removeCheckpoints(p: EntryPaths): Promise<void> {
   }
 }
 
+/** Marks a run stopped by a signal as interrupted (status, attempts) and releases its lock; synchronous. */
+function interrupted(current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord; hostname: string }): void {
+  const at = new Date().toISOString();
+  const s: RunStatusRecord = { ...current.status, status: "interrupted", heartbeat_at: at };
+  try {
+    writeStatusSync(current.paths, s);
+  } catch { /* best effort: a stale running status is detected from the lock anyway */ }
+  try {
+    const end = { event: "end" as const, pid: Deno.pid, hostname: current.hostname, at, step: s.step ?? 0 };
+    appendAttemptSync(current.paths, { ...end, outcome: "interrupted", detail: "stopped by a signal" });
+  } catch { /* best effort, like the status */ }
+  current.lock.release();
+}
+
 /** Trains one run while holding its lock; writes manifest, status, results (also used by lib/runner/verify.ts). */
 export async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, index: number, total: number) {
   const p = run.paths;
@@ -116,7 +132,7 @@ export async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptio
   };
   await writeStatus(p, status);
   await appendAttempt(p, { event: "start", pid: Deno.pid, hostname: env.hostname, at: status.started_at! });
-  training.current = { paths: p, lock, status, hostname: env.hostname };
+  onInterrupt(() => interrupted({ paths: p, lock, status, hostname: env.hostname }));
   const sink = opts.progress?.(run, index, total);
   let lastBeat = Date.now();
   let beat: Promise<void> = Promise.resolve();
@@ -188,7 +204,7 @@ export async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptio
     sink?.done(`error: ${error}`);
     throw e;
   } finally {
-    training.current = null;
+    onInterrupt(null);
   }
 }
 

@@ -14,6 +14,9 @@ import type { RunConfig } from "../core/config.ts";
 import { budgetOf } from "../models/budget.ts";
 import type { HashedRun, Plan } from "./plan.ts";
 import { isFinished } from "./cache.ts";
+import { MemoryError } from "./memory_error.ts";
+
+export { MemoryError };
 
 /** A run's estimated peak memory, bytes, and its parts. */
 export interface MemoryEstimate {
@@ -58,15 +61,6 @@ export function machineMemory(): { total: number; available: number } | null {
     return { total: m.total, available: m.available };
   } catch {
     return null;
-  }
-}
-
-/** A plan whose largest run to train would not fit in the machine's available memory. */
-export class MemoryError extends Error {
-  /** Builds the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "MemoryError";
   }
 }
 

@@ -87,12 +87,6 @@ export async function readRunRequest(hash: string, paths: ProjectPaths): Promise
   }
 }
 
-/**
- * Exit code of an `exp --run <hash>` process that checkpointed on the pre-kill signal and stopped (EX_TEMPFAIL):
- * the Slurm task script requeues it.
- */
-export const PREEMPTED_EXIT = 75;
-
 /** Options of {@link runOne}. */
 export type RunOneOptions = Pick<ExecuteOptions, "paths" | "progress" | "log" | "preempt">;
 

@@ -14,7 +14,8 @@
 import { hostname } from "node:os";
 import type { Overrides } from "../../experiment/expand.ts";
 import type { HashedRun, Plan } from "../../runner/plan.ts";
-import { planRuns, PREEMPTED_EXIT, writeRunRequests } from "../../runner/run_one.ts";
+import { planRuns, writeRunRequests } from "../../runner/run_one.ts";
+import { PREEMPTED_EXIT } from "../../runner/interrupt.ts";
 import { isFinished } from "../../runner/cache.ts";
 import { isLocked, waitLock } from "../../runner/lock.ts";
 import { permissionFlags } from "../../runner/permissions.ts";

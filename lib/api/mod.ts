@@ -33,6 +33,7 @@ import {
   stampInputs,
 } from "./noop.ts";
 import { type ProjectPaths, projectPaths } from "../util/paths.ts";
+import { faultsActive } from "../util/fault.ts";
 
 export type {
   BackendName,
@@ -264,12 +265,12 @@ export interface Rerun {
  * A no-op rerun: when nothing changed since the same request last completed (code, data, config files,
  * every run's cache entry, the results database and the plots, by file stamps; see lib/api/noop.ts),
  * passes what that run printed (summary table, report) to `print` and returns its plan, without loading
- * the planner, the trainer, DuckDB or the plots. Returns null when something changed (or for `force`,
- * `verify`, `tag`, `collect`, `submission`): call {@link run}.
+ * the planner, the trainer, DuckDB or the plots. Returns null when something changed (and for `force`,
+ * `verify`, `tag`, `collect`, `submission`, or while FINELAB_FAULT injects faults): call {@link run}.
  */
 export async function rerun(id: string, opts: RunOptions = {}): Promise<Rerun | null> {
   if (opts.force || opts.verify || opts.tag !== undefined || opts.collect !== undefined) return null;
-  if (opts.submission !== undefined) return null;
+  if (opts.submission !== undefined || faultsActive()) return null; // injected faults need the whole pipeline
   const paths = opts.paths ?? projectPaths();
   const hit = await memoOutputs(paths, memoRequest(id, opts), opts.plot !== false);
   if (!hit) return null;

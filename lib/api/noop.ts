@@ -245,14 +245,20 @@ async function write(paths: ProjectPaths, memo: Memo): Promise<void> {
   } catch { /* a read-only results folder: no memo, no harm */ }
 }
 
-function outputPaths(paths: ProjectPaths, memo: Memo, plots: string[]): string[] {
-  return [
-    ...memo.plan.runs.map((r) => `${r.dir}/status.json`),
-    paths.db,
-    `${paths.db}.wal`,
-    `${paths.plots}/${memo.plan.experiment}`,
-    ...plots,
-  ];
+/**
+ * What a completed run of the memo's plan left: each run's status.json and every file it vouches for (by
+ * sha256: manifest, config, summary, metrics, ...; a corrupt entry is retrained, so its files count), the
+ * database and its write-ahead log, the plot folder and files.
+ */
+async function outputPaths(paths: ProjectPaths, memo: Memo, plots: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const r of memo.plan.runs) {
+    out.push(`${r.dir}/status.json`);
+    const status = await readJsonOrNull<{ files?: Record<string, string> }>(`${r.dir}/status.json`).catch(() => null);
+    out.push(...Object.keys(status?.files ?? {}).map((f) => `${r.dir}/${f}`));
+  }
+  out.push(paths.db, `${paths.db}.wal`, `${paths.plots}/${memo.plan.experiment}`, ...plots);
+  return out;
 }
 
 /**
@@ -266,7 +272,7 @@ export async function saveOutputs(
 ): Promise<void> {
   const memo = await readJsonOrNull<Memo>(memoFile(paths, fullRequest(paths, r))).catch(() => null);
   if (!memo || memo.version !== VERSION) return;
-  memo.outputs = { ...out, stamps: await stamps(outputPaths(paths, memo, out.plots)) };
+  memo.outputs = { ...out, stamps: await stamps(await outputPaths(paths, memo, out.plots)) };
   await write(paths, memo);
 }
 
@@ -301,7 +307,6 @@ export async function memoOutputs(
 ): Promise<{ plan: MemoPlan; outputs: MemoOutputs } | null> {
   const memo = await validMemo(paths, r);
   if (!memo?.outputs || !Array.isArray(memo.outputs.stamps) || memo.outputs.plot !== plot) return null;
-  const want = outputPaths(paths, memo, memo.outputs.plots);
-  if (want.length !== memo.outputs.stamps.length || want.some((p, i) => memo.outputs!.stamps[i][0] !== p)) return null;
+  // The stamped paths include each run's status.json, so a change of what it vouches for shows there.
   return await same(memo.outputs.stamps) ? { plan: memo.plan, outputs: memo.outputs } : null;
 }

@@ -12,7 +12,11 @@ async function project(): Promise<ProjectPaths> {
   for (const f of ["lib/train/mod.ts", "experiments/e.ts", "data/d.ts", "deno.json", "deno.lock"]) {
     await Deno.writeTextFile(`${root}/${f}`, `// ${f}\nexport const x = 1;\n`);
   }
-  await Deno.writeTextFile(`${root}/results/cache/abc/status.json`, '{"status":"completed"}');
+  await Deno.writeTextFile(
+    `${root}/results/cache/abc/status.json`,
+    '{"status":"completed","files":{"summary.json":"x"}}',
+  );
+  await Deno.writeTextFile(`${root}/results/cache/abc/summary.json`, "{}");
   await Deno.writeTextFile(`${root}/results/results.duckdb`, "db");
   await Deno.writeTextFile(`${root}/results/plots/e/loss.svg`, "<svg/>");
   await settle();
@@ -94,8 +98,12 @@ Deno.test("noop memo: outputs are current until a status file, the database or a
     assert.deepEqual(hit?.outputs.printed, ["table", "verdict"]);
     assert.equal(await memoOutputs(paths, REQUEST, false), null, "--no-plot is another rerun");
 
-    for (const changed of [`${paths.cache}/abc/status.json`, paths.db, plots[0]]) {
-      await Deno.writeTextFile(changed, "changed, and longer");
+    const entry = `${paths.cache}/abc`;
+    for (const changed of [`${entry}/status.json`, `${entry}/summary.json`, paths.db, plots[0]]) {
+      const text = changed.endsWith("status.json")
+        ? '{"status":"completed","files":{"summary.json":"yz"}}'
+        : "changed!";
+      await Deno.writeTextFile(changed, text);
       assert.equal(await memoOutputs(paths, REQUEST, true), null, `${changed} changed`);
       await save();
       assert.ok(await memoOutputs(paths, REQUEST, true));

@@ -28,46 +28,7 @@
  *
  * @module
  */
-export {
-  checkTag,
-  experiment,
-  isDeclared,
-  markInterrupted,
-  MemoryError,
-  plan,
-  type PlanOptions,
-  PREEMPTED_EXIT,
-  preview,
-  type PreviewRow,
-  query,
-  QueryError,
-  rebuild,
-  report,
-  type ReportOptions,
-  type Rerun,
-  rerun,
-  run,
-  runOne,
-  type RunOptions,
-  type RunResult,
-  runs,
-  type RunState,
-  submit,
-  type SubmitOptions,
-  TagError,
-  verify,
-} from "./lib/api/mod.ts";
-export type {
-  BackendName,
-  Plan,
-  QueryResult,
-  RebuildReport,
-  RunOutcome,
-  RunsRow,
-  SlurmSettings,
-  Submission,
-  VerifyResult,
-} from "./lib/api/mod.ts";
+export * from "./lib/api/mod.ts";
 export { defineExperiment } from "./lib/experiment/mod.ts";
 export type { ExperimentSpec, ReportContext, VariantPatch } from "./lib/experiment/mod.ts";
 export { type ProjectPaths, projectPaths } from "./lib/util/paths.ts";

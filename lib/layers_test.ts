@@ -52,20 +52,8 @@ const ALLOWED: Record<string, string[]> = {
   executor: ["core", "util", "experiment", "data", "models", "backends", "train", "store", "runner"],
   // The dashboard reads the store and the cache (report/plot layer).
   serve: ["core", "util", "experiment", "train", "store", "runner", "plot", "report"],
-  api: [
-    "core",
-    "util",
-    "experiment",
-    "data",
-    "models",
-    "backends",
-    "train",
-    "store",
-    "runner",
-    "plot",
-    "report",
-    "executor",
-  ],
+  // The API (behind the root mod.ts) assembles the pipeline; the CLI calls it.
+  api: CLI_IMPORTS.filter((l) => l !== "api"),
 };
 /** Type-only edges allowed besides {@link ALLOWED}: layer -> folders. */
 const TYPE_ONLY: Record<string, string[]> = {

@@ -38,7 +38,6 @@ import { query, report } from "./results.ts";
 
 export type { PathsOption } from "./options.ts";
 export { query, QueryError, rebuild, report, type ReportOptions, runs } from "./results.ts";
-import { faultsActive } from "../util/fault.ts";
 
 export type {
   BackendName,
@@ -252,6 +251,15 @@ export async function run(experiment: string | Plan, opts: RunOptions = {}): Pro
   return result;
 }
 
+/** True when FINELAB_FAULT injects faults (lib/util/fault.ts): they need the whole pipeline to run. */
+function faultsInjected(): boolean {
+  try {
+    return !!Deno.env.get("FINELAB_FAULT");
+  } catch {
+    return false;
+  }
+}
+
 /** What {@link rerun} found: the last run of the same request, unchanged since. */
 export interface Rerun {
   plan: MemoPlan;
@@ -270,7 +278,7 @@ export interface Rerun {
  */
 export async function rerun(id: string, opts: RunOptions = {}): Promise<Rerun | null> {
   if (opts.force || opts.verify || opts.tag !== undefined || opts.collect !== undefined) return null;
-  if (opts.submission !== undefined || faultsActive()) return null; // injected faults need the whole pipeline
+  if (opts.submission !== undefined || faultsInjected()) return null; // injected faults need the whole pipeline
   const paths = opts.paths ?? projectPaths();
   const hit = await memoOutputs(paths, memoRequest(id, opts), opts.plot !== false);
   if (!hit) return null;

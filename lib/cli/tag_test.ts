@@ -6,39 +6,21 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../util/paths.ts";
-import { childFlags } from "./faults/helpers.ts";
+import { cleanup, cli as run, ok as okOut, SUITE, tempResults } from "./faults/helpers.ts";
 
-const MAIN = `${REPO_ROOT}/lib/cli/main.ts`;
 const TINY = ["dense-baseline", "--scale", "tiny", "--backend", "cpu", "--plain", "--no-plot"];
-
-async function cli(results: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...childFlags(results, { experiments: `${REPO_ROOT}/experiments` }), MAIN, ...args],
-    cwd: REPO_ROOT,
-    env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-async function ok(results: string, args: string[]): Promise<string> {
-  const o = await cli(results, args);
-  assert.equal(o.code, 0, `exit ${o.code}\nstdout:\n${o.stdout}\nstderr:\n${o.stderr}`);
-  return o.stdout;
-}
+const cli = (results: string, args: string[]) => run(results, args, { experiments: `${REPO_ROOT}/experiments` });
+const ok = async (results: string, args: string[]) => okOut(await cli(results, args), args.join(" ")).stdout;
 
 const rows = async (results: string, sql: string) =>
   JSON.parse(await ok(results, ["query", sql, "--format", "json"])) as Record<string, unknown>[];
 const hashes = async (results: string, sql: string) => (await rows(results, sql)).map((r) => String(r.hash)).sort();
 
-Deno.test({
-  name: "exp --tag: recorded and queryable, not in the hash, declared plan stays current, bad names exit 2",
-  sanitizeResources: false,
-  sanitizeOps: false,
-  async fn() {
-    const results = await Deno.makeTempDir({ prefix: "finelab-tag-" });
+Deno.test(
+  "exp --tag: recorded and queryable, not in the hash, declared plan stays current, bad names exit 2",
+  SUITE,
+  async () => {
+    const results = await tempResults("tag");
     try {
       assert.match(await ok(results, ["exp", ...TINY]), /2 runs: 2 trained/);
       const declared = await hashes(results, "SELECT hash FROM current_runs WHERE experiment = 'dense-baseline'");
@@ -86,7 +68,7 @@ Deno.test({
       assert.equal(await Deno.readTextFile(`${results}/cache/tags.jsonl`), before);
       assert.equal((await rows(results, "SELECT hash FROM runs")).length, 4, "no run of the bad invocations");
     } finally {
-      await Deno.remove(results, { recursive: true });
+      await cleanup(results);
     }
   },
-});
+);

@@ -87,11 +87,6 @@ function fromEnv(): FaultSpec[] | null {
 let specs: FaultSpec[] | null = fromEnv();
 const visits = new Map<FaultPoint, number>();
 
-/** True when faults are injected (FINELAB_FAULT or {@link setFaults}): shortcuts such as no-op reruns step aside. */
-export function faultsActive(): boolean {
-  return specs !== null;
-}
-
 /** Replaces the active faults (tests of this module); `null` turns them off. Resets the visit counts. */
 export function setFaults(value: string | null): void {
   specs = value ? parseFaults(value) : null;

@@ -296,17 +296,25 @@ export interface PreviewRow {
   from: string | null;
 }
 
+/** What {@link preview} returns: the plan's experiment, scale and backend, its number of runs, one row per run. */
+export interface Preview {
+  plan: Pick<MemoPlan, "experiment" | "scale" | "backend">;
+  runs: number;
+  rows: PreviewRow[];
+}
+
 /**
  * What `exp --dry-run` shows: the plan's runs (parents of other experiments first) with where each stands.
  * Answers from the memo of the same request when no input changed since it was planned (no planner
  * loaded); else plans (see {@link plan}).
  */
-export async function preview(
-  id: string,
-  opts: PlanOptions = {},
-): Promise<{ plan: Pick<MemoPlan, "experiment" | "scale" | "backend">; runs: number; rows: PreviewRow[] }> {
+export async function preview(id: string, opts: PlanOptions & { memoOnly?: false }): Promise<Preview>;
+/** With `memoOnly`: null instead of planning when the memo does not answer. */
+export async function preview(id: string, opts: PlanOptions & { memoOnly: true }): Promise<Preview | null>;
+export async function preview(id: string, opts: PlanOptions & { memoOnly?: boolean } = {}): Promise<Preview | null> {
   const paths = opts.paths ?? projectPaths();
   const cached = opts.submission === undefined ? await memoPlan(paths, memoRequest(id, opts)) : null;
+  if (!cached && opts.memoOnly) return null;
   const { isFinished, entryPaths } = await import("../runner/cache.ts");
   const { isLocked } = await import("../runner/lock.ts");
   const state = async (dir: string): Promise<RunState> => {

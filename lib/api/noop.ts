@@ -85,9 +85,9 @@ const RACY_MS = 2000;
  * mtime still shows); `-` when it does not exist or cannot be read. With `racy`, a change less than
  * {@link RACY_MS} old gives a stamp that matches nothing.
  */
-async function stamp(path: string, racy: boolean): Promise<string> {
+function stamp(path: string, racy: boolean): string {
   try {
-    const st = await Deno.stat(path);
+    const st = Deno.statSync(path); // synchronous: hundreds of stats cost less than as many thread hops
     const ms = (d: Date | null) => d?.getTime() ?? 0;
     if (racy && Date.now() - Math.max(ms(st.mtime), ms(st.ctime)) < RACY_MS) return `racy:${crypto.randomUUID()}`;
     return `${st.ino}:${st.size}:${ms(st.mtime)}:${ms(st.ctime)}:${st.isDirectory ? "d" : "f"}`;
@@ -100,8 +100,8 @@ async function stamp(path: string, racy: boolean): Promise<string> {
  * Stamps of `paths`. Inputs (`racy`: code, data, config files) are stamped before the plan reads them, so a
  * change within the same clock tick would go unseen; outputs are stamped after this process wrote them.
  */
-async function stamps(paths: string[], racy = false): Promise<Stamp[]> {
-  return await Promise.all(paths.map(async (p) => [p, await stamp(p, racy)] as Stamp));
+function stamps(paths: string[], racy = false): Stamp[] {
+  return paths.map((p) => [p, stamp(p, racy)] as Stamp);
 }
 
 /** Every file and folder under `dir` (the folder itself included; dot-entries skipped). */
@@ -207,7 +207,7 @@ export interface PlanStamps {
 
 /** Stamps a request's inputs (call before planning). */
 export async function stampInputs(paths: ProjectPaths, r: MemoRequest): Promise<PlanStamps> {
-  return { request: fullRequest(paths, r), inputs: await stamps(await inputPaths(paths, r.config ?? []), true) };
+  return { request: fullRequest(paths, r), inputs: stamps(await inputPaths(paths, r.config ?? []), true) };
 }
 
 /** A plan as the memo keeps it: parents of other experiments first, then the plan's runs. */
@@ -233,7 +233,7 @@ export async function savePlan(paths: ProjectPaths, s: PlanStamps, plan: Plan): 
   const dataFiles = [...plan.runs, ...plan.dependencies].map((r) => r.config.data?.path).filter((p) =>
     typeof p === "string"
   ) as string[];
-  const inputs = [...s.inputs, ...await stamps(dataFiles.map((p) => resolve(paths.root, p)), true)];
+  const inputs = [...s.inputs, ...stamps(dataFiles.map((p) => resolve(paths.root, p)), true)];
   const memo: Memo = { version: VERSION, request: s.request, inputs, plan: memoPlanOf(plan), outputs: null };
   await write(paths, memo);
 }
@@ -272,11 +272,11 @@ export async function saveOutputs(
 ): Promise<void> {
   const memo = await readJsonOrNull<Memo>(memoFile(paths, fullRequest(paths, r))).catch(() => null);
   if (!memo || memo.version !== VERSION) return;
-  memo.outputs = { ...out, stamps: await stamps(await outputPaths(paths, memo, out.plots)) };
+  memo.outputs = { ...out, stamps: stamps(await outputPaths(paths, memo, out.plots)) };
   await write(paths, memo);
 }
 
-const same = async (want: Stamp[]) => (await stamps(want.map(([p]) => p))).every(([, s], i) => s === want[i][1]);
+const same = (want: Stamp[]) => want.every(([p, s]) => stamp(p, false) === s);
 
 /** The plan of a request when none of its inputs changed since it was made; null otherwise. */
 export async function memoPlan(paths: ProjectPaths, r: MemoRequest): Promise<MemoPlan | null> {
@@ -293,7 +293,7 @@ async function validMemo(paths: ProjectPaths, r: MemoRequest): Promise<Memo | nu
   if (!memo || memo.version !== VERSION || !Array.isArray(memo.inputs) || !memo.plan) return null;
   if (JSON.stringify(memo.request) !== JSON.stringify(fullRequest(paths, r))) return null;
   if (nativeAppeared(memo.plan.backend)) return null;
-  return await same(memo.inputs) ? memo : null;
+  return same(memo.inputs) ? memo : null;
 }
 
 /**
@@ -308,5 +308,5 @@ export async function memoOutputs(
   const memo = await validMemo(paths, r);
   if (!memo?.outputs || !Array.isArray(memo.outputs.stamps) || memo.outputs.plot !== plot) return null;
   // The stamped paths include each run's status.json, so a change of what it vouches for shows there.
-  return await same(memo.outputs.stamps) ? { plan: memo.plan, outputs: memo.outputs } : null;
+  return same(memo.outputs.stamps) ? { plan: memo.plan, outputs: memo.outputs } : null;
 }

@@ -39,8 +39,7 @@ export interface ExpOptions {
 }
 
 /** `--dry-run`: the plan's runs and where each stands (from the request's memo when nothing changed). */
-async function printPlan(id: string, o: finelab.PlanOptions): Promise<void> {
-  const { plan, runs, rows } = await finelab.preview(id, o);
+function printPlan({ plan, runs, rows }: finelab.Preview): void {
   console.log(`${plan.experiment} (scale ${plan.scale}, backend ${plan.backend.name}): ${runs} runs`);
   for (const r of rows) {
     console.log(`  ${r.label.padEnd(28)} ${r.hash.slice(0, 16)}  ${r.state}${r.from ? `  from ${r.from}` : ""}`);
@@ -114,8 +113,6 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
       throw e;
     }
   }
-  const { progressBar, progressFactory } = await import("./progress.ts");
-  const bar = progressBar({ plain: o.plain });
   const request: finelab.PlanOptions = {
     paths,
     scale: o.scale,
@@ -123,15 +120,15 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
     config: o.config,
     backend: o.backend,
     submission: o.collect,
-    data: {
-      progress: bar,
-      log: (m) => m.startsWith("data: built") || m.startsWith("data: trained") ? console.error(m) : {},
-    },
   };
-  if (o.dryRun && !o.explain) return await printPlan(id, request).finally(() => bar.stop());
   const print = (t: string) => console.log(t);
-  // Nothing changed since the same command last completed: print what it printed (lib/api/noop.ts).
-  const again = slurm || o.explain ? null : await finelab.rerun(id, { ...request, ...o, print });
+  // Nothing changed since the same command last planned or completed: answer from its memo (lib/api/noop.ts)
+  // before loading anything else (progress bars included).
+  if (o.dryRun && !o.explain) {
+    const memo = await finelab.preview(id, { ...request, memoOnly: true });
+    if (memo) return printPlan(memo);
+  }
+  const again = slurm || o.explain || o.dryRun ? null : await finelab.rerun(id, { ...request, ...o, print });
   if (again) {
     for (const line of backendLines(again.plan.backend)) console.error(line);
     const runs = again.plan.runs.filter((r) => !r.dependency).length;
@@ -142,6 +139,13 @@ export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
       counts: { cached: runs },
     });
   }
+  const { progressBar, progressFactory } = await import("./progress.ts");
+  const bar = progressBar({ plain: o.plain });
+  request.data = {
+    progress: bar,
+    log: (m) => m.startsWith("data: built") || m.startsWith("data: trained") ? console.error(m) : {},
+  };
+  if (o.dryRun && !o.explain) return printPlan(await finelab.preview(id, request).finally(() => bar.stop()));
   const plan = await finelab.plan(id, request).finally(() => bar.stop());
   if (o.explain) return await printExplain(plan);
   if (slurm) {

@@ -296,6 +296,16 @@ export interface PreviewRow {
   from: string | null;
 }
 
+/** Where the run whose cache folder is `dir` stands, from its cache entry and lock. */
+async function entryState(): Promise<(dir: string) => Promise<RunState>> {
+  const { isFinished, entryPaths } = await import("../runner/cache.ts");
+  const { isLocked } = await import("../runner/lock.ts");
+  return async (dir) => {
+    const e = entryPaths(dir.slice(0, dir.lastIndexOf("/")), dir.slice(dir.lastIndexOf("/") + 1));
+    return await isFinished(e) ? "cached" : isLocked(e.lock) ? "training elsewhere" : "to train";
+  };
+}
+
 /** What {@link preview} returns: the plan's experiment, scale and backend, its number of runs, one row per run. */
 export interface Preview {
   plan: Pick<MemoPlan, "experiment" | "scale" | "backend">;
@@ -313,14 +323,12 @@ export async function preview(id: string, opts: PlanOptions & { memoOnly?: false
 export async function preview(id: string, opts: PlanOptions & { memoOnly: true }): Promise<Preview | null>;
 export async function preview(id: string, opts: PlanOptions & { memoOnly?: boolean } = {}): Promise<Preview | null> {
   const paths = opts.paths ?? projectPaths();
-  const cached = opts.submission === undefined ? await memoPlan(paths, memoRequest(id, opts)) : null;
+  const request = memoRequest(id, opts);
+  // Every run unchanged since a run of this request completed: all cached, no cache entry to inspect.
+  const done = opts.submission === undefined ? await memoOutputs(paths, request, null) : null;
+  const cached = done?.plan ?? (opts.submission === undefined ? await memoPlan(paths, request) : null);
   if (!cached && opts.memoOnly) return null;
-  const { isFinished, entryPaths } = await import("../runner/cache.ts");
-  const { isLocked } = await import("../runner/lock.ts");
-  const state = async (dir: string): Promise<RunState> => {
-    const e = entryPaths(dir.slice(0, dir.lastIndexOf("/")), dir.slice(dir.lastIndexOf("/") + 1));
-    return await isFinished(e) ? "cached" : isLocked(e.lock) ? "training elsewhere" : "to train";
-  };
+  const state = done ? () => Promise.resolve<RunState>("cached") : await entryState();
   const mp = cached ?? memoPlanOf(await plan(id, opts));
   const rows: PreviewRow[] = [];
   for (const r of mp.runs) {

@@ -298,15 +298,17 @@ async function validMemo(paths: ProjectPaths, r: MemoRequest): Promise<Memo | nu
 
 /**
  * What the last run of this request printed and produced, when nothing changed since: its inputs (so the
- * same plan), every run's status file, the results database and the plots. Null otherwise.
+ * same plan), every run's status file, the results database and the plots. Null otherwise. `plot`: whether
+ * the plots must have been drawn (null: either).
  */
 export async function memoOutputs(
   paths: ProjectPaths,
   r: MemoRequest,
-  plot: boolean,
+  plot: boolean | null,
 ): Promise<{ plan: MemoPlan; outputs: MemoOutputs } | null> {
   const memo = await validMemo(paths, r);
-  if (!memo?.outputs || !Array.isArray(memo.outputs.stamps) || memo.outputs.plot !== plot) return null;
+  if (!memo?.outputs || !Array.isArray(memo.outputs.stamps)) return null;
+  if (plot !== null && memo.outputs.plot !== plot) return null;
   // The stamped paths include each run's status.json, so a change of what it vouches for shows there.
   return same(memo.outputs.stamps) ? { plan: memo.plan, outputs: memo.outputs } : null;
 }

@@ -25,7 +25,7 @@ import { resolve } from "node:path";
 import { blasCandidates } from "../backends/native/blas.ts";
 import type { Plan } from "../runner/plan.ts";
 import type { ProjectPaths } from "../util/paths.ts";
-import { atomicWriteJson, readJsonOrNull } from "../util/fs.ts";
+import { readJsonOrNull } from "../util/fs.ts";
 
 /** A path and its stamp (`-` for a missing path). */
 type Stamp = [path: string, stamp: string];
@@ -239,10 +239,18 @@ export async function savePlan(paths: ProjectPaths, s: PlanStamps, plan: Plan): 
 }
 
 async function write(paths: ProjectPaths, memo: Memo): Promise<void> {
+  // Written to a temporary name and renamed (a reader sees the old memo or the new one), but not through
+  // util/fs.ts's atomicWrite: a memo is not a fault point of the fault suite (FINELAB_FAULT counts those).
+  const path = memoFile(paths, memo.request);
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
     await Deno.mkdir(`${paths.results}/memo`, { recursive: true });
-    await atomicWriteJson(memoFile(paths, memo.request), memo);
-  } catch { /* a read-only results folder: no memo, no harm */ }
+    await Deno.writeTextFile(tmp, JSON.stringify(memo));
+    await Deno.rename(tmp, path);
+  } catch {
+    /* a read-only or full results folder: no memo, no harm */
+    await Deno.remove(tmp).catch(() => {});
+  }
 }
 
 /**

@@ -9,7 +9,10 @@
  * - {@link verify}: retrain a plan from scratch and compare every number bit for bit;
  * - {@link query}: SQL over every result (DuckDB);
  * - {@link report}: redraw an experiment's plots and rerun its report;
- * - {@link rebuild}, {@link runs}: rebuild the database from the run cache; list cached runs.
+ * - {@link rebuild}, {@link runs}: rebuild the database from the run cache; list cached runs;
+ * - {@link submit}: submit a plan to Slurm as job arrays (lib/executor/slurm);
+ * - {@link preview}, {@link rerun}: what `exp --dry-run` shows; a no-op rerun answered from its memo;
+ * - {@link isDeclared}, {@link experiment}: whether a plan is the experiment's declared one; a definition.
  *
  * Results go to `results/` (or `FINELAB_RESULTS`); pass `paths` to choose another place.
  *
@@ -25,22 +28,7 @@
  *
  * @module
  */
-export {
-  plan,
-  type PlanOptions,
-  query,
-  QueryError,
-  rebuild,
-  report,
-  type ReportOptions,
-  run,
-  runOne,
-  type RunOptions,
-  type RunResult,
-  runs,
-  verify,
-} from "./lib/api/mod.ts";
-export type { Plan, QueryResult, RebuildReport, RunOutcome, RunsRow, VerifyResult } from "./lib/api/mod.ts";
+export * from "./lib/api/mod.ts";
 export { defineExperiment } from "./lib/experiment/mod.ts";
 export type { ExperimentSpec, ReportContext, VariantPatch } from "./lib/experiment/mod.ts";
 export { type ProjectPaths, projectPaths } from "./lib/util/paths.ts";

@@ -6,30 +6,19 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { REPO_ROOT } from "../lib/util/paths.ts";
+import { cli as run, ok } from "../lib/cli/faults/helpers.ts";
 
-const PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys", "--allow-run"];
+const experiments = `${REPO_ROOT}/experiments`;
 
+/** `finelab <args>` with the task's permissions on `results`; asserts exit 0 and returns stdout and stderr. */
 async function cli(results: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--unstable-webgpu", ...PERMS, `${REPO_ROOT}/lib/cli/main.ts`, ...args],
-    cwd: REPO_ROOT,
-    env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  const stdout = dec.decode(out.stdout);
-  assert.equal(out.code, 0, `exit ${out.code}\n${stdout}\n${dec.decode(out.stderr)}`);
-  return stdout + dec.decode(out.stderr);
+  const o = ok(await run(results, args, { experiments }), args.join(" "));
+  return o.stdout + o.stderr;
 }
 
 /** The JSON rows `deno task query ... --format json` prints on stdout. */
 async function query(results: string, sql: string): Promise<Record<string, number>[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", ...PERMS, `${REPO_ROOT}/lib/cli/main.ts`, "query", sql, "--format", "json"],
-    cwd: REPO_ROOT,
-    env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  return JSON.parse(new TextDecoder().decode(out.stdout));
+  return JSON.parse(ok(await run(results, ["query", sql, "--format", "json"], { experiments })).stdout);
 }
 
 Deno.test({

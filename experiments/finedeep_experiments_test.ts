@@ -9,6 +9,7 @@ import { fromFileUrl, projectPaths, REPO_ROOT } from "../lib/util/paths.ts";
 import { loadExperiment, makePlan } from "../lib/runner/plan.ts";
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { ConfigError } from "../lib/experiment/validate.ts";
+import { cli as runCli, ok } from "../lib/cli/faults/helpers.ts";
 
 const EXPERIMENTS: Record<string, { runs: Record<string, number> }> = {
   "ablation-mk": { runs: { tiny: 18, default: 27, gpu: 27 } },
@@ -119,20 +120,8 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const results = await Deno.makeTempDir({ prefix: "finelab-nsar-" });
-    const perms = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys", "--allow-run"];
-    const cli = async (args: string[]) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "--no-prompt", "--unstable-webgpu", ...perms, `${REPO_ROOT}/lib/cli/main.ts`, ...args],
-        cwd: REPO_ROOT,
-        env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dec = new TextDecoder();
-      const o = { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-      assert.equal(o.code, 0, `exit ${o.code}\n${o.stdout}\n${o.stderr}`);
-      return o;
-    };
+    const cli = async (args: string[]) =>
+      ok(await runCli(results, args, { experiments: `${REPO_ROOT}/experiments` }), args.join(" "));
     const run = await cli(["exp", "nsar", "--scale", "tiny", "--backend", "cpu", "--plain"]);
     assert.match(run.stdout, /4 runs: 4 trained/);
     assert.match(run.stdout, /nsar_gate_0\.1\s+[\d.]+ ± [\d.]+\s+[\d.]+ ± [\d.]+\s+[-+][\d.]+\s+[-+][\d.]+/);

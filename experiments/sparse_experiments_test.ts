@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { projectPaths, REPO_ROOT } from "../lib/util/paths.ts";
 import { loadExperiment, makePlan } from "../lib/runner/plan.ts";
 import { readRecord } from "../lib/runner/cache.ts";
+import { cli as run, ok } from "../lib/cli/faults/helpers.ts";
 
 /** Runs per seed (variants), seeds per scale, and whether one dense parent serves every seed. */
 const EXPERIMENTS: Record<string, { variants: number; seeds: Record<string, number>; oneParent?: boolean }> = {
@@ -17,21 +18,9 @@ const EXPERIMENTS: Record<string, { variants: number; seeds: Record<string, numb
   "finermoe-dims": { variants: 6, seeds: { tiny: 1, default: 2, gpu: 3 } },
 };
 
-const PERMS = ["--allow-read", "--allow-write", "--allow-env", "--allow-ffi", "--allow-sys", "--allow-run"];
-
-async function cli(results: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--unstable-webgpu", ...PERMS, `${REPO_ROOT}/lib/cli/main.ts`, ...args],
-    cwd: REPO_ROOT,
-    env: { FINELAB_RESULTS: results, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  const stdout = dec.decode(out.stdout);
-  assert.equal(out.code, 0, `exit ${out.code}\n${stdout}\n${dec.decode(out.stderr)}`);
-  return stdout;
-}
+/** `finelab <args>` with the task's permissions on `results`; asserts exit 0 and returns stdout. */
+const cli = async (results: string, args: string[]): Promise<string> =>
+  ok(await run(results, args, { experiments: `${REPO_ROOT}/experiments` }), args.join(" ")).stdout;
 
 Deno.test({
   name: "sparse experiments: every scale plans; each child is hashed from its dense_parent",

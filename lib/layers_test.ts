@@ -2,8 +2,9 @@
  * The dependency direction of lib/: each folder (layer) may import only the layers listed for it.
  * Data flows experiment -> runner -> train (models, data, backends) -> cache -> store -> report/plot;
  * `core` (shared types, the config, run records, hashing) and `util` are the bottom that every layer
- * may import, and `backends` (the tensor engine) imports nothing of the framework. The CLI and the
- * root mod.ts assemble everything.
+ * may import, and `backends` (the tensor engine) imports nothing of the framework. The pipeline is
+ * assembled by the API (lib/api, behind the root mod.ts) over the runner and the executors
+ * (lib/executor); the CLI parses arguments, calls the API and prints: cli -> api -> runner/executor.
  *
  * Type-only imports count like value imports except where {@link TYPE_ONLY} allows them: core's
  * config is the union of the FFN variants' option types (lib/models/ffn/<kind>.ts), and the
@@ -45,12 +46,14 @@ const ALLOWED: Record<string, string[]> = {
   plot: ["core", "util"],
   report: ["core", "util", "plot", "experiment"],
   cli: CLI_IMPORTS,
-  // Other executors (lib/executor/slurm) sit beside the CLI: they submit CLI invocations (`exp --run <hash>`)
-  // built from the CLI's permission flags, and the CLI calls them.
-  executor: [...CLI_IMPORTS.filter((l) => l !== "executor"), "cli"],
+  // Other executors (lib/executor/slurm) sit beside the runner, under the API: they submit `exp --run <hash>`
+  // invocations with the permission flags of lib/runner/permissions.ts; the API (and the CLI's Slurm status
+  // display) calls them.
+  executor: ["core", "util", "experiment", "data", "models", "backends", "train", "store", "runner"],
   // The dashboard reads the store and the cache (report/plot layer).
   serve: ["core", "util", "experiment", "train", "store", "runner", "plot", "report"],
-  api: ["core", "util", "experiment", "data", "models", "backends", "train", "store", "runner", "plot", "report"],
+  // The API (behind the root mod.ts) assembles the pipeline; the CLI calls it.
+  api: CLI_IMPORTS.filter((l) => l !== "api"),
 };
 /** Type-only edges allowed besides {@link ALLOWED}: layer -> folders. */
 const TYPE_ONLY: Record<string, string[]> = {
@@ -143,6 +146,8 @@ Deno.test("layers: an injected wrong import is reported", async () => {
     { from: "lib/store/mod.ts", to: "lib/cli/main.ts", typeOnly: false },
     { from: "lib/core/config.ts", to: "lib/backends/mod.ts", typeOnly: false },
     { from: "lib/runner/plan_test.ts", to: "lib/cli/exp.ts", typeOnly: false },
+    { from: "lib/executor/slurm/submit.ts", to: "lib/cli/run_cmd.ts", typeOnly: false },
+    { from: "lib/api/mod.ts", to: "lib/cli/exp.ts", typeOnly: false },
   ];
   const found = violations([...edges, ...wrong]);
   assert.equal(found.length, wrong.length, found.join("\n"));

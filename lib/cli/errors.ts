@@ -9,10 +9,12 @@
 import { CommanderError } from "commander";
 import { ConfigError } from "../experiment/validate.ts";
 import { DataError } from "../data/normalize.ts";
-import { ExperimentError } from "../runner/plan.ts";
-import { CorruptEntryError } from "../runner/cache.ts";
-import { StoreCorruptError, StoreLockedError } from "../store/mod.ts";
+import { StoreCorruptError, StoreLockedError } from "../store/types.ts";
 import { SlurmError } from "../executor/slurm/commands.ts";
+
+// The runner's ExperimentError and CorruptEntryError are recognised by name, so that printing an error does
+// not load the planner or the cache (a no-op `exp` loads neither).
+const named = (e: unknown, name: string) => e instanceof Error && e.name === name;
 
 /** A user-facing error with its own exit code. */
 export class UserError extends Error {
@@ -43,8 +45,10 @@ function debugWanted(): boolean {
 /** Prints `e` for a human and returns the exit code to use. */
 export function reportError(e: unknown): number {
   if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2; // commander already printed it
-  if (e instanceof ConfigError || e instanceof ExperimentError || e instanceof UserError || e instanceof SlurmError) {
-    console.error(`error: ${e.message}`);
+  if (
+    e instanceof ConfigError || named(e, "ExperimentError") || e instanceof UserError || e instanceof SlurmError
+  ) {
+    console.error(`error: ${(e as Error).message}`);
     return e instanceof UserError ? e.code : 2;
   }
   if (e instanceof DataError) {
@@ -68,10 +72,10 @@ export function reportError(e: unknown): number {
     );
     return 1;
   }
-  if (e instanceof StoreLockedError || e instanceof StoreCorruptError || e instanceof CorruptEntryError) {
+  if (e instanceof StoreLockedError || e instanceof StoreCorruptError || named(e, "CorruptEntryError")) {
     console.error(
-      `error: ${e.message}` +
-        (e instanceof CorruptEntryError ? " Run the same command again: the entry is retrained, not loaded." : ""),
+      `error: ${(e as Error).message}` +
+        (named(e, "CorruptEntryError") ? " Run the same command again: the entry is retrained, not loaded." : ""),
     );
     return 1;
   }

@@ -1,29 +1,13 @@
 /**
- * `deno task exp <id>`: plan -> train (cached) -> store -> summary -> plots.
+ * `deno task exp <id>`: parses nothing itself (lib/cli/main.ts does) and prints; the pipeline (plan -> train
+ * (cached) -> store -> summary -> plots -> report, or a Slurm submission) is the library API's (lib/api).
  *
  * @module
  */
-import { stringify as toYaml } from "yaml";
-import type { BackendName } from "../core/config.ts";
-import { type Overrides, readConfigFile } from "../experiment/expand.ts";
-import { loadExperiment, makePlan, type Plan } from "../runner/plan.ts";
-import { progressBar } from "./progress.ts";
-import { executePlan, type RunOutcome, verifyPlan } from "../runner/execute.ts";
-import { guardSignals } from "../runner/signal_guard.ts";
-import { onInterrupt } from "./run_cmd.ts";
-import { isFinished, readRecord } from "../runner/cache.ts";
-import { isLocked } from "../runner/lock.ts";
-import type { ProjectPaths } from "../util/paths.ts";
-import { progressFactory } from "./progress.ts";
-import { estimateMemory, formatBytes, machineMemory, type MemoryEstimate } from "../runner/memory.ts";
-import { UserError } from "./errors.ts";
-import { experimentRow, ingestRecords, summarySql, withResults } from "../runner/results.ts";
-import { formatResult } from "../store/format.ts";
 import * as finelab from "../api/mod.ts";
-import { writeRunRequests } from "../runner/run_one.ts";
-import type { SlurmSettings } from "../executor/slurm/settings.ts";
-import { SlurmError } from "../executor/slurm/commands.ts";
-import { collectOutcomes, slurmCancel, slurmStatus, slurmSubmit, writeCollected } from "../executor/slurm/cli.ts";
+import type { BackendName, Plan, RunOutcome, SlurmSettings } from "../api/mod.ts";
+import type { ProjectPaths } from "../util/paths.ts";
+import { UserError } from "./errors.ts";
 
 /** Options of `exp`. */
 export interface ExpOptions {
@@ -50,48 +34,20 @@ export interface ExpOptions {
   collect?: string;
   /** false: skip the memory estimate (`--no-memory-check`). */
   memoryCheck?: boolean;
+  /** Tag the runs (recorded with them; not the experiment's declared results). */
+  tag?: string;
 }
 
-/**
- * Refuses a plan whose largest run to train would not fit in the machine's available memory, with the
- * estimate and the machine's memory (before anything is allocated).
- */
-async function checkMemory(plan: Plan): Promise<void> {
-  const mem = machineMemory();
-  if (!mem) return;
-  let worst: { run: Plan["runs"][number]; est: MemoryEstimate } | null = null;
-  for (const run of [...plan.dependencies, ...plan.runs]) {
-    if (await isFinished(run.paths)) continue;
-    const est = await estimateMemory(run.config);
-    if (!worst || est.total > worst.est.total) worst = { run, est };
-  }
-  if (!worst || worst.est.total <= mem.available) return;
-  const { run, est } = worst;
-  throw new UserError(
-    `run ${run.run_id} would need about ${formatBytes(est.total)} of memory (${est.params.toExponential(2)} ` +
-      `parameters: ${formatBytes(est.state)} for weights, gradients and AdamW state; ${formatBytes(est.activations)} ` +
-      `of activations at batch ${run.config.train.batch_size}), but this machine has ${formatBytes(mem.available)} ` +
-      `available of ${formatBytes(mem.total)}. Nothing was trained. Make the model or train.batch_size smaller, or ` +
-      "pass --no-memory-check (or --force) to train it anyway.",
-  );
-}
-
-async function printPlan(plan: Plan): Promise<void> {
-  console.log(`${plan.experiment.id} (scale ${plan.scale}, backend ${plan.backend.name}): ${plan.runs.length} runs`);
-  const state = async (r: Plan["runs"][number]) =>
-    await isFinished(r.paths) ? "cached" : isLocked(r.paths.lock) ? "training elsewhere" : "to train";
-  for (const d of plan.dependencies) {
-    console.log(
-      `  ${`(parent) ${d.config.experiment}/${d.run_id}`.padEnd(28)} ${d.hash.slice(0, 16)}  ${await state(d)}`,
-    );
-  }
-  for (const r of plan.runs) {
-    const from = r.parent ? `  from ${r.parent.config.experiment}/${r.parent.run_id}` : "";
-    console.log(`  ${r.run_id.padEnd(28)} ${r.hash.slice(0, 16)}  ${await state(r)}${from}`);
+/** `--dry-run`: the plan's runs and where each stands (from the request's memo when nothing changed). */
+function printPlan({ plan, runs, rows }: finelab.Preview): void {
+  console.log(`${plan.experiment} (scale ${plan.scale}, backend ${plan.backend.name}): ${runs} runs`);
+  for (const r of rows) {
+    console.log(`  ${r.label.padEnd(28)} ${r.hash.slice(0, 16)}  ${r.state}${r.from ? `  from ${r.from}` : ""}`);
   }
 }
 
-function printExplain(plan: Plan): void {
+async function printExplain(plan: Plan): Promise<void> {
+  const { stringify: toYaml } = await import("yaml");
   for (const r of plan.runs) {
     console.log(`# ${r.run_id}\nhash: ${r.hash}\ninputs:`);
     console.log(
@@ -132,100 +88,134 @@ export function backendLines(b: Plan["backend"]): string[] {
 export async function cmdExp(id: string, o: ExpOptions): Promise<void> {
   const t0 = performance.now();
   const { paths } = o;
-  const loaded = await loadExperiment(id, paths);
   if (o.status || o.watch && o.executor !== "slurm" || o.cancel) {
+    await finelab.experiment(id, { paths }); // validates the id with a helpful error
+    const { slurmCancel, slurmStatus } = await import("./slurm.ts");
     if (o.cancel) return await slurmCancel(id, paths);
     return await slurmStatus(id, { paths, watch: o.watch, plain: o.plain });
   }
-  const files = [];
-  for (const f of o.config ?? []) files.push(await readConfigFile(f));
-  let overrides: Overrides = { files, sets: o.set ?? [], scale: o.scale, backend: o.backend };
-  let collect: Awaited<ReturnType<typeof collectOutcomes>> | null = null;
-  if (o.collect) {
-    collect = await collectOutcomes(id, o.collect, paths);
-    overrides = collect.submission.overrides;
+  const slurm = o.executor === "slurm" && !o.collect;
+  if (slurm && (o.force || o.verify || o.tag !== undefined)) {
+    const flag = o.force ? "--force" : o.verify ? "--verify" : "--tag";
+    throw new UserError(
+      `${flag} is not supported with --executor slurm: ${
+        o.tag !== undefined && !o.force && !o.verify
+          ? "tag the runs once collected"
+          : "it retrains runs on this machine"
+      }. Drop it, or run without --executor slurm.`,
+    );
   }
-  const bar = progressBar({ plain: o.plain });
-  const plan = await makePlan(loaded, {
-    paths,
-    overrides,
-    data: {
-      progress: bar,
-      log: (m) => m.startsWith("data: built") || m.startsWith("data: trained") ? console.error(m) : {},
-    },
-  }).finally(() => bar.stop());
-  if (o.explain) return printExplain(plan);
-  if (o.dryRun) return await printPlan(plan);
-  if (o.executor === "slurm" && !collect) {
-    if (o.force || o.verify) {
-      throw new SlurmError(
-        `${o.force ? "--force" : "--verify"} is not supported with --executor slurm: it retrains runs on this ` +
-          `machine. Drop it, or run without --executor slurm.`,
-      );
+  if (o.tag !== undefined) {
+    try {
+      finelab.checkTag(o.tag);
+    } catch (e) {
+      if (e instanceof finelab.TagError) throw new UserError(`--tag: ${e.message}`);
+      throw e;
     }
-    return await slurmSubmit(plan, {
+  }
+  const request: finelab.PlanOptions = {
+    paths,
+    scale: o.scale,
+    set: o.set,
+    config: o.config,
+    backend: o.backend,
+    submission: o.collect,
+  };
+  const print = (t: string) => console.log(t);
+  // Nothing changed since the same command last planned or completed: answer from its memo (lib/api/noop.ts)
+  // before loading anything else (progress bars included).
+  if (o.dryRun && !o.explain) {
+    const memo = await finelab.preview(id, { ...request, memoOnly: true });
+    if (memo) return printPlan(memo);
+  }
+  const again = slurm || o.explain || o.dryRun ? null : await finelab.rerun(id, { ...request, ...o, print });
+  if (again) {
+    for (const line of backendLines(again.plan.backend)) console.error(line);
+    const runs = again.plan.runs.filter((r) => !r.dependency).length;
+    return printOutcome({ id, runs, declared: again.declared, plots: again.plots, outcomes: [] }, {
       paths,
-      overrides,
-      module: loaded.exp,
-      files,
-      cli: o.slurm,
-      watch: o.watch,
-      plain: o.plain,
+      t0,
+      tag: o.tag,
+      counts: { cached: runs },
     });
+  }
+  const { progressBar, progressFactory } = await import("./progress.ts");
+  const bar = progressBar({ plain: o.plain });
+  request.data = {
+    progress: bar,
+    log: (m) => m.startsWith("data: built") || m.startsWith("data: trained") ? console.error(m) : {},
+  };
+  if (o.dryRun && !o.explain) return printPlan(await finelab.preview(id, request).finally(() => bar.stop()));
+  const plan = await finelab.plan(id, request).finally(() => bar.stop());
+  if (o.explain) return await printExplain(plan);
+  if (slurm) {
+    const sub = await finelab.submit(plan, { paths, slurm: o.slurm });
+    const { printSubmission } = await import("./slurm.ts");
+    return await printSubmission(plan, sub, { paths, watch: o.watch, plain: o.plain });
   }
   for (const line of backendLines(plan.backend)) console.error(line);
-  if (collect) return await finishExp(plan, await collect.outcomes(plan), o, t0);
-  if (o.memoryCheck !== false && !o.force) await checkMemory(plan);
-  await writeRunRequests(plan, overrides, paths); // so `exp --run <hash>` can train any planned run by hand
 
-  const unguard = guardSignals(onInterrupt);
-  let outcomes: RunOutcome[];
+  // The main thread's handler, and a watchdog that acts when a blocked step keeps it from running.
+  const unguard = finelab.guardSignals(() => {
+    finelab.markInterrupted();
+    console.error("\ninterrupted: the run is marked interrupted; run the same command again to resume it");
+    Deno.exit(finelab.INTERRUPTED_EXIT);
+  });
+  let result: finelab.RunResult;
   try {
-    outcomes = await executePlan(plan, {
+    result = await finelab.run(plan, {
       paths,
       force: o.force,
+      memoryCheck: o.memoryCheck,
+      plot: o.plot,
+      verify: o.verify,
+      collect: o.collect,
+      tag: o.tag,
       progress: progressFactory({ plain: o.plain }),
+      print,
     });
+  } catch (e) {
+    if (e instanceof finelab.MemoryError) throw new UserError(e.message);
+    throw e;
   } finally {
     unguard();
   }
-  await finishExp(plan, outcomes, o, t0);
+  const { outcomes, declared, plots, verified, collected } = result;
+  printOutcome({ id, runs: plan.runs.length, outcomes, declared, plots, verified, collected }, {
+    paths,
+    t0,
+    tag: o.tag,
+  });
 }
 
-/** Ingests the outcomes into DuckDB, prints the summary and report, draws plots, then --verify. */
-async function finishExp(plan: Plan, outcomes: RunOutcome[], o: ExpOptions, t0: number): Promise<void> {
-  const { paths } = o;
-  const id = plan.experiment.id;
-  const counts: Record<string, number> = {};
-  for (const x of outcomes) counts[x.action] = (counts[x.action] ?? 0) + 1;
+/** What {@link printOutcome} reports. */
+interface Outcome extends Pick<finelab.RunResult, "declared" | "plots" | "verified" | "collected"> {
+  id: string;
+  runs: number;
+  outcomes: RunOutcome[];
+}
 
-  // Parent runs of other experiments go into the database too (under their own experiment id).
-  const parents = (await Promise.all(plan.dependencies.map((d) => readRecord(d.paths)))).filter((r) => r !== null);
-  // Runs made with --set/--config are not the experiment's declared plan: they are stored, but the experiment's
-  // current results (current_runs), plots and verdict stay those of its declared plan.
-  const declared = !(o.set?.length || o.config?.length);
-  await withResults(paths, (store) =>
-    ingestRecords(store, [...outcomes.map((x) => x.record), ...parents], {
-      paths,
-      experiment: declared ? experimentRow(plan, paths) : null,
-    }));
-  const metrics = plan.experiment.metrics ?? ["val_loss", "val_ppl"];
-  const hashes = declared ? undefined : plan.runs.map((r) => r.hash);
-  console.log(formatResult(await finelab.query(summarySql(id, metrics, hashes), undefined, { paths }), "table"));
-  const plots: string[] = [];
-  if (declared) {
-    // The experiment's plots and its report (table, verdict), from the database.
-    plots.push(...await finelab.report(id, { paths, plot: o.plot !== false, print: (t) => console.log(t) }));
-  } else {
+/** Prints what {@link cmdExp}'s run did: the last line, failed and diverged runs, --verify; sets the exit code. */
+function printOutcome(
+  result: Outcome,
+  o: { paths: ProjectPaths; t0: number; tag?: string; counts?: Record<string, number> },
+): void {
+  const { id, outcomes, plots } = result;
+  const counts: Record<string, number> = { ...o.counts };
+  for (const x of outcomes) counts[x.action] = (counts[x.action] ?? 0) + 1;
+  if (!result.declared) {
+    const how = o.tag !== undefined
+      ? `tagged ${o.tag}: query them with SELECT ... FROM tagged_runs WHERE tag = '${o.tag}'`
+      : "query them by hash or config columns, e.g. train_lr";
     console.log(
-      `(runs with --set/--config overrides: stored in runs, but ${id}'s current results, plots and verdict stay ` +
-        `those of its declared plan; query them by hash or config columns, e.g. train_lr)`,
+      `(runs ${o.tag !== undefined ? "with --tag" : "with --set/--config overrides"}: stored in runs, but ${id}'s ` +
+        `current results, plots and verdict stay those of its declared plan; ${how})`,
     );
   }
   console.log(
-    `${plan.runs.length} runs: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; ` +
-      `results in ${paths.db}${plots.length ? `; plots in ${paths.plots}/${id}/` : ""} ` +
-      `(${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    `${result.runs} runs: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ")}; ` +
+      `results in ${o.paths.db}${plots.length ? `; plots in ${o.paths.plots}/${id}/` : ""} ` +
+      `(${((performance.now() - o.t0) / 1000).toFixed(1)} s)`,
   );
   const failed = outcomes.filter((x) => x.record.summary?.status === "failed");
   const diverged = outcomes.filter((x) => x.record.summary?.status === "diverged");
@@ -245,10 +235,8 @@ async function finishExp(plan: Plan, outcomes: RunOutcome[], o: ExpOptions, t0: 
         `then run with --force to retrain it.`,
     );
   }
-
-  if (o.verify) {
-    console.error(`verify: retraining ${plan.runs.length} runs from scratch...`);
-    const results = await verifyPlan(plan, { paths, progress: progressFactory({ plain: o.plain }) });
+  if (result.verified) {
+    const results = result.verified;
     let bad = 0, values = 0;
     for (const r of results) {
       values += r.compared;
@@ -265,6 +253,5 @@ async function finishExp(plan: Plan, outcomes: RunOutcome[], o: ExpOptions, t0: 
     );
     if (bad) Deno.exitCode = 1;
   }
-  if (failed.length || diverged.length) Deno.exitCode = 1;
-  if (o.collect) await writeCollected(paths, o.collect, plan, outcomes);
+  if (failed.length || diverged.length || result.collected) Deno.exitCode = 1;
 }

@@ -5,15 +5,14 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { projectPaths } from "../util/paths.ts";
-import { cmdExp } from "./exp.ts";
-import { cmdDb, cmdPlot, cmdQuery, cmdRuns } from "./store_cmds.ts";
-import { cmdDataFetch, cmdDataList, cmdDataPrepare, cmdDataShow } from "./data_cmds.ts";
-import { listExperiments } from "../runner/plan.ts";
 import { reportError, UserError } from "./errors.ts";
-import { cmdRun } from "./run_cmd.ts";
-import { BACKENDS } from "../core/config.ts";
+import { BACKENDS } from "../backends/names.ts";
 import { checkResultsDir } from "./results_dir.ts";
-import { cmdGc } from "./gc.ts";
+
+// Each command's module is imported when the command runs: `exp` never loads DuckDB, the plots or the trainer
+// unless it needs them (a no-op rerun loads none of them).
+const store = () => import("./store_cmds.ts");
+const dataCmds = () => import("./data_cmds.ts");
 
 /** The project paths, after checking the results folder is usable (for writing, or only reading). */
 async function checkedPaths(opts: { write: boolean }) {
@@ -50,6 +49,11 @@ export function buildProgram(): Command {
     .option("--explain", "print every input of every run hash and exit")
     .option("--dry-run", "print the plan (runs, hashes, cached or not) and exit")
     .option("--no-plot", "skip writing plots")
+    .option(
+      "--tag <name>",
+      "name these runs (recorded with them, cached runs too; not part of the hash): SELECT ... FROM tagged_runs " +
+        "WHERE tag = '<name>'; the experiment's current results and verdict stay its declared plan's",
+    )
     .option("--no-memory-check", "train even when the memory estimate exceeds the machine's available memory")
     .option("--plain", "plain progress lines instead of a progress bar")
     .option("--run <hash>", "train exactly this planned run (by its hash) and nothing else; never writes the database")
@@ -71,6 +75,7 @@ export function buildProgram(): Command {
       const paths = await checkedPaths({ write: !o.explain && !o.dryRun && !o.status });
       if (o.run !== undefined) {
         if (id !== undefined) throw new UserError(`--run <hash> trains one run by its hash: give no experiment id`);
+        const { cmdRun } = await import("./run_cmd.ts");
         return await cmdRun(o.run, { paths, plain: o.plain });
       }
       if (id === undefined) throw new UserError("missing experiment id: deno task exp <id> (or --run <hash>)");
@@ -82,6 +87,7 @@ export function buildProgram(): Command {
         max_parallel: o.maxParallel,
         sbatch_args: o.sbatchArg.length ? o.sbatchArg : undefined,
       };
+      const { cmdExp } = await import("./exp.ts");
       await cmdExp(id, { ...o, slurm: JSON.parse(JSON.stringify(slurm)), paths });
     });
 
@@ -90,7 +96,7 @@ export function buildProgram(): Command {
     .argument("<sql>", 'a SQL statement, e.g. "SELECT * FROM runs"')
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (sql: string, o) => {
-      await cmdQuery(sql, { format: o.format, paths: await checkedPaths({ write: false }) });
+      await (await store()).cmdQuery(sql, { format: o.format, paths: await checkedPaths({ write: false }) });
     });
 
   program.command("plot")
@@ -98,7 +104,7 @@ export function buildProgram(): Command {
     .argument("<id>", "experiment id")
     .option("--out <folder>", "write the plots here instead (the results folder may then be read-only)")
     .action(async (id: string, o) => {
-      await cmdPlot(id, { paths: await checkedPaths({ write: !o.out }), out: o.out });
+      await (await store()).cmdPlot(id, { paths: await checkedPaths({ write: !o.out }), out: o.out });
     });
 
   program.command("db")
@@ -108,7 +114,7 @@ export function buildProgram(): Command {
       return v;
     })
     .action(async (action: string) => {
-      await cmdDb(action, { paths: await checkedPaths({ write: action !== "path" }) });
+      await (await store()).cmdDb(action, { paths: await checkedPaths({ write: action !== "path" }) });
     });
 
   program.command("runs")
@@ -116,7 +122,11 @@ export function buildProgram(): Command {
     .option("--experiment <id>", "only this experiment")
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (o) => {
-      await cmdRuns({ experiment: o.experiment, format: o.format, paths: await checkedPaths({ write: false }) });
+      await (await store()).cmdRuns({
+        experiment: o.experiment,
+        format: o.format,
+        paths: await checkedPaths({ write: false }),
+      });
     });
 
   program.command("gc")
@@ -124,14 +134,20 @@ export function buildProgram(): Command {
     .option("--yes", "remove them (default: only show what would go and how much it frees)")
     .option("--unplanned", "also remove finished runs that no experiment's latest plan names (parents are kept)")
     .action(async (o) => {
-      await cmdGc({ paths: await checkedPaths({ write: !!o.yes }), yes: o.yes, unplanned: o.unplanned });
+      await (await import("./gc.ts")).cmdGc({
+        paths: await checkedPaths({ write: !!o.yes }),
+        yes: o.yes,
+        unplanned: o.unplanned,
+      });
     });
 
   const data = program.command("data").description("datasets: list, show, prepare (tokenise), fetch (download)");
   data.command("list").description("every dataset module (data/<id>.ts) and whether it is cached")
-    .action(async () => await cmdDataList({ paths: projectPaths() }));
+    .action(async () => await (await dataCmds()).cmdDataList({ paths: projectPaths() }));
   data.command("show").description("a dataset's declaration and its cached entries (tokens, sizes, hashes)")
-    .argument("<dataset>", "dataset id").action(async (id: string) => await cmdDataShow(id, { paths: projectPaths() }));
+    .argument("<dataset>", "dataset id").action(async (id: string) =>
+      await (await dataCmds()).cmdDataShow(id, { paths: projectPaths() })
+    );
   data.command("prepare").description("build (or verify) a dataset's token shards, with progress")
     .argument("<dataset>", "dataset id")
     .option("--max-tokens <n>", "keep the first n tokens of each split", (v: string) => {
@@ -141,15 +157,18 @@ export function buildProgram(): Command {
     })
     .option("--plain", "plain progress lines instead of a progress bar")
     .action(async (id: string, o) =>
-      await cmdDataPrepare(id, { paths: projectPaths(), maxTokens: o.maxTokens, plain: o.plain })
+      await (await dataCmds()).cmdDataPrepare(id, { paths: projectPaths(), maxTokens: o.maxTokens, plain: o.plain })
     );
   data.command("fetch").description("download a dataset's declared files (the only command with network access)")
     .argument("<dataset>", "dataset id").option("--plain", "plain progress lines instead of a progress bar")
-    .action(async (id: string, o) => await cmdDataFetch(id, { paths: projectPaths(), plain: o.plain }));
+    .action(async (id: string, o) =>
+      await (await dataCmds()).cmdDataFetch(id, { paths: projectPaths(), plain: o.plain })
+    );
 
   program.command("list")
     .description("list the experiments")
     .action(async () => {
+      const { listExperiments } = await import("../runner/plan.ts");
       for (const id of await listExperiments(projectPaths())) console.log(id);
     });
   return program;

@@ -7,15 +7,9 @@
  *
  * @module
  */
-import { markInterrupted } from "../runner/execute.ts";
-import { guardSignals, INTERRUPTED_EXIT } from "../runner/signal_guard.ts";
-import { runOne } from "../runner/run_one.ts";
-import { Preempted } from "../train/mod.ts";
+import { guardSignals, INTERRUPTED_EXIT, markInterrupted, PREEMPTED_EXIT, runOne } from "../api/mod.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { progressFactory } from "./progress.ts";
-
-/** Exit code after a checkpoint on the pre-kill signal (EX_TEMPFAIL). */
-export const PREEMPTED_EXIT = 75;
 
 /** Runs `exp --run <hash>`. */
 export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boolean }): Promise<void> {
@@ -43,8 +37,8 @@ export async function cmdRun(hash: string, o: { paths: ProjectPaths; plain?: boo
       Deno.exitCode = 1;
     }
   } catch (e) {
-    if (!(e instanceof Preempted)) throw e;
-    console.error(`finelab: ${e.message}`);
+    if ((e as Error)?.name !== "Preempted") throw e;
+    console.error(`finelab: ${(e as Error).message}`);
     Deno.exitCode = PREEMPTED_EXIT;
   } finally {
     Deno.removeSignalListener("SIGUSR2", onUsr2);

@@ -124,6 +124,7 @@ export async function cmdRuns(
     "val_ppl",
     "heartbeat",
     "attempts",
+    "tags",
     "note",
   ];
   const types: Partial<Record<keyof RunsRow, string>> = {

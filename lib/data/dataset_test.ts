@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTemp } from "./test_util.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
@@ -11,15 +12,6 @@ const enc = (s: string) => new TextEncoder().encode(s);
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 /** A whole split as bytes (byte-tokenised datasets). */
 const all = (t: TokenSource) => Uint8Array.from(t.window(0, t.length));
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "finelab-data-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** A root with corpus/ holding `n` small .txt documents. */
 async function corpus(root: string, n = 6): Promise<DataConfig> {

@@ -16,6 +16,7 @@
  */
 import { extname, isAbsolute, join, resolve } from "node:path";
 import { fromFileUrl, REPO_ROOT } from "../util/paths.ts";
+import { exists } from "../util/fs.ts";
 import { sha256Hex } from "./hash.ts";
 import type { ResolvedData } from "./types.ts";
 import { DataError, decodeText, decodeUtf8, normalizeText } from "./normalize.ts";
@@ -92,16 +93,6 @@ export const FILE_FORMATS = [".txt", ".jsonl", ".parquet"] as const;
 async function stamp(path: string): Promise<[number, number, number]> {
   const s = await Deno.stat(path);
   return [s.size, s.mtime?.getTime() ?? -1, s.ino ?? -1];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** The package folder and the folder whose deno.lock pins it, or null when not installed. */

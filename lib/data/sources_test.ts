@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTemp } from "./test_util.ts";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
@@ -15,15 +16,6 @@ const fileCfg = (path: string, patch: Partial<DataConfig> = {}): DataConfig => (
   val_fraction: 0.5,
   ...patch,
 });
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "finelab-data-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** Writes a parquet file with DuckDB from a SELECT. */
 async function writeParquet(path: string, select: string): Promise<void> {

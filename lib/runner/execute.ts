@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { resolve } from "node:path";
 import type { Dataset } from "../data/types.ts";
 import { loadDataset } from "../data/mod.ts";
 import { initBackend } from "../backends/mod.ts";
@@ -14,7 +13,6 @@ import {
   appendAttempt,
   emptyStatus,
   type EntryPaths,
-  entryPaths,
   fileChecksums,
   HEARTBEAT_S,
   inspectEntry,
@@ -29,8 +27,9 @@ import {
 } from "./cache.ts";
 import { faultPoint } from "../util/fault.ts";
 import { type Lock, tryLock, waitLock } from "./lock.ts";
+import { onInterrupt } from "./interrupt.ts";
 import type { HashedRun, Plan } from "./plan.ts";
-import type { MetricRow, RunManifest, RunRecord, RunStatusRecord, RunSummary } from "../core/records.ts";
+import type { RunManifest, RunRecord, RunStatusRecord, RunSummary } from "../core/records.ts";
 import { baseEnvironment } from "./env.ts";
 import { detectDivergence } from "./divergence.ts";
 import { claimInterrupt, publishRun, publishStep, writeInterruptedSync } from "./signal_guard.ts";
@@ -70,21 +69,6 @@ export interface ExecuteOptions {
   preempt?: () => boolean;
 }
 
-/** The run currently training in this process (for signal handlers to mark it interrupted). */
-let current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord; hostname: string } | null = null;
-
-/**
- * Marks the run this process is training as interrupted and releases its lock. Called
- * from SIGINT/SIGTERM handlers; synchronous so it completes before exit. When the signal watchdog
- * already took the signal (lib/runner/signal_guard.ts), it writes the end line and this only waits.
- */
-export function markInterrupted(): void {
-  if (!claimInterrupt() || !current) return;
-  writeInterruptedSync(current, current.status.step ?? 0, "stopped by a signal");
-  current.lock.release();
-  current = null;
-}
-
 const datasets = new Map<string, Promise<Dataset>>();
 
 function dataset(run: HashedRun, paths: ProjectPaths): Promise<Dataset> {
@@ -103,8 +87,16 @@ async function removeCheckpoints(p: EntryPaths): Promise<void> {
   }
 }
 
-/** Trains one run while holding its lock; writes manifest, status, results. */
-async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, index: number, total: number) {
+/** Marks a run stopped by a signal as interrupted (status, attempts) and releases its lock; synchronous. */
+function interrupted(current: { paths: EntryPaths; lock: Lock; status: RunStatusRecord; hostname: string }): void {
+  // The signal watchdog (lib/runner/signal_guard.ts) may have written the end line already: only one side does.
+  if (!claimInterrupt()) return;
+  writeInterruptedSync(current, current.status.step ?? 0, "stopped by a signal");
+  current.lock.release();
+}
+
+/** Trains one run while holding its lock; writes manifest, status, results (also used by lib/runner/verify.ts). */
+export async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, index: number, total: number) {
   const p = run.paths;
   await removeTempFiles(p); // temp files of a crashed writer (we hold the lock: nobody is writing)
   const backendInfo = await initBackend(run.config.backend);
@@ -133,7 +125,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
   };
   await writeStatus(p, status);
   await appendAttempt(p, { event: "start", pid: Deno.pid, hostname: env.hostname, at: status.started_at! });
-  current = { paths: p, lock, status, hostname: env.hostname };
+  onInterrupt(() => interrupted({ paths: p, lock, status, hostname: env.hostname }));
   publishRun({ paths: p, status, hostname: env.hostname });
   const sink = opts.progress?.(run, index, total);
   let lastBeat = Date.now();
@@ -207,7 +199,7 @@ async function trainLocked(run: HashedRun, lock: Lock, opts: ExecuteOptions, ind
     sink?.done(`error: ${error}`);
     throw e;
   } finally {
-    current = null;
+    onInterrupt(null);
     publishRun(null);
   }
 }
@@ -320,85 +312,4 @@ function stepsBehind(run: HashedRun): number {
   let n = 0;
   for (let r: HashedRun | null = run; r; r = r.parent) n += r.config.train.steps;
   return n;
-}
-
-/** Result of re-training a run from scratch and comparing it with the cache. */
-export interface VerifyResult {
-  run: HashedRun;
-  identical: boolean;
-  compared: number;
-  differences: string[];
-}
-
-const DETERMINISTIC: (keyof RunSummary)[] = [
-  "status",
-  "steps_done",
-  "tokens_seen",
-  "final_train_loss",
-  "val_loss",
-  "val_ppl",
-  "params",
-  "flops_per_token",
-];
-
-/** Compares two runs' deterministic outputs bit for bit (Object.is on every number). */
-export function compareRuns(
-  a: { summary: RunSummary; metrics: MetricRow[] },
-  b: { summary: RunSummary; metrics: MetricRow[] },
-): { compared: number; differences: string[] } {
-  const differences: string[] = [];
-  let compared = 0;
-  for (const k of DETERMINISTIC) {
-    compared++;
-    if (!Object.is(a.summary[k], b.summary[k])) differences.push(`summary.${k}: ${a.summary[k]} vs ${b.summary[k]}`);
-  }
-  for (const k of new Set([...Object.keys(a.summary.extra), ...Object.keys(b.summary.extra)])) {
-    compared++;
-    if (!Object.is(a.summary.extra[k], b.summary.extra[k])) {
-      differences.push(`summary.extra.${k}: ${a.summary.extra[k]} vs ${b.summary.extra[k]}`);
-    }
-  }
-  const key = (r: MetricRow) => `${r.split}/${r.name}@${r.step}`;
-  const bm = new Map(b.metrics.map((r) => [key(r), r.value]));
-  if (a.metrics.length !== b.metrics.length) {
-    differences.push(`metric rows: ${a.metrics.length} vs ${b.metrics.length}`);
-  }
-  for (const r of a.metrics) {
-    compared++;
-    const v = bm.get(key(r));
-    if (!Object.is(r.value, v)) differences.push(`${key(r)}: ${r.value} vs ${v}`);
-  }
-  return { compared, differences };
-}
-
-/**
- * `--verify`: retrains every run from scratch in a scratch directory and checks its
- * metrics are bit-identical to the cached ones. The cache is not modified.
- */
-export async function verifyPlan(plan: Plan, opts: ExecuteOptions): Promise<VerifyResult[]> {
-  const out: VerifyResult[] = [];
-  const scratchRoot = resolve(opts.paths.results, "verify");
-  for (const [i, run] of plan.runs.entries()) {
-    const cached = await readRecord(run.paths);
-    if (!cached?.summary) throw new Error(`${run.run_id}: not in the cache; run without --verify first`);
-    const scratch = entryPaths(scratchRoot, run.hash);
-    await Deno.remove(scratch.dir, { recursive: true }).catch(() => {});
-    await Deno.mkdir(scratch.dir, { recursive: true });
-    const lock = tryLock(scratch.lock);
-    if (!("release" in lock)) throw new Error(`${run.run_id}: another process is verifying it`);
-    try {
-      const vrun: HashedRun = { ...run, paths: scratch };
-      await trainLocked(vrun, lock, { ...opts, force: true }, i, plan.runs.length);
-      const fresh = await readRecord(scratch);
-      const { compared, differences } = compareRuns(
-        { summary: cached.summary, metrics: cached.metrics },
-        { summary: fresh!.summary!, metrics: fresh!.metrics },
-      );
-      out.push({ run, identical: differences.length === 0, compared, differences });
-    } finally {
-      lock.release();
-      await Deno.remove(scratch.dir, { recursive: true }).catch(() => {});
-    }
-  }
-  return out;
 }

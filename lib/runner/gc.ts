@@ -4,8 +4,8 @@
  * - entries of runs that did not finish or failed (`interrupted`, `queued`, `failed`, `diverged`, corrupt), which
  *   the next `exp` would retrain anyway;
  * - periodic checkpoints (`checkpoints/step-*`) left in finished entries (the final checkpoint is kept);
- * - with `unplanned`: finished entries no experiment's latest plan names (`results/cache/plans/*.json`) and no
- *   other entry starts from (`init_from` parents are kept).
+ * - with `unplanned`: finished entries no experiment's latest plan names (`results/cache/plans/*.json`), no
+ *   tag names (`exp --tag`, lib/runner/tags.ts) and no other entry starts from (`init_from` parents are kept).
  *
  * An entry whose lock is held (a run training now) is never touched. Nothing is deleted unless asked
  * ({@link applyGc}); `deno task gc` is a dry run by default.
@@ -15,6 +15,7 @@
 import { resolve } from "node:path";
 import { entryPaths, inspectEntry, liveStatus } from "./cache.ts";
 import { isLocked } from "./lock.ts";
+import { readTags } from "./tags.ts";
 
 /** One thing gc would remove. */
 export interface GcItem {
@@ -71,6 +72,8 @@ export async function planGc(cacheDir: string, opts: GcOptions = {}): Promise<Gc
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const planned = opts.unplanned ? await plannedHashes(cache) : new Set<string>();
+  if (opts.unplanned) { for (const t of await readTags({ cache })) planned.add(t.hash); // a tag asks to keep it
+   }
   const parents = new Set<string>();
   const finished: { name: string; item: Omit<GcItem, "path" | "reason" | "bytes"> }[] = [];
   const items: GcItem[] = [];

@@ -94,7 +94,12 @@ async function copyProject(): Promise<string> {
 /** Files each backend's runs must hash (on its own path) and files of the other backends. */
 const OWN: Record<string, string[]> = {
   native: ["lib/backends/native/backend.ts", "lib/backends/native/kernels.c", "lib/backends/setup/native.ts"],
-  wasm: ["lib/backends/wasm_kernels.ts", "lib/backends/wasm_simd/kernels_wasm.ts", "lib/backends/wasm_fused.ts"],
+  wasm: [
+    "lib/backends/wasm_kernels.ts",
+    "lib/backends/wasm_matmul.ts",
+    "lib/backends/wasm_simd/kernels_wasm.ts",
+    "lib/backends/wasm_fused.ts",
+  ],
   webgpu: ["lib/backends/webgpu_fused.ts", "lib/backends/webgpu_kernels.ts", "lib/backends/setup/webgpu.ts"],
 };
 /** Files on every run's path (trainer, model, data batches, fused-op dispatch). */

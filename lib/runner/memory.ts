@@ -12,6 +12,11 @@
  */
 import type { RunConfig } from "../core/config.ts";
 import { budgetOf } from "../models/budget.ts";
+import type { HashedRun, Plan } from "./plan.ts";
+import { isFinished } from "./cache.ts";
+import { MemoryError } from "./memory_error.ts";
+
+export { MemoryError };
 
 /** A run's estimated peak memory, bytes, and its parts. */
 export interface MemoryEstimate {
@@ -57,4 +62,29 @@ export function machineMemory(): { total: number; available: number } | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Throws a {@link MemoryError} (with the estimate and the machine's memory) when the largest run of the plan
+ * still to train would not fit in the machine's available memory; finished runs are not counted. Checked
+ * before anything is allocated.
+ */
+export async function checkMemory(plan: Plan): Promise<void> {
+  const mem = machineMemory();
+  if (!mem) return;
+  let worst: { run: HashedRun; est: MemoryEstimate } | null = null;
+  for (const run of [...plan.dependencies, ...plan.runs]) {
+    if (await isFinished(run.paths)) continue;
+    const est = await estimateMemory(run.config);
+    if (!worst || est.total > worst.est.total) worst = { run, est };
+  }
+  if (!worst || worst.est.total <= mem.available) return;
+  const { run, est } = worst;
+  throw new MemoryError(
+    `run ${run.run_id} would need about ${formatBytes(est.total)} of memory (${est.params.toExponential(2)} ` +
+      `parameters: ${formatBytes(est.state)} for weights, gradients and AdamW state; ${formatBytes(est.activations)} ` +
+      `of activations at batch ${run.config.train.batch_size}), but this machine has ${formatBytes(mem.available)} ` +
+      `available of ${formatBytes(mem.total)}. Nothing was trained. Make the model or train.batch_size smaller, or ` +
+      "pass --no-memory-check (or --force) to train it anyway.",
+  );
 }

@@ -17,6 +17,7 @@ import type { RunRecord } from "../core/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { atomicWriteJson, exists, readJsonOrNull } from "../util/fs.ts";
 import { faultPoint } from "../util/fault.ts";
+import { syncTags, tagsByHash } from "./tags.ts";
 
 /**
  * How long a command waits for the results database while another process writes it: DuckDB allows
@@ -69,6 +70,7 @@ export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildRepo
   const store = await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
   try {
     await ingestBenchFiles(store, `${paths.results}/bench`);
+    await syncTags(store, paths);
   } finally {
     await store.close();
   }
@@ -230,6 +232,7 @@ export async function ingestRecords(
   if (opts.experiment) await atomicWriteJson(planFile(opts.paths, opts.experiment.id), opts.experiment);
   faultPoint("exp.plan");
   await store.ingest(records, opts.experiment ? [opts.experiment] : []);
+  await syncTags(store, opts.paths);
   faultPoint("exp.ingested");
 }
 
@@ -293,6 +296,8 @@ export interface RunsRow {
   heartbeat: string | null;
   /** Training attempts started (attempts.jsonl). */
   attempts: number;
+  /** The run's tags (`exp --tag`), comma-separated; null when it has none. */
+  tags: string | null;
   /** Why it failed, was interrupted or is corrupt, and what to do. */
   note: string | null;
 }
@@ -308,6 +313,8 @@ export async function runsRows(paths: ProjectPaths, experiment?: string): Promis
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const rows: RunsRow[] = [];
+  const tags = await tagsByHash(paths);
+  const tagsOf = (hash: string) => tags.get(hash)?.join(",") ?? null;
   for (const name of names.sort()) {
     const p = entryPaths(paths.cache, name);
     const { record: r, problems } = await inspectEntry(p);
@@ -325,6 +332,7 @@ export async function runsRows(paths: ProjectPaths, experiment?: string): Promis
         val_ppl: null,
         heartbeat: null,
         attempts,
+        tags: tagsOf(name),
         note: `${problems.join("; ")}; the next exp run retrains it`,
       });
       continue;
@@ -348,6 +356,7 @@ export async function runsRows(paths: ProjectPaths, experiment?: string): Promis
       val_ppl: r.summary?.val_ppl ?? null,
       heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
       attempts,
+      tags: tagsOf(name),
       note,
     });
   }

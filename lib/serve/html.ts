@@ -111,3 +111,9 @@ export function when(iso: unknown): string {
   if (typeof iso !== "string" || !iso) return "";
   return iso.replace("T", " ").slice(0, 16) + " UTC";
 }
+
+/** The link to an experiment's page from a page `root` folders deep (relative, so the export works from disk). */
+export const expHref = (root: string, id: string): string => `${root}exp/${encodeURIComponent(id)}.html`;
+
+/** The link to a run's page (see {@link expHref}). */
+export const runHref = (root: string, hash: string): string => `${root}run/${hash}.html`;

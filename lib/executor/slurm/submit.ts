@@ -15,11 +15,11 @@ import { hostname } from "node:os";
 import type { Overrides } from "../../experiment/expand.ts";
 import type { HashedRun, Plan } from "../../runner/plan.ts";
 import { planRuns, writeRunRequests } from "../../runner/run_one.ts";
+import { PREEMPTED_EXIT } from "../../runner/interrupt.ts";
 import { isFinished } from "../../runner/cache.ts";
 import { isLocked, waitLock } from "../../runner/lock.ts";
-import { permissionFlags } from "../../cli/permissions.ts";
+import { permissionFlags } from "../../runner/permissions.ts";
 import type { ProjectPaths } from "../../util/paths.ts";
-import { PREEMPTED_EXIT } from "../../cli/run_cmd.ts";
 import { sbatch, scancel, SlurmError, squeue } from "./commands.ts";
 import { sbatchOptions, type SlurmSettings } from "./settings.ts";
 

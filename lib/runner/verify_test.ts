@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { compareRuns } from "./execute.ts";
+import { compareRuns } from "./verify.ts";
 import type { MetricRow, RunSummary } from "../core/records.ts";
 
 function summary(over: Partial<RunSummary> = {}): RunSummary {

@@ -7,10 +7,17 @@
  * @module
  */
 import { basename, dirname, relative } from "node:path";
-import { type ExperimentRow, openStore, rebuildStore, type Store, StoreCorruptError } from "../store/mod.ts";
+import {
+  type ExperimentRow,
+  type IngestBatch,
+  openStore,
+  rebuildStore,
+  type Store,
+  StoreCorruptError,
+} from "../store/mod.ts";
 import { ingestBenchFiles } from "../store/bench.ts";
 import { openReadOnly, type ReadOnlyDb } from "../store/readonly.ts";
-import { entryPaths, inspectEntry, listRecords, liveStatus, readAttempts, withLiveStatus } from "./cache.ts";
+import { entryNames, entryPaths, inspectEntry, liveStatus, mapPool, readAttempts, withLiveStatus } from "./cache.ts";
 import { waitLock } from "./lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "./plan.ts";
 import type { RunRecord } from "../core/records.ts";
@@ -60,15 +67,21 @@ export interface RebuildReport {
 export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildReport> {
   await removeRebuildLeftovers(paths);
   const corrupt: RebuildReport["corrupt"] = [];
-  const records = (await listRecords(paths.cache, { onCorrupt: (dir, problems) => corrupt.push({ dir, problems }) }))
-    .map((r) => withLiveStatus(r, entryPaths(paths.cache, r.manifest.hash)));
-  await rebuildStore(paths.db, { records, experiments: await experimentRows(records, paths) }, {
-    lockTimeoutMs: dbLockTimeoutMs(),
-  });
+  const perExperiment = new Map<string, number>();
+  let runs = 0;
+  await rebuildStore(paths.db, {
+    batches: cacheBatches(paths, (r) => {
+      runs++;
+      perExperiment.set(r.manifest.experiment, (perExperiment.get(r.manifest.experiment) ?? 0) + 1);
+    }, corrupt),
+    experiments: () => experimentRows(perExperiment, paths),
+  }, { lockTimeoutMs: dbLockTimeoutMs() });
   // Benchmark results live as JSON files under results/bench/ (deno task bench): restore the bench table.
   const store = await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  let metrics = 0;
   try {
     await ingestBenchFiles(store, `${paths.results}/bench`);
+    metrics = Number((await store.query("SELECT count(*) AS n FROM metrics")).rows[0].n);
   } finally {
     await store.close();
   }
@@ -78,7 +91,43 @@ export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildRepo
         `Run its experiment again (deno task exp <id>) to retrain it.`,
     );
   }
-  return { runs: records.length, metrics: records.reduce((a, r) => a + r.metrics.length, 0), corrupt };
+  return { runs, metrics, corrupt };
+}
+
+/** Runs per batch of a rebuild: bounds memory (records of one batch) whatever the cache's size. */
+const REBUILD_BATCH = 2000;
+
+/**
+ * The cache's verified entries in batches, each with its live status and its finished runs' metrics.jsonl
+ * (checksums verified here, parsed by DuckDB). The next batch is read while the database ingests this one.
+ */
+async function* cacheBatches(
+  paths: ProjectPaths,
+  onRecord: (r: RunRecord) => void,
+  corrupt: RebuildReport["corrupt"],
+): AsyncGenerator<IngestBatch> {
+  const names = await entryNames(paths.cache);
+  const load = async (from: number): Promise<IngestBatch> => {
+    const batch = names.slice(from, from + REBUILD_BATCH);
+    const states = await mapPool(batch, 16, (n) => inspectEntry(entryPaths(paths.cache, n), { rawMetrics: true }));
+    const records: RunRecord[] = [];
+    const metricFiles = new Map<string, string>();
+    states.forEach((s, j) => {
+      const p = entryPaths(paths.cache, batch[j]);
+      if (s.problems.length) return corrupt.push({ dir: p.dir, problems: s.problems });
+      if (!s.record) return;
+      records.push(withLiveStatus(s.record, p));
+      onRecord(s.record);
+      if (s.metricsText !== undefined) metricFiles.set(s.record.manifest.hash, p.metrics);
+    });
+    return { records, metricFiles };
+  };
+  let next = names.length ? load(0) : null;
+  for (let i = 0; next; i += REBUILD_BATCH) {
+    const cur = await next;
+    next = i + REBUILD_BATCH < names.length ? load(i + REBUILD_BATCH) : null;
+    yield cur;
+  }
 }
 
 /** Removes half-built databases of rebuilds that were killed (call under the rebuild lock). */
@@ -247,8 +296,8 @@ export function summarySql(experiment: string, metrics: string[], hashes?: strin
     `GROUP BY variant ORDER BY ${metrics[metrics.length - 1]}_mean`;
 }
 
-async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promise<ExperimentRow[]> {
-  const ids = new Set(records.map((r) => r.manifest.experiment));
+async function experimentRows(runsOf: Map<string, number>, paths: ProjectPaths): Promise<ExperimentRow[]> {
+  const ids = runsOf.keys();
   const known = new Set(await listExperiments(paths));
   const rows: ExperimentRow[] = [];
   for (const id of ids) {
@@ -265,7 +314,7 @@ async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promis
         module = relative(paths.root, modulePath);
       } catch { /* module broken: keep the runs anyway */ }
     }
-    rows.push({ id, description, module, n_runs: records.filter((r) => r.manifest.experiment === id).length });
+    rows.push({ id, description, module, n_runs: runsOf.get(id) ?? 0 });
   }
   return rows;
 }

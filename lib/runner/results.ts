@@ -348,57 +348,56 @@ export interface RunsRow {
 
 /** The rows of `runs`: every cache entry with its live status, corrupt ones included. */
 export async function runsRows(paths: ProjectPaths, experiment?: string): Promise<RunsRow[]> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(paths.cache)) {
-      if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  const names = await entryNames(paths.cache);
+  // Every entry is verified (checksums), a few at a time; metrics.jsonl is hashed but not parsed.
+  const rows = await mapPool(names, 16, (name) => runsRow(paths, name, experiment));
+  return rows.filter((r): r is RunsRow => r !== null);
+}
+
+async function runsRow(paths: ProjectPaths, name: string, experiment?: string): Promise<RunsRow | null> {
+  const p = entryPaths(paths.cache, name);
+  if (experiment) {
+    // Another experiment's entry (or one whose manifest does not parse, which has no experiment): not listed.
+    const m = await readJsonOrNull<{ experiment?: string }>(p.manifest).catch(() => null);
+    if (m?.experiment !== experiment) return null;
   }
-  const rows: RunsRow[] = [];
-  for (const name of names.sort()) {
-    const p = entryPaths(paths.cache, name);
-    const { record: r, problems } = await inspectEntry(p);
-    const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
-    if (problems.length) {
-      const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
-      if (experiment && m?.experiment !== experiment) continue;
-      rows.push({
-        experiment: m?.experiment ?? null,
-        run_id: m?.run_id ?? null,
-        hash: name.slice(0, 12),
-        status: "corrupt",
-        step: null,
-        steps: null,
-        val_ppl: null,
-        heartbeat: null,
-        attempts,
-        note: `${problems.join("; ")}; the next exp run retrains it`,
-      });
-      continue;
-    }
-    if (!r || (experiment && r.manifest.experiment !== experiment)) continue;
-    const status = liveStatus(r.status, p);
-    const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
-    let note: string | null = null;
-    if (status === "failed" || status === "diverged") note = r.summary?.failure?.reason ?? null;
-    else if (status === "interrupted") {
-      note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
-        `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
-    } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
-    rows.push({
-      experiment: r.manifest.experiment,
-      run_id: r.manifest.run_id,
+  const { record: r, problems } = await inspectEntry(p, { rawMetrics: true });
+  if (problems.length) {
+    const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
+    if (experiment && m?.experiment !== experiment) return null;
+    return {
+      experiment: m?.experiment ?? null,
+      run_id: m?.run_id ?? null,
       hash: name.slice(0, 12),
-      status,
-      step: r.summary?.steps_done ?? r.status.step,
-      steps: r.manifest.config.train.steps,
-      val_ppl: r.summary?.val_ppl ?? null,
-      heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
-      attempts,
-      note,
-    });
+      status: "corrupt",
+      step: null,
+      steps: null,
+      val_ppl: null,
+      heartbeat: null,
+      attempts: (await readAttempts(p)).filter((a) => a.event === "start").length,
+      note: `${problems.join("; ")}; the next exp run retrains it`,
+    };
   }
-  return rows;
+  if (!r || (experiment && r.manifest.experiment !== experiment)) return null;
+  const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
+  const status = liveStatus(r.status, p);
+  const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
+  let note: string | null = null;
+  if (status === "failed" || status === "diverged") note = r.summary?.failure?.reason ?? null;
+  else if (status === "interrupted") {
+    note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
+      `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
+  } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
+  return {
+    experiment: r.manifest.experiment,
+    run_id: r.manifest.run_id,
+    hash: name.slice(0, 12),
+    status,
+    step: r.summary?.steps_done ?? r.status.step,
+    steps: r.manifest.config.train.steps,
+    val_ppl: r.summary?.val_ppl ?? null,
+    heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
+    attempts,
+    note,
+  };
 }

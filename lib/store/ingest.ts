@@ -228,7 +228,14 @@ export async function ingestInto(
       }
     }
     if (!input.fresh) {
-      for (const t of ["metrics", "run_metrics", "runs"]) await deleteWhereIn(conn, t, "hash", hashes);
+      // Only runs already stored have rows to replace: a primary-key lookup spares new runs a scan of metrics.
+      const stored: string[] = [];
+      for (let i = 0; i < hashes.length; i += 1000) {
+        const list = hashes.slice(i, i + 1000).map(literal).join(", ");
+        const r = await conn.runAndReadAll(`SELECT hash FROM runs WHERE hash IN (${list})`);
+        for (const [h] of r.getRowsJS()) stored.push(String(h));
+      }
+      for (const t of ["metrics", "run_metrics", "runs"]) await deleteWhereIn(conn, t, "hash", stored);
       await deleteWhereIn(conn, "experiments", "id", experiments.map((x) => x.id));
       await deleteWhereIn(conn, "experiment_runs", "experiment", experiments.filter((x) => x.plan).map((x) => x.id));
       faultPoint("db.delete");

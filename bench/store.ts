@@ -4,6 +4,7 @@
  * and database open included), plus the in-process parts where a command is slow.
  *
  *   deno task bench:store [--sizes 1000,10000] [--dir /tmp/finelab-store] [--keep] [--sweep 10000]
+ *                         [--skip runs,dashboard,gc]   (measurements left out, e.g. at 100k on a busy machine)
  *   deno task bench:store --concurrency 200 [--runners 8]     (bench/store_concurrency.ts)
  *
  * Measured per size: `db rebuild`; incremental ingest of one new run; `runs` and `runs --experiment`;
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     sweep: { type: "string", default: "10000" },
     concurrency: { type: "string" },
     runners: { type: "string", default: "8" },
+    skip: { type: "string", default: "" },
     out: { type: "string", default: resolve(REPO_ROOT, "bench/measurements") },
   },
 });
@@ -165,7 +167,7 @@ GROUP BY ALL ORDER BY best_val_loss LIMIT 10`;
 async function measureSize(n: number) {
   const results = `${values.dir}-${n}`;
   const env = { FINELAB_RESULTS: results };
-  const out: Record<string, unknown> = { runs: n };
+  const out: Record<string, unknown> = { n_runs: n };
   let exists = false;
   try {
     exists = (await Deno.stat(`${results}/cache`)).isDirectory;
@@ -180,17 +182,20 @@ async function measureSize(n: number) {
   out.rebuild = await timed(task("db", "rebuild"), env);
   log(`${n}: ingest one`);
   out.ingest_one = await ingestOne(results, n);
+  const skip = new Set(values.skip!.split(","));
   log(`${n}: runs`);
-  out.runs = await timed(task("runs"), env);
+  if (!skip.has("runs")) out.runs = await timed(task("runs"), env);
   out.runs_experiment = await timed(task("runs", "--experiment", "synth-0007"), env);
   log(`${n}: query`);
   out.query = await timed(task("query", QUERY), env);
   out.query_trivial = await timed(task("query", "SELECT 1 AS one"), env);
   log(`${n}: dashboard`);
-  out.dashboard = await dashboard(env, "synth-0007");
+  if (!skip.has("dashboard")) out.dashboard = await dashboard(env, "synth-0007");
   log(`${n}: gc (dry run)`);
-  const gc = await timed(task("gc"), env);
-  out.gc = { ...gc, out: gc.out.split("\n").filter((l) => /dry run|nothing/.test(l)).join(" ") };
+  if (!skip.has("gc")) {
+    const gc = await timed(task("gc"), env);
+    out.gc = { ...gc, out: gc.out.split("\n").filter((l) => /dry run|nothing/.test(l)).join(" ") };
+  }
   const cacheBytes = await duBytes(`${results}/cache`);
   const dbBytes = (await Deno.stat(`${results}/results.duckdb`)).size;
   out.bytes_per_run = { cache: Math.round(cacheBytes / (n + 1)), db: Math.round(dbBytes / (n + 1)) };

@@ -9,7 +9,7 @@
 import { REPO_ROOT } from "../lib/util/paths.ts";
 import { entryNames, entryPaths, readAttempts } from "../lib/runner/cache.ts";
 import { openStore } from "../lib/store/mod.ts";
-import { sweepModule } from "./store_sweep.ts";
+import { sweepModule, sweepShape } from "./store_sweep.ts";
 
 /** What {@link runConcurrency} measured and checked. */
 export interface ConcurrencyReport {
@@ -86,8 +86,9 @@ export async function runConcurrency(o: { runs: number; runners: number; dir: st
     await store.close();
   }
   const codes = outs.map((x) => x.code);
+  const planned = sweepShape(o.runs).runs;
   return {
-    runs: o.runs,
+    runs: planned,
     runners: o.runners,
     wall_s: +wall.toFixed(1),
     runner_exit_codes: codes,
@@ -98,7 +99,7 @@ export async function runConcurrency(o: { runs: number; runners: number; dir: st
     db_runs: dbRuns,
     db_completed: dbCompleted,
     rebuild_while_ingesting: rebuild,
-    ok: codes.every((c) => c === 0) && lockErrors === 0 && once === o.runs && more === 0 && dbCompleted === o.runs &&
+    ok: codes.every((c) => c === 0) && lockErrors === 0 && once === planned && more === 0 && dbCompleted === planned &&
       rebuild.rc === 0,
   };
 }

@@ -10,9 +10,15 @@
 import { projectPaths, REPO_ROOT, toFileUrl } from "../lib/util/paths.ts";
 import { loadExperiment, makePlan } from "../lib/runner/plan.ts";
 
-/** Source of `experiments/sweep.ts`: `runs` runs (points x seeds, seeds = min(10, runs)). */
-export function sweepModule(runs: number, opts: { id?: string; steps?: number } = {}): string {
+/** Seeds and grid points of a sweep of about `runs` runs (seeds = min(10, runs); runs rounded up to points x seeds). */
+export function sweepShape(runs: number): { seeds: number; points: number; runs: number } {
   const seeds = Math.min(10, runs), points = Math.ceil(runs / seeds);
+  return { seeds, points, runs: seeds * points };
+}
+
+/** Source of `experiments/sweep.ts`: {@link sweepShape}`(runs).runs` runs. */
+export function sweepModule(runs: number, opts: { id?: string; steps?: number } = {}): string {
+  const { seeds, points } = sweepShape(runs);
   const lrs = Array.from({ length: points }, (_, i) => +(1e-4 * (1 + i)).toPrecision(6));
   const mod = toFileUrl(`${REPO_ROOT}/lib/experiment/mod.ts`).href;
   return `import { defineExperiment } from "${mod}";

@@ -215,6 +215,8 @@ export interface EntryState {
   record: RunRecord | null;
   /** Why the entry cannot be trusted (empty when it can). */
   problems: string[];
+  /** The verified metrics.jsonl text of a finished run, with {@link InspectOptions.rawMetrics}. */
+  metricsText?: string;
 }
 
 async function readBytes(path: string): Promise<Uint8Array | null> {
@@ -235,12 +237,21 @@ function parseJson<T>(bytes: Uint8Array, name: string, problems: string[]): T | 
   }
 }
 
+/** Options of {@link inspectEntry}. */
+export interface InspectOptions {
+  /**
+   * Verify metrics.jsonl by its checksum but leave it unparsed: `record.metrics` is empty and the verified
+   * text is in {@link EntryState.metricsText} (the database rebuild hands it to DuckDB's JSON reader in bulk).
+   */
+  rawMetrics?: boolean;
+}
+
 /**
  * Reads and verifies a cache entry. A run with no status yet (killed right after its manifest)
  * is `queued`; a `running` one keeps that status (callers derive `interrupted` from the lock).
  * Results (summary, metrics) are returned only for a finished run whose status vouches for them.
  */
-export async function inspectEntry(p: EntryPaths): Promise<EntryState> {
+export async function inspectEntry(p: EntryPaths, opts: InspectOptions = {}): Promise<EntryState> {
   const problems: string[] = [];
   const bytes = {
     manifest: await readBytes(p.manifest),
@@ -282,17 +293,19 @@ export async function inspectEntry(p: EntryPaths): Promise<EntryState> {
     content.set(n, b);
   }
   if (problems.length) return { record: null, problems };
-  let summary: RunSummary | null = null, metrics: MetricRow[] = [];
+  let summary: RunSummary | null = null, metrics: MetricRow[] = [], metricsText: string | undefined;
   if (finished) {
     summary = parseJson<RunSummary>(content.get("summary.json")!, "summary.json", problems);
     try {
-      metrics = parseMetrics(new TextDecoder("utf-8", { fatal: true }).decode(content.get("metrics.jsonl")!));
+      const text = new TextDecoder("utf-8", { fatal: true }).decode(content.get("metrics.jsonl")!);
+      if (opts.rawMetrics) metricsText = text;
+      else metrics = parseMetrics(text);
     } catch (e) {
       problems.push(`metrics.jsonl does not parse (${(e as Error).message})`);
     }
     if (problems.length) return { record: null, problems };
   }
-  return { record: { manifest: manifest!, status: status!, summary, metrics }, problems };
+  return { record: { manifest: manifest!, status: status!, summary, metrics }, problems, metricsText };
 }
 
 /** Raised when a cache entry that should hold results fails verification. */
@@ -331,10 +344,9 @@ export interface ListOptions {
   onCorrupt?: (dir: string, problems: string[]) => void;
 }
 
-/** Every verified entry in the cache (sorted by hash), skipping dirs that are not runs and corrupt ones. */
-export async function listRecords(cacheRoot: string, opts: ListOptions = {}): Promise<RunRecord[]> {
-  const out: RunRecord[] = [];
-  let names: string[] = [];
+/** Names of the run directories (64 hex digits) under `cacheRoot`, sorted; none when it does not exist. */
+export async function entryNames(cacheRoot: string): Promise<string[]> {
+  const names: string[] = [];
   try {
     for await (const e of Deno.readDir(cacheRoot)) {
       if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
@@ -343,13 +355,35 @@ export async function listRecords(cacheRoot: string, opts: ListOptions = {}): Pr
     if (e instanceof Deno.errors.NotFound) return [];
     throw e;
   }
-  names = names.sort();
-  for (const n of names) {
-    const p = entryPaths(cacheRoot, n);
-    const s = await inspectEntry(p);
-    if (s.problems.length) opts.onCorrupt?.(p.dir, s.problems);
+  return names.sort();
+}
+
+/** Maps `items` through `fn` with at most `width` calls in flight (results in input order). */
+export async function mapPool<T, U>(items: readonly T[], width: number, fn: (x: T) => Promise<U>): Promise<U[]> {
+  const out = new Array<U>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+  return out;
+}
+
+/**
+ * Every verified entry in the cache (sorted by hash), skipping dirs that are not runs and corrupt ones.
+ * Entries are read a few at a time (file reads overlap; checksums and parsing stay on this thread).
+ */
+export async function listRecords(cacheRoot: string, opts: ListOptions = {}): Promise<RunRecord[]> {
+  const names = await entryNames(cacheRoot);
+  const states = await mapPool(names, 16, (n) => inspectEntry(entryPaths(cacheRoot, n)));
+  const out: RunRecord[] = [];
+  states.forEach((s, i) => {
+    if (s.problems.length) opts.onCorrupt?.(entryPaths(cacheRoot, names[i]).dir, s.problems);
     else if (s.record) out.push(s.record);
-  }
+  });
   return out;
 }
 

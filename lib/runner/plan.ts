@@ -142,12 +142,15 @@ export function resolvedFfn(ffn: FfnConfig, variant: Pick<FfnVariant, "defaults"
  * Sets `model.vocab_size` from the run's dataset when it is 0 (the default); a different explicit
  * value is a problem. Returns the problems (an unknown dataset id among them).
  */
-async function fillVocabSize(r: PlannedRun, root: string): Promise<string[]> {
+async function fillVocabSize(r: PlannedRun, root: string, vocabs: Map<string, Promise<number>>): Promise<string[]> {
   const d = r.config.data;
   let vocab = 256;
   if (typeof d?.dataset === "string" && d.dataset !== FILE_DATASET) {
+    // One definition load per dataset and plan, however many runs use it.
+    let v = vocabs.get(d.dataset);
+    if (!v) vocabs.set(d.dataset, v = loadDefinition(d.dataset, root).then((x) => specVocabSize(x.def.tokenizer)));
     try {
-      vocab = specVocabSize((await loadDefinition(d.dataset, root)).def.tokenizer);
+      vocab = await v;
     } catch (e) {
       if (e instanceof DataError) return [e.message];
       throw e;
@@ -182,11 +185,20 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
   const expansion = expandRuns(exp, opts.overrides);
 
   // Shape checks that need the model and data layers (and the FFN variant modules).
+  // Inputs shared by many runs (dataset definitions, FFN modules, the lock file) are read once per plan.
   const problems: string[] = [];
+  const vocabs = new Map<string, Promise<number>>();
+  const isKind = new Map<string, boolean>();
+  const kindExists = (kind: string) => {
+    if (!isKind.has(kind)) {
+      isKind.set(kind, /^[a-z0-9_]+$/.test(kind) && existsSync(resolve(paths.root, `lib/models/ffn/${kind}.ts`)));
+    }
+    return isKind.get(kind)!;
+  };
   for (const r of expansion.runs) {
     const kind = r.config.model.ffn.kind;
-    const p: string[] = [...await fillVocabSize(r, paths.root)];
-    if (!/^[a-z0-9_]+$/.test(kind) || !existsSync(resolve(paths.root, `lib/models/ffn/${kind}.ts`))) {
+    const p: string[] = [...await fillVocabSize(r, paths.root, vocabs)];
+    if (!kindExists(kind)) {
       p.push(`model.ffn.kind = ${JSON.stringify(kind)} is not an FFN variant (lib/models/ffn/<kind>.ts)`);
     } else {
       p.push(...validateModel(r.config.model));
@@ -209,6 +221,7 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
   const tfjs = await lockedVersion("@tensorflow/tfjs", { repoRoot: paths.root });
   const user = await userCode(modulePath, paths);
   const codeByKind = new Map<string, Promise<CodeGraph>>();
+  const depsByKind = new Map<string, Promise<Record<string, string>>>();
 
   const data = new Map<string, DataManifest>();
   const manifestByCfg = new Map<string, DataManifest>();
@@ -242,11 +255,13 @@ export async function makePlan(loaded: { exp: Experiment; modulePath: string }, 
       codeByKind.set(codeKey, codePromise);
     }
     const code = await codePromise;
+    let deps = depsByKind.get(codeKey);
+    if (!deps) depsByKind.set(codeKey, deps = lockedIntegrity(code.npm, { repoRoot: paths.root }));
     const hash_inputs: HashInputs = {
       key_schema: KEY_SCHEMA,
       config,
       code: { ...code.code, ...user.code },
-      deps: await lockedIntegrity(code.npm, { repoRoot: paths.root }),
+      deps: { ...await deps },
       data: manifest.hash,
       backend: backend.name,
       tfjs,

@@ -7,10 +7,17 @@
  * @module
  */
 import { basename, dirname, relative } from "node:path";
-import { type ExperimentRow, openStore, rebuildStore, type Store, StoreCorruptError } from "../store/mod.ts";
+import {
+  type ExperimentRow,
+  type IngestBatch,
+  openStore,
+  rebuildStore,
+  type Store,
+  StoreCorruptError,
+} from "../store/mod.ts";
 import { ingestBenchFiles } from "../store/bench.ts";
 import { openReadOnly, type ReadOnlyDb } from "../store/readonly.ts";
-import { entryPaths, inspectEntry, listRecords, liveStatus, readAttempts, withLiveStatus } from "./cache.ts";
+import { entryNames, entryPaths, inspectEntry, liveStatus, mapPool, readAttempts, withLiveStatus } from "./cache.ts";
 import { waitLock } from "./lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "./plan.ts";
 import type { RunRecord } from "../core/records.ts";
@@ -61,16 +68,22 @@ export interface RebuildReport {
 export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildReport> {
   await removeRebuildLeftovers(paths);
   const corrupt: RebuildReport["corrupt"] = [];
-  const records = (await listRecords(paths.cache, { onCorrupt: (dir, problems) => corrupt.push({ dir, problems }) }))
-    .map((r) => withLiveStatus(r, entryPaths(paths.cache, r.manifest.hash)));
-  await rebuildStore(paths.db, { records, experiments: await experimentRows(records, paths) }, {
-    lockTimeoutMs: dbLockTimeoutMs(),
-  });
+  const perExperiment = new Map<string, number>();
+  let runs = 0;
+  await rebuildStore(paths.db, {
+    batches: cacheBatches(paths, (r) => {
+      runs++;
+      perExperiment.set(r.manifest.experiment, (perExperiment.get(r.manifest.experiment) ?? 0) + 1);
+    }, corrupt),
+    experiments: () => experimentRows(perExperiment, paths),
+  }, { lockTimeoutMs: dbLockTimeoutMs() });
   // Benchmark results live as JSON files under results/bench/ (deno task bench): restore the bench table.
   const store = await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+  let metrics = 0;
   try {
     await ingestBenchFiles(store, `${paths.results}/bench`);
     await syncTags(store, paths);
+    metrics = Number((await store.query("SELECT count(*) AS n FROM metrics")).rows[0].n);
   } finally {
     await store.close();
   }
@@ -80,7 +93,43 @@ export async function rebuildFromCache(paths: ProjectPaths): Promise<RebuildRepo
         `Run its experiment again (deno task exp <id>) to retrain it.`,
     );
   }
-  return { runs: records.length, metrics: records.reduce((a, r) => a + r.metrics.length, 0), corrupt };
+  return { runs, metrics, corrupt };
+}
+
+/** Runs per batch of a rebuild: bounds memory (records of one batch) whatever the cache's size. */
+const REBUILD_BATCH = 2000;
+
+/**
+ * The cache's verified entries in batches, each with its live status and its finished runs' metrics.jsonl
+ * (checksums verified here, parsed by DuckDB). The next batch is read while the database ingests this one.
+ */
+async function* cacheBatches(
+  paths: ProjectPaths,
+  onRecord: (r: RunRecord) => void,
+  corrupt: RebuildReport["corrupt"],
+): AsyncGenerator<IngestBatch> {
+  const names = await entryNames(paths.cache);
+  const load = async (from: number): Promise<IngestBatch> => {
+    const batch = names.slice(from, from + REBUILD_BATCH);
+    const states = await mapPool(batch, 16, (n) => inspectEntry(entryPaths(paths.cache, n), { rawMetrics: true }));
+    const records: RunRecord[] = [];
+    const metricFiles = new Map<string, string>();
+    states.forEach((s, j) => {
+      const p = entryPaths(paths.cache, batch[j]);
+      if (s.problems.length) return corrupt.push({ dir: p.dir, problems: s.problems });
+      if (!s.record) return;
+      records.push(withLiveStatus(s.record, p));
+      onRecord(s.record);
+      if (s.metricsText !== undefined) metricFiles.set(s.record.manifest.hash, p.metrics);
+    });
+    return { records, metricFiles };
+  };
+  let next = names.length ? load(0) : null;
+  for (let i = 0; next; i += REBUILD_BATCH) {
+    const cur = await next;
+    next = i + REBUILD_BATCH < names.length ? load(i + REBUILD_BATCH) : null;
+    yield cur;
+  }
 }
 
 /** Removes half-built databases of rebuilds that were killed (call under the rebuild lock). */
@@ -250,8 +299,8 @@ export function summarySql(experiment: string, metrics: string[], hashes?: strin
     `GROUP BY variant ORDER BY ${metrics[metrics.length - 1]}_mean`;
 }
 
-async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promise<ExperimentRow[]> {
-  const ids = new Set(records.map((r) => r.manifest.experiment));
+async function experimentRows(runsOf: Map<string, number>, paths: ProjectPaths): Promise<ExperimentRow[]> {
+  const ids = runsOf.keys();
   const known = new Set(await listExperiments(paths));
   const rows: ExperimentRow[] = [];
   for (const id of ids) {
@@ -268,7 +317,7 @@ async function experimentRows(records: RunRecord[], paths: ProjectPaths): Promis
         module = relative(paths.root, modulePath);
       } catch { /* module broken: keep the runs anyway */ }
     }
-    rows.push({ id, description, module, n_runs: records.filter((r) => r.manifest.experiment === id).length });
+    rows.push({ id, description, module, n_runs: runsOf.get(id) ?? 0 });
   }
   return rows;
 }
@@ -304,61 +353,64 @@ export interface RunsRow {
 
 /** The rows of `runs`: every cache entry with its live status, corrupt ones included. */
 export async function runsRows(paths: ProjectPaths, experiment?: string): Promise<RunsRow[]> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(paths.cache)) {
-      if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  const rows: RunsRow[] = [];
+  const names = await entryNames(paths.cache);
+  // Every entry is verified (checksums), a few at a time; metrics.jsonl is hashed but not parsed.
   const tags = await tagsByHash(paths);
-  const tagsOf = (hash: string) => tags.get(hash)?.join(",") ?? null;
-  for (const name of names.sort()) {
-    const p = entryPaths(paths.cache, name);
-    const { record: r, problems } = await inspectEntry(p);
-    const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
-    if (problems.length) {
-      const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
-      if (experiment && m?.experiment !== experiment) continue;
-      rows.push({
-        experiment: m?.experiment ?? null,
-        run_id: m?.run_id ?? null,
-        hash: name.slice(0, 12),
-        status: "corrupt",
-        step: null,
-        steps: null,
-        val_ppl: null,
-        heartbeat: null,
-        attempts,
-        tags: tagsOf(name),
-        note: `${problems.join("; ")}; the next exp run retrains it`,
-      });
-      continue;
-    }
-    if (!r || (experiment && r.manifest.experiment !== experiment)) continue;
-    const status = liveStatus(r.status, p);
-    const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
-    let note: string | null = null;
-    if (status === "failed" || status === "diverged") note = r.summary?.failure?.reason ?? null;
-    else if (status === "interrupted") {
-      note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
-        `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
-    } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
-    rows.push({
-      experiment: r.manifest.experiment,
-      run_id: r.manifest.run_id,
-      hash: name.slice(0, 12),
-      status,
-      step: r.summary?.steps_done ?? r.status.step,
-      steps: r.manifest.config.train.steps,
-      val_ppl: r.summary?.val_ppl ?? null,
-      heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
-      attempts,
-      tags: tagsOf(name),
-      note,
-    });
+  const rows = await mapPool(names, 16, (name) => runsRow(paths, name, experiment, tags.get(name)?.join(",") ?? null));
+  return rows.filter((r): r is RunsRow => r !== null);
+}
+
+async function runsRow(
+  paths: ProjectPaths,
+  name: string,
+  experiment: string | undefined,
+  tags: string | null,
+): Promise<RunsRow | null> {
+  const p = entryPaths(paths.cache, name);
+  if (experiment) {
+    // Another experiment's entry (or one whose manifest does not parse, which has no experiment): not listed.
+    const m = await readJsonOrNull<{ experiment?: string }>(p.manifest).catch(() => null);
+    if (m?.experiment !== experiment) return null;
   }
-  return rows;
+  const { record: r, problems } = await inspectEntry(p, { rawMetrics: true });
+  if (problems.length) {
+    const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
+    if (experiment && m?.experiment !== experiment) return null;
+    return {
+      experiment: m?.experiment ?? null,
+      run_id: m?.run_id ?? null,
+      hash: name.slice(0, 12),
+      status: "corrupt",
+      step: null,
+      steps: null,
+      val_ppl: null,
+      heartbeat: null,
+      attempts: (await readAttempts(p)).filter((a) => a.event === "start").length,
+      tags,
+      note: `${problems.join("; ")}; the next exp run retrains it`,
+    };
+  }
+  if (!r || (experiment && r.manifest.experiment !== experiment)) return null;
+  const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
+  const status = liveStatus(r.status, p);
+  const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
+  let note: string | null = null;
+  if (status === "failed" || status === "diverged") note = r.summary?.failure?.reason ?? null;
+  else if (status === "interrupted") {
+    note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
+      `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
+  } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
+  return {
+    experiment: r.manifest.experiment,
+    run_id: r.manifest.run_id,
+    hash: name.slice(0, 12),
+    status,
+    step: r.summary?.steps_done ?? r.status.step,
+    steps: r.manifest.config.train.steps,
+    val_ppl: r.summary?.val_ppl ?? null,
+    heartbeat: status === "running" || status === "interrupted" ? `${formatAge(beat)} ago` : null,
+    attempts,
+    tags,
+    note,
+  };
 }

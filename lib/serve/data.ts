@@ -6,8 +6,8 @@
  * @module
  */
 import { openStore, type QueryParam, type QueryResult } from "../store/mod.ts";
-import { type EntryPaths, entryPaths, liveStatus } from "../runner/cache.ts";
-import { loadExperiment } from "../runner/plan.ts";
+import { entryNames, type EntryPaths, entryPaths, liveStatus, mapPool } from "../runner/cache.ts";
+import { listExperiments, loadExperiment } from "../runner/plan.ts";
 import type { MetricRow, RunManifest, RunStatusRecord } from "../core/records.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 
@@ -105,31 +105,40 @@ export async function readJson<T>(path: string): Promise<T | null> {
 }
 
 /** Every run whose process is training it now (status `running` and its lock held / heartbeat fresh). */
+/**
+ * Every run whose process is training it now (status `running` and its lock held / heartbeat fresh). Entries
+ * the database holds as finished are not read (a finished run trains again only once its entry is found
+ * corrupt, and is then ingested again): at 100k runs the status files of the unfinished ones are all it reads.
+ */
 export async function liveRuns(src: Source): Promise<LiveRun[]> {
-  const out: LiveRun[] = [];
-  try {
-    for await (const e of Deno.readDir(src.paths.cache)) {
-      if (!e.isDirectory || !HASH_RE.test(e.name)) continue;
-      const p = entryPaths(src.paths.cache, e.name);
-      const s = await readJson<RunStatusRecord>(p.status);
-      if (s?.status !== "running" || liveStatus(s, p) !== "running") continue;
-      const m = await readJson<RunManifest>(p.manifest);
-      if (!m) continue;
-      out.push({
-        hash: m.hash,
-        run_id: m.run_id,
-        experiment: m.experiment,
-        variant: m.variant,
-        seed: m.seed,
-        step: s.step,
-        steps: m.config.train.steps,
-        started_at: s.started_at,
-      });
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  return out.sort((a, b) => a.run_id.localeCompare(b.run_id));
+  const names = (await entryNames(src.paths.cache)).filter((n) => HASH_RE.test(n));
+  const finished = new Set(
+    await withDb(
+      src,
+      async (q) =>
+        (await q(`SELECT hash FROM runs WHERE status IN ('completed', 'failed', 'diverged')`)).rows.map((r) =>
+          String(r.hash)
+        ),
+    ) ?? [],
+  );
+  const found = await mapPool(names.filter((n) => !finished.has(n)), 16, async (name): Promise<LiveRun | null> => {
+    const p = entryPaths(src.paths.cache, name);
+    const s = await readJson<RunStatusRecord>(p.status);
+    if (s?.status !== "running" || liveStatus(s, p) !== "running") return null;
+    const m = await readJson<RunManifest>(p.manifest);
+    if (!m) return null;
+    return {
+      hash: m.hash,
+      run_id: m.run_id,
+      experiment: m.experiment,
+      variant: m.variant,
+      seed: m.seed,
+      step: s.step,
+      steps: m.config.train.steps,
+      started_at: s.started_at,
+    };
+  });
+  return found.filter((x): x is LiveRun => x !== null).sort((a, b) => a.run_id.localeCompare(b.run_id));
 }
 
 /** One line of the index. */
@@ -152,6 +161,16 @@ export async function experimentList(src: Source): Promise<ExperimentInfo[]> {
          greatest(max(e.updated_at), max(c.finished_at), max(c.started_at)) AS last_change
        FROM experiments e LEFT JOIN current_runs c ON c.experiment = e.id GROUP BY ALL ORDER BY e.id`,
     )).rows) ?? [];
+  // Experiments without a module (or a report hook) get the fallback verdict: all of them in one query.
+  const modules = new Set(await listExperiments(src.paths));
+  const fallback = new Map(
+    (await withDb(
+      src,
+      async (q) =>
+        (await q(`${BEST_VARIANT_SQL} QUALIFY row_number() OVER (PARTITION BY experiment ORDER BY val_ppl_mean) = 1`))
+          .rows,
+    ) ?? []).map((r) => [r.experiment, r]),
+  );
   const out: ExperimentInfo[] = [];
   for (const r of rows) {
     const id = String(r.id);
@@ -166,7 +185,7 @@ export async function experimentList(src: Source): Promise<ExperimentInfo[]> {
       n_runs: Number(r.n_runs ?? 0),
       counts,
       last_change: (r.last_change as string | null) ?? null,
-      verdict: (await experimentReport(src, id)).verdict,
+      verdict: modules.has(id) ? (await experimentReport(src, id)).verdict : fallbackVerdict(fallback.get(id)),
     });
   }
   // Experiments whose first runs are training and not yet in the database.
@@ -192,6 +211,18 @@ export interface ExperimentReport {
 }
 
 const reports = new Map<string, { key: string; value: ExperimentReport }>();
+
+/** Completed variants with their val ppl (the fallback verdict picks the lowest per experiment). */
+const BEST_VARIANT_SQL = `SELECT experiment, variant, n_completed, val_ppl_mean, val_ppl_std FROM variant_stats
+  WHERE n_completed > 0`;
+
+/** The verdict of an experiment without a report hook: its best variant by val ppl (null without one). */
+function fallbackVerdict(best: Record<string, unknown> | undefined): string | null {
+  if (!best) return null;
+  const std = best.val_ppl_std === null ? "" : ` ± ${Number(best.val_ppl_std).toFixed(3)}`;
+  return `lowest val ppl: ${best.variant} ${Number(best.val_ppl_mean).toFixed(3)}${std} ` +
+    `(${best.n_completed} run${best.n_completed === 1 ? "" : "s"})`;
+}
 
 /**
  * Runs the experiment module's `report` hook over the read-only database (no plots) and keeps what it
@@ -224,18 +255,8 @@ export async function experimentReport(src: Source, id: string): Promise<Experim
         return { text: null, verdict: `report failed: ${(e as Error).message}` };
       }
     }
-    const best = (await q(
-      `SELECT variant, n_completed, val_ppl_mean, val_ppl_std FROM variant_stats
-       WHERE experiment = $id AND n_completed > 0 ORDER BY val_ppl_mean LIMIT 1`,
-      { id },
-    )).rows[0];
-    if (!best) return { text: null, verdict: null };
-    const std = best.val_ppl_std === null ? "" : ` ± ${Number(best.val_ppl_std).toFixed(3)}`;
-    return {
-      text: null,
-      verdict: `lowest val ppl: ${best.variant} ${Number(best.val_ppl_mean).toFixed(3)}${std} ` +
-        `(${best.n_completed} run${best.n_completed === 1 ? "" : "s"})`,
-    };
+    const best = (await q(`${BEST_VARIANT_SQL} AND experiment = $id ORDER BY val_ppl_mean LIMIT 1`, { id })).rows[0];
+    return { text: null, verdict: fallbackVerdict(best) };
   }) ?? value;
   reports.set(`${src.paths.db}#${id}`, { key, value });
   return value;

@@ -148,13 +148,47 @@ export async function deleteWhereIn(
   }
 }
 
+/** One batch of a bulk ingest (a rebuild streams the cache in these). */
+export interface IngestBatch {
+  records: RunRecord[];
+  /**
+   * Metric rows given as files rather than arrays: run hash -> path of its metrics.jsonl (one MetricRow of
+   * JSON per line), for records that carry `metrics: []`. DuckDB parses the files itself, in bulk and in
+   * parallel with the caller's reading of the next batch: what makes a rebuild of 100k runs affordable.
+   */
+  metricFiles?: ReadonlyMap<string, string>;
+}
+
+/** Inserts the metric rows of each run's metrics.jsonl (see {@link IngestBatch.metricFiles}), read by DuckDB. */
+async function insertMetricFiles(conn: DuckDBConnection, files: ReadonlyMap<string, string>): Promise<void> {
+  const entries = [...files];
+  const list = entries.map(([, path]) => literal(path)).join(", ");
+  const pairs = entries.map(([hash, path]) => `(${literal(path)}, ${literal(hash)})`).join(", ");
+  try {
+    await conn.run(
+      `INSERT INTO metrics (hash, step, split, name, value)
+       SELECT f.hash, m.step, m.split, m.name, m.value
+       FROM read_json([${list}], format = 'newline_delimited', filename = true,
+         columns = {step: 'INTEGER', split: 'VARCHAR', name: 'VARCHAR', value: 'DOUBLE'}) m
+       JOIN (VALUES ${pairs}) f(path, hash) ON m.filename = f.path`,
+    );
+  } catch (e) {
+    throw new Error(`reading metrics.jsonl of ${entries.length} runs (${entries[0][1]}, ...): ${(e as Error).message}`);
+  }
+}
+
 /**
  * Writes records and experiments in one transaction on `conn` (rows of the same hashes/ids are replaced).
  * `fresh` skips the deletes (a just-created database).
  */
 export async function ingestInto(
   conn: DuckDBConnection,
-  input: { records: RunRecord[]; experiments: ExperimentRow[]; fresh: boolean },
+  input: {
+    records: RunRecord[];
+    experiments: ExperimentRow[];
+    fresh: boolean;
+    metricFiles?: ReadonlyMap<string, string>;
+  },
 ): Promise<void> {
   const records = validateRecords(input.records);
   const experiments = input.experiments;
@@ -194,7 +228,14 @@ export async function ingestInto(
       }
     }
     if (!input.fresh) {
-      for (const t of ["metrics", "run_metrics", "runs"]) await deleteWhereIn(conn, t, "hash", hashes);
+      // Only runs already stored have rows to replace: a primary-key lookup spares new runs a scan of metrics.
+      const stored: string[] = [];
+      for (let i = 0; i < hashes.length; i += 1000) {
+        const list = hashes.slice(i, i + 1000).map(literal).join(", ");
+        const r = await conn.runAndReadAll(`SELECT hash FROM runs WHERE hash IN (${list})`);
+        for (const [h] of r.getRowsJS()) stored.push(String(h));
+      }
+      for (const t of ["metrics", "run_metrics", "runs"]) await deleteWhereIn(conn, t, "hash", stored);
       await deleteWhereIn(conn, "experiments", "id", experiments.map((x) => x.id));
       await deleteWhereIn(conn, "experiment_runs", "experiment", experiments.filter((x) => x.plan).map((x) => x.id));
       faultPoint("db.delete");
@@ -231,6 +272,8 @@ export async function ingestInto(
         });
       }
     });
+
+    if (input.metricFiles?.size) await insertMetricFiles(conn, input.metricFiles);
 
     await withAppender(conn, "run_metrics", (extraApp) => {
       for (const r of records) {

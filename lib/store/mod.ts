@@ -38,7 +38,8 @@ export {
   StoreCorruptError,
   StoreLockedError,
 } from "./types.ts";
-export { type RebuildOptions, rebuildStore } from "./rebuild.ts";
+export { type RebuildData, type RebuildOptions, rebuildStore } from "./rebuild.ts";
+export type { IngestBatch } from "./ingest.ts";
 import {
   DEFAULT_LOCK_TIMEOUT_MS,
   type ExperimentRow,
@@ -137,7 +138,7 @@ class StoreHandle implements Store {
     } catch (e) {
       return Promise.reject(e);
     }
-    return exclusive(this.#entry, () => rebuildEntry(this.#entry, records, experiments));
+    return exclusive(this.#entry, () => rebuildEntry(this.#entry, { records, experiments }));
   }
 
   query(sql: string, params?: Record<string, QueryParam>): Promise<QueryResult> {

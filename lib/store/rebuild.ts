@@ -11,7 +11,7 @@ import { dirname, resolve } from "node:path";
 import type { RunRecord } from "../core/records.ts";
 import { DEFAULT_LOCK_TIMEOUT_MS, type ExperimentRow } from "./types.ts";
 import { createInstance, type Entry } from "./pool.ts";
-import { ensureSchema, ingestInto } from "./ingest.ts";
+import { ensureSchema, type IngestBatch, ingestInto } from "./ingest.ts";
 import { faultPoint } from "../util/fault.ts";
 
 export async function removeIfExists(path: string): Promise<void> {
@@ -22,8 +22,18 @@ export async function removeIfExists(path: string): Promise<void> {
   }
 }
 
+/**
+ * What a rebuild writes: `records`, and/or `batches` ingested one after another (so that a 100k-run cache
+ * never sits in memory at once), then `experiments` (a function: called once the batches are consumed).
+ */
+export interface RebuildData {
+  records?: RunRecord[];
+  batches?: AsyncIterable<IngestBatch>;
+  experiments: ExperimentRow[] | (() => Promise<ExperimentRow[]>);
+}
+
 /** Builds a complete database at `tmp` from the records; removes it again on failure. */
-export async function buildFile(tmp: string, records: RunRecord[], experiments: ExperimentRow[]): Promise<void> {
+export async function buildFile(tmp: string, data: RebuildData): Promise<void> {
   await removeIfExists(tmp);
   await removeIfExists(`${tmp}.wal`);
   try {
@@ -32,7 +42,11 @@ export async function buildFile(tmp: string, records: RunRecord[], experiments: 
       const conn = await inst.connect();
       try {
         await ensureSchema(conn, tmp);
-        await ingestInto(conn, { records, experiments, fresh: true });
+        for await (const b of data.batches ?? []) {
+          await ingestInto(conn, { records: b.records, experiments: [], fresh: true, metricFiles: b.metricFiles });
+        }
+        const experiments = typeof data.experiments === "function" ? await data.experiments() : data.experiments;
+        await ingestInto(conn, { records: data.records ?? [], experiments, fresh: true });
         await conn.run("CHECKPOINT");
       } finally {
         conn.closeSync();
@@ -59,9 +73,9 @@ export function tmpPathFor(path: string): string {
   return `${path}.rebuild-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`;
 }
 
-export async function rebuildEntry(entry: Entry, records: RunRecord[], experiments: ExperimentRow[]): Promise<void> {
+export async function rebuildEntry(entry: Entry, data: RebuildData): Promise<void> {
   const tmp = tmpPathFor(entry.path);
-  await buildFile(tmp, records, experiments); // the open database is untouched until this succeeded
+  await buildFile(tmp, data); // the open database is untouched until this succeeded
   disconnectEntry(entry);
   try {
     await swapIn(tmp, entry.path);
@@ -83,7 +97,7 @@ export interface RebuildOptions {
  */
 export async function rebuildStore(
   path: string,
-  data: { records: RunRecord[]; experiments: ExperimentRow[] },
+  data: RebuildData,
   opts: RebuildOptions = {},
 ): Promise<void> {
   const abs = resolve(path);
@@ -91,7 +105,7 @@ export async function rebuildStore(
   const entry = await liveEntry(abs);
   if (entry) {
     if (entry.readOnly) await upgradeEntry(entry, lockTimeoutMs);
-    return exclusive(entry, () => rebuildEntry(entry, data.records, data.experiments));
+    return exclusive(entry, () => rebuildEntry(entry, data));
   }
   await Deno.mkdir(dirname(abs), { recursive: true });
   let holder: DuckDBInstance | null = null;
@@ -104,7 +118,7 @@ export async function rebuildStore(
   }
   const tmp = tmpPathFor(abs);
   try {
-    await buildFile(tmp, data.records, data.experiments);
+    await buildFile(tmp, data);
   } finally {
     holder?.closeSync();
   }

@@ -9,7 +9,8 @@
  * - {@link verify}: retrain a plan from scratch and compare every number bit for bit;
  * - {@link query}: SQL over every result (DuckDB);
  * - {@link report}: redraw an experiment's plots and rerun its report;
- * - {@link rebuild}, {@link runs}: rebuild the database from the run cache; list cached runs.
+ * - {@link rebuild}, {@link runs}: rebuild the database from the run cache; list cached runs;
+ * - {@link claims}: the claims ledger (each paper claim's effect, CI and verdict at every measured scale).
  *
  * Results go to `results/` (or `FINELAB_RESULTS`); pass `paths` to choose another place.
  *
@@ -26,6 +27,8 @@
  * @module
  */
 export {
+  claims,
+  type ClaimsOptions,
   plan,
   type PlanOptions,
   query,

@@ -29,6 +29,8 @@ import { StoreCorruptError } from "../store/mod.ts";
 import { formatResult } from "../store/format.ts";
 import { plotExperiment } from "../plot/mod.ts";
 import { type ProjectPaths, projectPaths } from "../util/paths.ts";
+import { type Claim, type ClaimRow, claimsText, claimsWriteSql, computeLedger } from "../report/claims.ts";
+import { CLAIMS } from "../report/claims_declared.ts";
 
 export type { Plan, QueryResult, RebuildReport, RunOutcome, RunsRow, VerifyResult };
 
@@ -183,7 +185,51 @@ export async function report(id: string, opts: ReportOptions = {}): Promise<stri
 /** Recreates the results database from the run cache (the source of truth). */
 export function rebuild(opts: PathsOption = {}): Promise<RebuildReport> {
   const paths = opts.paths ?? projectPaths();
-  return withRebuildLock(paths, () => rebuildFromCache(paths));
+  return withRebuildLock(paths, async () => {
+    const r = await rebuildFromCache(paths);
+    await withResults(paths, (store) => refreshClaims(store)); // the ledger of every experiment in the cache
+    return r;
+  });
+}
+
+/** What {@link claims} takes: only the claims with this id, only the rows of this experiment. */
+export interface ClaimsOptions extends PathsOption {
+  claim?: string;
+  experiment?: string;
+}
+
+/**
+ * The claims ledger (lib/report/claims.ts, declared in lib/report/claims_declared.ts) computed from the
+ * database's current runs: one row per claim, experiment testing it and scale point. Reads only.
+ */
+export async function claims(opts: ClaimsOptions = {}): Promise<ClaimRow[]> {
+  const chosen = CLAIMS.filter((c) => opts.claim === undefined || c.id === opts.claim);
+  const rows = await withResults(
+    opts.paths ?? projectPaths(),
+    (store) => computeLedger(chosen, (sql) => store.query(sql)),
+  );
+  return rows.filter((r) => opts.experiment === undefined || r.experiment === opts.experiment);
+}
+
+/** The declared claims (ids, papers, statements, tests). */
+export function declaredClaims(): readonly Claim[] {
+  return CLAIMS;
+}
+
+/**
+ * Recomputes the ledger rows of the claims that `experiments` test (all when omitted) and replaces
+ * their rows in the `claims` table; returns the rows of those experiments.
+ */
+async function refreshClaims(
+  store: { query: (sql: string) => Promise<QueryResult> },
+  experiments?: string[],
+): Promise<ClaimRow[]> {
+  const exps = experiments ?? [...new Set(CLAIMS.flatMap((c) => c.tests.map((t) => t.experiment)))];
+  const chosen = CLAIMS.filter((c) => c.tests.some((t) => exps.includes(t.experiment)))
+    .map((c) => ({ ...c, tests: c.tests.filter((t) => exps.includes(t.experiment)) }));
+  const rows = await computeLedger(chosen, (sql) => store.query(sql));
+  for (const sql of claimsWriteSql(exps, rows)) await store.query(sql);
+  return rows;
 }
 
 /** Every cache entry with its live status (a `running` run whose process died is `interrupted`). */
@@ -200,13 +246,20 @@ async function runReport(
   opts: { paths: ProjectPaths; plot: boolean; print?: (text: string) => void },
 ): Promise<string[]> {
   const hook = exp.report;
-  if (!hook) return [];
-  return await withResults(opts.paths, (store) =>
-    hook({
-      experiment: exp.id,
-      variants: exp.variants ?? { base: {} },
-      query: (sql, params) => store.query(sql, params),
-      plotDir: opts.plot ? `${opts.paths.plots}/${exp.id}` : null,
-      print: opts.print ?? (() => {}),
-    }));
+  const print = opts.print ?? (() => {});
+  return await withResults(opts.paths, async (store) => {
+    const files = hook
+      ? await hook({
+        experiment: exp.id,
+        variants: exp.variants ?? { base: {} },
+        query: (sql, params) => store.query(sql, params),
+        plotDir: opts.plot ? `${opts.paths.plots}/${exp.id}` : null,
+        print,
+      })
+      : [];
+    // The claims this experiment tests: recomputed into the `claims` table and printed under the verdict.
+    const rows = await refreshClaims(store, [exp.id]);
+    if (rows.length) print(`\nclaims ledger (${exp.id}; deno task claims):\n${claimsText(rows)}`);
+    return files;
+  });
 }

@@ -14,6 +14,7 @@ import { cmdRun } from "./run_cmd.ts";
 import { BACKENDS } from "../core/config.ts";
 import { checkResultsDir } from "./results_dir.ts";
 import { cmdGc } from "./gc.ts";
+import { cmdClaims } from "./claims_cmd.ts";
 
 /** The project paths, after checking the results folder is usable (for writing, or only reading). */
 async function checkedPaths(opts: { write: boolean }) {
@@ -91,6 +92,16 @@ export function buildProgram(): Command {
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (sql: string, o) => {
       await cmdQuery(sql, { format: o.format, paths: await checkedPaths({ write: false }) });
+    });
+
+  program.command("claims")
+    .description("the claims ledger: each paper claim's effect, 95% CI over seeds and verdict at every measured scale")
+    .option("--claim <id>", "only this claim")
+    .option("--experiment <id>", "only the rows of this experiment")
+    .option("--by-scale", "the scale study: one row per claim and model size, one column per token budget")
+    .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
+    .action(async (o) => {
+      await cmdClaims({ ...o, paths: await checkedPaths({ write: false }) });
     });
 
   program.command("plot")

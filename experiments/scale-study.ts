@@ -28,6 +28,7 @@ import { defineExperiment, type FinedeepOptions, type VariantPatch } from "../li
 import { scaleStudyReport } from "../lib/report/scale_study.ts";
 
 const PARENT = { variant: "sp_parent" };
+const TOP2 = { kind: "topk_moe", experts: 8, top_k: 2, expert_width: null, renormalize: true } as const;
 
 const finedeep = (
   m: number,
@@ -91,20 +92,7 @@ export default defineExperiment({
     sp_fg_inter: finermoe({ g_i: 8, r_i: 1, g_o: 1, r_o: 2, t_i: 1 }),
     sp_fg_out: finermoe({ g_i: 1, r_i: 1, g_o: 2, r_o: 2, t_i: 1 }),
     sp_copy_top2: finermoe({ g_i: 1, r_i: 8, g_o: 1, r_o: 1, t_i: 2 }, "none"),
-    sp_split_top2: {
-      init_from: PARENT,
-      model: {
-        ffn: {
-          kind: "topk_moe",
-          experts: 8,
-          top_k: 2,
-          expert_width: null,
-          renormalize: true,
-          balance_coef: 0.01,
-          train_compute: "sparse",
-        },
-      },
-    },
+    sp_split_top2: { init_from: PARENT, model: { ffn: { ...TOP2, balance_coef: 0.01, train_compute: "sparse" } } },
   },
   grid: { "train.steps": [50, 150, 300], "model.d_model": [32, 64] },
   metrics: ["val_loss", "val_ppl"],

@@ -45,9 +45,11 @@ Deno.test({
       const stored = await dbRows(r, "SELECT claim, variant, effect, verdict FROM claims");
       assert.deepEqual(stored, [{ claim: row.claim, variant: row.variant, effect: row.effect, verdict: row.verdict }]);
 
-      const md = ok(await cli(r, ["claims", "--format", "md", "--claim", "finedeep-beats-dense"], {
-        experiments: EXPERIMENTS,
-      }));
+      const md = ok(
+        await cli(r, ["claims", "--format", "md", "--claim", "finedeep-beats-dense"], {
+          experiments: EXPERIMENTS,
+        }),
+      );
       assert.match(md.stdout, /^\| claim \| paper \| experiment \|/);
       assert.equal(ok(await cli(r, ["claims", "--claim", "dsmoe-ste", "--format", "json"])).stdout.trim(), "[]");
 

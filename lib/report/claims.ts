@@ -128,11 +128,12 @@ WHERE r.status = 'completed' AND r.experiment IN (${exps.length ? exps.map(lit).
 ORDER BY r.experiment, tokens, d_model, r.variant, seed`;
 }
 
-/** `154k`, `1.2M`: a token count in a verdict. */
+/** `384`, `154k`, `1.2M`, `3.4B`: a token count in a verdict. */
 export function fmtTokens(tokens: number): string {
   if (tokens < 1000) return String(tokens);
   if (tokens < 1e6) return `${tokens < 1e4 ? (tokens / 1000).toFixed(1) : Math.round(tokens / 1000)}k`;
-  return `${(tokens / 1e6).toFixed(tokens >= 1e7 ? 0 : 1)}M`;
+  if (tokens < 1e9) return `${(tokens / 1e6).toFixed(tokens >= 1e7 ? 0 : 1)}M`;
+  return tokens < 1e12 ? `${(tokens / 1e9).toFixed(tokens >= 1e10 ? 0 : 1)}B` : `${(tokens / 1e12).toPrecision(2)}T`;
 }
 
 /**

@@ -38,7 +38,7 @@ const STATUS_SHORT: Record<string, string> = {
 /**
  * One row per (claim, d_model) of the ledger rows (of one experiment), one column per token budget
  * (`effect [CI] verdict`), then the trend per tenfold tokens, whether it moves toward the paper's side,
- * and the token count where the fitted trend reaches 0.
+ * and the token count where the fitted trend reaches 0 (`-` when it does not, or only below the smallest budget).
  */
 export function scaleTable(rows: ClaimRow[], claims: readonly Claim[] = CLAIMS): ScaleTable {
   const budgets = [...new Set(rows.map((r) => r.tokens))].sort((a, b) => a - b);
@@ -64,8 +64,9 @@ export function scaleTable(rows: ClaimRow[], claims: readonly Claim[] = CLAIMS):
     const s = claim?.supports === "higher" ? 1 : -1;
     cells["trend /10x tokens"] = fit ? `${signed(fit.b, unit ? 2 : 4)}${unit}` : "-";
     cells["toward paper"] = !fit ? "-" : s * fit.b > 0 ? "yes" : "no";
+    // Where the fitted trend reaches 0 within or beyond the measured budgets (a crossing below them is not shown).
     const cross = fit && zeroCrossing(fit, { min: mine[0].tokens, max: mine[mine.length - 1].tokens });
-    cells["fit = 0 at"] = !cross
+    cells["fit = 0 at"] = !cross || cross.tokens < mine[0].tokens
       ? "-"
       : `${fmtTokens(cross.tokens)}${cross.kind === "extrapolated" ? " (extrapolation)" : ""}`;
     return cells;

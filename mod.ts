@@ -13,6 +13,7 @@
  * - {@link submit}: submit a plan to Slurm as job arrays (lib/executor/slurm);
  * - {@link preview}, {@link rerun}: what `exp --dry-run` shows; a no-op rerun answered from its memo;
  * - {@link isDeclared}, {@link experiment}: whether a plan is the experiment's declared one; a definition.
+ * - {@link claims}: the claims ledger (each paper claim's effect, CI and verdict at every measured scale).
  *
  * Results go to `results/` (or `FINELAB_RESULTS`); pass `paths` to choose another place.
  *

@@ -38,6 +38,7 @@ import { query, report } from "./results.ts";
 
 export type { PathsOption } from "./options.ts";
 export { query, QueryError, rebuild, report, type ReportOptions, runs } from "./results.ts";
+export { claims, type ClaimsOptions, declaredClaims } from "./claims.ts";
 
 export type {
   BackendName,

@@ -9,6 +9,7 @@ import type { RebuildReport, RunsRow } from "../runner/results.ts";
 import type { QueryResult } from "../store/result.ts";
 import { projectPaths } from "../util/paths.ts";
 import type { PathsOption } from "./options.ts";
+import { refreshClaims } from "./claims.ts";
 
 /**
  * SQL over every result (DuckDB: tables experiments, runs, current_runs, metrics, run_metrics, run_tags,
@@ -65,17 +66,27 @@ export async function report(id: string, opts: ReportOptions = {}): Promise<stri
   });
   if (files === null) return [];
   const hook = exp.report;
-  if (!hook) return files;
-  // The experiment's own report (its table, verdict and extra plots; see `ExperimentSpec.report`).
+  const print = opts.print ?? (() => {});
   files.push(
-    ...await withResults(paths, (store) =>
-      hook({
-        experiment: exp.id,
-        variants: exp.variants ?? { base: {} },
-        query: (sql, params) => store.query(sql, params),
-        plotDir: plot ? `${paths.plots}/${exp.id}` : null,
-        print: opts.print ?? (() => {}),
-      })),
+    ...await withResults(paths, async (store) => {
+      // The experiment's own report (its table, verdict and extra plots; see `ExperimentSpec.report`).
+      const own = hook
+        ? await hook({
+          experiment: exp.id,
+          variants: exp.variants ?? { base: {} },
+          query: (sql, params) => store.query(sql, params),
+          plotDir: plot ? `${paths.plots}/${exp.id}` : null,
+          print,
+        })
+        : [];
+      // The claims this experiment tests: recomputed into the `claims` table and printed under the verdict.
+      const rows = await refreshClaims(store, [exp.id]);
+      if (rows.length) {
+        const { claimsText } = await import("../report/claims.ts");
+        print(`\nclaims ledger (${exp.id}; deno task claims):\n${claimsText(rows)}`);
+      }
+      return own;
+    }),
   );
   return files;
 }
@@ -83,8 +94,12 @@ export async function report(id: string, opts: ReportOptions = {}): Promise<stri
 /** Recreates the results database from the run cache (the source of truth). */
 export async function rebuild(opts: PathsOption = {}): Promise<RebuildReport> {
   const paths = opts.paths ?? projectPaths();
-  const { rebuildFromCache, withRebuildLock } = await import("../runner/results.ts");
-  return await withRebuildLock(paths, () => rebuildFromCache(paths));
+  const { rebuildFromCache, withRebuildLock, withResults } = await import("../runner/results.ts");
+  return await withRebuildLock(paths, async () => {
+    const r = await rebuildFromCache(paths);
+    await withResults(paths, (store) => refreshClaims(store)); // the ledger of every experiment in the cache
+    return r;
+  });
 }
 
 /** Every cache entry with its live status (a `running` run whose process died is `interrupted`). */

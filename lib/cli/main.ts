@@ -99,6 +99,16 @@ export function buildProgram(): Command {
       await (await store()).cmdQuery(sql, { format: o.format, paths: await checkedPaths({ write: false }) });
     });
 
+  program.command("claims")
+    .description("the claims ledger: each paper claim's effect, 95% CI over seeds and verdict at every measured scale")
+    .option("--claim <id>", "only this claim")
+    .option("--experiment <id>", "only the rows of this experiment")
+    .option("--by-scale", "the scale study: one row per claim and model size, one column per token budget")
+    .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
+    .action(async (o) => {
+      await (await import("./claims_cmd.ts")).cmdClaims({ ...o, paths: await checkedPaths({ write: false }) });
+    });
+
   program.command("plot")
     .description("(re)draw an experiment's plots from the database into results/plots/<id>/")
     .argument("<id>", "experiment id")

@@ -135,3 +135,64 @@ export async function runMeta(ctx: ReportContext): Promise<RunMeta> {
 export async function runMetaText(ctx: ReportContext): Promise<string> {
   return metaText(await runMeta(ctx));
 }
+
+// ---- confidence intervals -----------------------------------------------------------------------
+
+/** Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (t_{0.975, df}). */
+const T975 = [
+  12.706,
+  4.303,
+  3.182,
+  2.776,
+  2.571,
+  2.447,
+  2.365,
+  2.306,
+  2.262,
+  2.228,
+  2.201,
+  2.179,
+  2.16,
+  2.145,
+  2.131,
+  2.12,
+  2.11,
+  2.101,
+  2.093,
+  2.086,
+  2.08,
+  2.074,
+  2.069,
+  2.064,
+  2.06,
+  2.056,
+  2.052,
+  2.048,
+  2.045,
+  2.042,
+];
+
+/** t_{0.975, df}: the multiplier of a two-sided 95% t-interval (1.96 beyond 30 degrees of freedom is not used: 2.0). */
+export function tQuantile95(df: number): number {
+  if (!Number.isInteger(df) || df < 1) throw new RangeError(`degrees of freedom must be an integer >= 1, got ${df}`);
+  return df <= T975.length ? T975[df - 1] : 2.0;
+}
+
+/** Mean and two-sided 95% t-interval of a sample (low/high null with fewer than 2 values). */
+export interface Interval {
+  mean: number | null;
+  low: number | null;
+  high: number | null;
+  n: number;
+}
+
+/** The 95% t-interval of the mean of `values`: mean ± t_{0.975, n-1} · s / √n. */
+export function tInterval(values: number[]): Interval {
+  const n = values.length;
+  if (n === 0) return { mean: null, low: null, high: null, n };
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  if (n < 2) return { mean, low: null, high: null, n };
+  const sd = Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (n - 1));
+  const half = tQuantile95(n - 1) * sd / Math.sqrt(n);
+  return { mean, low: mean - half, high: mean + half, n };
+}

@@ -14,6 +14,8 @@
  * - view `current_runs` `runs` restricted to each experiment's latest plan, plus its `scale`.
  * - view `run_ancestry` (hash, ancestor, depth): every ancestor of a run through `parent_hash` (init_from).
  * - `finelab_meta` key/value: `schema_version`.
+ * - `claims`       the claims ledger (lib/report/claims.ts): one row per paper claim, experiment testing it and
+ *   scale point, with the effect, its 95% CI over seeds and the verdict; written after each experiment's report.
  * - view `variant_stats`  per experiment and variant of the latest plan (`current_runs`): run counts, mean and
  *   sample std of val_loss/val_ppl.
  *
@@ -221,6 +223,28 @@ export function configColumns(): { name: string; type: ColumnType }[] {
   return out;
 }
 
+/** The columns of the `claims` table (the ledger's rows, lib/report/claims.ts `CLAIM_COLUMNS`), in order. */
+export const CLAIMS_TABLE: readonly (readonly [string, ColumnType])[] = [
+  ["claim", "VARCHAR"],
+  ["paper", "VARCHAR"],
+  ["experiment", "VARCHAR"],
+  ["variant", "VARCHAR"],
+  ["baseline", "VARCHAR"],
+  ["metric", "VARCHAR"],
+  ["scale", "VARCHAR"],
+  ["d_model", "INTEGER"],
+  ["tokens", "BIGINT"],
+  ["params", "BIGINT"],
+  ["effect", "DOUBLE"],
+  ["effect_unit", "VARCHAR"],
+  ["ci_low", "DOUBLE"],
+  ["ci_high", "DOUBLE"],
+  ["n_seeds", "INTEGER"],
+  ["status", "VARCHAR"],
+  ["verdict", "VARCHAR"],
+  ["statement", "VARCHAR"],
+];
+
 /** Fixed `runs` columns added after schema version 1 was released: added to older files in place. */
 const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec", "parent_hash"];
 
@@ -245,6 +269,7 @@ export function schemaDdl(): string[] {
     `CREATE TABLE IF NOT EXISTS run_metrics (hash VARCHAR NOT NULL, name VARCHAR NOT NULL, value DOUBLE)`,
     `CREATE TABLE IF NOT EXISTS experiment_runs (experiment VARCHAR NOT NULL, hash VARCHAR NOT NULL, ` +
     `run_id VARCHAR NOT NULL, scale VARCHAR)`,
+    `CREATE TABLE IF NOT EXISTS claims (${CLAIMS_TABLE.map(([n, t]) => `${n} ${t}`).join(", ")})`,
     `CREATE OR REPLACE VIEW current_runs AS
 SELECT r.*, e.scale FROM runs r JOIN experiment_runs e ON r.hash = e.hash AND r.experiment = e.experiment`,
     `CREATE OR REPLACE VIEW variant_stats AS

@@ -1,0 +1,122 @@
+/**
+ * The paper claims our experiments test, each declared once (the ledger: lib/report/claims.ts). Sources:
+ * the digests in ../shared/research/ (finedeep.md §5, dsmoe.md Tables 2-4, finermoe.md Tables 2-4).
+ *
+ * A new claim is one entry: id, paper, statement, the direction of the variant vs its baseline that
+ * supports it, and the experiments (variant vs baseline) that test it. `scale-study` tests every claim
+ * but finermoe-output-fg and finermoe-both-fg (their arms did not fit its time budget) at three token
+ * budgets and two model sizes (experiments/scale-study.ts).
+ *
+ * @module
+ */
+import type { Claim } from "./claims.ts";
+
+const STUDY = "scale-study";
+
+/** Every claim of the ledger, in the order the ledger shows them. */
+export const CLAIMS: readonly Claim[] = [
+  {
+    id: "finedeep-beats-dense",
+    paper: "Finedeep",
+    statement: "At matched parameters, FLOPs and tokens, Finedeep reaches lower perplexity than dense",
+    supports: "lower",
+    tests: [
+      { experiment: "finedeep-vs-dense", variant: "finedeep-L2", baseline: "dense-L2" },
+      { experiment: "finedeep-vs-dense", variant: "finedeep-L6", baseline: "dense-L6" },
+      { experiment: "ablation-mk", variant: "4x4", baseline: "dense" },
+      { experiment: STUDY, variant: "fd_2x2", baseline: "fd_dense" },
+    ],
+  },
+  {
+    id: "finedeep-balanced-mk",
+    paper: "Finedeep",
+    statement: "At fixed M·K a balanced M/K beats both extremes (pure width M = 1, pure depth K = 1)",
+    supports: "lower",
+    tests: [
+      { experiment: "ablation-mk", variant: "2x2", baseline: ["1x4", "4x1"] },
+      { experiment: "ablation-mk", variant: "4x4", baseline: ["1x16", "16x1"] },
+      { experiment: STUDY, variant: "fd_2x2", baseline: ["fd_1x4", "fd_4x1"] },
+    ],
+  },
+  {
+    id: "finedeep-nsar",
+    paper: "Finedeep",
+    statement: "Finedeep mitigates sparse activation: higher NSAR_0.1 of SiLU(gate) than dense",
+    metric: "nsar_gate_0.1",
+    supports: "higher",
+    tests: [
+      { experiment: "nsar", variant: "finedeep", baseline: "dense" },
+      { experiment: STUDY, variant: "fd_2x2", baseline: "fd_dense" },
+    ],
+  },
+  {
+    id: "finedeep-output-routing",
+    paper: "Finedeep",
+    statement: "Output-guided router scores beat input-guided ones",
+    supports: "lower",
+    tests: [
+      { experiment: "routing", variant: "output-sigmoid", baseline: "input-sigmoid" },
+      { experiment: STUDY, variant: "fd_2x2", baseline: "fd_2x2_input" },
+    ],
+  },
+  {
+    id: "finedeep-sigmoid-gates",
+    paper: "Finedeep",
+    statement: "Sigmoid gates beat softmax-over-K gates",
+    supports: "lower",
+    tests: [
+      { experiment: "routing", variant: "output-sigmoid", baseline: "output-softmax" },
+      { experiment: STUDY, variant: "fd_2x2", baseline: "fd_2x2_softmax" },
+    ],
+  },
+  {
+    id: "dsmoe-dense-quality",
+    paper: "DSMoE",
+    statement: "DSMoE (τ = 0.5) keeps dense quality with fewer activated parameters (not worse than dense)",
+    supports: "lower",
+    rule: "not_worse",
+    tests: [
+      { experiment: "dsmoe-tau", variant: "dsmoe_t0.5", baseline: "dense" },
+      { experiment: STUDY, variant: "sp_dsmoe", baseline: "sp_dense" },
+    ],
+  },
+  {
+    id: "dsmoe-ste",
+    paper: "DSMoE",
+    statement: "Training DSMoE without the straight-through estimator is worse (gates collapse)",
+    supports: "lower",
+    tests: [
+      { experiment: "dsmoe-ste", variant: "ste_t0.5", baseline: "no_ste_t0.5" },
+      { experiment: "dsmoe-ste", variant: "ste_t0.65", baseline: "no_ste_t0.65" },
+      { experiment: STUDY, variant: "sp_dsmoe", baseline: "sp_dsmoe_no_ste" },
+    ],
+  },
+  {
+    id: "finermoe-beats-upcycling",
+    paper: "FineRMoE",
+    statement: "Upcycled FineRMoE beats continued dense training and copy- and split-upcycled top-2 MoE",
+    supports: "lower",
+    tests: [
+      { experiment: "finermoe-upcycle", variant: "finermoe", baseline: ["dense", "copy_top2", "split_top2"] },
+      { experiment: STUDY, variant: "sp_finermoe", baseline: ["sp_dense", "sp_split_top2"] },
+    ],
+  },
+  {
+    id: "finermoe-output-fg",
+    paper: "FineRMoE",
+    statement: "Fine-graining the output dimension beats fine-graining the intermediate dimension",
+    supports: "lower",
+    tests: [
+      { experiment: "finermoe-dims", variant: "fg_out", baseline: "fg_inter" },
+    ],
+  },
+  {
+    id: "finermoe-both-fg",
+    paper: "FineRMoE",
+    statement: "Fine-graining both dimensions is best",
+    supports: "lower",
+    tests: [
+      { experiment: "finermoe-dims", variant: "fg_both", baseline: ["fg_none", "fg_inter", "fg_out"] },
+    ],
+  },
+];

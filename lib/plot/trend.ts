@@ -111,7 +111,10 @@ export function effectVsTokens(points: EffectPoint[], opts: EffectVsTokensOption
       Plot.line(points, { x: "tokens", y: "effect", stroke: "series", strokeWidth: 1.8, marker: "circle" }),
       Plot.line(trend, { x: "tokens", y: "effect", stroke: "series", strokeDasharray: "5,4", strokeOpacity: 0.8 }),
       Plot.dot(labels, { x: "tokens", y: "effect", stroke: "series", symbol: "times", r: 5 }),
-      Plot.text(labels, { x: "tokens", y: "effect", text: "text", dy: -10, fontSize: 10, fill: "#333" }),
+      // One line per series in the top-right corner: labels at crossings close together would overprint.
+      ...labels.map((l, i) =>
+        Plot.text([l], { frameAnchor: "top-right", text: "text", dx: -4, dy: 4 + 14 * i, fontSize: 10, fill: "series" })
+      ),
     ],
   };
 }

@@ -6,7 +6,7 @@ import { REPO_ROOT } from "../util/paths.ts";
 import { cleanup, cli, ok, SUITE, tempResults } from "./faults/helpers.ts";
 import { SERVE_NET } from "./launch.ts";
 
-const CLI_TASKS = ["exp", "query", "plot", "db", "runs", "list", "gc", "data"];
+const CLI_TASKS = ["exp", "query", "claims", "plot", "db", "runs", "list", "gc", "data"];
 /** The dashboard's tasks: the same launcher and permission set (serve: plus listening on local interfaces). */
 const DASHBOARD_TASKS = ["serve", "report", "diff"];
 
@@ -25,7 +25,8 @@ Deno.test("deno.json: the CLI tasks get their permissions from lib/cli/permissio
     assert.doesNotMatch(cmd, /(^|\s)(-A|--allow-all|--allow-net)(\s|$)/, `task ${name}: ${cmd}`);
     // Network: the dashboard listens on local interfaces (0.0.0.0 only when --host asks); the tests talk to 127.0.0.1.
     const net = [...cmd.matchAll(/--allow-net=(\S+)/g)].map((m) => m[1]);
-    const allowed: Record<string, string> = { serve: SERVE_NET, test: "127.0.0.1" };
+    // bench:store times the dashboard's pages on a local port.
+    const allowed: Record<string, string> = { serve: SERVE_NET, test: "127.0.0.1", "bench:store": "127.0.0.1" };
     assert.deepEqual(net, allowed[name] ? [allowed[name]] : [], `task ${name}: network ${net}`);
   }
   for (const name of [...CLI_TASKS, ...DASHBOARD_TASKS]) {

@@ -30,6 +30,7 @@ Deno.test("openStore creates the documented tables and view", async () => {
       "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY table_name",
     );
     assert.deepEqual(r.rows.map((x) => x.table_name), [
+      "claims",
       "experiment_runs",
       "experiments",
       "finelab_meta",

@@ -8,6 +8,7 @@
 import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
 import { saveChart, valLossCurves } from "./charts.ts";
+import { meanCurve, meanOf, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
 import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
 import { fmt, fmtPct, meanStd, num, type Row, runMetaText, T_CRIT, tCrit, textTable, welchT } from "./stats.ts";
 
@@ -197,49 +198,10 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
   return files;
 }
 
+export { meanCurve, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
+
 // ---- dsmoe-soft --------------------------------------------------------------------------------
 
-/** One re-thresholded evaluation of one run: the `eval_tau_<τ>_*` metrics (lib/train/reeval.ts). */
-export interface TauPoint {
-  variant: string;
-  seed: number;
-  tau: number;
-  /** Validation loss at τ (nats/token); ppl = exp(loss). */
-  loss: number;
-  /** Blocks run per token (of 8), mean over layers. */
-  active: number;
-}
-
-/** {@link TauPoint}s from `(variant, seed, name, value)` rows of `run_metrics` named `eval_tau_<τ>_<metric>`. */
-export function tauPoints(rows: Row[]): TauPoint[] {
-  const by = new Map<string, Partial<TauPoint>>();
-  for (const r of rows) {
-    const m = /^eval_tau_([0-9.]+)_(val_loss|experts_active)$/.exec(String(r.name));
-    if (!m) continue;
-    const key = `${r.variant}/${r.seed}/${m[1]}`;
-    const p = by.get(key) ?? { variant: String(r.variant), seed: Number(r.seed), tau: Number(m[1]) };
-    if (m[2] === "val_loss") p.loss = Number(r.value);
-    else p.active = Number(r.value);
-    by.set(key, p);
-  }
-  return [...by.values()].filter((p): p is TauPoint => num(p.loss) !== null && num(p.active) !== null)
-    .sort((a, b) => a.variant.localeCompare(b.variant) || a.seed - b.seed || a.tau - b.tau);
-}
-
-/** Perplexity of a curve (points of one run) linearly interpolated at `active` blocks; null outside its range. */
-export function pplAtActive(curve: TauPoint[], active: number): number | null {
-  const pts = [...curve].sort((a, b) => a.active - b.active);
-  for (let i = 0; i + 1 < pts.length; i++) {
-    const [a, b] = [pts[i], pts[i + 1]];
-    if (active >= a.active && active <= b.active) {
-      const w = b.active === a.active ? 0 : (active - a.active) / (b.active - a.active);
-      return Math.exp(a.loss) + w * (Math.exp(b.loss) - Math.exp(a.loss));
-    }
-  }
-  return null;
-}
-
-const meanOf = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 const sdOf = (v: number[]) =>
   v.length < 2 ? null : Math.sqrt(v.reduce((a, b) => a + (b - meanOf(v)) ** 2, 0) / (v.length - 1));
 
@@ -277,15 +239,6 @@ export function dsmoeSoftVerdict(points: TauPoint[], meta: string, tau = 0.5): s
     }/${d.length} seeds): claim (training must include the threshold) ` +
     `${worse ? "supported" : md > 0 ? "not supported (worse, but not clearly)" : "not supported"} at this scale` +
     (t === null ? " (by the mean only)" : "");
-}
-
-/** Mean curve over seeds of one variant: (τ, ppl, active) sorted by τ. */
-export function meanCurve(points: TauPoint[], variant: string): { tau: number; ppl: number; active: number }[] {
-  const taus = [...new Set(points.filter((p) => p.variant === variant).map((p) => p.tau))].sort((a, b) => a - b);
-  return taus.map((tau) => {
-    const at = points.filter((p) => p.variant === variant && p.tau === tau);
-    return { tau, ppl: meanOf(at.map((p) => Math.exp(p.loss))), active: meanOf(at.map((p) => p.active)) };
-  });
 }
 
 /**

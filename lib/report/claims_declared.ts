@@ -3,9 +3,12 @@
  * the digests in ../shared/research/ (finedeep.md §5, dsmoe.md Tables 2-4, finermoe.md Tables 2-4).
  *
  * A new claim is one entry: id, paper, statement, the direction of the variant vs its baseline that
- * supports it, and the experiments (variant vs baseline) that test it. `scale-study` tests every claim
- * but finermoe-output-fg and finermoe-both-fg (their arms did not fit its time budget) at three token
- * budgets and two model sizes (experiments/scale-study.ts).
+ * supports it, and the experiments (variant vs baseline) that test it; a claim that is not a metric
+ * difference declares its per-seed `effect` (the dsmoe-soft claims read the re-thresholded τ curves).
+ * `scale-study` tests the claims of the first six paper experiments but finermoe-output-fg and
+ * finermoe-both-fg (their arms did not fit its time budget) at three token budgets and two model sizes
+ * (experiments/scale-study.ts); the claims of dsmoe-soft, finermoe-routers and finermoe-granularity, and
+ * finedeep-arms' tests, are measured at the default scale only.
  *
  * @module
  */

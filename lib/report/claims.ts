@@ -11,7 +11,9 @@
  * "not supported at 154k tokens, d=64".
  *
  * Rows go to the DuckDB table `claims` (lib/api writes it after each experiment's report and on
- * `db rebuild`), to `deno task claims`, and to each experiment's report ({@link claimsText}).
+ * `db rebuild`), to `deno task claims`, and to each experiment's report ({@link claimsText}), whose verdict
+ * lines take every claim's supported / not supported / inconclusive word from these rows
+ * (lib/report/ledger_verdict.ts), so a report and the ledger cannot disagree.
  *
  * @module
  */
@@ -285,7 +287,7 @@ export function effectText(r: Pick<ClaimRow, "effect" | "ci_low" | "ci_high" | "
   return `${signed(r.effect, d)}${u}${ci}`;
 }
 
-/** The ledger as a plain-text table (the experiment reports print it under their verdict). */
+/** The ledger as a plain-text table (printed under each experiment's report). */
 export function claimsText(rows: ClaimRow[]): string {
   return textTable(
     ["claim", "variant vs baseline", "d", "tokens", "params", "effect [95% CI]", "seeds", "verdict"],

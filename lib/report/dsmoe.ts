@@ -1,7 +1,8 @@
 /**
  * Reports of the DSMoE (arXiv 2502.12455) experiments: experiments/dsmoe-tau.ts (perplexity vs activated parameters over τ and λ, against top-k MoE), experiments/dsmoe-ste.ts (does DSMoE need its straight-through estimator?) and experiments/dsmoe-soft.ts (soft-trained vs STE-trained gates, and the inference-time τ sweep of one model).
- * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a one-line verdict on
- * the paper's claim derived mechanically from the table, and draws its plots.
+ * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a verdict line with the
+ * table's numbers and the claim's word (supported / not supported / inconclusive, with its scale) from the claims
+ * ledger (lib/report/ledger_verdict.ts), and draws its plots.
  *
  * @module
  */

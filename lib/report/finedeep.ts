@@ -1,8 +1,8 @@
 /**
  * Reports of the Finedeep experiments (experiments/ablation-mk.ts, finedeep-vs-dense.ts, routing.ts,
- * nsar.ts): each prints the summary table of its ONE SQL query (lib/report/finedeep_sql.ts), a one-line
- * verdict: that table's numbers and the claims' words from the ledger (lib/report/ledger_verdict.ts), and draws its plots. Statistics:
- * lib/report/stats.ts.
+ * nsar.ts): each prints the summary table of its ONE SQL query (lib/report/finedeep_sql.ts), a verdict line
+ * (that table's numbers; the claims' words from the ledger, lib/report/ledger_verdict.ts) and draws its plots.
+ * Statistics: lib/report/stats.ts.
  *
  * This module is not part of any run hash (only the code on a run's path is), so editing a report
  * never invalidates cached runs.

@@ -1,7 +1,8 @@
 /**
  * Reports of the FineRMoE experiments: experiments/finermoe-upcycle.ts (FineRMoE upcycled from a dense run vs continued dense, copy- and split-upcycled top-2), experiments/finermoe-dims.ts (which fine-grained dimension helps), finermoe-routers.ts (one router vs one per level) and finermoe-granularity.ts (the G_I × G_O sweep).
- * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a one-line verdict on
- * the paper's claim derived mechanically from the table, and draws its plots.
+ * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a verdict line with the
+ * table's numbers and the claim's word (supported / not supported / inconclusive, with its scale) from the claims
+ * ledger (lib/report/ledger_verdict.ts), and draws its plots.
  *
  * @module
  */

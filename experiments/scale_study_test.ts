@@ -19,7 +19,7 @@ Deno.test("scale-study plan: 12 arms x 3 budgets x 2 sizes x 3 seeds, one run pe
   const arms = new Set(p.runs.map((r) => r.variant));
   for (const c of claimsOf(SCALE_STUDY)) {
     for (const t of c.tests) {
-      for (const v of [t.variant, ...(Array.isArray(t.baseline) ? t.baseline : [t.baseline])]) {
+      for (const v of [t.variant, ...[t.baseline ?? []].flat()]) {
         assert.ok(arms.has(v), `${c.id}: ${v} is not an arm of the study`);
       }
     }

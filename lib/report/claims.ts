@@ -11,7 +11,9 @@
  * "not supported at 154k tokens, d=64".
  *
  * Rows go to the DuckDB table `claims` (lib/api writes it after each experiment's report and on
- * `db rebuild`), to `deno task claims`, and to each experiment's report ({@link claimsText}).
+ * `db rebuild`), to `deno task claims`, and to each experiment's report ({@link claimsText}), whose verdict
+ * lines take every claim's supported / not supported / inconclusive word from these rows
+ * (lib/report/ledger_verdict.ts), so a report and the ledger cannot disagree.
  *
  * @module
  */
@@ -24,8 +26,11 @@ export type Paper = "Finedeep" | "DSMoE" | "FineRMoE";
 export interface ClaimTest {
   experiment: string;
   variant: string;
-  /** One baseline, or several: the one with the best mean metric at each scale point is used. */
-  baseline: string | string[];
+  /**
+   * One baseline, or several: the one with the best mean metric at each scale point is used. Omitted: the
+   * claim's {@link Claim.effect} reads the variant's runs alone (e.g. the shape of one model's curve).
+   */
+  baseline?: string | string[];
 }
 
 /** A paper claim, declared once. */
@@ -41,12 +46,19 @@ export interface Claim {
   supports: "lower" | "higher";
   /**
    * `better` (default): supported when the effect's interval lies on the supporting side of 0;
-   * `not_worse`: supported unless the interval lies on the other side (e.g. "dense quality").
+   * `not_worse`: supported unless the interval lies on the other side (e.g. "dense quality");
+   * `zero`: for a count of violations (≥ 0): supported when it is 0 in every seed, not supported when the
+   * interval lies above 0, else inconclusive.
    */
-  rule?: "better" | "not_worse";
+  rule?: "better" | "not_worse" | "zero";
   /** `not_worse` with one seed: the tolerated effect on the wrong side (default 2, i.e. 2%). */
   margin?: number;
   tests: ClaimTest[];
+  /**
+   * A claim that is not a plain metric difference: its per-seed effects from the variant's and the baseline's
+   * runs at one scale point (the runs carry the `reads` metrics as columns), judged like any other effect.
+   */
+  effect?: { reads: string; unit: "%" | "abs"; of: (variant: Row[], baseline: Row[]) => number[] };
 }
 
 /** How a claim fares at one scale point. */
@@ -110,6 +122,22 @@ function extraMetrics(claims: readonly Claim[]): string[] {
   return [...new Set(claims.map((c) => c.metric ?? "val_ppl").filter((m) => !RELATIVE.has(m)))];
 }
 
+/** The `run_metrics` name prefixes the claims' custom effects read (see {@link Claim.effect}). */
+function readPrefixes(claims: readonly Claim[]): string[] {
+  return [...new Set(claims.flatMap((c) => c.effect ? [c.effect.reads] : []))];
+}
+
+/**
+ * The `(hash, name, value)` run_metrics rows named with one of the claims' effect prefixes (null when none):
+ * {@link computeLedger} adds them to the run rows as columns.
+ */
+export function claimReadsSql(claims: readonly Claim[]): string | null {
+  const p = readPrefixes(claims);
+  return p.length
+    ? `SELECT hash, name, value FROM run_metrics WHERE ${p.map((x) => `starts_with(name, ${lit(x)})`).join(" OR ")}`
+    : null;
+}
+
 /**
  * One row per completed current run of the experiments the claims test: experiment, variant, seed,
  * scale, d_model, tokens, params and every metric the claims read (as columns named by the metric).
@@ -119,7 +147,7 @@ export function claimRunsSql(claims: readonly Claim[]): string {
   const extra = extraMetrics(claims).map((m) =>
     `(SELECT max(x.value) FROM run_metrics x WHERE x.hash = r.hash AND x.name = ${lit(m)}) AS "${m}"`
   );
-  return `SELECT r.experiment, r.variant, r.seed::INTEGER AS seed, r.scale, r.model_d_model::INTEGER AS d_model,
+  return `SELECT r.hash, r.experiment, r.variant, r.seed::INTEGER AS seed, r.scale, r.model_d_model::INTEGER AS d_model,
   (r.train_steps * r.train_batch_size * r.model_seq_len)::BIGINT AS tokens, r.params, r.val_ppl, r.val_loss${
     extra.map((e) => `,\n  ${e}`).join("")
   }
@@ -144,6 +172,9 @@ export function judgeEffect(
   e: { mean: number; low: number | null; high: number | null },
   claim: Pick<Claim, "supports" | "rule" | "margin">,
 ): ClaimStatus {
+  if (claim.rule === "zero") {
+    return e.mean === 0 ? "supported" : (e.low ?? e.mean) > 0 ? "not supported" : "inconclusive";
+  }
   const s = claim.supports === "lower" ? -1 : 1;
   const notWorse = claim.rule === "not_worse";
   if (e.low === null || e.high === null) {
@@ -168,19 +199,21 @@ function testRow(claim: Claim, test: ClaimTest, runs: Row[]): ClaimRow | null {
   const valueOf = (r: Row) => num(r[metric]);
   const arm = (v: string) => runs.filter((r) => r.variant === v && valueOf(r) !== null);
   const variant = arm(test.variant);
-  const candidates = (Array.isArray(test.baseline) ? test.baseline : [test.baseline])
-    .map((b) => ({ name: b, runs: arm(b) })).filter((b) => b.runs.length);
+  const named = test.baseline === undefined ? [test.variant] : [test.baseline].flat();
+  const candidates = named.map((b) => ({ name: b, runs: arm(b) })).filter((b) => b.runs.length);
   if (!variant.length || !candidates.length) return null;
   const s = claim.supports === "lower" ? 1 : -1; // the strongest baseline has the lowest s·mean
   const base = candidates.reduce((a, b) =>
     s * mean(b.runs.map(valueOf) as number[]) < s * mean(a.runs.map(valueOf) as number[]) ? b : a
   );
   const bySeed = new Map(base.runs.map((r) => [Number(r.seed), valueOf(r)!]));
-  const relative = RELATIVE.has(metric);
-  const effects = variant.filter((r) => bySeed.has(Number(r.seed))).map((r) => {
-    const v = valueOf(r)!, b = bySeed.get(Number(r.seed))!;
-    return relative ? 100 * (v / b - 1) : v - b;
-  });
+  const relative = claim.effect ? claim.effect.unit === "%" : RELATIVE.has(metric);
+  const effects = claim.effect
+    ? claim.effect.of(variant, base.runs)
+    : variant.filter((r) => bySeed.has(Number(r.seed))).map((r) => {
+      const v = valueOf(r)!, b = bySeed.get(Number(r.seed))!;
+      return relative ? 100 * (v / b - 1) : v - b;
+    });
   if (!effects.length) return null;
   const ci = tInterval(effects);
   const p = { tokens: Number(variant[0].tokens), d_model: Number(variant[0].d_model), n_seeds: ci.n };
@@ -191,8 +224,8 @@ function testRow(claim: Claim, test: ClaimTest, runs: Row[]): ClaimRow | null {
     statement: claim.statement,
     experiment: test.experiment,
     variant: test.variant,
-    baseline: base.name,
-    metric,
+    baseline: test.baseline === undefined ? "-" : base.name,
+    metric: claim.effect ? `${claim.effect.reads}*` : metric,
     scale: String(variant[0].scale ?? "default"),
     ...p,
     params: Math.round(mean(variant.map((r) => Number(r.params)))),
@@ -235,7 +268,16 @@ export async function computeLedger(
   claims: readonly Claim[],
   query: (sql: string) => Promise<{ rows: Row[] }>,
 ): Promise<ClaimRow[]> {
-  return ledgerRows(claims, (await query(claimRunsSql(claims))).rows);
+  const runs = (await query(claimRunsSql(claims))).rows;
+  const reads = claimReadsSql(claims);
+  if (reads) {
+    const byHash = new Map(runs.map((r) => [String(r.hash), r]));
+    for (const m of (await query(reads)).rows) {
+      const r = byHash.get(String(m.hash));
+      if (r) r[String(m.name)] = num(m.value);
+    }
+  }
+  return ledgerRows(claims, runs);
 }
 
 /** `+3.10% [+1.2, +5.0]`: an effect and its interval. */
@@ -245,13 +287,13 @@ export function effectText(r: Pick<ClaimRow, "effect" | "ci_low" | "ci_high" | "
   return `${signed(r.effect, d)}${u}${ci}`;
 }
 
-/** The ledger as a plain-text table (the experiment reports print it under their verdict). */
+/** The ledger as a plain-text table (printed under each experiment's report). */
 export function claimsText(rows: ClaimRow[]): string {
   return textTable(
     ["claim", "variant vs baseline", "d", "tokens", "params", "effect [95% CI]", "seeds", "verdict"],
     rows.map((r) => [
       r.claim,
-      `${r.variant} vs ${r.baseline}`,
+      r.baseline === "-" ? r.variant : `${r.variant} vs ${r.baseline}`,
       String(r.d_model),
       fmtTokens(r.tokens),
       fmt(r.params, 0),

@@ -3,15 +3,23 @@
  * the digests in ../shared/research/ (finedeep.md §5, dsmoe.md Tables 2-4, finermoe.md Tables 2-4).
  *
  * A new claim is one entry: id, paper, statement, the direction of the variant vs its baseline that
- * supports it, and the experiments (variant vs baseline) that test it. `scale-study` tests every claim
- * but finermoe-output-fg and finermoe-both-fg (their arms did not fit its time budget) at three token
- * budgets and two model sizes (experiments/scale-study.ts).
+ * supports it, and the experiments (variant vs baseline) that test it; a claim that is not a metric
+ * difference declares its per-seed `effect` (the dsmoe-soft claims read the re-thresholded τ curves).
+ * `scale-study` tests the claims of the first six paper experiments but finermoe-output-fg and
+ * finermoe-both-fg (their arms did not fit its time budget) at three token budgets and two model sizes
+ * (experiments/scale-study.ts); the claims of dsmoe-soft, finermoe-routers and finermoe-granularity, and
+ * finedeep-arms' tests, are measured at the default scale only.
  *
  * @module
  */
 import type { Claim } from "./claims.ts";
+import { rethresholdEffects, softVsThresholdEffects } from "./dsmoe_curve.ts";
 
 const STUDY = "scale-study";
+const GRID = "finermoe-granularity";
+const ARMS = ["headline", "rms_post", "rms_both", "router_sublayer", "gate_open"];
+/** finedeep-arms: each arm of the Finedeep 4x4 vs dense (experiments/finedeep-arms.ts). */
+const arms = ARMS.map((variant) => ({ experiment: "finedeep-arms", variant, baseline: "dense" }));
 
 /** Every claim of the ledger, in the order the ledger shows them. */
 export const CLAIMS: readonly Claim[] = [
@@ -25,6 +33,7 @@ export const CLAIMS: readonly Claim[] = [
       { experiment: "finedeep-vs-dense", variant: "finedeep-L6", baseline: "dense-L6" },
       { experiment: "ablation-mk", variant: "4x4", baseline: "dense" },
       { experiment: STUDY, variant: "fd_2x2", baseline: "fd_dense" },
+      ...arms,
     ],
   },
   {
@@ -47,6 +56,7 @@ export const CLAIMS: readonly Claim[] = [
     tests: [
       { experiment: "nsar", variant: "finedeep", baseline: "dense" },
       { experiment: STUDY, variant: "fd_2x2", baseline: "fd_dense" },
+      ...arms,
     ],
   },
   {
@@ -92,6 +102,25 @@ export const CLAIMS: readonly Claim[] = [
     ],
   },
   {
+    id: "dsmoe-soft-worse",
+    paper: "DSMoE",
+    statement: "Soft gates thresholded only at evaluation are worse than STE training at matched activation " +
+      "(Figure 2): the soft model's re-thresholded curve at the thresholded model's blocks/token (τ = 0.5)",
+    supports: "higher",
+    effect: { reads: "eval_tau_", unit: "%", of: (v, b) => softVsThresholdEffects(v, b) },
+    tests: [{ experiment: "dsmoe-soft", variant: "soft", baseline: "threshold" }],
+  },
+  {
+    id: "dsmoe-tau-monotone",
+    paper: "DSMoE",
+    statement: "Re-thresholding one trained model at inference traces a monotone activation/perplexity " +
+      "trade-off (effect: rises in activation plus falls in ppl as τ rises, per seed; 0 = monotone)",
+    supports: "lower",
+    rule: "zero",
+    effect: { reads: "eval_tau_", unit: "abs", of: (v) => rethresholdEffects(v) },
+    tests: [{ experiment: "dsmoe-soft", variant: "threshold" }],
+  },
+  {
     id: "finermoe-beats-upcycling",
     paper: "FineRMoE",
     statement: "Upcycled FineRMoE beats continued dense training and copy- and split-upcycled top-2 MoE",
@@ -118,5 +147,26 @@ export const CLAIMS: readonly Claim[] = [
     tests: [
       { experiment: "finermoe-dims", variant: "fg_both", baseline: ["fg_none", "fg_inter", "fg_out"] },
     ],
+  },
+  {
+    id: "finermoe-single-router",
+    paper: "FineRMoE",
+    statement: "One router for both levels beats a separate router per level (Table 3)",
+    supports: "lower",
+    tests: [{ experiment: "finermoe-routers", variant: "single", baseline: "separate" }],
+  },
+  {
+    id: "finermoe-finer-go",
+    paper: "FineRMoE",
+    statement: "A finer output granularity G_O helps at every G_I (Table 4)",
+    supports: "lower",
+    tests: [2, 8].map((gi) => ({ experiment: GRID, variant: `gi${gi}_go4`, baseline: `gi${gi}_go1` })),
+  },
+  {
+    id: "finermoe-finer-gi",
+    paper: "FineRMoE",
+    statement: "A finer intermediate granularity G_I helps at every G_O (Table 4)",
+    supports: "lower",
+    tests: [1, 4].map((go) => ({ experiment: GRID, variant: `gi8_go${go}`, baseline: `gi2_go${go}` })),
   },
 ];

@@ -126,3 +126,44 @@ Deno.test("scaleTable: one row per claim and size, a column per budget, the tren
   assert.match(t.rows[0]["trend /10x tokens"], /^-\d+\.\d\d%$/);
   assert.match(t.rows[0]["fit = 0 at"], /^\d+k$/); // crosses inside the measured range
 });
+
+Deno.test("ledger: dsmoe-soft claims read the re-thresholded τ curves (custom effect, `zero` rule)", () => {
+  const claims = CLAIMS.filter((c) => c.id === "dsmoe-soft-worse" || c.id === "dsmoe-tau-monotone");
+  // One run per variant and seed; curve points (τ, blocks, ppl) as eval_tau_* columns.
+  const run = (variant: string, seed: number, pts: [number, number, number][]) => ({
+    experiment: "dsmoe-soft",
+    variant,
+    seed,
+    scale: "default",
+    d_model: 64,
+    tokens: 204800,
+    params: 1000,
+    val_ppl: 10,
+    ...Object.fromEntries(pts.flatMap(([tau, a, p]) => [
+      [`eval_tau_${tau}_val_loss`, Math.log(p)],
+      [`eval_tau_${tau}_experts_active`, a],
+    ])),
+  });
+  const rows = (softAt4: number[], bump: number) =>
+    ledgerRows(
+      claims,
+      [0, 1, 2].flatMap((s) => [
+        run("threshold", s, [[0.3, 6, 9.5], [0.5, 4, 10], [0.7, 2, s < bump ? 9 : 11]]),
+        run("soft", s, [[0.3, 5, softAt4[s] - 1], [0.5, 3, softAt4[s] + 1]]),
+      ]),
+    );
+  // Soft at 4 blocks (midpoint of 5 and 3) = softAt4: +10% [..] in every seed -> supported; the sweep is monotone.
+  const [worse, mono] = rows([11, 11.1, 10.9], 0);
+  assert.equal(worse.claim, "dsmoe-soft-worse");
+  assert.ok(Math.abs(worse.effect - 10) < 1e-9, String(worse.effect));
+  assert.equal(worse.status, "supported");
+  assert.equal(mono.baseline, "-");
+  assert.equal(mono.effect, 0);
+  assert.equal(mono.verdict, "supported at 205k tokens, d=64");
+  // Soft better than threshold -> not supported; ppl falls at τ 0.7 in every seed -> not supported; in one -> inconclusive.
+  const [better, bumpy] = rows([9, 9.1, 8.9], 3);
+  assert.equal(better.status, "not supported");
+  assert.equal(bumpy.effect, 1);
+  assert.equal(bumpy.status, "not supported");
+  assert.equal(rows([11, 11.1, 10.9], 1)[1].status, "inconclusive");
+});

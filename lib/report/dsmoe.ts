@@ -1,15 +1,19 @@
 /**
  * Reports of the DSMoE (arXiv 2502.12455) experiments: experiments/dsmoe-tau.ts (perplexity vs activated parameters over τ and λ, against top-k MoE), experiments/dsmoe-ste.ts (does DSMoE need its straight-through estimator?) and experiments/dsmoe-soft.ts (soft-trained vs STE-trained gates, and the inference-time τ sweep of one model).
- * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a one-line verdict on
- * the paper's claim derived mechanically from the table, and draws its plots.
+ * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a verdict line with the
+ * table's numbers and the claim's word (supported / not supported / inconclusive, with its scale) from the claims
+ * ledger (lib/report/ledger_verdict.ts), and draws its plots.
  *
  * @module
  */
 import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
 import { saveChart, valLossCurves } from "./charts.ts";
+import { meanCurve, meanOf, monotoneViolations, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
+import type { ClaimRow } from "./claims.ts";
+import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
 import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, runMetaText, T_CRIT, tCrit, textTable, welchT } from "./stats.ts";
+import { fmt, fmtPct, meanStd, num, type Row, runMetaText, textTable, welchT } from "./stats.ts";
 
 // ---- dsmoe-tau ---------------------------------------------------------------------------------
 
@@ -21,8 +25,8 @@ function family(variant: string): string {
   return variant === "dense" ? "dense (continued)" : "dense parent";
 }
 
-/** The verdict line from the variant summary rows (pure; exported for tests). */
-export function dsmoeTauVerdict(rows: Row[], meta: string): string {
+/** The verdict line from the variant summary rows, the claim's word from the ledger (pure; exported for tests). */
+export function dsmoeTauVerdict(rows: Row[], meta: string, ledger: ClaimRow[]): string {
   const by = new Map(rows.map((r) => [String(r.variant), r]));
   const d = by.get("dense"), m = by.get("dsmoe_t0.5");
   const head = `verdict (dsmoe-tau; ${meta}):`;
@@ -32,7 +36,6 @@ export function dsmoeTauVerdict(rows: Row[], meta: string): string {
   const t = welchT(m, d);
   const pct = 100 * ((m.ppl_mean as number) / (d.ppl_mean as number) - 1);
   const act = num(m.ffn_active_pct);
-  const sameQuality = t === null ? Math.abs(pct) <= 2 : t <= T_CRIT;
   const sparse = act !== null && act < 90;
   const topks = rows.filter((r) => String(r.variant).startsWith("topk") && num(r.ffn_active_pct) !== null);
   const near = act === null
@@ -47,14 +50,15 @@ export function dsmoeTauVerdict(rows: Row[], meta: string): string {
     : "";
   return `${head} DSMoE at τ=0.5 reaches ppl ${fmt(m.ppl_mean, 3)} with ${fmt(act, 1)}% of the dense FFN's ` +
     `parameters active per token vs dense ppl ${fmt(d.ppl_mean, 3)} (${pct >= 0 ? "+" : ""}${pct.toFixed(2)}%` +
-    `${t === null ? ", t n/a" : `, t ${t.toFixed(1)}`})${vsTopk}: claim (dense quality at fewer active ` +
-    `parameters) ${sameQuality && sparse ? "supported" : "not supported"} at this scale` +
-    (sparse ? "" : " (DSMoE did not sparsify: ≥ 90% active)");
+    `${t === null ? ", t n/a" : `, Welch t ${t.toFixed(1)}`})${vsTopk}${
+      sparse ? "" : " (DSMoE did not sparsify: ≥ 90% active)"
+    }; ${ledgerClause(ledger, "dsmoe-dense-quality")}`;
 }
 
 /** The dsmoe-tau report: its table, the inference-speed table, the verdict and the plots. */
 export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
+  const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: val perplexity vs activated parameters (measured from the gates), mean over seeds`,
     header: [
@@ -79,7 +83,7 @@ export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
       fmt(r.no_expert, 3),
       fmt(r.load_cv, 2),
     ],
-    verdict: dsmoeTauVerdict,
+    verdict: (rows, m) => dsmoeTauVerdict(rows, m, ledger),
   });
   const files = await pplVsActiveParams(ctx, {
     series: family,
@@ -92,8 +96,9 @@ export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
 
 // ---- dsmoe-ste ---------------------------------------------------------------------------------
 
-/** The verdict line from the variant summary rows (pure; exported for tests). */
-export function dsmoeSteVerdict(rows: Row[], meta: string, tau = 0.5): string {
+/** The verdict line at τ = 0.5 from the variant summary rows, the claim's word from the ledger (pure). */
+export function dsmoeSteVerdict(rows: Row[], meta: string, ledger: ClaimRow[]): string {
+  const tau = 0.5;
   const by = new Map(rows.map((r) => [String(r.variant), r]));
   const on = by.get(`ste_t${tau}`), off = by.get(`no_ste_t${tau}`);
   const head = `verdict (dsmoe-ste; ${meta}):`;
@@ -105,20 +110,17 @@ export function dsmoeSteVerdict(rows: Row[], meta: string, tau = 0.5): string {
   const collapse = aOff < 0.5 * aOn || noneOff > 0.5;
   const t = welchT(off, on);
   const pct = 100 * ((off.ppl_mean as number) / (on.ppl_mean as number) - 1);
-  const worse = t === null ? pct > 2 : t > T_CRIT;
   return `${head} at τ=${tau} without the STE ${fmt(aOff, 2)} of 8 blocks active per token ` +
     `(${fmt(100 * noneOff, 1)}% of tokens with none), ppl ${fmt(off.ppl_mean, 3)}; with the STE ${fmt(aOn, 2)} ` +
     `blocks, ppl ${fmt(on.ppl_mean, 3)} (${pct >= 0 ? "+" : ""}${pct.toFixed(2)}% without, ` +
-    `${t === null ? "t n/a" : `t ${t.toFixed(1)}`}): the paper's collapse without the STE is ` +
-    `${collapse ? "observed" : "not observed"}${
-      collapse ? (worse ? " and hurts perplexity" : " but perplexity is not clearly worse") : ""
-    }` +
-    ` at this scale (claim ${collapse && worse ? "supported" : "not supported"})`;
+    `${t === null ? "t n/a" : `Welch t ${t.toFixed(1)}`}): the paper's collapse without the STE is ` +
+    `${collapse ? "observed" : "not observed"}; ${ledgerClause(ledger, "dsmoe-ste", `ste_t${tau}`)}`;
 }
 
 /** The dsmoe-ste report: its table, the inference-speed table, the verdict and the plots. */
 export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
+  const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: DSMoE with / without the straight-through estimator, mean over seeds`,
     header: ["variant", "seeds", "val ppl", "blocks/token", "no-block tokens", "FFN active", "load CV"],
@@ -131,7 +133,7 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
       fmtPct(r.ffn_active_pct),
       fmt(r.load_cv, 2),
     ],
-    verdict: dsmoeSteVerdict,
+    verdict: (rows, m) => dsmoeSteVerdict(rows, m, ledger),
   });
   const files: string[] = [];
   // Per-layer activation: the collapse shows as blocks/token per layer.
@@ -197,59 +199,17 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
   return files;
 }
 
+export { meanCurve, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
+
 // ---- dsmoe-soft --------------------------------------------------------------------------------
 
-/** One re-thresholded evaluation of one run: the `eval_tau_<τ>_*` metrics (lib/train/reeval.ts). */
-export interface TauPoint {
-  variant: string;
-  seed: number;
-  tau: number;
-  /** Validation loss at τ (nats/token); ppl = exp(loss). */
-  loss: number;
-  /** Blocks run per token (of 8), mean over layers. */
-  active: number;
-}
-
-/** {@link TauPoint}s from `(variant, seed, name, value)` rows of `run_metrics` named `eval_tau_<τ>_<metric>`. */
-export function tauPoints(rows: Row[]): TauPoint[] {
-  const by = new Map<string, Partial<TauPoint>>();
-  for (const r of rows) {
-    const m = /^eval_tau_([0-9.]+)_(val_loss|experts_active)$/.exec(String(r.name));
-    if (!m) continue;
-    const key = `${r.variant}/${r.seed}/${m[1]}`;
-    const p = by.get(key) ?? { variant: String(r.variant), seed: Number(r.seed), tau: Number(m[1]) };
-    if (m[2] === "val_loss") p.loss = Number(r.value);
-    else p.active = Number(r.value);
-    by.set(key, p);
-  }
-  return [...by.values()].filter((p): p is TauPoint => num(p.loss) !== null && num(p.active) !== null)
-    .sort((a, b) => a.variant.localeCompare(b.variant) || a.seed - b.seed || a.tau - b.tau);
-}
-
-/** Perplexity of a curve (points of one run) linearly interpolated at `active` blocks; null outside its range. */
-export function pplAtActive(curve: TauPoint[], active: number): number | null {
-  const pts = [...curve].sort((a, b) => a.active - b.active);
-  for (let i = 0; i + 1 < pts.length; i++) {
-    const [a, b] = [pts[i], pts[i + 1]];
-    if (active >= a.active && active <= b.active) {
-      const w = b.active === a.active ? 0 : (active - a.active) / (b.active - a.active);
-      return Math.exp(a.loss) + w * (Math.exp(b.loss) - Math.exp(a.loss));
-    }
-  }
-  return null;
-}
-
-const meanOf = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-const sdOf = (v: number[]) =>
-  v.length < 2 ? null : Math.sqrt(v.reduce((a, b) => a + (b - meanOf(v)) ** 2, 0) / (v.length - 1));
-
 /**
- * Claim "soft-trained then thresholded is worse than STE-trained at matched activation" from the τ curves
- * (pure): per seed, the soft run's curve interpolated at the thresholded run's activation at `tau`; paired
- * over seeds (same parent and tokens), t = mean difference / (std / √n).
+ * The Figure 2 line from the τ curves (pure): per seed, the soft run's curve interpolated at the thresholded
+ * run's activation at τ = 0.5 (the numbers the ledger's `dsmoe-soft-worse` effect pairs by seed); the claim's
+ * word from the ledger.
  */
-export function dsmoeSoftVerdict(points: TauPoint[], meta: string, tau = 0.5): string {
-  const head = `verdict (dsmoe-soft, Figure 2; ${meta}):`;
+export function dsmoeSoftVerdict(points: TauPoint[], meta: string, ledger: ClaimRow[]): string {
+  const head = `verdict (dsmoe-soft, Figure 2; ${meta}):`, tau = 0.5;
   const seeds = [...new Set(points.map((p) => p.seed))].sort((a, b) => a - b);
   const pairs = seeds.flatMap((s) => {
     const thr = points.find((p) => p.variant === "threshold" && p.seed === s && p.tau === tau);
@@ -262,52 +222,28 @@ export function dsmoeSoftVerdict(points: TauPoint[], meta: string, tau = 0.5): s
   const inRange = pairs.filter((p) => p.soft !== null) as { active: number; thr: number; soft: number }[];
   if (!inRange.length) {
     return `${head} the thresholded model's activation (${fmt(meanOf(pairs.map((p) => p.active)), 2)} blocks) ` +
-      `lies outside the soft model's re-thresholded curve: not determinable at this scale`;
+      `lies outside the soft model's re-thresholded curve; ${ledgerClause(ledger, "dsmoe-soft-worse")}`;
   }
-  const d = inRange.map((p) => 100 * (p.soft / p.thr - 1)), md = meanOf(d), sd = sdOf(d);
-  const t = sd && sd > 0 ? md / (sd / Math.sqrt(d.length)) : null;
-  const worse = t === null ? md > 0 : t > tCrit(d.length - 1); // paired: n - 1 degrees of freedom
   return `${head} at the STE-trained model's ${fmt(meanOf(inRange.map((p) => p.active)), 2)} blocks/token ` +
     `(τ=${tau}) its ppl ${fmt(meanOf(inRange.map((p) => p.thr)), 3)} vs the soft-trained model re-thresholded ` +
-    `to the same activation ${fmt(meanOf(inRange.map((p) => p.soft)), 3)} (${md >= 0 ? "+" : ""}${md.toFixed(2)}% ` +
-    `for soft, ${inRange.length}/${pairs.length} seeds in range, ` +
-    `${t === null ? "t n/a" : `paired t ${t.toFixed(1)} vs ${tCrit(d.length - 1).toFixed(2)} at ${d.length - 1} df`}` +
-    `; soft worse in ${
-      d.filter((x) => x > 0).length
-    }/${d.length} seeds): claim (training must include the threshold) ` +
-    `${worse ? "supported" : md > 0 ? "not supported (worse, but not clearly)" : "not supported"} at this scale` +
-    (t === null ? " (by the mean only)" : "");
-}
-
-/** Mean curve over seeds of one variant: (τ, ppl, active) sorted by τ. */
-export function meanCurve(points: TauPoint[], variant: string): { tau: number; ppl: number; active: number }[] {
-  const taus = [...new Set(points.filter((p) => p.variant === variant).map((p) => p.tau))].sort((a, b) => a - b);
-  return taus.map((tau) => {
-    const at = points.filter((p) => p.variant === variant && p.tau === tau);
-    return { tau, ppl: meanOf(at.map((p) => Math.exp(p.loss))), active: meanOf(at.map((p) => p.active)) };
-  });
+    `to the same activation ${fmt(meanOf(inRange.map((p) => p.soft)), 3)} (${inRange.length}/${pairs.length} ` +
+    `seeds in range; soft worse in ${inRange.filter((p) => p.soft > p.thr).length}/${inRange.length}); ` +
+    ledgerClause(ledger, "dsmoe-soft-worse");
 }
 
 /**
- * Claim "re-thresholding one trained model traces a monotone activation/perplexity curve" (pure): on the
- * mean curve of `variant` over τ, activation must not rise and perplexity must not fall as τ rises.
+ * The τ-sweep line (pure): the mean curve of the thresholded model over τ and its violations of monotonicity
+ * (rises in activation, falls in perplexity as τ rises); the claim's word from the ledger (per-seed curves).
  */
-export function dsmoeRethresholdVerdict(points: TauPoint[], meta: string, variant = "threshold"): string {
-  const head = `verdict (dsmoe-soft, τ sweep at inference on "${variant}"; ${meta}):`;
-  const c = meanCurve(points, variant);
+export function dsmoeRethresholdVerdict(points: TauPoint[], meta: string, ledger: ClaimRow[]): string {
+  const head = `verdict (dsmoe-soft, τ sweep at inference on "threshold"; ${meta}):`;
+  const c = meanCurve(points, "threshold");
   if (c.length < 3) return `${head} not enough re-thresholded evaluations (need at least 3 τ)`;
-  let actUp = 0, pplDown = 0;
-  for (let i = 1; i < c.length; i++) {
-    if (c[i].active > c[i - 1].active) actUp++;
-    if (c[i].ppl < c[i - 1].ppl) pplDown++;
-  }
-  const monotone = actUp === 0 && pplDown === 0;
+  const { actUp, pplDown } = monotoneViolations(c);
   return `${head} ` + c.map((p) => `τ=${p.tau}: ${fmt(p.active, 2)} blocks, ppl ${fmt(p.ppl, 3)}`).join("; ") +
-    `: ${
-      monotone ? "monotone" : `not monotone (${actUp} rises in activation, ${pplDown} falls in ppl)`
-    }: claim (one model gives a monotone activation/ppl trade-off) ${
-      monotone ? "supported" : "not supported"
-    } at this scale`;
+    `: mean curve ${
+      actUp + pplDown === 0 ? "monotone" : `not monotone (${actUp} rises in activation, ${pplDown} falls in ppl)`
+    }; ${ledgerClause(ledger, "dsmoe-tau-monotone")}`;
 }
 
 /** The dsmoe-soft report: the variant table, the τ-sweep table, the two verdicts and the plots. */
@@ -339,8 +275,9 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
     ["variant", "τ", "blocks/token", "val ppl"],
     variants.flatMap((v) => meanCurve(points, v).map((p) => [v, String(p.tau), fmt(p.active, 2), fmt(p.ppl, 3)])),
   ));
-  ctx.print(dsmoeSoftVerdict(points, meta));
-  ctx.print(dsmoeRethresholdVerdict(points, meta));
+  const ledger = await experimentLedger(ctx);
+  ctx.print(dsmoeSoftVerdict(points, meta, ledger));
+  ctx.print(dsmoeRethresholdVerdict(points, meta, ledger));
   const files: string[] = [];
   if (points.length) {
     files.push(

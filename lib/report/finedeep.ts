@@ -1,8 +1,8 @@
 /**
  * Reports of the Finedeep experiments (experiments/ablation-mk.ts, finedeep-vs-dense.ts, routing.ts,
- * nsar.ts): each prints the summary table of its ONE SQL query (lib/report/finedeep_sql.ts), a one-line
- * verdict on the paper's claim derived mechanically from that table, and draws its plots. Statistics:
- * lib/report/stats.ts.
+ * nsar.ts): each prints the summary table of its ONE SQL query (lib/report/finedeep_sql.ts), a verdict line
+ * (that table's numbers; the claims' words from the ledger, lib/report/ledger_verdict.ts) and draws its plots.
+ * Statistics: lib/report/stats.ts.
  *
  * This module is not part of any run hash (only the code on a run's path is), so editing a report
  * never invalidates cached runs.
@@ -14,6 +14,7 @@ import { lineWithErrorBars, metricByVariant, type SeriesPoint } from "../plot/ch
 import { histogramCurves, type HistPoint, withReferenceLines } from "../plot/activations.ts";
 import { HIST_BINS } from "../core/analysis.ts";
 import { saveChart, valLossCurves } from "./charts.ts";
+import { experimentLedger } from "./ledger_verdict.ts";
 import { meanStd, num, type Row, runMeta, signed, textTable } from "./stats.ts";
 import {
   ablationSql,
@@ -103,7 +104,7 @@ export async function ablationReport(ctx: ReportContext): Promise<string[]> {
       r.best_of_line ? "*" : "",
     ]),
   ));
-  ctx.print(ablationVerdict(rows, meta));
+  ctx.print(ablationVerdict(rows, meta, await experimentLedger(ctx)));
   const order = variantOrder(rows);
   const files: string[] = [];
   const runs = await ctx.query(
@@ -184,7 +185,7 @@ export async function routingReport(ctx: ReportContext): Promise<string[]> {
       meanStd(r.gate_mean, r.gate_std, 3),
     ]),
   ));
-  ctx.print(routingVerdict(rows, meta));
+  ctx.print(routingVerdict(rows, meta, await experimentLedger(ctx)));
   const order = variantOrder(rows);
   const files = [...await valLossCurves(ctx, order)];
   for (const [name, label] of [["router_mean", "Mean gate value"], ["router_std", "Gate spread (std over tokens)"]]) {
@@ -236,7 +237,7 @@ export async function fvdReport(ctx: ReportContext): Promise<string[]> {
       meanStd(r.finedeep_nsar, null, 3),
     ]),
   ));
-  ctx.print(fvdVerdict(rows, meta));
+  ctx.print(fvdVerdict(rows, meta, await experimentLedger(ctx)));
   const runs = await ctx.query(
     `SELECT r.model_ffn_kind AS kind, r.params, r.val_ppl, x.value AS nsar FROM current_runs r
      LEFT JOIN run_metrics x ON x.hash = r.hash AND x.name = 'nsar_gate_0.1'
@@ -295,7 +296,7 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
       signed(r.t, 1),
     ]),
   ));
-  ctx.print(nsarVerdict(rows, meta));
+  ctx.print(nsarVerdict(rows, meta, await experimentLedger(ctx)));
   const files: string[] = [];
   const hist = await ctx.query(
     `SELECT r.variant, x.name, avg(x.value) AS value FROM run_metrics x JOIN current_runs r USING (hash)

@@ -2,15 +2,17 @@
  * Report of experiments/finedeep-arms.ts: the Finedeep paper's ambiguous choices (RMSNorm placement,
  * router per expert or per sub-layer, gate initialisation) as arms, each against dense: final perplexity
  * (Welch t over seeds), the validation-loss gap to dense at early steps and at the end (paired by seed: the
- * same seed sees the same tokens), and NSAR under both readings the analysis implements. Verdicts are
- * computed from the numbers (pure functions, exported for tests). (lib/report/finedeep.ts holds the other
- * Finedeep reports; it is at its size limit.)
+ * same seed sees the same tokens), and NSAR under both readings the analysis implements. The claims' words
+ * (supported / not supported / inconclusive) come from the ledger (lib/report/ledger_verdict.ts).
+ * (lib/report/finedeep.ts holds the other Finedeep reports; it is at its size limit.)
  *
  * @module
  */
 import type { ReportContext } from "../experiment/define.ts";
 import { valLossCurves } from "./charts.ts";
-import { fmt, judge, meanStd, num, type Row, runMetaText, signed, textTable, welchT } from "./stats.ts";
+import type { ClaimRow } from "./claims.ts";
+import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
+import { fmt, meanStd, num, type Row, runMetaText, signed, textTable, welchT } from "./stats.ts";
 
 /** Per-variant summary: seeds, ppl mean/std, NSAR_0.1 of SiLU(gate) and of SiLU(gate)·up (both readings). */
 export function armsSummarySql(): string {
@@ -60,8 +62,12 @@ export function lossGaps(rows: Row[]): Gap[] {
 
 const gapText = (g: Gap | undefined) => g ? `${signed(g.gap, 3)}${g.t === null ? "" : ` (t ${g.t.toFixed(1)})`}` : "-";
 
-/** One verdict line per arm vs dense, and the gate-initialisation line (pure). */
-export function finedeepArmsVerdict(summary: Row[], gaps: Gap[], meta: string): string[] {
+/**
+ * One verdict line per arm vs dense (the numbers; the claims' words from the ledger rows `o.ledger`), and the
+ * gate-initialisation line (pure).
+ */
+export function finedeepArmsVerdict(summary: Row[], gaps: Gap[], o: { meta: string; ledger: ClaimRow[] }): string[] {
+  const meta = o.meta;
   const head = `verdict (finedeep-arms; ${meta}):`;
   const by = new Map(summary.map((r) => [String(r.variant), r]));
   const dense = by.get("dense");
@@ -69,21 +75,12 @@ export function finedeepArmsVerdict(summary: Row[], gaps: Gap[], meta: string): 
   const arms = summary.filter((r) => r.variant !== "dense" && num(r.ppl_mean) !== null);
   const lines = arms.map((r) => {
     const t = welchT(r, dense), pct = 100 * ((r.ppl_mean as number) / (dense.ppl_mean as number) - 1);
-    const j = judge(t);
-    const word = j === "better"
-      ? "better than dense"
-      : j === "worse"
-      ? "worse than dense"
-      : j === "~"
-      ? "not distinguishable from dense"
-      : pct < 0
-      ? "lower than dense by the mean only"
-      : "higher than dense by the mean only";
     return `${head} ${r.variant}: ppl ${fmt(r.ppl_mean, 3)} vs dense ${fmt(dense.ppl_mean, 3)} (${
       signed(pct, 2, "%")
     }, ` +
-      `${t === null ? "t n/a" : `t ${t.toFixed(1)}`}): ${word}; claim (Finedeep beats dense) ` +
-      `${j === "better" ? "supported" : "not supported"} under this arm at this scale`;
+      `${t === null ? "t n/a" : `Welch t ${t.toFixed(1)}`}); ${
+        ledgerClause(o.ledger, "finedeep-beats-dense", String(r.variant))
+      }; ${ledgerClause(o.ledger, "finedeep-nsar", String(r.variant))}`;
   });
   const steps = [...new Set(gaps.map((g) => g.step))].sort((a, b) => a - b);
   const at = (v: string, s: number) => gaps.find((g) => g.variant === v && g.step === s);
@@ -147,7 +144,8 @@ export async function finedeepArmsReport(ctx: ReportContext): Promise<string[]> 
     "gap@s: val loss of the arm minus dense at step s (nats, paired by seed). NSAR_0.1 under both readings: " +
       "|SiLU(gate)| > 0.1 (the headline reading, as nsar and ablation-mk) and |SiLU(gate)·up| > 0.1.",
   );
-  for (const line of finedeepArmsVerdict(summary, gaps, await runMetaText(ctx))) ctx.print(line);
+  const o = { meta: await runMetaText(ctx), ledger: await experimentLedger(ctx) };
+  for (const line of finedeepArmsVerdict(summary, gaps, o)) ctx.print(line);
   return await valLossCurves(
     ctx,
     order,

@@ -7,7 +7,9 @@
  *
  * @module
  */
-import { judge, lit, meanStd, metaText, num, type Row, type RunMeta, signed, welchSql } from "./stats.ts";
+import type { ClaimRow } from "./claims.ts";
+import { ledgerClause } from "./ledger_verdict.ts";
+import { lit, meanStd, metaText, num, type Row, type RunMeta, signed, welchSql } from "./stats.ts";
 
 // ---- SQL (one query per experiment) -------------------------------------------------------------
 
@@ -107,21 +109,18 @@ ORDER BY regexp_extract(f.name, '^nsar_(gate|prod)', 1),
   regexp_extract(f.name, '^nsar_[a-z]+_([0-9.]+)', 1)::DOUBLE`;
 }
 
-// ---- verdicts (pure: rows of the SQL above -> one line) -----------------------------------------
+// ---- verdicts (pure: rows of the SQL above -> one line; the claims' words from the ledger rows) -------------
 
 /** The ablation-mk verdict from {@link ablationSql} rows: is a balanced M/K best, and does Finedeep beat dense? */
-export function ablationVerdict(rows: Row[], meta: RunMeta): string {
+export function ablationVerdict(rows: Row[], meta: RunMeta, ledger: ClaimRow[]): string {
   const fd = rows.filter((r) => num(r.m) !== null);
   const lines = [...new Set(fd.map((r) => r.mk as number))].sort((a, b) => b - a);
   const parts: string[] = [];
-  let balancedWins = 0, linesJudged = 0;
   for (const mk of lines) {
     const line = fd.filter((r) => r.mk === mk).sort((a, b) => (a.m as number) - (b.m as number));
     if (line.length < 3) continue;
-    linesJudged++;
     const best = line.reduce((a, b) => ((b.ppl_mean as number) < (a.ppl_mean as number) ? b : a));
     const balanced = best.m !== line[0].m && best.m !== line[line.length - 1].m;
-    if (balanced) balancedWins++;
     const spread = Math.max(...line.map((r) => r.ppl_mean as number)) -
       Math.min(...line.map((r) => r.ppl_mean as number));
     const noise = line.reduce((a, r) => a + (num(r.ppl_std) ?? 0), 0) / line.length;
@@ -132,97 +131,54 @@ export function ablationVerdict(rows: Row[], meta: RunMeta): string {
   }
   const dense = rows.find((r) => num(r.m) === null);
   const best = fd.length ? fd.reduce((a, b) => ((b.ppl_mean as number) < (a.ppl_mean as number) ? b : a)) : null;
-  let vsDense = "no dense baseline";
-  let beats = false;
-  if (dense && best) {
-    const j = judge(best.t_vs_dense);
-    beats = j === "better";
-    vsDense = `best Finedeep ${best.variant} vs dense: ${signed(best.ppl_vs_dense_pct, 2, "%")} ppl, ` +
-      `t=${signed(best.t_vs_dense, 1)} (${
-        j === "better" ? "beats dense" : j === "worse" ? "worse than dense" : j === "~" ? "not significant" : "n/a"
-      })`;
-  }
-  const balancedAll = linesJudged > 0 && balancedWins === linesJudged;
-  const claim = balancedAll && beats ? "SUPPORTED" : !balancedAll && !beats ? "NOT SUPPORTED" : "PARTLY SUPPORTED";
-  return `verdict (ablation-mk; ${metaText(meta)}): ${parts.join("; ")}; ${vsDense}. ` +
-    `Paper's claim (balanced M/K best and Finedeep beats dense): ${claim} at this scale.`;
+  const vsDense = dense && best
+    ? `best Finedeep ${best.variant} vs dense: ${signed(best.ppl_vs_dense_pct, 2, "%")} ppl, ` +
+      `Welch t=${signed(best.t_vs_dense, 1)}`
+    : "no dense baseline";
+  return `verdict (ablation-mk; ${metaText(meta)}): ${parts.join("; ")}; ${vsDense}; ` +
+    `${ledgerClause(ledger, "finedeep-balanced-mk")}; ${ledgerClause(ledger, "finedeep-beats-dense")}`;
 }
 
 /** The routing verdict from {@link routingSql} rows. */
-export function routingVerdict(rows: Row[], meta: RunMeta): string {
+export function routingVerdict(rows: Row[], meta: RunMeta, ledger: ClaimRow[]): string {
   const by = (v: string) => rows.find((r) => r.variant === v);
   const paper = by("output-sigmoid");
   if (!paper) return `verdict (routing; ${metaText(meta)}): no output-sigmoid runs, nothing to judge.`;
   const cmp = (v: string, what: string) => {
     const r = by(v);
     if (!r) return null;
-    return `${what}: ${v} ${signed(r.ppl_vs_paper_pct, 2, "%")} (t=${signed(r.t_vs_paper, 1)}, ${
-      judge(r.t_vs_paper) === "worse" ? "worse" : judge(r.t_vs_paper) === "better" ? "better" : "~"
-    })`;
+    return `${what}: ${v} ${signed(r.ppl_vs_paper_pct, 2, "%")} (Welch t=${signed(r.t_vs_paper, 1)})`;
   };
-  const alts = rows.filter((r) => r.kind !== "dense" && r.variant !== "output-sigmoid" && num(r.ppl_mean) !== null);
-  const beaten = alts.filter((r) => judge(r.t_vs_paper) === "better").map((r) => r.variant);
-  const worse = alts.filter((r) => judge(r.t_vs_paper) === "worse").map((r) => r.variant);
   const best = rows.filter((r) => num(r.ppl_mean) !== null)[0];
   const parts = [
     cmp("input-sigmoid", "input vs output scores"),
     cmp("output-softmax", "softmax vs sigmoid"),
     cmp("none", "no gate vs sigmoid"),
   ].filter(Boolean);
-  const claim = beaten.length
-    ? `NOT SUPPORTED (${beaten.join(", ")} clearly better)`
-    : worse.length === alts.length && alts.length > 0
-    ? "SUPPORTED (clearly better than every alternative)"
-    : worse.length
-    ? `PARTLY SUPPORTED (clearly better than ${worse.join(", ")}; not distinguishable from the rest)`
-    : "INCONCLUSIVE (no alternative clearly different)";
-  return `verdict (routing; ${metaText(meta)}): best ${best?.variant}; ${parts.join("; ")}. ` +
-    `Paper's choice (output-guided sigmoid) best: ${claim} at this scale.`;
+  return `verdict (routing; ${metaText(meta)}): best ${best?.variant}; ${parts.join("; ")}; ` +
+    `${ledgerClause(ledger, "finedeep-output-routing")}; ${ledgerClause(ledger, "finedeep-sigmoid-gates")}`;
 }
 
 /** The finedeep-vs-dense verdict from {@link fvdSql} rows. */
-export function fvdVerdict(rows: Row[], meta: RunMeta): string {
+export function fvdVerdict(rows: Row[], meta: RunMeta, ledger: ClaimRow[]): string {
   const parts = rows.map((r) =>
     `L=${r.n_layers} (${Math.round((r.dense_params as number) / 1000)}k params): ${
       signed(r.ppl_change_pct, 2, "%")
     } ppl, ` +
     `t=${signed(r.t, 1)}`
   );
-  const better = rows.filter((r) => judge(r.t) === "better").length;
-  const lower = rows.filter((r) => (num(r.ppl_change_pct) ?? 0) < 0).length;
-  const claim = rows.length === 0
-    ? "NO DATA"
-    : better === rows.length
-    ? "SUPPORTED (clearly lower perplexity at every size)"
-    : lower === rows.length
-    ? "WEAKLY SUPPORTED (lower at every size, not clearly)"
-    : better > 0 || lower > 0
-    ? `MIXED (lower at ${lower}/${rows.length} sizes, clearly at ${better})`
-    : "NOT SUPPORTED (not lower at any size)";
-  return `verdict (finedeep-vs-dense; ${metaText(meta)}): Finedeep vs dense ${parts.join("; ")}. ` +
-    `Paper's claim (Finedeep beats dense across sizes): ${claim} at this scale.`;
+  return `verdict (finedeep-vs-dense; ${metaText(meta)}): Finedeep vs dense ${parts.join("; ") || "no data"}; ` +
+    ledgerClause(ledger, "finedeep-beats-dense");
 }
 
 /** The nsar verdict from {@link nsarSql} rows. */
-export function nsarVerdict(rows: Row[], meta: RunMeta): string {
+export function nsarVerdict(rows: Row[], meta: RunMeta, ledger: ClaimRow[]): string {
   const overall = rows.filter((r) => /^nsar_gate_[0-9.]+$/.test(String(r.metric)));
   const layers = rows.filter((r) => /^nsar_gate_0\.1_l\d+$/.test(String(r.metric)));
-  const higher = overall.filter((r) => (num(r.diff) ?? 0) > 0).length;
-  const clearly = overall.filter((r) => judge(r.t) === "worse").length; // t > T_CRIT: Finedeep higher
   const lHigher = layers.filter((r) => (num(r.diff) ?? 0) > 0).length;
   const taus = overall.map((r) =>
     `τ=${String(r.metric).split("_")[2]}: ${meanStd(r.dense_mean, null, 3)} → ${meanStd(r.finedeep_mean, null, 3)}`
   );
-  const claim = overall.length === 0
-    ? "NO DATA"
-    : clearly === overall.length
-    ? "SUPPORTED (higher NSAR at every τ, clearly)"
-    : higher === overall.length
-    ? "WEAKLY SUPPORTED (higher at every τ, not clearly at all)"
-    : higher === 0
-    ? "NOT SUPPORTED (lower NSAR at every τ)"
-    : `MIXED (higher at ${higher}/${overall.length} τ)`;
-  return `verdict (nsar; ${metaText(meta)}): NSAR of SiLU(gate), dense → Finedeep: ${taus.join(", ")}; ` +
-    `higher in ${lHigher}/${layers.length} layers at τ=0.1. Paper's claim (Finedeep mitigates sparse activation): ` +
-    `${claim} at this scale.`;
+  return `verdict (nsar; ${metaText(meta)}): NSAR of SiLU(gate), dense → Finedeep: ${taus.join(", ") || "no data"}; ` +
+    `higher in ${lHigher}/${layers.length} layers at τ=0.1; ${ledgerClause(ledger, "finedeep-nsar")}`;
 }

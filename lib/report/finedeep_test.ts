@@ -14,6 +14,7 @@ import type { RunRecord } from "../core/records.ts";
 import { ablationReport, fvdReport, nsarReport, routingReport } from "./finedeep.ts";
 import { ablationSql, ablationVerdict, routingSql } from "./finedeep_sql.ts";
 import { judge, meanStd, T_CRIT, textTable } from "./stats.ts";
+import { ledgerFor } from "./testing.ts";
 
 const fd = (m: number, k: number, extra: Partial<FinedeepOptions> = {}): FfnConfig => ({
   kind: "finedeep",
@@ -91,7 +92,7 @@ const LINES = {
   "4x1": 1.98,
 };
 
-Deno.test("ablation report: balanced best and beating dense reads SUPPORTED; table, SQL and plots", async () => {
+Deno.test("ablation report: the ledger's words (4x4 beats dense and 1x16: supported; 2x2 vs 1x4 inconclusive); table, SQL and plots", async () => {
   const variants: Parameters<typeof runs>[1] = {
     dense: { ffn: { kind: "dense" }, floor: 2.0, extra: (s) => ({ "nsar_gate_0.1": 0.2 + s * 0.01 }) },
   };
@@ -119,16 +120,16 @@ Deno.test("ablation report: balanced best and beating dense reads SUPPORTED; tab
     assert.match(text, /4x4\s+4\s+4\s+3\s+[\d.]+ ± [\d.]+\s+-\d+\.\d\d%/);
     assert.match(
       text,
-      /verdict \(ablation-mk; scale default, 3 seeds, cpu\): M·K=16: best 4x4 \(balanced\); M·K=4: best 2x2 \(balanced\); best Finedeep 4x4 vs dense: -\d+\.\d\d% ppl, t=-[\d.]+ \(beats dense\)\. .*SUPPORTED at this scale\./,
+      /verdict \(ablation-mk; scale default, 3 seeds, cpu\): M·K=16: best 4x4 \(balanced\); M·K=4: best 2x2 \(balanced\); best Finedeep 4x4 vs dense: -\d+\.\d\d% ppl, Welch t=-[\d.]+; claim finedeep-balanced-mk: 2x2 vs 1x4 -[\d.]+% \[-[\d.]+, \+[\d.]+\]: inconclusive at 205k tokens, d=128; 4x4 vs 1x16 -[\d.]+% \[.*\]: supported at .*; claim finedeep-beats-dense: 4x4 vs dense -[\d.]+% \[.*\]: supported at /,
     );
-    assert.doesNotMatch(text, /NOT SUPPORTED|PARTLY/);
+    assert.doesNotMatch(text, /not supported/);
     for (const name of ["ppl_vs_m", "val_loss_curves", "nsar_by_variant", "nsar_vs_tau"]) {
       assert.ok(files.some((f) => f.endsWith(`${name}.png`)) && existsSync(join(ctx.plotDir!, `${name}.png`)), name);
     }
   });
 });
 
-Deno.test("ablation verdict: extremes best and dense best reads NOT SUPPORTED; noise is called noise", () => {
+Deno.test("ablation verdict: extremes best reads not supported (the ledger's word); noise is called noise", () => {
   const meta = { scale: "tiny", backend: "wasm", seeds: 3, completed: 9, planned: 9 };
   const row = (variant: string, m: number | null, k: number | null, ppl: number, std: number, t: number | null) => ({
     variant,
@@ -146,19 +147,24 @@ Deno.test("ablation verdict: extremes best and dense best reads NOT SUPPORTED; n
     row("2x2", 2, 2, 10.8, 0.1, 8),
     row("4x1", 4, 1, 11, 0.1, 10),
   ];
-  const v = ablationVerdict(rows, meta);
+  const ledger = (v: Record<string, number>) => ledgerFor("ablation-mk", v);
+  const v = ablationVerdict(rows, meta, ledger({ dense: 10, "1x4": 10.5, "2x2": 10.8, "4x1": 11 }));
   assert.match(v, /M·K=4: best 1x4 \(an extreme\)/);
-  assert.match(v, /worse than dense/);
-  assert.match(v, /NOT SUPPORTED at this scale/);
-  const noisy = ablationVerdict([rows[0], { ...rows[1], ppl_std: 1 }, {
-    ...rows[2],
-    ppl_mean: 10.4,
-    ppl_std: 1,
-    t_vs_dense: 0.5,
-  }, { ...rows[3], ppl_std: 1 }], { ...meta, completed: 8 });
+  assert.match(v, /best Finedeep 1x4 vs dense: \+1\.00% ppl, Welch t=\+5\.0/);
+  assert.match(v, /claim finedeep-balanced-mk: 2x2 vs 1x4 \+2\.86% \[.*\]: not supported at 154k tokens, d=64; /);
+  assert.match(v, /claim finedeep-beats-dense: no ledger row/);
+  const noisy = ablationVerdict(
+    [rows[0], { ...rows[1], ppl_std: 1 }, {
+      ...rows[2],
+      ppl_mean: 10.4,
+      ppl_std: 1,
+      t_vs_dense: 0.5,
+    }, { ...rows[3], ppl_std: 1 }],
+    { ...meta, completed: 8 },
+    ledger({ "1x4": 10.5, "2x2": 10.4, "4x1": 11 }),
+  );
   assert.match(noisy, /best 2x2 \(balanced, line spread within 2 seed-std\)/);
-  assert.match(noisy, /not significant/);
-  assert.match(noisy, /PARTLY SUPPORTED/);
+  assert.match(noisy, /claim finedeep-balanced-mk: 2x2 vs 1x4 -0\.95% \[.*\]: supported at 154k tokens, d=64/);
   assert.match(noisy, /only 8\/9 runs completed/);
 });
 
@@ -183,9 +189,12 @@ Deno.test("routing report: ranks variants, compares with output-sigmoid and dens
     assert.equal(rows.find((r) => r.variant === "none")!.gate_mean, null);
     await routingReport(ctx);
     const text = out.join("\n");
-    assert.match(text, /softmax vs sigmoid: output-softmax \+\d+\.\d\d% \(t=\+[\d.]+, worse\)/);
+    assert.match(text, /softmax vs sigmoid: output-softmax \+\d+\.\d\d% \(Welch t=\+[\d.]+\)/);
     assert.match(text, /input vs output scores: input-sigmoid/);
-    assert.match(text, /PARTLY SUPPORTED \(clearly better than .*none.*; not distinguishable from the rest\)/);
+    assert.match(
+      text,
+      /claim finedeep-output-routing: output-sigmoid vs input-sigmoid .*: (inconclusive|supported|not supported) at .*; claim finedeep-sigmoid-gates: output-sigmoid vs output-softmax -[\d.]+% \[.*\]: supported at /,
+    );
   });
 });
 
@@ -200,7 +209,10 @@ Deno.test("finedeep-vs-dense report: one row per size, verdict per size", async 
     const files = await fvdReport(ctx);
     const text = out.join("\n");
     assert.match(text, /L=2 .*: -\d+\.\d\d% ppl, t=-[\d.]+; L=6 .*: \+\d\.\d\d% ppl/);
-    assert.match(text, /MIXED \(lower at 1\/2 sizes, clearly at 1\)/);
+    assert.match(
+      text,
+      /claim finedeep-beats-dense: finedeep-L2 vs dense-L2 -[\d.]+% \[.*\]: supported at .*; finedeep-L6 vs dense-L6 \+[\d.]+% \[.*\]: not supported at /,
+    );
     assert.ok(files.some((f) => f.endsWith("ppl_vs_params.png")));
   });
 });
@@ -224,7 +236,10 @@ Deno.test("nsar report: per-τ and per-layer comparison, histograms per layer", 
     const files = await nsarReport(ctx);
     const text = out.join("\n");
     assert.match(text, /nsar_gate_0\.1\s+0\.3010 ± 0\.0010\s+0\.4010 ± 0\.0010\s+\+0\.1000/);
-    assert.match(text, /higher in 2\/2 layers at τ=0\.1.*SUPPORTED \(higher NSAR at every τ, clearly\)/);
+    assert.match(
+      text,
+      /higher in 2\/2 layers at τ=0\.1; claim finedeep-nsar: finedeep vs dense \+0\.1000 \[.*\]: supported at /,
+    );
     assert.ok(files.some((f) => f.endsWith("activation_histograms.png")));
     assert.ok(files.some((f) => f.endsWith("nsar_per_layer.png")));
   });

@@ -1,19 +1,22 @@
 /**
  * Reports of the FineRMoE experiments: experiments/finermoe-upcycle.ts (FineRMoE upcycled from a dense run vs continued dense, copy- and split-upcycled top-2), experiments/finermoe-dims.ts (which fine-grained dimension helps), finermoe-routers.ts (one router vs one per level) and finermoe-granularity.ts (the G_I × G_O sweep).
- * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a one-line verdict on
- * the paper's claim derived mechanically from the table, and draws its plots.
+ * Each prints a table of lib/report/sparse.ts's variant summary, the inference speeds, a verdict line with the
+ * table's numbers and the claim's word (supported / not supported / inconclusive, with its scale) from the claims
+ * ledger (lib/report/ledger_verdict.ts), and draws its plots.
  *
  * @module
  */
 import type { ReportContext } from "../experiment/define.ts";
 import { valLossCurves } from "./charts.ts";
+import type { ClaimRow } from "./claims.ts";
+import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
 import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, T_CRIT, welchT } from "./stats.ts";
+import { fmt, fmtPct, meanStd, num, type Row, welchT } from "./stats.ts";
 
 // ---- finermoe-upcycle --------------------------------------------------------------------------
 
-/** The verdict line from the variant summary rows (pure; exported for tests). */
-export function finermoeUpcycleVerdict(rows: Row[], meta: string): string {
+/** The verdict line from the variant summary rows, the claim's word from the ledger (pure; exported for tests). */
+export function finermoeUpcycleVerdict(rows: Row[], meta: string, ledger: ClaimRow[]): string {
   const head = `verdict (finermoe-upcycle; ${meta}):`;
   const by = new Map(rows.map((r) => [String(r.variant), r]));
   const f = by.get("finermoe");
@@ -26,22 +29,17 @@ export function finermoeUpcycleVerdict(rows: Row[], meta: string): string {
   const parts = others.map((o) => {
     const t = welchT(f, o);
     const pct = 100 * ((f.ppl_mean as number) / (o.ppl_mean as number) - 1);
-    const better = t === null ? pct < 0 : t < -T_CRIT;
-    return { v: String(o.variant), pct, t, better };
+    return { v: String(o.variant), pct, t };
   });
-  const wins = parts.filter((p) => p.better).length;
   return `${head} FineRMoE ppl ${fmt(f.ppl_mean, 3)} with ${fmt(f.ffn_active_pct, 0)}% of the dense FFN active; ` +
-    parts.map((p) =>
-      `vs ${p.v} ${p.pct >= 0 ? "+" : ""}${p.pct.toFixed(2)}% (${p.t === null ? "t n/a" : `t ${p.t.toFixed(1)}`})`
-    ).join(", ") +
-    `: better than ${wins}/${parts.length} baselines${parts.every((p) => p.t === null) ? " (by the mean only)" : ""}` +
-    ` — claim (FineRMoE beats dense continued training and copy/split upcycling) ` +
-    `${wins === parts.length ? "supported" : "not supported"} at this scale`;
+    parts.map((p) => `vs ${p.v} ${p.pct >= 0 ? "+" : ""}${p.pct.toFixed(2)}% (${tText(p.t)})`).join(", ") +
+    `; ${ledgerClause(ledger, "finermoe-beats-upcycling")}`;
 }
 
 /** The finermoe-upcycle report: its table, the inference-speed table, the verdict and the plots. */
 export async function finermoeUpcycleReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
+  const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: upcycled from the same dense parent, same tokens, mean over seeds`,
     header: ["variant", "seeds", "val ppl", "vs dense", "t", "params", "active params", "FFN active", "load CV"],
@@ -63,7 +61,7 @@ export async function finermoeUpcycleReport(ctx: ReportContext): Promise<string[
         fmt(r.load_cv, 2),
       ];
     },
-    verdict: finermoeUpcycleVerdict,
+    verdict: (rows, m) => finermoeUpcycleVerdict(rows, m, ledger),
   });
   const files = await pplVsActiveParams(ctx, {
     subtitle: "Children of one dense parent trained on the same tokens; activated parameters measured from the " +
@@ -75,46 +73,29 @@ export async function finermoeUpcycleReport(ctx: ReportContext): Promise<string[
 
 // ---- finermoe-dims -----------------------------------------------------------------------------
 
-/** "a < b" judged on perplexity: `true` (clearly or, without a t, by the mean), `false`, or null (missing). */
-function lower(a: Row | undefined, b: Row | undefined): { yes: boolean; t: number | null } | null {
-  if (!a || !b || num(a.ppl_mean) === null || num(b.ppl_mean) === null) return null;
-  const t = welchT(a, b);
-  return { yes: t === null ? (a.ppl_mean as number) < (b.ppl_mean as number) : t < -T_CRIT, t };
-}
+/** Welch t of a vs b on perplexity, as text (`t -3.1`, `t n/a`). */
+const tText = (t: number | null) => (t === null ? "t n/a" : `Welch t ${t.toFixed(1)}`);
+const tOf = (a: Row, b: Row) => tText(welchT(a, b));
 
-/** "best", or why not: the variants fg_both is not clearly better than (lowest mean but not significant, or not lowest). */
-function bothText(both: Row, others: Row[], judged: { yes: boolean; t: number | null }[]): string {
-  const fails = others.map((o, i) => ({ o, j: judged[i] })).filter((x) => !x.j.yes);
-  if (!fails.length) return "best";
-  const lowest = others.every((o) => (both.ppl_mean as number) < (o.ppl_mean as number));
-  const list = fails.map((x) => `${x.o.variant}${x.j.t === null ? "" : ` t ${x.j.t.toFixed(1)}`}`).join(", ");
-  return lowest ? `lowest, but not significantly below ${list}` : `not best (not below ${list})`;
-}
-
-/** The verdict line from the variant summary rows (pure; exported for tests). */
-export function finermoeDimsVerdict(rows: Row[], meta: string): string {
+/** The verdict line from the variant summary rows, the claims' words from the ledger (pure; exported for tests). */
+export function finermoeDimsVerdict(rows: Row[], meta: string, ledger: ClaimRow[]): string {
   const head = `verdict (finermoe-dims; ${meta}):`;
   const by = new Map(rows.map((r) => [String(r.variant), r]));
   const fg = ["fg_none", "fg_inter", "fg_out", "fg_both"].map((v) => by.get(v));
   if (fg.some((r) => !r || num(r.ppl_mean) === null)) return `${head} not enough completed runs (need all four fg_*)`;
   const [none, inter, out, both] = fg as Row[];
-  const outVsInter = lower(out, inter)!;
-  const bothBest = [none, inter, out].map((o) => lower(both, o)!);
   const ranked = [none, inter, out, both].sort((a, b) => (a.ppl_mean as number) - (b.ppl_mean as number));
-  const tTxt = (t: number | null) => (t === null ? "t n/a" : `t ${t.toFixed(1)}`);
-  const supported = outVsInter.yes && bothBest.every((b) => b.yes);
   return `${head} ppl ranking ${
     ranked.map((r) => `${r.variant} ${fmt(r.ppl_mean, 3)} (${fmt(r.ffn_active_pct, 0)}% FFN active)`).join(" < ")
-  }; output-only vs intermediate-only ${outVsInter.yes ? "better" : "not better"} (${tTxt(outVsInter.t)}); ` +
-    `both ${bothText(both, [none, inter, out], bothBest)}: claim (output FG > intermediate FG, both best) ` +
-    `${supported ? "supported" : "not supported"} at this scale${
-      [outVsInter, ...bothBest].every((b) => b.t === null) ? " (by the means only)" : ""
-    }`;
+  }; fg_out vs fg_inter ${tOf(out, inter)}; fg_both vs ${
+    [none, inter, out].map((o) => `${o.variant} ${tOf(both, o)}`).join(", ")
+  }; ${ledgerClause(ledger, "finermoe-output-fg")}; ${ledgerClause(ledger, "finermoe-both-fg")}`;
 }
 
 /** The finermoe-dims report: its table, the inference-speed table, the verdict and the plots. */
 export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
+  const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: fine-grained dimension vs quality and activated parameters, mean over seeds`,
     header: [
@@ -144,7 +125,7 @@ export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> 
         fmt(r.load_cv, 2),
       ];
     },
-    verdict: finermoeDimsVerdict,
+    verdict: (rows, m) => finermoeDimsVerdict(rows, m, ledger),
   });
   const files = await pplVsActiveParams(ctx, {
     series: (v) => v === "dense" ? "dense (continued)" : "FineRMoE",
@@ -157,22 +138,23 @@ export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> 
 
 // ---- finermoe-routers --------------------------------------------------------------------------
 
-/** The verdict line from the variant summary rows (pure; exported for tests). */
-export function finermoeRoutersVerdict(rows: Row[], meta: string): string {
+/** The verdict line from the variant summary rows, the claim's word from the ledger (pure; exported for tests). */
+export function finermoeRoutersVerdict(rows: Row[], meta: string, ledger: ClaimRow[]): string {
   const head = `verdict (finermoe-routers, Table 3; ${meta}):`;
   const by = new Map(rows.map((r) => [String(r.variant), r]));
   const single = by.get("single"), separate = by.get("separate");
-  const j = lower(single, separate);
-  if (!j) return `${head} not enough completed runs (need single and separate)`;
-  const pct = 100 * ((single!.ppl_mean as number) / (separate!.ppl_mean as number) - 1);
-  return `${head} single router ppl ${fmt(single!.ppl_mean, 3)} vs separate routers ${fmt(separate!.ppl_mean, 3)} ` +
-    `(${pct >= 0 ? "+" : ""}${pct.toFixed(2)}% for single, ${j.t === null ? "t n/a" : `t ${j.t.toFixed(1)}`}): ` +
-    `claim (one router for both levels is better) ${j.yes ? "supported" : "not supported"} at this scale` +
-    (j.t === null ? " (by the mean only)" : "");
+  if (!single || !separate || num(single.ppl_mean) === null || num(separate.ppl_mean) === null) {
+    return `${head} not enough completed runs (need single and separate)`;
+  }
+  const pct = 100 * ((single.ppl_mean as number) / (separate.ppl_mean as number) - 1);
+  return `${head} single router ppl ${fmt(single.ppl_mean, 3)} vs separate routers ${fmt(separate.ppl_mean, 3)} ` +
+    `(${pct >= 0 ? "+" : ""}${pct.toFixed(2)}% for single, ${tOf(single, separate)}); ` +
+    ledgerClause(ledger, "finermoe-single-router");
 }
 
 /** The finermoe-routers report: its table, the inference-speed table, the verdict and the plots. */
 export async function finermoeRoutersReport(ctx: ReportContext): Promise<string[]> {
+  const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: one router vs one router per level, same dense parent and tokens, mean over seeds`,
     header: ["variant", "seeds", "val ppl", "params", "active params", "FFN active", "load CV"],
@@ -185,7 +167,7 @@ export async function finermoeRoutersReport(ctx: ReportContext): Promise<string[
       fmtPct(r.ffn_active_pct),
       fmt(r.load_cv, 2),
     ],
-    verdict: finermoeRoutersVerdict,
+    verdict: (rows, m) => finermoeRoutersVerdict(rows, m, ledger),
   });
   return await valLossCurves(ctx, Object.keys(ctx.variants), "Children count steps from their start.");
 }
@@ -199,10 +181,10 @@ export function granularity(variant: string): { gi: number; go: number } | null 
 }
 
 /**
- * One direction of the sweep (pure): for every value of the fixed axis, is the finest setting of the varied
- * axis lower in perplexity than the coarsest? Returns the text and whether every line says yes.
+ * One direction of the sweep (pure): for every value of the fixed axis, the coarsest and the finest setting of
+ * the varied axis (perplexity, Welch t), as text.
  */
-function finerHelps(rows: Row[], varied: "gi" | "go"): { text: string; yes: boolean; lines: number } {
+function finerHelps(rows: Row[], varied: "gi" | "go"): string {
   const fixed = varied === "gi" ? "go" : "gi";
   const cells = rows.map((r) => ({ r, g: granularity(String(r.variant)) })).filter((c) => c.g && num(c.r.ppl_mean));
   const lines = [...new Set(cells.map((c) => c.g![fixed]))].sort((a, b) => a - b);
@@ -210,33 +192,26 @@ function finerHelps(rows: Row[], varied: "gi" | "go"): { text: string; yes: bool
     const line = cells.filter((c) => c.g![fixed] === v).sort((a, b) => a.g![varied] - b.g![varied]);
     if (line.length < 2) return [];
     const [coarse, fine] = [line[0], line[line.length - 1]];
-    const j = lower(fine.r, coarse.r)!;
-    return [{
-      text: `${fixed.toUpperCase()}=${v}: ${coarse.r.variant} ${fmt(coarse.r.ppl_mean, 3)} → ` +
-        `${fine.r.variant} ${fmt(fine.r.ppl_mean, 3)} (${j.t === null ? "t n/a" : `t ${j.t.toFixed(1)}`})`,
-      yes: j.yes,
-    }];
+    return [
+      `${fixed.toUpperCase()}=${v}: ${coarse.r.variant} ${fmt(coarse.r.ppl_mean, 3)} → ` +
+      `${fine.r.variant} ${fmt(fine.r.ppl_mean, 3)} (${tOf(fine.r, coarse.r)})`,
+    ];
   });
-  return {
-    text: parts.map((p) => p.text).join(", "),
-    yes: parts.length > 0 && parts.every((p) => p.yes),
-    lines: parts.filter((p) => p.yes).length,
-  };
+  return parts.join(", ");
 }
 
-/** The two verdict lines (finer G_O helps; finer G_I helps) from the variant summary rows (pure). */
-export function finermoeGranularityVerdict(rows: Row[], meta: string): string {
+/** The two verdict lines (finer G_O helps; finer G_I helps): the numbers, the claims' words from the ledger (pure). */
+export function finermoeGranularityVerdict(rows: Row[], meta: string, ledger: ClaimRow[]): string {
   const head = `verdict (finermoe-granularity, Table 4; ${meta}):`;
   const go = finerHelps(rows, "go"), gi = finerHelps(rows, "gi");
-  if (!go.text && !gi.text) return `${head} not enough completed runs (need two G_I or G_O values on one line)`;
-  return `${head} finer G_O: ${go.text || "-"}: claim (finer output granularity helps at every G_I) ` +
-    `${go.yes ? "supported" : `not supported (lower at ${go.lines} lines)`} at this scale.\n` +
-    `${head} finer G_I: ${gi.text || "-"}: claim (finer intermediate granularity helps at every G_O) ` +
-    `${gi.yes ? "supported" : `not supported (lower at ${gi.lines} lines)`} at this scale.`;
+  if (!go && !gi) return `${head} not enough completed runs (need two G_I or G_O values on one line)`;
+  return `${head} finer G_O: ${go || "-"}; ${ledgerClause(ledger, "finermoe-finer-go")}\n` +
+    `${head} finer G_I: ${gi || "-"}; ${ledgerClause(ledger, "finermoe-finer-gi")}`;
 }
 
 /** The finermoe-granularity report: the G_I × G_O table, the inference-speed table, the verdicts and the plots. */
 export async function finermoeGranularityReport(ctx: ReportContext): Promise<string[]> {
+  const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: G_I × G_O, same dense parent and tokens, mean over seeds`,
     header: ["variant", "G_I", "G_O", "seeds", "val ppl", "params", "active params", "FFN active", "load CV"],
@@ -254,7 +229,7 @@ export async function finermoeGranularityReport(ctx: ReportContext): Promise<str
         fmt(r.load_cv, 2),
       ];
     },
-    verdict: finermoeGranularityVerdict,
+    verdict: (rows, m) => finermoeGranularityVerdict(rows, m, ledger),
   });
   const files = await pplVsActiveParams(ctx, {
     series: (v) => {

@@ -46,12 +46,13 @@ export interface Claim {
   supports: "lower" | "higher";
   /**
    * `better` (default): supported when the effect's interval lies on the supporting side of 0;
-   * `not_worse`: supported unless the interval lies on the other side (e.g. "dense quality");
+   * `not_worse` (non-inferiority, e.g. "dense quality"): supported when the whole interval is at most `margin`
+   * on the wrong side, not supported when all of it is more than `margin` on the wrong side, else inconclusive;
    * `zero`: for a count of violations (≥ 0): supported when it is 0 in every seed, not supported when the
    * interval lies above 0, else inconclusive.
    */
   rule?: "better" | "not_worse" | "zero";
-  /** `not_worse` with one seed: the tolerated effect on the wrong side (default 2, i.e. 2%). */
+  /** `not_worse`: the tolerated effect on the wrong side (default 2, i.e. 2%). */
   margin?: number;
   tests: ClaimTest[];
   /**
@@ -166,7 +167,8 @@ export function fmtTokens(tokens: number): string {
 
 /**
  * The status of a claim from its effect interval: the supporting side is negative for `lower`, positive for
- * `higher`. With one seed (no interval) the sign of the mean decides (`not_worse`: within `margin`).
+ * `higher`. With one seed (no interval) the sign of the mean decides (`not_worse`: within `margin`). `not_worse`
+ * is a non-inferiority test: a wide interval that reaches past the margin is inconclusive, never supported.
  */
 export function judgeEffect(
   e: { mean: number; low: number | null; high: number | null },
@@ -182,7 +184,10 @@ export function judgeEffect(
     return s * e.mean > 0 ? "supported" : "not supported";
   }
   const good = Math.min(s * e.low, s * e.high) > 0, bad = Math.max(s * e.low, s * e.high) < 0;
-  if (notWorse) return bad ? "not supported" : "supported";
+  if (notWorse) {
+    const m = claim.margin ?? 2, worst = -Math.min(s * e.low, s * e.high), least = -Math.max(s * e.low, s * e.high);
+    return worst <= m ? "supported" : least > m ? "not supported" : "inconclusive";
+  }
   return good ? "supported" : bad ? "not supported" : "inconclusive";
 }
 

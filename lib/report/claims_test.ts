@@ -63,8 +63,12 @@ Deno.test("ledger: the verdict flips with the numbers (supported, not supported,
 
 Deno.test("ledger: not_worse, higher-is-better difference metrics, the strongest of several baselines", () => {
   const notWorse = { ...LOWER, rule: "not_worse" as const };
-  assert.equal(judgeEffect({ mean: 1, low: -1, high: 3 }, notWorse), "supported");
-  assert.equal(judgeEffect({ mean: 4, low: 2, high: 6 }, notWorse), "not supported");
+  // Non-inferiority with the 2% margin: the whole interval within it, all of it past it, or neither.
+  assert.equal(judgeEffect({ mean: 0.5, low: -1, high: 1.9 }, notWorse), "supported");
+  assert.equal(judgeEffect({ mean: 1, low: -1, high: 3 }, notWorse), "inconclusive");
+  assert.equal(judgeEffect({ mean: 4, low: 2.5, high: 6 }, notWorse), "not supported");
+  assert.equal(judgeEffect({ mean: 4, low: 1.8, high: 6 }, notWorse), "inconclusive");
+  assert.equal(judgeEffect({ mean: 12, low: -28, high: 53 }, notWorse), "inconclusive"); // wide: never supported
   assert.equal(judgeEffect({ mean: 1.5, low: null, high: null }, notWorse), "supported"); // within the 2% margin
   assert.equal(judgeEffect({ mean: 2.5, low: null, high: null }, notWorse), "not supported");
   const nsar: Claim = { ...LOWER, metric: "nsar", supports: "higher" };

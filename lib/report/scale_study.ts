@@ -108,8 +108,11 @@ export async function scaleStudyReport(ctx: ReportContext): Promise<string[]> {
           {
             title: `${claim.paper}: ${claim.statement}`,
             subtitle: `${vs}: ${claim.metric ?? "val_ppl"} ${unit ? "relative change (%)" : "difference"}, mean ` +
-              `over seeds with its 95% t-interval (band). The claim is supported where the effect is ` +
-              `${claim.supports === "lower" ? "below" : "above"} 0. Dashed: least-squares trend in log tokens; ` +
+              `over seeds with its 95% t-interval (band). The claim is supported where the band lies ` +
+              (claim.rule === "not_worse"
+                ? `below +${claim.margin ?? 2}% (not worse than the baseline by more than that margin). `
+                : `${claim.supports === "lower" ? "below" : "above"} 0. `) +
+              `Dashed: least-squares trend in log tokens; ` +
               `past the largest budget it is extrapolation.`,
             yLabel: `↑ Effect (${unit ? "%" : claim.metric})`,
           },

@@ -12,8 +12,8 @@ import { saveChart, valLossCurves } from "./charts.ts";
 import { meanCurve, meanOf, monotoneViolations, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
 import type { ClaimRow } from "./claims.ts";
 import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
-import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, runMetaText, textTable, welchT } from "./stats.ts";
+import { leadCells, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
+import { fmt, fmtPct, num, type Row, runMetaText, textTable, welchT } from "./stats.ts";
 
 // ---- dsmoe-tau ---------------------------------------------------------------------------------
 
@@ -73,12 +73,8 @@ export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
       "load CV",
     ],
     row: (r) => [
-      String(r.variant),
-      String(r.seeds),
-      meanStd(r.ppl_mean, r.ppl_std),
-      fmt(r.params_total, 0),
-      fmt(r.params_active, 0),
-      fmtPct(r.ffn_active_pct),
+      ...leadCells(r),
+      ...paramCells(r),
       fmt(r.experts_active, 2),
       fmt(r.no_expert, 3),
       fmt(r.load_cv, 2),
@@ -125,9 +121,7 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
     title: `\n${ctx.experiment}: DSMoE with / without the straight-through estimator, mean over seeds`,
     header: ["variant", "seeds", "val ppl", "blocks/token", "no-block tokens", "FFN active", "load CV"],
     row: (r) => [
-      String(r.variant),
-      String(r.seeds),
-      meanStd(r.ppl_mean, r.ppl_std),
+      ...leadCells(r),
       fmt(r.experts_active, 2),
       fmt(r.no_expert, 3),
       fmtPct(r.ffn_active_pct),
@@ -254,9 +248,7 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
     title: `\n${ctx.experiment}: STE-trained vs soft-trained DSMoE at τ=0.5, mean over seeds`,
     header: ["variant", "seeds", "val ppl", "blocks/token", "FFN active", "no-block tokens"],
     row: (r) => [
-      String(r.variant),
-      String(r.seeds),
-      meanStd(r.ppl_mean, r.ppl_std),
+      ...leadCells(r),
       fmt(r.experts_active, 2),
       fmtPct(r.ffn_active_pct),
       fmt(r.no_expert, 3),

@@ -10,8 +10,8 @@ import type { ReportContext } from "../experiment/define.ts";
 import { valLossCurves } from "./charts.ts";
 import type { ClaimRow } from "./claims.ts";
 import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
-import { pplVsActiveParams, printSparseSummary } from "./sparse.ts";
-import { fmt, fmtPct, meanStd, num, type Row, welchT } from "./stats.ts";
+import { leadCells, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
+import { fmt, meanStd, num, type Row, welchT } from "./stats.ts";
 
 // ---- finermoe-upcycle --------------------------------------------------------------------------
 
@@ -50,14 +50,10 @@ export async function finermoeUpcycleReport(ctx: ReportContext): Promise<string[
         ? 100 * ((r.ppl_mean as number) / (d.ppl_mean as number) - 1)
         : null;
       return [
-        String(r.variant),
-        String(r.seeds),
-        meanStd(r.ppl_mean, r.ppl_std),
+        ...leadCells(r),
         pct === null ? "-" : `${pct >= 0 ? "+" : ""}${pct.toFixed(2)}%`,
         t === null ? "-" : t.toFixed(1),
-        fmt(r.params_total, 0),
-        fmt(r.params_active, 0),
-        fmtPct(r.ffn_active_pct),
+        ...paramCells(r),
         fmt(r.load_cv, 2),
       ];
     },
@@ -118,9 +114,7 @@ export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> 
         v?.g_o === undefined ? "-" : String(v.g_o),
         String(r.seeds),
         meanStd(r.ppl_mean, r.ppl_std),
-        fmt(r.params_total, 0),
-        fmt(r.params_active, 0),
-        fmtPct(r.ffn_active_pct),
+        ...paramCells(r),
         fmt(r.experts_active, 2),
         fmt(r.load_cv, 2),
       ];
@@ -159,12 +153,8 @@ export async function finermoeRoutersReport(ctx: ReportContext): Promise<string[
     title: `\n${ctx.experiment}: one router vs one router per level, same dense parent and tokens, mean over seeds`,
     header: ["variant", "seeds", "val ppl", "params", "active params", "FFN active", "load CV"],
     row: (r) => [
-      String(r.variant),
-      String(r.seeds),
-      meanStd(r.ppl_mean, r.ppl_std),
-      fmt(r.params_total, 0),
-      fmt(r.params_active, 0),
-      fmtPct(r.ffn_active_pct),
+      ...leadCells(r),
+      ...paramCells(r),
       fmt(r.load_cv, 2),
     ],
     verdict: (rows, m) => finermoeRoutersVerdict(rows, m, ledger),
@@ -223,9 +213,7 @@ export async function finermoeGranularityReport(ctx: ReportContext): Promise<str
         g ? String(g.go) : "-",
         String(r.seeds),
         meanStd(r.ppl_mean, r.ppl_std),
-        fmt(r.params_total, 0),
-        fmt(r.params_active, 0),
-        fmtPct(r.ffn_active_pct),
+        ...paramCells(r),
         fmt(r.load_cv, 2),
       ];
     },

@@ -9,7 +9,7 @@
 import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
 import { saveChart } from "./charts.ts";
-import { fmt, lit, num, type Row, runMetaText, textTable } from "./stats.ts";
+import { fmt, fmtPct, lit, meanStd, num, type Row, runMetaText, textTable } from "./stats.ts";
 
 /**
  * One row per variant of the experiment's completed current runs: `variant`, `seeds`, `ppl_mean`,
@@ -122,6 +122,16 @@ export async function pplVsActiveParams(ctx: ReportContext, opts: PplVsActiveOpt
       },
     ),
   );
+}
+
+/** The first cells of a sparse summary row: variant, seeds and val ppl (mean ± std). */
+export function leadCells(r: Row): string[] {
+  return [String(r.variant), String(r.seeds), meanStd(r.ppl_mean, r.ppl_std)];
+}
+
+/** The parameter cells of a sparse summary row: params, active params and the FFN's active share. */
+export function paramCells(r: Row): string[] {
+  return [fmt(r.params_total, 0), fmt(r.params_active, 0), fmtPct(r.ffn_active_pct)];
 }
 
 /** What {@link printSparseSummary} prints. */

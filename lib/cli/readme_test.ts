@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../store/mod.ts";
+import { addTags, syncTags } from "../runner/tags.ts";
 import { queryReadOnly } from "../store/readonly.ts";
 import { syntheticRunRecord } from "../store/testing.ts";
 import type { RunRecord } from "../core/records.ts";
@@ -104,6 +105,11 @@ async function fixture(): Promise<string> {
   });
   const store = await openStore(`${dir}/results.duckdb`);
   await store.ingest(records, experiments);
+  // One tagged run (what `exp --tag lr-probe` records), for the README's tagged_runs query.
+  const paths = { cache: `${dir}/cache` };
+  const probe = records[0].manifest;
+  await addTags(paths, "lr-probe", [{ hash: probe.hash, experiment: probe.experiment, run_id: probe.run_id }]);
+  await syncTags(store, paths);
   await store.close();
   return dir;
 }

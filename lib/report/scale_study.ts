@@ -161,6 +161,8 @@ export function claimChart(claim: Claim, rows: ClaimRow[]): Plot.PlotOptions {
         `(band). The claim is supported ${rule}Dashed: least-squares trend in log tokens; past the largest budget ` +
         `it is extrapolation.`,
       yLabel: `↑ Effect (${effectLabel(claim, rows[0].effect_unit)})`,
+      // A count of violations is often 0 everywhere: keep 0 and 1 on the axis.
+      yInclude: claim.rule === "zero" ? [0, 1] : undefined,
     },
   );
 }

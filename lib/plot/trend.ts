@@ -59,6 +59,8 @@ export interface EffectVsTokensOptions {
   title?: string;
   subtitle?: string;
   yLabel?: string;
+  /** Values the y axis always shows (e.g. `[0, 1]` for a count that may be 0 everywhere). */
+  yInclude?: number[];
   /** Draw an extrapolated trend at most this factor past the largest budget (default 1000). */
   maxExtrapolation?: number;
   width?: number;
@@ -94,6 +96,11 @@ export function effectVsTokens(points: EffectPoint[], opts: EffectVsTokensOption
     }
   }
   const bands = points.filter((p) => p.low !== null && p.high !== null);
+  const ys = opts.yInclude && [
+    ...opts.yInclude,
+    ...points.flatMap((p) => [p.effect, p.low ?? p.effect, p.high ?? p.effect]),
+    ...trend.map((t) => t.effect),
+  ];
   return {
     title: opts.title,
     subtitle: opts.subtitle,
@@ -103,7 +110,11 @@ export function effectVsTokens(points: EffectPoint[], opts: EffectVsTokensOption
     marginRight: 30,
     marginBottom: 46,
     x: { type: "log", label: "Training tokens per run (log scale) →", grid: true, labelAnchor: "center" },
-    y: { label: opts.yLabel ?? "↑ Effect", grid: true },
+    y: {
+      label: opts.yLabel ?? "↑ Effect",
+      grid: true,
+      ...(ys ? { domain: [Math.min(...ys), Math.max(...ys)], nice: true } : {}),
+    },
     color: { legend: true, domain: series, scheme: "tableau10" },
     marks: [
       Plot.ruleY([0], { stroke: "#333", strokeWidth: 1 }),

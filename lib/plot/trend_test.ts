@@ -24,3 +24,10 @@ Deno.test("effectVsTokens: log x, CI band, trend to the extrapolated crossing, l
   assert.match(svg, /d=64: 0 at 3\.2M \(extrapolation\)/);
   assert.doesNotMatch(svg, /d=32: 0 at/); // a flat trend never crosses
 });
+
+Deno.test("effectVsTokens: yInclude keeps the given values on the y axis (an all-zero count still has a scale)", () => {
+  const pts = [1e4, 1e5].map((tokens) => ({ series: "d=64", tokens, effect: 0, low: 0, high: 0 }));
+  const y = (o: Parameters<typeof effectVsTokens>[1]) => effectVsTokens(pts, o).y as { domain?: number[] };
+  assert.deepEqual(y({ yInclude: [0, 1] }).domain, [0, 1]);
+  assert.equal(y({}).domain, undefined);
+});

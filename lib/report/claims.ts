@@ -59,7 +59,13 @@ export interface Claim {
    * A claim that is not a plain metric difference: its per-seed effects from the variant's and the baseline's
    * runs at one scale point (the runs carry the `reads` metrics as columns), judged like any other effect.
    */
-  effect?: { reads: string; unit: "%" | "abs"; of: (variant: Row[], baseline: Row[]) => number[] };
+  effect?: {
+    reads: string;
+    unit: "%" | "abs";
+    /** What the effect measures, for axis labels (e.g. `soft vs thresholded ppl at matched activation, %`). */
+    label: string;
+    of: (variant: Row[], baseline: Row[]) => number[];
+  };
 }
 
 /** How a claim fares at one scale point. */

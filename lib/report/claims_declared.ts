@@ -5,10 +5,9 @@
  * A new claim is one entry: id, paper, statement, the direction of the variant vs its baseline that
  * supports it, and the experiments (variant vs baseline) that test it; a claim that is not a metric
  * difference declares its per-seed `effect` (the dsmoe-soft claims read the re-thresholded τ curves).
- * `scale-study` tests the claims of the first six paper experiments but finermoe-output-fg and
- * finermoe-both-fg (their arms did not fit its time budget) at three token budgets and two model sizes
- * (experiments/scale-study.ts); the claims of dsmoe-soft, finermoe-routers and finermoe-granularity, and
- * finedeep-arms' tests, are measured at the default scale only.
+ * `scale-study` tests every claim at three token budgets and two model sizes (experiments/scale-study.ts;
+ * its arms `sp_*` mirror the sparse experiments' variants, `fd_*` the Finedeep ones); only finedeep-arms'
+ * tests (extra tests of claims the study measures) are at the default scale only.
  *
  * @module
  */
@@ -18,6 +17,8 @@ import { rethresholdEffects, softVsThresholdEffects } from "./dsmoe_curve.ts";
 const STUDY = "scale-study";
 const GRID = "finermoe-granularity";
 const ARMS = ["headline", "rms_post", "rms_both", "router_sublayer", "gate_open"];
+/** The study's arm of the granularity cell (G_I, G_O): `sp_fg_inter` is G_I 8, G_O 1 (same options). */
+const studyCell = (gi: number, go: number) => gi === 8 && go === 1 ? "sp_fg_inter" : `sp_gi${gi}_go${go}`;
 /** finedeep-arms: each arm of the Finedeep 4x4 vs dense (experiments/finedeep-arms.ts). */
 const arms = ARMS.map((variant) => ({ experiment: "finedeep-arms", variant, baseline: "dense" }));
 
@@ -107,8 +108,16 @@ export const CLAIMS: readonly Claim[] = [
     statement: "Soft gates thresholded only at evaluation are worse than STE training at matched activation " +
       "(Figure 2): the soft model's re-thresholded curve at the thresholded model's blocks/token (τ = 0.5)",
     supports: "higher",
-    effect: { reads: "eval_tau_", unit: "%", of: (v, b) => softVsThresholdEffects(v, b) },
-    tests: [{ experiment: "dsmoe-soft", variant: "soft", baseline: "threshold" }],
+    effect: {
+      reads: "eval_tau_",
+      unit: "%",
+      label: "soft vs thresholded ppl at matched activation, %",
+      of: (v, b) => softVsThresholdEffects(v, b),
+    },
+    tests: [
+      { experiment: "dsmoe-soft", variant: "soft", baseline: "threshold" },
+      { experiment: STUDY, variant: "sp_dsmoe_soft", baseline: "sp_dsmoe_eval" },
+    ],
   },
   {
     id: "dsmoe-tau-monotone",
@@ -117,8 +126,13 @@ export const CLAIMS: readonly Claim[] = [
       "trade-off (effect: rises in activation plus falls in ppl as τ rises, per seed; 0 = monotone)",
     supports: "lower",
     rule: "zero",
-    effect: { reads: "eval_tau_", unit: "abs", of: (v) => rethresholdEffects(v) },
-    tests: [{ experiment: "dsmoe-soft", variant: "threshold" }],
+    effect: {
+      reads: "eval_tau_",
+      unit: "abs",
+      label: "monotonicity violations of the τ curve (count)",
+      of: (v) => rethresholdEffects(v),
+    },
+    tests: [{ experiment: "dsmoe-soft", variant: "threshold" }, { experiment: STUDY, variant: "sp_dsmoe_eval" }],
   },
   {
     id: "finermoe-beats-upcycling",
@@ -137,6 +151,7 @@ export const CLAIMS: readonly Claim[] = [
     supports: "lower",
     tests: [
       { experiment: "finermoe-dims", variant: "fg_out", baseline: "fg_inter" },
+      { experiment: STUDY, variant: "sp_fg_out", baseline: "sp_fg_inter" },
     ],
   },
   {
@@ -146,6 +161,7 @@ export const CLAIMS: readonly Claim[] = [
     supports: "lower",
     tests: [
       { experiment: "finermoe-dims", variant: "fg_both", baseline: ["fg_none", "fg_inter", "fg_out"] },
+      { experiment: STUDY, variant: "sp_finermoe", baseline: ["sp_fg_none", "sp_fg_inter", "sp_fg_out"] },
     ],
   },
   {
@@ -153,20 +169,29 @@ export const CLAIMS: readonly Claim[] = [
     paper: "FineRMoE",
     statement: "One router for both levels beats a separate router per level (Table 3)",
     supports: "lower",
-    tests: [{ experiment: "finermoe-routers", variant: "single", baseline: "separate" }],
+    tests: [
+      { experiment: "finermoe-routers", variant: "single", baseline: "separate" },
+      { experiment: STUDY, variant: "sp_finermoe", baseline: "sp_finermoe_separate" },
+    ],
   },
   {
     id: "finermoe-finer-go",
     paper: "FineRMoE",
     statement: "A finer output granularity G_O helps at every G_I (Table 4)",
     supports: "lower",
-    tests: [2, 8].map((gi) => ({ experiment: GRID, variant: `gi${gi}_go4`, baseline: `gi${gi}_go1` })),
+    tests: [
+      ...[2, 8].map((gi) => ({ experiment: GRID, variant: `gi${gi}_go4`, baseline: `gi${gi}_go1` })),
+      ...[2, 8].map((gi) => ({ experiment: STUDY, variant: `sp_gi${gi}_go4`, baseline: studyCell(gi, 1) })),
+    ],
   },
   {
     id: "finermoe-finer-gi",
     paper: "FineRMoE",
     statement: "A finer intermediate granularity G_I helps at every G_O (Table 4)",
     supports: "lower",
-    tests: [1, 4].map((go) => ({ experiment: GRID, variant: `gi8_go${go}`, baseline: `gi2_go${go}` })),
+    tests: [
+      ...[1, 4].map((go) => ({ experiment: GRID, variant: `gi8_go${go}`, baseline: `gi2_go${go}` })),
+      ...[1, 4].map((go) => ({ experiment: STUDY, variant: studyCell(8, go), baseline: `sp_gi2_go${go}` })),
+    ],
   },
 ];

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { projectPaths, REPO_ROOT } from "../util/paths.ts";
 import { loadExperiment, makePlan, resolvedFfn } from "./plan.ts";
 import { availableFfnKinds, loadFfn } from "../models/mod.ts";
-import { cleanup, cli, dbRows, FIXTURES, ok, SUITE, tempResults } from "../cli/faults/helpers.ts";
+import { cli, dbRows, FIXTURES, ok, SUITE } from "../cli/faults/helpers.ts";
+import { withTempDir } from "../util/testing.ts";
 import type { FfnConfig } from "../core/config.ts";
 
 const paths = { ...projectPaths(REPO_ROOT, "/nonexistent-results"), experiments: FIXTURES };
@@ -60,16 +61,13 @@ Deno.test({
   name: "exp: a run made with `--set model.ffn.kind=finedeep` has its m and k columns (WHERE model_ffn_m = 4 finds it)",
   ...SUITE,
   async fn() {
-    const results = await tempResults("resolved");
-    try {
+    await withTempDir("resolved", async (results) => {
       ok(await cli(results, ["exp", "faults", "--set", "model.ffn.kind=finedeep", "--set", "train.steps=2"]));
       const rows = await dbRows(
         results,
         "SELECT model_ffn_m AS m, model_ffn_k AS k, model_ffn_norm_fn AS n FROM runs WHERE model_ffn_m = 4",
       );
       assert.deepEqual(rows.map((r) => [Number(r.m), Number(r.k), r.n]), [[4, 4, "sigmoid"]]);
-    } finally {
-      await cleanup(results);
-    }
+    });
   },
 });

@@ -12,6 +12,7 @@ import { openStore } from "../../store/mod.ts";
 import { permissionFlags } from "../permissions.ts";
 import type { RunsRow } from "../../runner/results.ts";
 import { REPO_ROOT } from "../../util/paths.ts";
+import { removeDirs, tempDir } from "../../util/testing.ts";
 
 /** The fixture experiments (faults: one run; faults-sweep: 2 variants x 2 seeds). */
 export const FIXTURES = `${REPO_ROOT}/lib/cli/faults/testdata/experiments`;
@@ -102,10 +103,8 @@ export function killed(o: Out, spec: string): Out {
   return o;
 }
 
-/** A fresh results folder. */
-export function tempResults(prefix: string): Promise<string> {
-  return Deno.makeTempDir({ prefix: `finelab-${prefix}-` });
-}
+/** A fresh results folder ({@link tempDir}). */
+export const tempResults: (prefix: string) => Promise<string> = tempDir;
 
 /** Rows of `sql` over the results database of `results`, read in this process (read-only). */
 export async function dbRows(results: string, sql: string): Promise<Record<string, unknown>[]> {
@@ -198,10 +197,8 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Removes temp folders (ignoring errors). */
-export async function cleanup(...dirs: string[]): Promise<void> {
-  for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
-}
+/** Removes temp folders (ignoring errors; {@link removeDirs}). */
+export const cleanup: (...dirs: string[]) => Promise<void> = removeDirs;
 
 /** Test options shared by the suite's tests (subprocesses and DuckDB handles outlive single ops). */
 export const SUITE = { sanitizeResources: false, sanitizeOps: false } as const;

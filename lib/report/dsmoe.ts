@@ -12,7 +12,7 @@ import { saveChart, valLossCurves } from "./charts.ts";
 import { meanCurve, meanOf, monotoneViolations, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
 import type { ClaimRow } from "./claims.ts";
 import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
-import { leadCells, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
+import { LEAD_HEADER, leadCells, PARAM_HEADER, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
 import { fmt, fmtPct, num, type Row, runMetaText, textTable, welchT } from "./stats.ts";
 
 // ---- dsmoe-tau ---------------------------------------------------------------------------------
@@ -61,17 +61,7 @@ export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: val perplexity vs activated parameters (measured from the gates), mean over seeds`,
-    header: [
-      "variant",
-      "seeds",
-      "val ppl",
-      "params",
-      "active params",
-      "FFN active",
-      "experts/token",
-      "no-expert",
-      "load CV",
-    ],
+    header: [...LEAD_HEADER, ...PARAM_HEADER, "experts/token", "no-expert", "load CV"],
     row: (r) => [
       ...leadCells(r),
       ...paramCells(r),
@@ -119,7 +109,7 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: DSMoE with / without the straight-through estimator, mean over seeds`,
-    header: ["variant", "seeds", "val ppl", "blocks/token", "no-block tokens", "FFN active", "load CV"],
+    header: [...LEAD_HEADER, "blocks/token", "no-block tokens", "FFN active", "load CV"],
     row: (r) => [
       ...leadCells(r),
       fmt(r.experts_active, 2),
@@ -246,7 +236,7 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
   const meta = await runMetaText(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: STE-trained vs soft-trained DSMoE at τ=0.5, mean over seeds`,
-    header: ["variant", "seeds", "val ppl", "blocks/token", "FFN active", "no-block tokens"],
+    header: [...LEAD_HEADER, "blocks/token", "FFN active", "no-block tokens"],
     row: (r) => [
       ...leadCells(r),
       fmt(r.experts_active, 2),

@@ -8,7 +8,7 @@
  */
 import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
-import { saveChart, valLossCurves } from "./charts.ts";
+import { saveChartOf, valLossCurves } from "./charts.ts";
 import { meanCurve, meanOf, monotoneViolations, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
 import type { ClaimRow } from "./claims.ts";
 import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
@@ -136,13 +136,12 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
      WHERE r.experiment = $e AND r.status = 'completed' AND x.name = 'experts_active'`,
     { e: ctx.experiment },
   );
-  if (act.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "ppl_vs_blocks_active",
+  files.push(
+    ...await saveChartOf(ctx, act.rows, {
+      name: "ppl_vs_blocks_active",
+      draw: (rows) =>
         labelledScatter(
-          act.rows.map((r) => ({
+          rows.map((r) => ({
             series: String(r.variant).startsWith("no_ste") ? "without STE" : "with STE",
             label: String(r.variant),
             x: Number(r.value),
@@ -156,16 +155,14 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ Validation perplexity (lower is better)",
           },
         ),
-      ),
-    );
-  }
-  if (layers.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "blocks_active_per_layer",
+    }),
+  );
+  files.push(
+    ...await saveChartOf(ctx, layers.rows, {
+      name: "blocks_active_per_layer",
+      draw: (rows) =>
         labelledScatter(
-          layers.rows.map((r) => {
+          rows.map((r) => {
             const layer = Number(String(r.name).slice("experts_active_l".length));
             return { series: String(r.variant), label: `${r.variant} l${layer}`, x: layer, y: Number(r.value) };
           }),
@@ -176,9 +173,8 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ Blocks active per token (of 8)",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   files.push(...await valLossCurves(ctx, order, "Children count steps from their start."));
   return files;
 }
@@ -261,13 +257,12 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
   ctx.print(dsmoeSoftVerdict(points, meta, ledger));
   ctx.print(dsmoeRethresholdVerdict(points, meta, ledger));
   const files: string[] = [];
-  if (points.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "ppl_vs_blocks_active_tau_sweep",
+  files.push(
+    ...await saveChartOf(ctx, points, {
+      name: "ppl_vs_blocks_active_tau_sweep",
+      draw: (rows) =>
         labelledScatter(
-          points.map((p) => ({
+          rows.map((p) => ({
             series: p.variant,
             label: `${p.variant} τ=${p.tau}`,
             x: p.active,
@@ -281,9 +276,8 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ Validation perplexity (lower is better)",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   files.push(...await valLossCurves(ctx, order, "Children count steps from their start."));
   return files;
 }

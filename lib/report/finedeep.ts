@@ -13,7 +13,7 @@ import type { ReportContext } from "../experiment/define.ts";
 import { lineWithErrorBars, metricByVariant, type MetricByVariantOptions, type SeriesPoint } from "../plot/charts.ts";
 import { histogramCurves, type HistPoint, withReferenceLines } from "../plot/activations.ts";
 import { HIST_BINS } from "../core/analysis.ts";
-import { saveChart, valLossCurves } from "./charts.ts";
+import { saveChart, saveChartOf, valLossCurves } from "./charts.ts";
 import { experimentLedger } from "./ledger_verdict.ts";
 import { meanStd, num, type Row, runMeta, signed, textTable } from "./stats.ts";
 import {
@@ -323,13 +323,12 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
     );
   }
   const perLayer = await metricsMatching(ctx, "^nsar_gate_0\\.1_l[0-9]+$");
-  if (perLayer.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "nsar_per_layer",
+  files.push(
+    ...await saveChartOf(ctx, perLayer.rows, {
+      name: "nsar_per_layer",
+      draw: (rows) =>
         lineWithErrorBars(
-          perLayer.rows.map((r) => ({
+          rows.map((r) => ({
             series: String(r.variant),
             x: Number(/_l(\d+)$/.exec(String(r.name))![1]),
             y: Number(r.value),
@@ -341,17 +340,15 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ NSAR_0.1",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   const perSub = await metricsMatching(ctx, "^nsar_gate_0\\.1_l[0-9]+_m[0-9]+$");
-  if (perSub.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "nsar_per_sublayer",
+  files.push(
+    ...await saveChartOf(ctx, perSub.rows, {
+      name: "nsar_per_sublayer",
+      draw: (rows) =>
         lineWithErrorBars(
-          perSub.rows.map((r) => {
+          rows.map((r) => {
             const m = /_l(\d+)_m(\d+)$/.exec(String(r.name))!;
             return { series: `${r.variant} layer ${m[1]}`, x: Number(m[2]), y: Number(r.value) };
           }),
@@ -362,9 +359,8 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ NSAR_0.1",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   files.push(...await nsarVsTau(ctx));
   return files;
 }

@@ -11,8 +11,9 @@ import assert from "node:assert/strict";
 import { openStore } from "../../store/mod.ts";
 import { permissionFlags } from "../permissions.ts";
 import type { RunsRow } from "../../runner/results.ts";
-import { REPO_ROOT } from "../../util/paths.ts";
-import { removeDirs, tempDir } from "../../util/testing.ts";
+import { loadExperiment, makePlan, type Plan } from "../../runner/plan.ts";
+import { projectPaths, REPO_ROOT } from "../../util/paths.ts";
+import { removeDirs, tempDir, withTempDir } from "../../util/testing.ts";
 
 /** The fixture experiments (faults: one run; faults-sweep: 2 variants x 2 seeds). */
 export const FIXTURES = `${REPO_ROOT}/lib/cli/faults/testdata/experiments`;
@@ -195,6 +196,26 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** What {@link repoPlans} returns: the loaded experiment and its plan per scale. */
+export interface RepoPlans {
+  loaded: Awaited<ReturnType<typeof loadExperiment>>;
+  plans: Record<string, Plan>;
+}
+
+/**
+ * The plans of the repository's experiment `id` (experiments/) at each of `scales` on the cpu backend,
+ * made against a throwaway results folder (removed after), with the loaded experiment.
+ */
+export function repoPlans(id: string, scales: string[]): Promise<RepoPlans> {
+  return withTempDir("plans", async (results) => {
+    const paths = projectPaths(REPO_ROOT, results);
+    const loaded = await loadExperiment(id, paths);
+    const plans: Record<string, Plan> = {};
+    for (const scale of scales) plans[scale] = await makePlan(loaded, { paths, overrides: { scale, backend: "cpu" } });
+    return { loaded, plans };
+  });
 }
 
 /** Removes temp folders (ignoring errors; {@link removeDirs}). */

@@ -5,9 +5,8 @@
  * verdict lines, computed from the numbers, and plots.
  */
 import assert from "node:assert/strict";
-import { projectPaths, REPO_ROOT } from "../lib/util/paths.ts";
-import { loadExperiment, makePlan } from "../lib/runner/plan.ts";
-import { cli, ok } from "../lib/cli/faults/helpers.ts";
+import { REPO_ROOT } from "../lib/util/paths.ts";
+import { cli, ok, repoPlans } from "../lib/cli/faults/helpers.ts";
 
 /** Runs per scale, the verdict heads the tiny run must print, and the plots it must draw. */
 const EXPERIMENTS: Record<string, { runs: Record<string, number>; verdicts: string[]; plots: string[] }> = {
@@ -41,15 +40,12 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const paths = projectPaths(REPO_ROOT, await Deno.makeTempDir({ prefix: "finelab-paperexp-" }));
     for (const [id, want] of Object.entries(EXPERIMENTS)) {
-      const loaded = await loadExperiment(id, paths);
+      const { plans } = await repoPlans(id, Object.keys(want.runs));
       for (const [scale, runs] of Object.entries(want.runs)) {
-        const plan = await makePlan(loaded, { paths, overrides: { scale, backend: "cpu" } });
-        assert.equal(plan.runs.length, runs, `${id} --scale ${scale}`);
+        assert.equal(plans[scale].runs.length, runs, `${id} --scale ${scale}`);
       }
     }
-    await Deno.remove(paths.results, { recursive: true });
   },
 });
 

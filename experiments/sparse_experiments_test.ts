@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { projectPaths, REPO_ROOT } from "../lib/util/paths.ts";
 import { loadExperiment, makePlan } from "../lib/runner/plan.ts";
 import { readRecord } from "../lib/runner/cache.ts";
-import { cli as run, ok } from "../lib/cli/faults/helpers.ts";
+import { cli as run, ok, repoPlans } from "../lib/cli/faults/helpers.ts";
 
 /** Runs per seed (variants), seeds per scale, and whether one dense parent serves every seed. */
 const EXPERIMENTS: Record<string, { variants: number; seeds: Record<string, number>; oneParent?: boolean }> = {
@@ -27,12 +27,11 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const paths = projectPaths(REPO_ROOT, await Deno.makeTempDir({ prefix: "finelab-spexp-" }));
     for (const [id, want] of Object.entries(EXPERIMENTS)) {
-      const loaded = await loadExperiment(id, paths);
+      const { loaded, plans } = await repoPlans(id, Object.keys(want.seeds));
       assert.equal(typeof loaded.exp.report, "function", `${id} has a report`);
       for (const [scale, seeds] of Object.entries(want.seeds)) {
-        const plan = await makePlan(loaded, { paths, overrides: { scale, backend: "cpu" } });
+        const plan = plans[scale];
         // finermoe-upcycle: one dense run (first seed) is the parent of every seed's children.
         const runs = want.oneParent ? (want.variants - 1) * seeds + 1 : want.variants * seeds;
         assert.equal(plan.runs.length, runs, `${id} --scale ${scale}`);
@@ -49,7 +48,6 @@ Deno.test({
         }
       }
     }
-    await Deno.remove(paths.results, { recursive: true });
   },
 });
 

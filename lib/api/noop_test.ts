@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import type { Plan } from "../runner/plan.ts";
 import type { ProjectPaths } from "../util/paths.ts";
+import { withTempDir } from "../util/testing.ts";
 import { memoOutputs, memoPlan, saveOutputs, savePlan, stampInputs } from "./noop.ts";
 
-/** A throwaway project: lib/, experiments/, data/, deno.json, deno.lock and a results folder. */
-async function project(): Promise<ProjectPaths> {
-  const root = await Deno.makeTempDir({ prefix: "finelab-noop-" });
+/** A throwaway project in `root`: lib/, experiments/, data/, deno.json, deno.lock and a results folder. */
+async function project(root: string): Promise<ProjectPaths> {
   for (const d of ["lib/train", "experiments", "data", "results/cache/abc", "results/plots/e"]) {
     await Deno.mkdir(`${root}/${d}`, { recursive: true });
   }
@@ -44,6 +44,10 @@ function fakePlan(paths: ProjectPaths): Plan {
 /** Waits past the window in which a fresh change is not trusted (noop.ts RACY_MS). */
 const settle = () => new Promise((r) => setTimeout(r, 2100));
 
+/** Runs `fn` on a fresh {@link project} in a temporary folder, removed afterwards. */
+const withProject = (fn: (paths: ProjectPaths) => Promise<void>) =>
+  withTempDir("noop", async (root) => fn(await project(root)));
+
 const REQUEST = { id: "e", scale: "tiny", set: [], config: [] };
 
 /** Rewrites a file with different content of the same size and puts its mtime back. */
@@ -56,8 +60,7 @@ async function sneakyEdit(path: string): Promise<void> {
 }
 
 Deno.test("noop memo: a plan is reused until any input changes (even an edit that keeps size and mtime)", async () => {
-  const paths = await project();
-  try {
+  await withProject(async (paths) => {
     await savePlan(paths, await stampInputs(paths, REQUEST), fakePlan(paths));
     const plan = await memoPlan(paths, REQUEST);
     assert.deepEqual(plan?.runs.map((r) => [r.run_id, r.hash, r.dependency]), [["v/s0", "abc", null]]);
@@ -80,14 +83,11 @@ Deno.test("noop memo: a plan is reused until any input changes (even an edit tha
     assert.ok(await memoPlan(paths, REQUEST));
     await Deno.remove(`${paths.root}/data/d.ts`);
     assert.equal(await memoPlan(paths, REQUEST), null, "a removed file is noticed");
-  } finally {
-    await Deno.remove(paths.root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("noop memo: outputs are current until a status file, the database or a plot changes", async () => {
-  const paths = await project();
-  try {
+  await withProject(async (paths) => {
     await savePlan(paths, await stampInputs(paths, REQUEST), fakePlan(paths));
     assert.equal(await memoOutputs(paths, REQUEST, true), null, "no completed run recorded yet");
     const plots = [`${paths.plots}/e/loss.svg`];
@@ -110,21 +110,16 @@ Deno.test("noop memo: outputs are current until a status file, the database or a
     }
     await Deno.writeTextFile(`${paths.db}.wal`, "wal");
     assert.equal(await memoOutputs(paths, REQUEST, true), null, "a write-ahead log appeared");
-  } finally {
-    await Deno.remove(paths.root, { recursive: true });
-  }
+  });
 });
 
 Deno.test("noop memo: a corrupt memo means plan again", async () => {
-  const paths = await project();
-  try {
+  await withProject(async (paths) => {
     await savePlan(paths, await stampInputs(paths, REQUEST), fakePlan(paths));
     for await (const e of Deno.readDir(`${paths.results}/memo`)) {
       await Deno.writeTextFile(`${paths.results}/memo/${e.name}`, "{ torn");
     }
     assert.equal(await memoPlan(paths, REQUEST), null);
     assert.equal(await memoOutputs(paths, REQUEST, true), null);
-  } finally {
-    await Deno.remove(paths.root, { recursive: true });
-  }
+  });
 });

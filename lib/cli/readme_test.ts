@@ -21,7 +21,8 @@ import { addTags, syncTags } from "../runner/tags.ts";
 import { queryReadOnly } from "../store/readonly.ts";
 import { syntheticRunRecord } from "../store/testing.ts";
 import type { RunRecord } from "../core/records.ts";
-import { cleanup, cli, SUITE, tempResults } from "../cli/faults/helpers.ts";
+import { cli, SUITE, tempResults } from "../cli/faults/helpers.ts";
+import { withDir } from "../util/testing.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 
 /** The README and the docs it links to (docs/*.md, bench/README.md): their commands and queries are run too. */
@@ -134,17 +135,14 @@ Deno.test({
   name: "README: every SQL query runs on the read-only console and returns rows",
   ...SUITE,
   async fn() {
-    const dir = await fixture();
-    try {
+    await withDir(fixture(), async (dir) => {
       for (const sql of readmeQueries(README)) {
         const results = await queryReadOnly(dir, sql).catch((e) => assert.fail(`README query failed: ${e}\n${sql}`));
         for (const r of results) {
           assert.ok(r.result.rows.length > 0, `README query (statement ${r.index}) returns no rows:\n${sql}`);
         }
       }
-    } finally {
-      await cleanup(dir);
-    }
+    });
   },
 });
 
@@ -152,8 +150,7 @@ Deno.test({
   name: "README: every deno task command runs (exp as --dry-run); shown output matches",
   ...SUITE,
   async fn() {
-    const dir = await fixture();
-    try {
+    await withDir(fixture(), async (dir) => {
       const seen = new Set<string>();
       const shown = readmeCommands(README);
       // db rebuild replaces the fixture database with one built from the (empty) cache: run it last.
@@ -182,8 +179,6 @@ Deno.test({
         }
       }
       assert.ok(seen.size >= 6, `ran ${[...seen].join("; ")}`);
-    } finally {
-      await cleanup(dir);
-    }
+    });
   },
 });

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { cleanup, cli, dbRows, ok, SUITE, tempResults } from "../cli/faults/helpers.ts";
+import { withTempDir } from "../util/testing.ts";
 import { REPO_ROOT } from "../util/paths.ts";
 import { permissionFlags } from "./permissions.ts";
 
@@ -103,8 +104,7 @@ Deno.test({
     const runs = await cliReadOnlyMount(r, ["runs", "--format", "csv"]);
     assert.equal(runs.code, 0, runs.stderr);
     assert.match(runs.stdout, /faults,toy\/s0,[0-9a-f]{12},completed/);
-    const out = await Deno.makeTempDir({ prefix: "finelab-plot-out-" });
-    try {
+    await withTempDir("plot-out", async (out) => {
       const p = await cliReadOnlyMount(r, ["plot", "faults", "--out", out], [out]);
       assert.equal(p.code, 0, p.stderr);
       assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name).sort(), [
@@ -113,9 +113,7 @@ Deno.test({
         "loss_curves.png",
         "loss_curves.svg",
       ]);
-    } finally {
-      await cleanup(out);
-    }
+    });
     const e = await cliReadOnlyMount(r, ["exp", "faults", "--no-plot"]);
     assert.equal(e.code, 2, e.stderr);
     assert.match(e.stderr, /cannot write to the results folder .*read-only file system.*FINELAB_RESULTS/s);
@@ -126,8 +124,7 @@ Deno.test({
   name: "unusable results folder (a file, /proc): one clear message, exit 2, no bug report",
   ...SUITE,
   async fn() {
-    const dir = await tempResults("ro-file");
-    try {
+    await withTempDir("ro-file", async (dir) => {
       const file = `${dir}/not-a-folder`;
       await Deno.writeTextFile(file, "x");
       for (
@@ -145,9 +142,7 @@ Deno.test({
         assert.doesNotMatch(o.stderr, /bug in finelab/);
       }
       assert.equal(await Deno.readTextFile(file), "x");
-    } finally {
-      await cleanup(dir);
-    }
+    });
   },
 });
 

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "../util/paths.ts";
-import { cleanup, cli as run, ok as okOut, SUITE, tempResults } from "./faults/helpers.ts";
+import { cli as run, ok as okOut, SUITE } from "./faults/helpers.ts";
+import { withTempDir } from "../util/testing.ts";
 
 const TINY = ["dense-baseline", "--scale", "tiny", "--backend", "cpu", "--plain", "--no-plot"];
 const cli = (results: string, args: string[]) => run(results, args, { experiments: `${REPO_ROOT}/experiments` });
@@ -20,8 +21,7 @@ Deno.test(
   "exp --tag: recorded and queryable, not in the hash, declared plan stays current, bad names exit 2",
   SUITE,
   async () => {
-    const results = await tempResults("tag");
-    try {
+    await withTempDir("tag", async (results) => {
       assert.match(await ok(results, ["exp", ...TINY]), /2 runs: 2 trained/);
       const declared = await hashes(results, "SELECT hash FROM current_runs WHERE experiment = 'dense-baseline'");
       assert.equal(declared.length, 2);
@@ -67,8 +67,6 @@ Deno.test(
       }
       assert.equal(await Deno.readTextFile(`${results}/cache/tags.jsonl`), before);
       assert.equal((await rows(results, "SELECT hash FROM runs")).length, 4, "no run of the bad invocations");
-    } finally {
-      await cleanup(results);
-    }
+    });
   },
 );

@@ -69,60 +69,45 @@ Deno.test("bad dataset input: one clear DataError each, nothing cached", async (
   ], { "tok.json": "{not json", "bpe.json": bpe, "latin1.txt": new Uint8Array([0x41, 0xe9, 0x42]) });
   await Deno.mkdir(join(root, "one"));
   await Deno.writeTextFile(join(root, "one", "only.txt"), "a single document");
-  try {
-    await t.step(
-      "unknown dataset id",
-      () => refused(root, { dataset: "nope" }, /data.dataset = "nope" is not a known dataset; known: .*pinned.*file/),
-    );
-    await t.step(
-      "missing file",
-      () => refused(root, { dataset: "file", path: "absent.txt" }, /data.path = "absent.txt" does not exist/),
-    );
-    await t.step(
+  /** [step, data patch, the one DataError expected]. */
+  const cases: [string, Record<string, unknown>, RegExp][] = [
+    ["unknown dataset id", { dataset: "nope" }, /data.dataset = "nope" is not a known dataset; known: .*pinned.*file/],
+    ["missing file", { dataset: "file", path: "absent.txt" }, /data.path = "absent.txt" does not exist/],
+    [
       "documents hash mismatch",
-      () =>
-        refused(
-          root,
-          { dataset: "pinned" },
-          /documents of dataset pinned hash to [0-9a-f]{64}, but the dataset pins 0{64}/,
-        ),
-    );
-    await t.step(
+      { dataset: "pinned" },
+      /documents of dataset pinned hash to [0-9a-f]{64}, but the dataset pins 0{64}/,
+    ],
+    [
       "trained BPE differs from its pin",
-      () =>
-        refused(
-          root,
-          { dataset: "badbpe" },
-          /tokenizer of dataset badbpe has sha256 [0-9a-f]{64}, but the dataset pins 0{64}/,
-        ),
-    );
-    await t.step(
+      { dataset: "badbpe" },
+      /tokenizer of dataset badbpe has sha256 [0-9a-f]{64}, but the dataset pins 0{64}/,
+    ],
+    [
       "non-UTF-8 text",
-      () =>
-        refused(root, { dataset: "file", path: "latin1.txt" }, /latin1\.txt is not valid UTF-8: byte 0xe9 at offset 1/),
-    );
-    await t.step(
+      { dataset: "file", path: "latin1.txt" },
+      /latin1\.txt is not valid UTF-8: byte 0xe9 at offset 1/,
+    ],
+    [
       "vocabulary that does not fit the token dtype",
-      () => refused(root, { dataset: "narrow" }, /a vocabulary of 258 tokens does not fit the token dtype uint8/),
-    );
-    await t.step("empty split", () => refused(root, { dataset: "one" }, /has 1 document\(s\); .* needs at least 2/));
-    await t.step(
-      "tokenizer.json that does not parse",
-      () => refused(root, { dataset: "badjson" }, /tok\.json is not valid JSON/),
-    );
-    await t.step(
+      { dataset: "narrow" },
+      /a vocabulary of 258 tokens does not fit the token dtype uint8/,
+    ],
+    ["empty split", { dataset: "one" }, /has 1 document\(s\); .* needs at least 2/],
+    ["tokenizer.json that does not parse", { dataset: "badjson" }, /tok\.json is not valid JSON/],
+    [
       "tokenizer.json with another vocabulary size than declared",
-      () => refused(root, { dataset: "wrongvocab" }, /has 270 tokens but dataset wrongvocab declares vocab_size 300/),
-    );
-    await t.step(
+      { dataset: "wrongvocab" },
+      /has 270 tokens but dataset wrongvocab declares vocab_size 300/,
+    ],
+    [
       "fetched dataset not fetched yet (offline)",
-      () =>
-        refused(
-          root,
-          { dataset: "remote" },
-          /needs a\.txt \(5 bytes\), which is not fetched yet .*`deno task data fetch remote`/,
-        ),
-    );
+      { dataset: "remote" },
+      /needs a\.txt \(5 bytes\), which is not fetched yet .*`deno task data fetch remote`/,
+    ],
+  ];
+  try {
+    for (const [name, patch, re] of cases) await t.step(name, () => refused(root, patch, re));
     await t.step("a pinned hf tokenizer.json loads (control)", async () => {
       const ds = await loadDataset({ ...DEFAULT_DATA, dataset: "okjson" }, { root, cacheDir: null });
       assert.equal(ds.vocabSize, 270);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { withTemp } from "./test_util.ts";
+import { withTempDir } from "../util/testing.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
@@ -22,8 +22,20 @@ async function corpus(root: string, n = 6): Promise<DataConfig> {
   return { ...DEFAULT_DATA, dataset: "file", path: "corpus", val_fraction: 0.34 };
 }
 
+/**
+ * A {@link corpus} in `root` loaded once into the cache folder `cache`, recording the loader's log:
+ * the config, the options for loading it again, the log lines so far and the cold load.
+ */
+async function coldLoad(root: string) {
+  const cfg = await corpus(root);
+  const logs: string[] = [];
+  const opts = { root, cacheDir: "cache", log: (m: string) => logs.push(m) };
+  const cold = await loadDataset(cfg, opts);
+  return { cfg, logs, opts, cold };
+}
+
 Deno.test("default gutenberg corpus: 18 documents, normalised byte counts, integrity from deno.lock", async () => {
-  await withTemp(async (cacheDir) => {
+  await withTempDir("data", async (cacheDir) => {
     const ds = await loadDataset(DEFAULT_DATA, { cacheDir });
     const m = ds.manifest;
     assert.equal(m.documents.length, 18);
@@ -63,7 +75,7 @@ Deno.test("default gutenberg corpus: 18 documents, normalised byte counts, integ
 });
 
 Deno.test("manifest hash is stable across loads and sensitive to a changed byte, val_fraction, split_seed, max_tokens", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const cfg = await corpus(root);
     const opts = { root, cacheDir: null };
     const a = await loadDataset(cfg, opts), b = await loadDataset(cfg, opts);
@@ -97,7 +109,7 @@ Deno.test("manifest hash is stable across loads and sensitive to a changed byte,
 });
 
 Deno.test("a changed source file misses the cache (fingerprint) instead of returning a stale manifest", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const cfg = await corpus(root);
     const opts = { root, cacheDir: join(root, "cache") };
     const a = await datasetManifest(cfg, opts);
@@ -110,11 +122,8 @@ Deno.test("a changed source file misses the cache (fingerprint) instead of retur
 });
 
 Deno.test("warm cache returns the same manifest and identical tokens without rebuilding", async () => {
-  await withTemp(async (root) => {
-    const cfg = await corpus(root);
-    const logs: string[] = [];
-    const opts = { root, cacheDir: "cache", log: (m: string) => logs.push(m) };
-    const cold = await loadDataset(cfg, opts);
+  await withTempDir("data", async (root) => {
+    const { cfg, logs, opts, cold } = await coldLoad(root);
     assert.ok(logs.some((l) => l.startsWith("data: built")));
     const dir = (await datasetCacheDir(cfg, opts))!;
     assert.ok(dir.startsWith(join(root, "cache", "data", "file-")), dir);
@@ -139,11 +148,8 @@ Deno.test("warm cache returns the same manifest and identical tokens without reb
 });
 
 Deno.test("a corrupted cached token file or manifest is detected and rebuilt, not trusted", async () => {
-  await withTemp(async (root) => {
-    const cfg = await corpus(root);
-    const logs: string[] = [];
-    const opts = { root, cacheDir: "cache", log: (m: string) => logs.push(m) };
-    const cold = await loadDataset(cfg, opts);
+  await withTempDir("data", async (root) => {
+    const { cfg, logs, opts, cold } = await coldLoad(root);
     const coldTrain = all(cold.train), coldVal = all(cold.val); // read now: the test rewrites the files below
     const dir = (await datasetCacheDir(cfg, opts))!;
     // same length, one flipped byte
@@ -175,7 +181,7 @@ Deno.test("a corrupted cached token file or manifest is detected and rebuilt, no
 });
 
 Deno.test("max_tokens keeps the first max_tokens tokens of each split", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const cfg = await corpus(root);
     const opts = { root, cacheDir: null };
     const full = await loadDataset(cfg, opts);
@@ -192,7 +198,7 @@ Deno.test("max_tokens keeps the first max_tokens tokens of each split", async ()
 });
 
 Deno.test("minTokens and invalid configs give clear errors", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const cfg = await corpus(root);
     await assert.rejects(
       loadDataset({ ...cfg, max_tokens: 50 }, { root, cacheDir: null, minTokens: 129 }),
@@ -211,7 +217,7 @@ Deno.test("minTokens and invalid configs give clear errors", async () => {
 });
 
 Deno.test("datasetManifest equals loadDataset().manifest and caches under <cacheDir>/data/", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const cfg = await corpus(root, 3);
     const m = await datasetManifest(cfg, { root, cacheDir: "c" });
     const dir = (await datasetCacheDir(cfg, { root, cacheDir: "c" }))!;
@@ -226,7 +232,7 @@ Deno.test("datasetManifest equals loadDataset().manifest and caches under <cache
 });
 
 Deno.test("an interrupted tokenisation resumes from its last shard and gives the same tokens", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const cfg = await corpus(root, 8);
     const clean = await loadDataset(cfg, { root, cacheDir: null, shardTokens: 300 });
     const logs: string[] = [];

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { declaredHosts, fetchFiles, fileUrl } from "./fetch.ts";
 import { DataError } from "./normalize.ts";
 import type { FetchFile } from "./types.ts";
+import { withTempDir } from "../util/testing.ts";
 
 const BODY = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 31 + (i >> 8)) & 0xff);
 const SHA = createHash("sha256").update(BODY).digest("hex");
@@ -44,12 +45,23 @@ function server() {
   return { state, url, close: () => s.shutdown() };
 }
 
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "finelab-fetch-" });
+/** What {@link withServer} hands a test: the server, the pinned file it serves, an empty download folder. */
+interface Served {
+  srv: ReturnType<typeof server>;
+  f: FetchFile;
+  dir: string;
+}
+
+/** Runs `fn` with a fresh {@link server} and download folder; shuts the server down and removes the folder after. */
+async function withServer(fn: (s: Served) => Promise<void>): Promise<void> {
+  const srv = server();
   try {
-    await fn(dir);
+    await withTempDir(
+      "fetch",
+      (dir) => fn({ srv, f: { url: srv.url, name: "f.bin", sha256: SHA, bytes: BODY.length }, dir }),
+    );
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await srv.close();
   }
 }
 
@@ -60,9 +72,7 @@ const files = async (dir: string) => {
 };
 
 Deno.test("fetch: downloads, verifies the pin, then serves from the cache", async () => {
-  const srv = server();
-  await withTemp(async (dir) => {
-    const f: FetchFile = { url: srv.url, name: "f.bin", sha256: SHA, bytes: BODY.length };
+  await withServer(async ({ srv, f, dir }) => {
     const seen: number[] = [];
     const [r] = await fetchFiles([f], { dir, progress: (_p, d) => seen.push(d) });
     assert.equal(r.status, "downloaded");
@@ -72,13 +82,10 @@ Deno.test("fetch: downloads, verifies the pin, then serves from the cache", asyn
     assert.equal(srv.state.requests.length, 1);
     assert.deepEqual(await files(dir), ["f.bin"]);
   });
-  await srv.close();
 });
 
 Deno.test("fetch: an interrupted transfer keeps its .part and resumes with a Range request", async () => {
-  const srv = server();
-  await withTemp(async (dir) => {
-    const f: FetchFile = { url: srv.url, name: "f.bin", sha256: SHA, bytes: BODY.length };
+  await withServer(async ({ srv, f, dir }) => {
     srv.state.mode = "break";
     await assert.rejects(
       fetchFiles([f], { dir }),
@@ -92,13 +99,10 @@ Deno.test("fetch: an interrupted transfer keeps its .part and resumes with a Ran
     assert.deepEqual(await Deno.readFile(join(dir, "f.bin")), BODY);
     assert.deepEqual(await files(dir), ["f.bin"]);
   });
-  await srv.close();
 });
 
 Deno.test("fetch: truncated response, wrong bytes and server errors are refused, nothing usable left", async () => {
-  const srv = server();
-  await withTemp(async (dir) => {
-    const f: FetchFile = { url: srv.url, name: "f.bin", sha256: SHA, bytes: BODY.length };
+  await withServer(async ({ srv, f, dir }) => {
     srv.state.mode = "cut";
     await assert.rejects(fetchFiles([f], { dir }), /ended after 100000 of 300000 bytes \(truncated\)/);
     assert.deepEqual(await files(dir), ["f.bin.part"]);
@@ -125,11 +129,10 @@ Deno.test("fetch: truncated response, wrong bytes and server errors are refused,
     srv.state.mode = "ok";
     assert.equal((await fetchFiles([f], { dir }))[0].status, "downloaded");
   });
-  await srv.close();
 });
 
 Deno.test("fetch: offline (nothing listening) names the URL; only https (or local http) URLs", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("fetch", async (dir) => {
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (probe.addr as Deno.NetAddr).port;
     probe.close(); // now nothing listens there

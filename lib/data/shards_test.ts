@@ -3,15 +3,7 @@ import { join } from "node:path";
 import { DataError } from "./normalize.ts";
 import { dtypeFor, memoryTokens, ShardWriter, TokenStream } from "./shards.ts";
 import { evalBatches, trainBatch } from "./batches.ts";
-
-async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "finelab-shards-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "../util/testing.ts";
 
 Deno.test("dtypeFor: the smallest type holding the vocabulary", () => {
   assert.equal(dtypeFor(256), "uint8");
@@ -22,7 +14,7 @@ Deno.test("dtypeFor: the smallest type holding the vocabulary", () => {
 });
 
 Deno.test("shards: windows across shard borders equal the array; batches equal the in-memory ones", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("shards", async (dir) => {
     const ids = Uint16Array.from({ length: 10_007 }, (_, i) => (i * 7919) % 3000);
     const w = new ShardWriter(dir, "train", { dtype: "uint16", shardTokens: 1000 });
     await w.push(ids.subarray(0, 4321));
@@ -49,7 +41,7 @@ Deno.test("shards: windows across shard borders equal the array; batches equal t
 });
 
 Deno.test("shards: a flipped byte, a truncated shard or an id above max_id is refused on open", async () => {
-  await withTemp(async (dir) => {
+  await withTempDir("shards", async (dir) => {
     const w = new ShardWriter(dir, "val", { dtype: "uint8", shardTokens: 100 });
     await w.push(Uint8Array.from({ length: 250 }, (_, i) => i % 200));
     const split = await w.finish();
@@ -76,7 +68,7 @@ Deno.test("shards: a flipped byte, a truncated shard or an id above max_id is re
 Deno.test("training reads a token file larger than its memory cap (peak RSS of a child process)", async () => {
   // The corpus (uint16 shards) is 1.25x the cap; the child trains from windows of it and reports its VmHWM.
   const CAP = 320 * 2 ** 20, TOKENS = Math.ceil((1.25 * CAP) / 2), SHARD = 2 ** 24;
-  await withTemp(async (dir) => {
+  await withTempDir("shards", async (dir) => {
     const w = new ShardWriter(dir, "train", { dtype: "uint16", shardTokens: SHARD });
     const chunk = Uint16Array.from({ length: 2 ** 20 }, (_, i) => (i * 2654435761) % 2048);
     for (let n = 0; n < TOKENS; n += chunk.length) await w.push(chunk.subarray(0, Math.min(chunk.length, TOKENS - n)));

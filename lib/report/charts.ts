@@ -16,6 +16,17 @@ export async function saveChart(ctx: ReportContext, name: string, chart: Plot.Pl
   return [p.svg, p.png];
 }
 
+/** The chart {@link saveChartOf} saves: its file name and how it is drawn from the rows. */
+export interface ChartOf<R> {
+  name: string;
+  draw: (rows: R[]) => Plot.PlotOptions;
+}
+
+/** {@link saveChart} of `chart.draw(rows)` when there are rows; no rows: nothing drawn, no files. */
+export async function saveChartOf<R>(ctx: ReportContext, rows: R[], chart: ChartOf<R>): Promise<string[]> {
+  return rows.length ? await saveChart(ctx, chart.name, chart.draw(rows)) : [];
+}
+
 /**
  * Validation loss vs step (mean ± std over seeds, one line per variant, in `order`; only those
  * variants when `order` is given) -> `val_loss_curves`. `note` ends the subtitle.

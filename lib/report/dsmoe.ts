@@ -8,11 +8,11 @@
  */
 import type { ReportContext } from "../experiment/define.ts";
 import { labelledScatter } from "../plot/scatter.ts";
-import { saveChart, valLossCurves } from "./charts.ts";
+import { saveChartOf, valLossCurves } from "./charts.ts";
 import { meanCurve, meanOf, monotoneViolations, pplAtActive, type TauPoint, tauPoints } from "./dsmoe_curve.ts";
 import type { ClaimRow } from "./claims.ts";
 import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
-import { leadCells, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
+import { LEAD_HEADER, leadCells, PARAM_HEADER, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
 import { fmt, fmtPct, num, type Row, runMetaText, textTable, welchT } from "./stats.ts";
 
 // ---- dsmoe-tau ---------------------------------------------------------------------------------
@@ -61,17 +61,7 @@ export async function dsmoeTauReport(ctx: ReportContext): Promise<string[]> {
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: val perplexity vs activated parameters (measured from the gates), mean over seeds`,
-    header: [
-      "variant",
-      "seeds",
-      "val ppl",
-      "params",
-      "active params",
-      "FFN active",
-      "experts/token",
-      "no-expert",
-      "load CV",
-    ],
+    header: [...LEAD_HEADER, ...PARAM_HEADER, "experts/token", "no-expert", "load CV"],
     row: (r) => [
       ...leadCells(r),
       ...paramCells(r),
@@ -119,7 +109,7 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: DSMoE with / without the straight-through estimator, mean over seeds`,
-    header: ["variant", "seeds", "val ppl", "blocks/token", "no-block tokens", "FFN active", "load CV"],
+    header: [...LEAD_HEADER, "blocks/token", "no-block tokens", "FFN active", "load CV"],
     row: (r) => [
       ...leadCells(r),
       fmt(r.experts_active, 2),
@@ -146,13 +136,12 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
      WHERE r.experiment = $e AND r.status = 'completed' AND x.name = 'experts_active'`,
     { e: ctx.experiment },
   );
-  if (act.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "ppl_vs_blocks_active",
+  files.push(
+    ...await saveChartOf(ctx, act.rows, {
+      name: "ppl_vs_blocks_active",
+      draw: (rows) =>
         labelledScatter(
-          act.rows.map((r) => ({
+          rows.map((r) => ({
             series: String(r.variant).startsWith("no_ste") ? "without STE" : "with STE",
             label: String(r.variant),
             x: Number(r.value),
@@ -166,16 +155,14 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ Validation perplexity (lower is better)",
           },
         ),
-      ),
-    );
-  }
-  if (layers.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "blocks_active_per_layer",
+    }),
+  );
+  files.push(
+    ...await saveChartOf(ctx, layers.rows, {
+      name: "blocks_active_per_layer",
+      draw: (rows) =>
         labelledScatter(
-          layers.rows.map((r) => {
+          rows.map((r) => {
             const layer = Number(String(r.name).slice("experts_active_l".length));
             return { series: String(r.variant), label: `${r.variant} l${layer}`, x: layer, y: Number(r.value) };
           }),
@@ -186,9 +173,8 @@ export async function dsmoeSteReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ Blocks active per token (of 8)",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   files.push(...await valLossCurves(ctx, order, "Children count steps from their start."));
   return files;
 }
@@ -246,7 +232,7 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
   const meta = await runMetaText(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: STE-trained vs soft-trained DSMoE at τ=0.5, mean over seeds`,
-    header: ["variant", "seeds", "val ppl", "blocks/token", "FFN active", "no-block tokens"],
+    header: [...LEAD_HEADER, "blocks/token", "FFN active", "no-block tokens"],
     row: (r) => [
       ...leadCells(r),
       fmt(r.experts_active, 2),
@@ -271,13 +257,12 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
   ctx.print(dsmoeSoftVerdict(points, meta, ledger));
   ctx.print(dsmoeRethresholdVerdict(points, meta, ledger));
   const files: string[] = [];
-  if (points.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "ppl_vs_blocks_active_tau_sweep",
+  files.push(
+    ...await saveChartOf(ctx, points, {
+      name: "ppl_vs_blocks_active_tau_sweep",
+      draw: (rows) =>
         labelledScatter(
-          points.map((p) => ({
+          rows.map((p) => ({
             series: p.variant,
             label: `${p.variant} τ=${p.tau}`,
             x: p.active,
@@ -291,9 +276,8 @@ export async function dsmoeSoftReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ Validation perplexity (lower is better)",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   files.push(...await valLossCurves(ctx, order, "Children count steps from their start."));
   return files;
 }

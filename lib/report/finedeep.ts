@@ -10,10 +10,10 @@
  * @module
  */
 import type { ReportContext } from "../experiment/define.ts";
-import { lineWithErrorBars, metricByVariant, type SeriesPoint } from "../plot/charts.ts";
+import { lineWithErrorBars, metricByVariant, type MetricByVariantOptions, type SeriesPoint } from "../plot/charts.ts";
 import { histogramCurves, type HistPoint, withReferenceLines } from "../plot/activations.ts";
 import { HIST_BINS } from "../core/analysis.ts";
-import { saveChart, valLossCurves } from "./charts.ts";
+import { saveChart, saveChartOf, valLossCurves } from "./charts.ts";
 import { experimentLedger } from "./ledger_verdict.ts";
 import { meanStd, num, type Row, runMeta, signed, textTable } from "./stats.ts";
 import {
@@ -29,17 +29,24 @@ import {
 
 // ---- plotting helpers ---------------------------------------------------------------------------
 
-/** Per-seed values of a run_metrics name for the completed current runs: variant, seed, value. */
-async function extraValues(
+/**
+ * The chart `chart` of one end-of-run value (`run_metrics` name `metric`) by variant ({@link metricByVariant}),
+ * completed current runs, finite values; no files when no run has the value.
+ */
+async function valueByVariant(
   ctx: ReportContext,
-  name: string,
-): Promise<{ variant: string; seed: number; value: number }[]> {
+  metric: string,
+  opts: MetricByVariantOptions & { chart: string },
+): Promise<string[]> {
   const r = await ctx.query(
     `SELECT r.variant, r.seed, x.value FROM run_metrics x JOIN current_runs r USING (hash)
      WHERE r.experiment = $e AND r.status = 'completed' AND x.name = $n AND isfinite(x.value)`,
-    { e: ctx.experiment, n: name },
+    { e: ctx.experiment, n: metric },
   );
-  return r.rows.map((x) => ({ variant: String(x.variant), seed: Number(x.seed), value: Number(x.value) }));
+  if (!r.rows.length) return [];
+  const { chart, ...chartOpts } = opts;
+  const values = r.rows.map((x) => ({ variant: String(x.variant), seed: Number(x.seed), value: Number(x.value) }));
+  return await saveChart(ctx, chart, metricByVariant(values, chartOpts));
 }
 
 /** variant, name, value of the run_metrics whose name matches `pattern` (a regex), completed current runs. */
@@ -133,21 +140,15 @@ export async function ablationReport(ctx: ReportContext): Promise<string[]> {
     files.push(...await saveChart(ctx, "ppl_vs_m", chart));
   }
   files.push(...await valLossCurves(ctx, order));
-  const nsar = await extraValues(ctx, "nsar_gate_0.1");
-  if (nsar.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "nsar_by_variant",
-        metricByVariant(nsar, {
-          title: `${ctx.experiment}: NSAR_0.1 of SiLU(gate) by variant`,
-          subtitle: "Fraction of |SiLU(gate)| > 0.1 on the validation batches (higher = less sparse); mean ± std.",
-          label: "NSAR_0.1 →",
-          order,
-        }),
-      ),
-    );
-  }
+  files.push(
+    ...await valueByVariant(ctx, "nsar_gate_0.1", {
+      chart: "nsar_by_variant",
+      title: `${ctx.experiment}: NSAR_0.1 of SiLU(gate) by variant`,
+      subtitle: "Fraction of |SiLU(gate)| > 0.1 on the validation batches (higher = less sparse); mean ± std.",
+      label: "NSAR_0.1 →",
+      order,
+    }),
+  );
   files.push(...await nsarVsTau(ctx, order));
   return files;
 }
@@ -189,19 +190,14 @@ export async function routingReport(ctx: ReportContext): Promise<string[]> {
   const order = variantOrder(rows);
   const files = [...await valLossCurves(ctx, order)];
   for (const [name, label] of [["router_mean", "Mean gate value"], ["router_std", "Gate spread (std over tokens)"]]) {
-    const v = await extraValues(ctx, name);
-    if (!v.length) continue;
     files.push(
-      ...await saveChart(
-        ctx,
-        `${name}_by_variant`,
-        metricByVariant(v, {
-          title: `${ctx.experiment}: ${label.toLowerCase()} by variant`,
-          subtitle: "Router gate values on the validation batches, all layers, sub-layers and experts; mean ± std.",
-          label: `${label} →`,
-          order,
-        }),
-      ),
+      ...await valueByVariant(ctx, name, {
+        chart: `${name}_by_variant`,
+        title: `${ctx.experiment}: ${label.toLowerCase()} by variant`,
+        subtitle: "Router gate values on the validation batches, all layers, sub-layers and experts; mean ± std.",
+        label: `${label} →`,
+        order,
+      }),
     );
   }
   files.push(...await nsarVsTau(ctx, order));
@@ -327,13 +323,12 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
     );
   }
   const perLayer = await metricsMatching(ctx, "^nsar_gate_0\\.1_l[0-9]+$");
-  if (perLayer.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "nsar_per_layer",
+  files.push(
+    ...await saveChartOf(ctx, perLayer.rows, {
+      name: "nsar_per_layer",
+      draw: (rows) =>
         lineWithErrorBars(
-          perLayer.rows.map((r) => ({
+          rows.map((r) => ({
             series: String(r.variant),
             x: Number(/_l(\d+)$/.exec(String(r.name))![1]),
             y: Number(r.value),
@@ -345,17 +340,15 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ NSAR_0.1",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   const perSub = await metricsMatching(ctx, "^nsar_gate_0\\.1_l[0-9]+_m[0-9]+$");
-  if (perSub.rows.length) {
-    files.push(
-      ...await saveChart(
-        ctx,
-        "nsar_per_sublayer",
+  files.push(
+    ...await saveChartOf(ctx, perSub.rows, {
+      name: "nsar_per_sublayer",
+      draw: (rows) =>
         lineWithErrorBars(
-          perSub.rows.map((r) => {
+          rows.map((r) => {
             const m = /_l(\d+)_m(\d+)$/.exec(String(r.name))!;
             return { series: `${r.variant} layer ${m[1]}`, x: Number(m[2]), y: Number(r.value) };
           }),
@@ -366,9 +359,8 @@ export async function nsarReport(ctx: ReportContext): Promise<string[]> {
             yLabel: "↑ NSAR_0.1",
           },
         ),
-      ),
-    );
-  }
+    }),
+  );
   files.push(...await nsarVsTau(ctx));
   return files;
 }

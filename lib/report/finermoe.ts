@@ -10,8 +10,8 @@ import type { ReportContext } from "../experiment/define.ts";
 import { valLossCurves } from "./charts.ts";
 import type { ClaimRow } from "./claims.ts";
 import { experimentLedger, ledgerClause } from "./ledger_verdict.ts";
-import { leadCells, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
-import { fmt, meanStd, num, type Row, welchT } from "./stats.ts";
+import { LEAD_HEADER, leadCells, PARAM_HEADER, paramCells, pplVsActiveParams, printSparseSummary } from "./sparse.ts";
+import { fmt, num, type Row, welchT } from "./stats.ts";
 
 // ---- finermoe-upcycle --------------------------------------------------------------------------
 
@@ -42,7 +42,7 @@ export async function finermoeUpcycleReport(ctx: ReportContext): Promise<string[
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: upcycled from the same dense parent, same tokens, mean over seeds`,
-    header: ["variant", "seeds", "val ppl", "vs dense", "t", "params", "active params", "FFN active", "load CV"],
+    header: [...LEAD_HEADER, "vs dense", "t", ...PARAM_HEADER, "load CV"],
     row: (r, rows) => {
       const d = rows.find((x) => x.variant === "dense");
       const t = d && r !== d ? welchT(r, d) : null;
@@ -88,32 +88,27 @@ export function finermoeDimsVerdict(rows: Row[], meta: string, ledger: ClaimRow[
   }; ${ledgerClause(ledger, "finermoe-output-fg")}; ${ledgerClause(ledger, "finermoe-both-fg")}`;
 }
 
+/** The column headers of {@link granularityCells}. */
+const GRANULARITY_HEADER = ["variant", "G_I", "G_O", "seeds", "val ppl"];
+
+/** The first cells of a G_I × G_O table row: {@link leadCells} with G_I and G_O ("-" where absent) after the variant. */
+function granularityCells(r: Row, g: { gi?: unknown; go?: unknown }): string[] {
+  const [variant, seeds, ppl] = leadCells(r);
+  const cell = (x: unknown) => x === undefined ? "-" : String(x);
+  return [variant, cell(g.gi), cell(g.go), seeds, ppl];
+}
+
 /** The finermoe-dims report: its table, the inference-speed table, the verdict and the plots. */
 export async function finermoeDimsReport(ctx: ReportContext): Promise<string[]> {
   const order = Object.keys(ctx.variants);
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: fine-grained dimension vs quality and activated parameters, mean over seeds`,
-    header: [
-      "variant",
-      "G_I",
-      "G_O",
-      "seeds",
-      "val ppl",
-      "params",
-      "active params",
-      "FFN active",
-      "experts/token",
-      "load CV",
-    ],
+    header: [...GRANULARITY_HEADER, ...PARAM_HEADER, "experts/token", "load CV"],
     row: (r) => {
       const v = ctx.variants[String(r.variant)]?.model?.ffn as Record<string, unknown> | undefined;
       return [
-        String(r.variant),
-        v?.g_i === undefined ? "-" : String(v.g_i),
-        v?.g_o === undefined ? "-" : String(v.g_o),
-        String(r.seeds),
-        meanStd(r.ppl_mean, r.ppl_std),
+        ...granularityCells(r, { gi: v?.g_i, go: v?.g_o }),
         ...paramCells(r),
         fmt(r.experts_active, 2),
         fmt(r.load_cv, 2),
@@ -151,7 +146,7 @@ export async function finermoeRoutersReport(ctx: ReportContext): Promise<string[
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: one router vs one router per level, same dense parent and tokens, mean over seeds`,
-    header: ["variant", "seeds", "val ppl", "params", "active params", "FFN active", "load CV"],
+    header: [...LEAD_HEADER, ...PARAM_HEADER, "load CV"],
     row: (r) => [
       ...leadCells(r),
       ...paramCells(r),
@@ -204,15 +199,11 @@ export async function finermoeGranularityReport(ctx: ReportContext): Promise<str
   const ledger = await experimentLedger(ctx);
   await printSparseSummary(ctx, {
     title: `\n${ctx.experiment}: G_I × G_O, same dense parent and tokens, mean over seeds`,
-    header: ["variant", "G_I", "G_O", "seeds", "val ppl", "params", "active params", "FFN active", "load CV"],
+    header: [...GRANULARITY_HEADER, ...PARAM_HEADER, "load CV"],
     row: (r) => {
       const g = granularity(String(r.variant));
       return [
-        String(r.variant),
-        g ? String(g.gi) : "-",
-        g ? String(g.go) : "-",
-        String(r.seeds),
-        meanStd(r.ppl_mean, r.ppl_std),
+        ...granularityCells(r, { gi: g?.gi, go: g?.go }),
         ...paramCells(r),
         fmt(r.load_cv, 2),
       ];

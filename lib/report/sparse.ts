@@ -124,6 +124,12 @@ export async function pplVsActiveParams(ctx: ReportContext, opts: PplVsActiveOpt
   );
 }
 
+/** The column headers of {@link leadCells}. */
+export const LEAD_HEADER: readonly string[] = ["variant", "seeds", "val ppl"];
+
+/** The column headers of {@link paramCells}. */
+export const PARAM_HEADER: readonly string[] = ["params", "active params", "FFN active"];
+
 /** The first cells of a sparse summary row: variant, seeds and val ppl (mean ± std). */
 export function leadCells(r: Row): string[] {
   return [String(r.variant), String(r.seeds), meanStd(r.ppl_mean, r.ppl_std)];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { leadCells, paramCells } from "./sparse.ts";
+import { LEAD_HEADER, leadCells, PARAM_HEADER, paramCells } from "./sparse.ts";
 
-Deno.test("sparse summary cells: lead and parameter cells format a summary row, '-' for missing values", () => {
+Deno.test("sparse summary cells: lead and parameter cells format a summary row, '-' for missing values; headers match", () => {
   const r = {
     variant: "dsmoe_t0.5",
     seeds: 3,
@@ -24,4 +24,7 @@ Deno.test("sparse summary cells: lead and parameter cells format a summary row, 
   };
   assert.deepEqual(leadCells(bare), ["dense", "1", "40.000"]);
   assert.deepEqual(paramCells(bare), ["-", "10", "-"]);
+  // Each header names its cells, one column a cell.
+  assert.equal(LEAD_HEADER.length, leadCells(r).length);
+  assert.equal(PARAM_HEADER.length, paramCells(r).length);
 });

@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { projectPaths, REPO_ROOT } from "../util/paths.ts";
 import { loadExperiment, makePlan, resolvedFfn } from "./plan.ts";
 import { availableFfnKinds, loadFfn } from "../models/mod.ts";
-import { cleanup, cli, dbRows, FIXTURES, ok, SUITE, tempResults } from "../cli/faults/helpers.ts";
+import { FINEDEEP_DEFAULTS } from "../models/ffn/finedeep.ts";
+import { cli, dbRows, FIXTURES, ok, SUITE } from "../cli/faults/helpers.ts";
+import { withTempDir } from "../util/testing.ts";
 import type { FfnConfig } from "../core/config.ts";
 
 const paths = { ...projectPaths(REPO_ROOT, "/nonexistent-results"), experiments: FIXTURES };
@@ -34,17 +36,8 @@ Deno.test({
   ...SUITE,
   async fn() {
     const implicit = (await planWith(["model.ffn.kind=finedeep"])).runs[0];
-    assert.deepEqual(implicit.config.model.ffn, {
-      kind: "finedeep",
-      m: 4,
-      k: 4,
-      score: "output",
-      norm_fn: "sigmoid",
-      router: "expert",
-      rmsnorm: "pre",
-      expert_width: null,
-      gate_bias: null,
-    });
+    // Every option is stored: the variant's documented defaults, in one home (lib/models/ffn/finedeep.ts).
+    assert.deepEqual(implicit.config.model.ffn, { kind: "finedeep", ...FINEDEEP_DEFAULTS });
     assert.deepEqual(implicit.hash_inputs.config.model.ffn, implicit.config.model.ffn, "the hashed config is resolved");
     const explicit = (await planWith(["model.ffn.kind=finedeep", "model.ffn.m=4", "model.ffn.rmsnorm=pre"])).runs[0];
     assert.equal(explicit.hash, implicit.hash);
@@ -60,16 +53,13 @@ Deno.test({
   name: "exp: a run made with `--set model.ffn.kind=finedeep` has its m and k columns (WHERE model_ffn_m = 4 finds it)",
   ...SUITE,
   async fn() {
-    const results = await tempResults("resolved");
-    try {
+    await withTempDir("resolved", async (results) => {
       ok(await cli(results, ["exp", "faults", "--set", "model.ffn.kind=finedeep", "--set", "train.steps=2"]));
       const rows = await dbRows(
         results,
         "SELECT model_ffn_m AS m, model_ffn_k AS k, model_ffn_norm_fn AS n FROM runs WHERE model_ffn_m = 4",
       );
       assert.deepEqual(rows.map((r) => [Number(r.m), Number(r.k), r.n]), [[4, 4, "sigmoid"]]);
-    } finally {
-      await cleanup(results);
-    }
+    });
   },
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { cleanup, cli, FIXTURES, ok, SUITE, tempResults } from "../cli/faults/helpers.ts";
+import { cli, FIXTURES, ok, SUITE } from "../cli/faults/helpers.ts";
+import { withTempDir } from "../util/testing.ts";
 import { loadExperiment, makePlan } from "./plan.ts";
 import { planRuns, writeRunRequests } from "./run_one.ts";
 import { readAttempts } from "./cache.ts";
@@ -10,8 +11,7 @@ Deno.test(
   "exp --run <hash>: trains exactly that planned run, never writes the database; the plan then shows it cached",
   SUITE,
   async () => {
-    const dir = await tempResults("run-one");
-    try {
+    await withTempDir("run-one", async (dir) => {
       const paths = { ...projectPaths(REPO_ROOT, dir), experiments: FIXTURES };
       const plan = await makePlan(await loadExperiment("faults-sweep", paths), { paths });
       await writeRunRequests(plan, {}, paths);
@@ -27,9 +27,7 @@ Deno.test(
       const dry = ok(await cli(dir, ["exp", "faults-sweep", "--dry-run"]), "exp --dry-run").stdout;
       assert.equal(dry.match(/ cached$/gm)?.length, 1, dry);
       assert.equal(dry.match(/ to train$/gm)?.length, 3, dry);
-    } finally {
-      await cleanup(dir);
-    }
+    });
   },
 );
 
@@ -37,8 +35,7 @@ Deno.test(
   "exp --run: a malformed or unplanned hash, or an id beside it, is one clear error (exit 2)",
   SUITE,
   async () => {
-    const dir = await tempResults("run-one-bad");
-    try {
+    await withTempDir("run-one-bad", async (dir) => {
       const bad = await cli(dir, ["exp", "--run", "abc"]);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /--run "abc" is not a run hash \(64 lowercase hex digits/);
@@ -48,8 +45,6 @@ Deno.test(
       const both = await cli(dir, ["exp", "faults", "--run", "0".repeat(64)]);
       assert.equal(both.code, 2);
       assert.match(both.stderr, /give no experiment id/);
-    } finally {
-      await cleanup(dir);
-    }
+    });
   },
 );

@@ -18,6 +18,7 @@ import {
   SUITE,
   tempResults,
 } from "./helpers.ts";
+import { withDir } from "../../util/testing.ts";
 
 const EXP = ["exp", "faults", "--plain"];
 
@@ -31,6 +32,18 @@ function base(): Promise<{ dir: string; snap: Snapshot }> {
     return { dir, snap: await snapshot(dir) };
   })();
   return basePromise;
+}
+
+/**
+ * Runs `fn` on a copy (`finelab-<prefix>-…`) of the base results, then asserts the copy's results are the
+ * base's, bit for bit; the copy is removed however the test ends.
+ */
+async function onCopy(prefix: string, fn: (dir: string) => Promise<void>): Promise<void> {
+  const { dir: src, snap } = await base();
+  await withDir(copyResults(src, prefix), async (dir) => {
+    await fn(dir);
+    assert.deepEqual(await snapshot(dir), snap);
+  });
 }
 
 /** Changes the `nth` decimal digit at or after `from` (a valid file stays valid, with a wrong number). */
@@ -113,19 +126,17 @@ for (const c of ENTRY_CASES) {
     ignore: !FULL && !c.ci,
     ...SUITE,
     async fn() {
-      const { dir: src, snap } = await base();
-      const dir = await copyResults(src, "corrupt");
-      const [entry] = entries(dir);
-      await c.damage(entry);
-      const [row] = await runsJson(dir);
-      assert.equal(row.status, c.shown ?? "corrupt", JSON.stringify(row));
-      if (c.note) assert.match(row.note!, c.note);
-      const again = ok(await cli(dir, EXP), `${c.name}: rerun`);
-      if (!c.shown) assert.match(again.stderr, /failed verification/);
-      assert.match(again.stdout, /1 runs: 1 resumed/, again.stdout); // from the verified final/ checkpoint
-      assert.deepEqual(await snapshot(dir), snap);
-      assert.equal((await runsJson(dir))[0].status, "completed");
-      await cleanup(dir);
+      await onCopy("corrupt", async (dir) => {
+        const [entry] = entries(dir);
+        await c.damage(entry);
+        const [row] = await runsJson(dir);
+        assert.equal(row.status, c.shown ?? "corrupt", JSON.stringify(row));
+        if (c.note) assert.match(row.note!, c.note);
+        const again = ok(await cli(dir, EXP), `${c.name}: rerun`);
+        if (!c.shown) assert.match(again.stderr, /failed verification/);
+        assert.match(again.stdout, /1 runs: 1 resumed/, again.stdout); // from the verified final/ checkpoint
+        assert.equal((await runsJson(dir))[0].status, "completed");
+      });
     },
   });
 }
@@ -185,16 +196,14 @@ Deno.test({
   ignore: !FULL,
   ...SUITE,
   async fn() {
-    const { dir: src, snap } = await base();
-    const dir = await copyResults(src, "corrupt-final");
-    const [entry] = entries(dir);
-    await flipDigit(`${entry}/summary.json`, 2, await offsetOf(`${entry}/summary.json`, '"final_train_loss"'));
-    await flipBit(`${entry}/checkpoints/final/model.safetensors`);
-    const again = ok(await cli(dir, EXP));
-    assert.match(again.stderr, /ignoring checkpoint .*final: model\.safetensors has sha256/);
-    assert.match(again.stdout, /1 runs: 1 trained/);
-    assert.deepEqual(await snapshot(dir), snap);
-    await cleanup(dir);
+    await onCopy("corrupt-final", async (dir) => {
+      const [entry] = entries(dir);
+      await flipDigit(`${entry}/summary.json`, 2, await offsetOf(`${entry}/summary.json`, '"final_train_loss"'));
+      await flipBit(`${entry}/checkpoints/final/model.safetensors`);
+      const again = ok(await cli(dir, EXP));
+      assert.match(again.stderr, /ignoring checkpoint .*final: model\.safetensors has sha256/);
+      assert.match(again.stdout, /1 runs: 1 trained/);
+    });
   },
 });
 
@@ -237,19 +246,17 @@ for (const c of DB_CASES) {
     ignore: !FULL && !c.ci,
     ...SUITE,
     async fn() {
-      const { dir: src, snap } = await base();
-      const dir = await copyResults(src, "corrupt-db");
-      await c.damage(`${dir}/results.duckdb`);
-      const args = c.via === "query" ? ["query", "SELECT count(*) AS n FROM runs"] : c.via === "exp" ? EXP : [
-        "plot",
-        "faults",
-      ];
-      const o = ok(await cli(dir, args), `${c.name}: ${c.via}`);
-      assert.match(o.stderr, /[Rr]ebuilding it from|building it from the run cache/);
-      if (c.via === "query") assert.match(o.stdout, /\b1\b/);
-      if (c.via === "exp") assert.match(o.stdout, /1 runs: 1 cached/);
-      assert.deepEqual(await snapshot(dir), snap);
-      await cleanup(dir);
+      await onCopy("corrupt-db", async (dir) => {
+        await c.damage(`${dir}/results.duckdb`);
+        const args = c.via === "query" ? ["query", "SELECT count(*) AS n FROM runs"] : c.via === "exp" ? EXP : [
+          "plot",
+          "faults",
+        ];
+        const o = ok(await cli(dir, args), `${c.name}: ${c.via}`);
+        assert.match(o.stderr, /[Rr]ebuilding it from|building it from the run cache/);
+        if (c.via === "query") assert.match(o.stdout, /\b1\b/);
+        if (c.via === "exp") assert.match(o.stdout, /1 runs: 1 cached/);
+      });
     },
   });
 }
@@ -258,16 +265,14 @@ Deno.test({
   name: "corrupt: `db rebuild` leaves a corrupt cache entry out with a warning; `exp` then retrains it",
   ...SUITE,
   async fn() {
-    const { dir: src, snap } = await base();
-    const dir = await copyResults(src, "corrupt-rebuild");
-    const [entry] = entries(dir);
-    await truncate(`${entry}/metrics.jsonl`, 0.3);
-    const r = ok(await cli(dir, ["db", "rebuild"]));
-    assert.match(r.stdout, /0 runs, 0 metric rows, 1 corrupt entries left out/);
-    assert.match(r.stderr, /left out cache entry .*metrics\.jsonl has sha256/);
-    ok(await cli(dir, EXP));
-    assert.deepEqual(await snapshot(dir), snap);
-    await cleanup(dir);
+    await onCopy("corrupt-rebuild", async (dir) => {
+      const [entry] = entries(dir);
+      await truncate(`${entry}/metrics.jsonl`, 0.3);
+      const r = ok(await cli(dir, ["db", "rebuild"]));
+      assert.match(r.stdout, /0 runs, 0 metric rows, 1 corrupt entries left out/);
+      assert.match(r.stderr, /left out cache entry .*metrics\.jsonl has sha256/);
+      ok(await cli(dir, EXP));
+    });
   },
 });
 

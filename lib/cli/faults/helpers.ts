@@ -11,7 +11,9 @@ import assert from "node:assert/strict";
 import { openStore } from "../../store/mod.ts";
 import { permissionFlags } from "../permissions.ts";
 import type { RunsRow } from "../../runner/results.ts";
-import { REPO_ROOT } from "../../util/paths.ts";
+import { loadExperiment, makePlan, type Plan } from "../../runner/plan.ts";
+import { projectPaths, REPO_ROOT } from "../../util/paths.ts";
+import { removeDirs, tempDir, withTempDir } from "../../util/testing.ts";
 
 /** The fixture experiments (faults: one run; faults-sweep: 2 variants x 2 seeds). */
 export const FIXTURES = `${REPO_ROOT}/lib/cli/faults/testdata/experiments`;
@@ -102,10 +104,8 @@ export function killed(o: Out, spec: string): Out {
   return o;
 }
 
-/** A fresh results folder. */
-export function tempResults(prefix: string): Promise<string> {
-  return Deno.makeTempDir({ prefix: `finelab-${prefix}-` });
-}
+/** A fresh results folder ({@link tempDir}). */
+export const tempResults: (prefix: string) => Promise<string> = tempDir;
 
 /** Rows of `sql` over the results database of `results`, read in this process (read-only). */
 export async function dbRows(results: string, sql: string): Promise<Record<string, unknown>[]> {
@@ -198,10 +198,28 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Removes temp folders (ignoring errors). */
-export async function cleanup(...dirs: string[]): Promise<void> {
-  for (const d of dirs) await Deno.remove(d, { recursive: true }).catch(() => {});
+/** What {@link repoPlans} returns: the loaded experiment and its plan per scale. */
+export interface RepoPlans {
+  loaded: Awaited<ReturnType<typeof loadExperiment>>;
+  plans: Record<string, Plan>;
 }
+
+/**
+ * The plans of the repository's experiment `id` (experiments/) at each of `scales` on the cpu backend,
+ * made against a throwaway results folder (removed after), with the loaded experiment.
+ */
+export function repoPlans(id: string, scales: string[]): Promise<RepoPlans> {
+  return withTempDir("plans", async (results) => {
+    const paths = projectPaths(REPO_ROOT, results);
+    const loaded = await loadExperiment(id, paths);
+    const plans: Record<string, Plan> = {};
+    for (const scale of scales) plans[scale] = await makePlan(loaded, { paths, overrides: { scale, backend: "cpu" } });
+    return { loaded, plans };
+  });
+}
+
+/** Removes temp folders (ignoring errors; {@link removeDirs}). */
+export const cleanup: (...dirs: string[]) => Promise<void> = removeDirs;
 
 /** Test options shared by the suite's tests (subprocesses and DuckDB handles outlive single ops). */
 export const SUITE = { sanitizeResources: false, sanitizeOps: false } as const;

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { cleanup, cli, type CliOptions, ok, type Out, snapshot, SUITE, tempResults } from "../../cli/faults/helpers.ts";
+import { withTempDir } from "../../util/testing.ts";
 import { FIXTURES } from "../../cli/faults/helpers.ts";
 import { entryPaths, readAttempts } from "../../runner/cache.ts";
 import { REPO_ROOT } from "../../util/paths.ts";
@@ -230,15 +231,12 @@ Deno.test(
   "slurm executor: no sbatch on PATH is one clear error (exit 2) that says how to install it",
   SUITE,
   async () => {
-    const dir = await tempResults("slurm-nosbatch");
-    try {
+    await withTempDir("slurm-nosbatch", async (dir) => {
       const o = await cli(dir, ["exp", "faults", "--executor", "slurm"], { env: { PATH: "/nonexistent" } });
       assert.equal(o.code, 2, o.stderr);
       assert.match(o.stderr, /`sbatch` is not on PATH.*login node.*apt-get install slurm-client/s);
       assert.deepEqual(await readSubmissions(entryRoot(dir)), []);
-    } finally {
-      await cleanup(dir);
-    }
+    });
   },
 );
 

@@ -4,7 +4,7 @@ import { initBackend } from "../../backends/mod.ts";
 import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { maskedMixture } from "../moe.ts";
-import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL } from "../moe_test_util.ts";
+import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL, tokenRows } from "../moe_test_util.ts";
 import { dsmoeForward, dsmoeGates, dsmoeShape, partitionDense, variant } from "./dsmoe.ts";
 import { variant as dense } from "./dense.ts";
 
@@ -83,9 +83,8 @@ Deno.test("dsmoe blocks: contiguous partition reconstructs the dense FFN exactly
 
 /** Float64 reference forward: thresholded sigmoid gates, n/k rescale, Σ over active blocks. */
 function reference(cfg: ModelConfig, xs: Float32Array, N: number, p: Record<string, Float32Array>): number[] {
-  const s = dsmoeShape(cfg), n = s.experts, B = s.block, out: number[] = [];
-  for (let t = 0; t < N; t++) {
-    const x = xs.subarray(t * d, (t + 1) * d);
+  const s = dsmoeShape(cfg), n = s.experts, B = s.block;
+  return tokenRows(xs, N, d).flatMap((x) => {
     const bias = (i: number) => s.gate_bias === null ? 0 : s.gate_bias + p.gate_bias[i];
     const g = range(0, n).map((i) =>
       1 / (1 + Math.exp(-range(0, d).reduce((a, k) => a + x[k] * p.gate[k * n + i], bias(i))))
@@ -98,9 +97,8 @@ function reference(cfg: ModelConfig, xs: Float32Array, N: number, p: Record<stri
       const o = swigluRef(x, p.w13, 2 * h, range(i * B, B), range(h + i * B, B), p.w2, range(i * B, B), d);
       o.forEach((v, j) => (y[j] += c * v));
     }
-    out.push(...y);
-  }
-  return out;
+    return y;
+  });
 }
 
 Deno.test("dsmoe forward: training (all blocks) and inference (active blocks only) match a float64 reference", async () => {

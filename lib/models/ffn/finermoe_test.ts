@@ -4,7 +4,7 @@ import { initBackend } from "../../backends/mod.ts";
 import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { balanceLoss } from "../moe.ts";
-import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL } from "../moe_test_util.ts";
+import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL, tokenRows } from "../moe_test_util.ts";
 import { finermoeRouted, finermoeShape, variant } from "./finermoe.ts";
 import { finermoeRouting } from "../finermoe_routing.ts";
 import { variant as dense } from "./dense.ts";
@@ -70,9 +70,8 @@ Deno.test("finermoe sizes: the paper's parameter formulas, and its 1.5B main set
 
 /** Float64 reference of the routed part + shared expert, expert by expert (Algorithm 1, combine options). */
 function reference(cfg: ModelConfig, xs: Float32Array, N: number, p: Record<string, Float32Array>): number[] {
-  const s = finermoeShape(cfg), E = s.experts, He = s.he_inter, he = s.he_out, per = E / s.g_o, out: number[] = [];
-  for (let t = 0; t < N; t++) {
-    const x = xs.subarray(t * d, (t + 1) * d);
+  const s = finermoeShape(cfg), E = s.experts, He = s.he_inter, he = s.he_out, per = E / s.g_o;
+  return tokenRows(xs, N, d).flatMap((x) => {
     const z = range(0, E).map((k) => range(0, d).reduce((a, j) => a + x[j] * p.router[j * E + k], 0));
     const sel: number[] = [];
     for (let i = 0; i < s.g_o; i++) {
@@ -113,9 +112,8 @@ function reference(cfg: ModelConfig, xs: Float32Array, N: number, p: Record<stri
         : 1;
       o.forEach((v, j) => (y[j] += gate * v));
     }
-    out.push(...y);
-  }
-  return out;
+    return y;
+  });
 }
 
 Deno.test("finermoe: masked, sparse and an explicit per-expert loop (float64) agree on a random batch", async () => {

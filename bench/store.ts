@@ -156,7 +156,8 @@ async function ingestMany(results: string, n: number, k: number) {
 async function ingestOne(results: string, n: number) {
   const extra = `${results}-extra`;
   await Deno.remove(extra, { recursive: true }).catch(() => {});
-  const rep = await generateCache(extra, 1, { experiments: 1, seed: 1000 + n });
+  // A fresh seed each time: a kept results folder (--keep) already holds the runs of earlier measurements.
+  const rep = await generateCache(extra, 1, { experiments: 1, seed: 1000 + n + Math.floor(Math.random() * 1e9) });
   const hash = rep.hashes[0];
   await Deno.rename(`${extra}/cache/${hash}`, `${results}/cache/${hash}`);
   await Deno.remove(extra, { recursive: true });

@@ -202,8 +202,11 @@ export interface IngestBatch {
   metricFiles?: ReadonlyMap<string, string>;
 }
 
-/** Inserts the metric rows of each run's metrics.jsonl (see {@link IngestBatch.metricFiles}), read by DuckDB. */
-async function insertMetricFiles(conn: DuckDBConnection, files: ReadonlyMap<string, string>): Promise<void> {
+/**
+ * Inserts the metric rows of each run's metrics.jsonl (see {@link IngestBatch.metricFiles}), read by DuckDB
+ * in one statement (in the caller's transaction, or its own).
+ */
+export async function insertMetricFiles(conn: DuckDBConnection, files: ReadonlyMap<string, string>): Promise<void> {
   const entries = [...files];
   const list = entries.map(([, path]) => literal(path)).join(", ");
   const pairs = entries.map(([hash, path]) => `(${literal(path)}, ${literal(hash)})`).join(", ");

@@ -40,7 +40,7 @@ if (import.meta.main) {
   out.entries = names.length;
   const files = ["manifest.json", "status.json", "config.yaml", "summary.json", "metrics.jsonl", "attempts.jsonl"];
   const bytes = await phase("read_files", out, () =>
-    mapPool(names, 16, async (n) => {
+    mapPool(names, 16, (n) => {
       const p = entryPaths(cache, n);
       return Promise.all(files.map((f) => Deno.readFile(`${p.dir}/${f}`).catch(() => new Uint8Array())));
     }));

@@ -7,7 +7,8 @@
  *                         [--skip rebuild,runs,query,dashboard,gc]   (measurements left out, e.g. at 100k on a
  *                         busy machine; `rebuild` is only skipped when the database exists, with --keep)
  *                         [--ingests 7]   (single-run ingests measured one after another: median, p90, max)
- *   deno task bench:store --concurrency 200 [--runners 8]     (bench/store_concurrency.ts)
+ *   deno task bench:store --concurrency 1000 [--runners 8] [--rebuild-at 0.5]   (bench/store_concurrency.ts: the
+ *                         sweep's size, the runners, and the fraction of finished runs at which `db rebuild` starts)
  *
  * Measured per size: `db rebuild`; incremental ingest of one new run; `runs` and `runs --experiment`;
  * a typical SQL query over runs and metrics (`deno task query`); the dashboard's index and an experiment
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     sweep: { type: "string", default: "10000" },
     concurrency: { type: "string" },
     runners: { type: "string", default: "8" },
+    "rebuild-at": { type: "string", default: "0.5" },
     skip: { type: "string", default: "" },
     ingests: { type: "string", default: "7" },
     out: { type: "string", default: resolve(REPO_ROOT, "bench/measurements") },
@@ -258,6 +260,7 @@ if (import.meta.main) {
     report.concurrency = await runConcurrency({
       runs: Number(values.concurrency),
       runners: Number(values.runners),
+      rebuildAt: Number(values["rebuild-at"]),
       dir: `${values.dir}-conc`,
     });
   } else {

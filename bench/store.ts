@@ -4,8 +4,11 @@
  * and database open included), plus the in-process parts where a command is slow.
  *
  *   deno task bench:store [--sizes 1000,10000] [--dir /tmp/finelab-store] [--keep] [--sweep 10000]
- *                         [--skip runs,dashboard,gc]   (measurements left out, e.g. at 100k on a busy machine)
- *   deno task bench:store --concurrency 200 [--runners 8]     (bench/store_concurrency.ts)
+ *                         [--skip rebuild,runs,query,dashboard,gc]   (measurements left out, e.g. at 100k on a
+ *                         busy machine; `rebuild` is only skipped when the database exists, with --keep)
+ *                         [--ingests 7]   (single-run ingests measured one after another: median, p90, max)
+ *   deno task bench:store --concurrency 1000 [--runners 8] [--rebuild-at 0.5]   (bench/store_concurrency.ts: the
+ *                         sweep's size, the runners, and the fraction of finished runs at which `db rebuild` starts)
  *
  * Measured per size: `db rebuild`; incremental ingest of one new run; `runs` and `runs --experiment`;
  * a typical SQL query over runs and metrics (`deno task query`); the dashboard's index and an experiment
@@ -35,7 +38,9 @@ const { values } = parseArgs({
     sweep: { type: "string", default: "10000" },
     concurrency: { type: "string" },
     runners: { type: "string", default: "8" },
+    "rebuild-at": { type: "string", default: "0.5" },
     skip: { type: "string", default: "" },
+    ingests: { type: "string", default: "7" },
     out: { type: "string", default: resolve(REPO_ROOT, "bench/measurements") },
   },
 });
@@ -130,11 +135,31 @@ async function dashboard(env: Record<string, string>, experiment: string) {
   }
 }
 
+/** `k` ingests of one new run each ({@link ingestOne}): every sample, and median, p90 and max of each part. */
+async function ingestMany(results: string, n: number, k: number) {
+  const samples: Awaited<ReturnType<typeof ingestOne>>[] = [];
+  for (let i = 0; i < k; i++) samples.push(await ingestOne(results, n + i));
+  const stats = (key: keyof (typeof samples)[0]) => {
+    const v = samples.map((x) => x[key]).sort((a, b) => a - b);
+    const at = (q: number) => v[Math.min(v.length - 1, Math.ceil(q * v.length) - 1)];
+    return { median: at(0.5), p90: at(0.9), max: v[v.length - 1] };
+  };
+  return {
+    n: k,
+    total_s: stats("total_s"),
+    open_s: stats("open_s"),
+    ingest_s: stats("ingest_s"),
+    close_s: stats("close_s"),
+    samples,
+  };
+}
+
 /** Ingest of one new run into the database of `results`, in-process: open, ingest, close. */
 async function ingestOne(results: string, n: number) {
   const extra = `${results}-extra`;
   await Deno.remove(extra, { recursive: true }).catch(() => {});
-  const rep = await generateCache(extra, 1, { experiments: 1, seed: 1000 + n });
+  // A fresh seed each time: a kept results folder (--keep) already holds the runs of earlier measurements.
+  const rep = await generateCache(extra, 1, { experiments: 1, seed: 1000 + n + Math.floor(Math.random() * 1e9) });
   const hash = rep.hashes[0];
   await Deno.rename(`${extra}/cache/${hash}`, `${results}/cache/${hash}`);
   await Deno.remove(extra, { recursive: true });
@@ -178,17 +203,22 @@ async function measureSize(n: number) {
     const g = await generateCache(results, n);
     out.generate = { seconds: +g.seconds.toFixed(1), experiments: g.experiments.length, load: load() };
   }
-  log(`${n}: db rebuild`);
-  out.rebuild = await timed(task("db", "rebuild"), env);
-  log(`${n}: ingest one`);
-  out.ingest_one = await ingestOne(results, n);
   const skip = new Set(values.skip!.split(","));
+  const haveDb = await Deno.stat(`${results}/results.duckdb`).then(() => true, () => false);
+  if (!(skip.has("rebuild") && haveDb)) {
+    log(`${n}: db rebuild`);
+    out.rebuild = await timed(task("db", "rebuild"), env);
+  }
+  log(`${n}: ingest one (x${values.ingests})`);
+  out.ingest_one = await ingestMany(results, n, Number(values.ingests));
   log(`${n}: runs`);
   if (!skip.has("runs")) out.runs = await timed(task("runs"), env);
-  out.runs_experiment = await timed(task("runs", "--experiment", "synth-0007"), env);
+  if (!skip.has("runs")) out.runs_experiment = await timed(task("runs", "--experiment", "synth-0007"), env);
   log(`${n}: query`);
-  out.query = await timed(task("query", QUERY), env);
-  out.query_trivial = await timed(task("query", "SELECT 1 AS one"), env);
+  if (!skip.has("query")) {
+    out.query = await timed(task("query", QUERY), env);
+    out.query_trivial = await timed(task("query", "SELECT 1 AS one"), env);
+  }
   log(`${n}: dashboard`);
   if (!skip.has("dashboard")) out.dashboard = await dashboard(env, "synth-0007");
   log(`${n}: gc (dry run)`);
@@ -230,6 +260,7 @@ if (import.meta.main) {
     report.concurrency = await runConcurrency({
       runs: Number(values.concurrency),
       runners: Number(values.runners),
+      rebuildAt: Number(values["rebuild-at"]),
       dir: `${values.dir}-conc`,
     });
   } else {

@@ -23,12 +23,26 @@ export interface ConcurrencyReport {
   trained_more: number;
   db_runs: number;
   db_completed: number;
-  rebuild_while_ingesting: { rc: number; wall_s: number; out: string };
+  rebuild_while_ingesting: { rc: number; wall_s: number; started_at_s: number; runs_done_then: number; out: string };
   ok: boolean;
 }
 
-/** Runs the check in `dir` (removed first). */
-export async function runConcurrency(o: { runs: number; runners: number; dir: string }): Promise<ConcurrencyReport> {
+/** Finished runs in the cache (entries with a summary.json). */
+async function finishedRuns(cache: string): Promise<number> {
+  let n = 0;
+  for (const name of await entryNames(cache)) {
+    if (await Deno.stat(`${entryPaths(cache, name).dir}/summary.json`).then(() => true, () => false)) n++;
+  }
+  return n;
+}
+
+/**
+ * Runs the check in `dir` (removed first). The rebuild starts once `rebuildAt` of the runs are finished
+ * (0.5: halfway; default) or when every runner has exited, whichever comes first.
+ */
+export async function runConcurrency(
+  o: { runs: number; runners: number; dir: string; rebuildAt?: number },
+): Promise<ConcurrencyReport> {
   await Deno.remove(o.dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(`${o.dir}/experiments`, { recursive: true });
   await Deno.writeTextFile(`${o.dir}/experiments/conc.ts`, sweepModule(o.runs, { id: "conc" }));
@@ -53,12 +67,20 @@ export async function runConcurrency(o: { runs: number; runners: number; dir: st
     { length: o.runners },
     () => spawn(["exp", "conc", "--scale", "tiny", "--no-plot"]).output(),
   );
-  await new Promise((r) => setTimeout(r, 15_000));
+  let exited = 0;
+  runners.forEach((p) => p.finally(() => exited++));
+  const target = Math.ceil((o.rebuildAt ?? 0.5) * sweepShape(o.runs).runs);
+  let done = 0;
+  while (exited < runners.length && (done = await finishedRuns(`${o.dir}/results/cache`)) < target) {
+    await new Promise((r) => setTimeout(r, 2000));
+  }
   const r0 = performance.now();
   const rb = await spawn(["db", "rebuild"]).output();
   const rebuild = {
     rc: rb.code,
     wall_s: +((performance.now() - r0) / 1000).toFixed(2),
+    started_at_s: +((r0 - t0) / 1000).toFixed(1),
+    runs_done_then: done,
     out: new TextDecoder().decode(rb.code === 0 ? rb.stdout : rb.stderr).trim().slice(-300),
   };
   const outs = await Promise.all(runners);

@@ -88,9 +88,9 @@ export interface EntryState {
   metricsText?: string;
 }
 
-async function readBytes(path: string): Promise<Uint8Array | null> {
+async function readBytes(path: string, blocking = false): Promise<Uint8Array | null> {
   try {
-    return await Deno.readFile(path);
+    return blocking ? Deno.readFileSync(path) : await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
@@ -113,6 +113,11 @@ export interface InspectOptions {
    * text is in {@link EntryState.metricsText} (the database rebuild hands it to DuckDB's JSON reader in bulk).
    */
   rawMetrics?: boolean;
+  /**
+   * Read the files with blocking reads: about half the CPU time of async reads of small files, at the cost of
+   * holding this thread (the database rebuild verifies a batch while DuckDB ingests the previous one).
+   */
+  blocking?: boolean;
 }
 
 /**
@@ -123,8 +128,8 @@ export interface InspectOptions {
 export async function inspectEntry(p: EntryPaths, opts: InspectOptions = {}): Promise<EntryState> {
   const problems: string[] = [];
   const bytes = {
-    manifest: await readBytes(p.manifest),
-    status: await readBytes(p.status),
+    manifest: await readBytes(p.manifest, opts.blocking),
+    status: await readBytes(p.status, opts.blocking),
   };
   if (bytes.manifest === null) {
     if (bytes.status !== null) problems.push("manifest.json is missing");
@@ -148,7 +153,7 @@ export async function inspectEntry(p: EntryPaths, opts: InspectOptions = {}): Pr
   for (const n of required) if (!(n in files)) problems.push(`status.json vouches for no ${n}`);
   const content = new Map<string, Uint8Array>();
   for (const [n, want] of Object.entries(files)) {
-    const b = n === "manifest.json" ? bytes.manifest : await readBytes(`${p.dir}/${n}`);
+    const b = n === "manifest.json" ? bytes.manifest : await readBytes(`${p.dir}/${n}`, opts.blocking);
     if (b === null) {
       problems.push(`${n} is missing`);
       continue;

@@ -114,7 +114,13 @@ async function* cacheBatches(
   const names = await entryNames(paths.cache);
   const load = async (from: number): Promise<IngestBatch> => {
     const batch = names.slice(from, from + REBUILD_BATCH);
-    const states = await mapPool(batch, 16, (n) => inspectEntry(entryPaths(paths.cache, n), { rawMetrics: true }));
+    // Blocking reads (less CPU), started from a timer: the consumer first hands the previous batch to DuckDB.
+    await new Promise((r) => setTimeout(r, 0));
+    const states = await mapPool(
+      batch,
+      16,
+      (n) => inspectEntry(entryPaths(paths.cache, n), { rawMetrics: true, blocking: true }),
+    );
     const records: RunRecord[] = [];
     const metricFiles = new Map<string, string>();
     states.forEach((s, j) => {

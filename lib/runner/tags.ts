@@ -54,13 +54,19 @@ function tagsFile(paths: CachePath): string {
 
 /** Every association in the cache, first record of each (hash, tag) pair; torn lines are skipped. */
 export async function readTags(paths: CachePath): Promise<RunTag[]> {
-  let text = "";
+  return parseTags(await readTagsText(paths));
+}
+
+async function readTagsText(paths: CachePath): Promise<string> {
   try {
-    text = await Deno.readTextFile(tagsFile(paths));
+    return await Deno.readTextFile(tagsFile(paths));
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
+    if (e instanceof Deno.errors.NotFound) return "";
     throw e;
   }
+}
+
+function parseTags(text: string): RunTag[] {
   const seen = new Map<string, RunTag>();
   for (const line of text.split("\n")) {
     let t: RunTag;
@@ -110,10 +116,15 @@ const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
 /**
  * Makes the database's `run_tags` table and `tagged_runs` view match the cache's tags file (created when
- * missing; cheap: one statement per table).
+ * missing). Nothing is written when the file is unchanged since the last sync (its sha256 is kept in
+ * `finelab_meta` as `tags_digest`): an ingest that brings no new tag costs one read.
  */
 export async function syncTags(store: Store, paths: CachePath): Promise<void> {
-  const tags = await readTags(paths);
+  const text = await readTagsText(paths);
+  const digest = await sha256Hex(text);
+  const had = await store.query("SELECT value FROM finelab_meta WHERE key = 'tags_digest'");
+  if (had.rows.length && had.rows[0].value === digest) return;
+  const tags = parseTags(text);
   await store.query(
     "CREATE TABLE IF NOT EXISTS run_tags (hash VARCHAR NOT NULL, tag VARCHAR NOT NULL, experiment VARCHAR, " +
       "run_id VARCHAR, tagged_at VARCHAR, PRIMARY KEY (hash, tag))",
@@ -122,7 +133,14 @@ export async function syncTags(store: Store, paths: CachePath): Promise<void> {
     "CREATE OR REPLACE VIEW tagged_runs AS SELECT r.*, t.tag, t.tagged_at FROM runs r JOIN run_tags t USING (hash)",
   );
   await store.query("DELETE FROM run_tags");
-  if (tags.length === 0) return;
-  const values = tags.map((t) => `(${[t.hash, t.tag, t.experiment, t.run_id, t.at].map(q).join(", ")})`);
-  await store.query(`INSERT INTO run_tags VALUES ${values.join(", ")}`);
+  if (tags.length) {
+    const values = tags.map((t) => `(${[t.hash, t.tag, t.experiment, t.run_id, t.at].map(q).join(", ")})`);
+    await store.query(`INSERT INTO run_tags VALUES ${values.join(", ")}`);
+  }
+  await store.query(`INSERT OR REPLACE INTO finelab_meta VALUES ('tags_digest', ${q(digest)})`);
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -19,6 +19,7 @@ import {
 } from "./schema.ts";
 import type { ExperimentRow } from "./types.ts";
 import { faultPoint } from "../util/fault.ts";
+import { createHash } from "node:crypto";
 
 export async function schemaVersionOf(conn: DuckDBConnection): Promise<string | null> {
   const t = await conn.runAndReadAll(
@@ -39,16 +40,58 @@ export async function checkSchemaVersion(conn: DuckDBConnection, path: string): 
   }
 }
 
+/** sha256 of the schema's DDL: stored in `finelab_meta` (`schema_digest`) once a file has that schema. */
+export function schemaDigest(): string {
+  return createHash("sha256").update(schemaDdl().join(";\n")).digest("hex");
+}
+
+/** The `finelab_meta` value of `key`; null when absent or when the file has no `finelab_meta` table yet. */
+async function metaValue(conn: DuckDBConnection, key: string): Promise<string | null> {
+  try {
+    const rows = (await conn.runAndReadAll(`SELECT value FROM finelab_meta WHERE key = ${literal(key)}`))
+      .getRowObjectsJS();
+    return rows.length ? String(rows[0].value) : null;
+  } catch (e) {
+    if (/Catalog Error/.test((e as Error).message)) return null;
+    throw e;
+  }
+}
+
+/**
+ * Creates the schema or brings an older file up to it (added columns; the primary key on `runs.hash` that
+ * files written before it was dropped carry is removed). Skipped, apart from one read, when the file's
+ * `schema_digest` says it already has this schema.
+ */
 export async function ensureSchema(conn: DuckDBConnection, path: string): Promise<void> {
   await checkSchemaVersion(conn, path);
+  const digest = schemaDigest();
+  if ((await metaValue(conn, "schema_digest")) === digest) return;
   await conn.run("BEGIN TRANSACTION");
   try {
+    await dropRunsPrimaryKey(conn);
     for (const sql of schemaDdl()) await conn.run(sql);
+    await conn.run(`INSERT OR REPLACE INTO finelab_meta VALUES ('schema_digest', ${literal(digest)})`);
     await conn.run("COMMIT");
   } catch (e) {
     await conn.run("ROLLBACK").catch(() => {});
     throw e;
   }
+}
+
+/**
+ * Removes the primary key of `runs.hash` from a file written when it had one (its index, loaded and updated
+ * by every ingest, made one run's ingest cost grow with the database). DuckDB cannot drop a constraint in
+ * place: the table is copied without it. Uniqueness of `hash` is kept by ingest (delete, then insert).
+ */
+async function dropRunsPrimaryKey(conn: DuckDBConnection): Promise<void> {
+  const r = await conn.runAndReadAll(
+    `SELECT count(*)::INTEGER AS n FROM duckdb_constraints() WHERE schema_name = 'main' AND table_name = 'runs' ` +
+      `AND constraint_type = 'PRIMARY KEY'`,
+  );
+  if (r.getRowObjectsJS()[0].n === 0) return;
+  await conn.run("CREATE TABLE runs_without_key AS SELECT * FROM runs");
+  await conn.run("DROP TABLE runs");
+  await conn.run("ALTER TABLE runs_without_key RENAME TO runs");
 }
 
 export interface TableColumn {
@@ -159,8 +202,11 @@ export interface IngestBatch {
   metricFiles?: ReadonlyMap<string, string>;
 }
 
-/** Inserts the metric rows of each run's metrics.jsonl (see {@link IngestBatch.metricFiles}), read by DuckDB. */
-async function insertMetricFiles(conn: DuckDBConnection, files: ReadonlyMap<string, string>): Promise<void> {
+/**
+ * Inserts the metric rows of each run's metrics.jsonl (see {@link IngestBatch.metricFiles}), read by DuckDB
+ * in one statement (in the caller's transaction, or its own).
+ */
+export async function insertMetricFiles(conn: DuckDBConnection, files: ReadonlyMap<string, string>): Promise<void> {
   const entries = [...files];
   const list = entries.map(([, path]) => literal(path)).join(", ");
   const pairs = entries.map(([hash, path]) => `(${literal(path)}, ${literal(hash)})`).join(", ");
@@ -205,8 +251,7 @@ export async function ingestInto(
 
   await conn.run("BEGIN TRANSACTION");
   try {
-    // Schema evolution first (DuckDB rejects re-inserting a deleted primary key when the table was altered
-    // after the delete in the same transaction): add new config columns, retype columns whose values changed type.
+    // Schema evolution first (before the deletes): add new config columns, retype columns whose values changed type.
     const others = hashes.length ? `WHERE hash NOT IN (${hashes.map(literal).join(", ")})` : "";
     const filled = async (col: string) =>
       (await conn.runAndReadAll(`SELECT count(${ident(col)})::INTEGER AS n FROM runs ${others}`))
@@ -228,7 +273,8 @@ export async function ingestInto(
       }
     }
     if (!input.fresh) {
-      // Only runs already stored have rows to replace: a primary-key lookup spares new runs a scan of metrics.
+      // Only runs already stored have rows to replace (one scan of runs.hash spares new runs a scan of metrics).
+      // Deleting before appending keeps runs.hash unique (the table has no key: its index cost every ingest).
       const stored: string[] = [];
       for (let i = 0; i < hashes.length; i += 1000) {
         const list = hashes.slice(i, i + 1000).map(literal).join(", ");

@@ -418,7 +418,8 @@ Deno.test("a database written before the inference-speed columns gets them in pl
   try {
     const s1 = await openStore(path);
     await s1.ingest([syntheticRunRecord({ variant: "old" })]);
-    // Simulate a file from before the columns existed.
+    // Simulate a file from before the columns existed (and before the schema digest).
+    await s1.query("DELETE FROM finelab_meta WHERE key = 'schema_digest'");
     for (const c of ["prefill_tokens_per_sec", "decode_tokens_per_sec"]) {
       await s1.query(`ALTER TABLE runs DROP COLUMN ${c}`);
     }
@@ -465,4 +466,135 @@ Deno.test("parent_hash records init_from; run_ancestry walks the chain to every 
     });
     assert.equal(n.rows[0].n, 0, "a seeded run has no ancestors");
   });
+});
+
+Deno.test("close leaves the WAL (no checkpoint); a writer killed after its ingest loses nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
+  const path = `${dir}/results.duckdb`;
+  try {
+    const s = await openStore(path);
+    await s.ingest([syntheticRunRecord({ variant: "closed" })]);
+    await s.close();
+    assert.ok((await Deno.stat(`${path}.wal`)).size > 0, "the ingest is in the WAL, not checkpointed on close");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-ffi",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env",
+        resolve(REPO_ROOT, "lib/store/testdata/ingest_and_die.ts"),
+        path,
+        "killed",
+      ],
+      cwd: REPO_ROOT,
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("ingested")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ingest_and_die exited early: ${out}`);
+      out += value;
+    }
+    reader.releaseLock();
+    child.kill("SIGKILL");
+    await child.status;
+    child.stdout.cancel().catch(() => {});
+    for (const readOnly of [true, false]) {
+      const s2 = await openStore(path, { readOnly });
+      try {
+        const r = await s2.query("SELECT variant, count(*)::INTEGER AS n FROM runs GROUP BY variant ORDER BY variant");
+        assert.deepEqual(r.rows, [{ variant: "closed", n: 1 }, { variant: "killed", n: 1 }], `readOnly ${readOnly}`);
+        const m = await s2.query("SELECT count(*)::INTEGER AS n FROM metrics");
+        assert.ok(Number(m.rows[0].n) > 0);
+      } finally {
+        await s2.close();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a database with the old primary key on runs.hash loses it in place; rows, views and re-ingest work", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
+  const path = `${dir}/results.duckdb`;
+  try {
+    const [a, b] = twoRuns();
+    const s1 = await openStore(path);
+    await s1.ingest([a, b], [{
+      ...EXP[0],
+      id: a.manifest.experiment,
+      plan: { scale: "tiny", runs: [a, b].map((r) => ({ hash: r.manifest.hash, run_id: r.manifest.run_id })) },
+    }]);
+    // Simulate a file written before: runs.hash was the primary key, and there was no schema digest.
+    await s1.query("ALTER TABLE runs ADD PRIMARY KEY (hash)");
+    await s1.query("DELETE FROM finelab_meta WHERE key = 'schema_digest'");
+    const keys = "SELECT count(*)::INTEGER AS n FROM duckdb_constraints() WHERE table_name = 'runs' " +
+      "AND constraint_type = 'PRIMARY KEY'";
+    assert.equal((await s1.query(keys)).rows[0].n, 1);
+    await s1.close();
+    const s2 = await openStore(path);
+    try {
+      assert.equal((await s2.query(keys)).rows[0].n, 0, "the key is gone");
+      const q = "SELECT hash, variant FROM current_runs ORDER BY hash";
+      const want = [a, b].map((r) => ({ hash: r.manifest.hash, variant: r.manifest.variant }))
+        .sort((x, y) => x.hash < y.hash ? -1 : 1);
+      assert.deepEqual((await s2.query(q)).rows, want);
+      await s2.ingest([a]);
+      await s2.ingest([a, a]);
+      assert.deepEqual((await s2.query(q)).rows, want, "still one row per hash");
+      const m = await s2.query("SELECT count(*)::INTEGER AS n FROM metrics");
+      assert.equal(m.rows[0].n, a.metrics.length + b.metrics.length);
+    } finally {
+      await s2.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ingest is idempotent: the same runs ingested again leave the same rows", async () => {
+  await withStore(async (store) => {
+    const recs = twoRuns();
+    const snapshot = async () => ({
+      runs: (await store.query("SELECT * EXCLUDE (config_json) FROM runs ORDER BY hash")).rows,
+      metrics: (await store.query("SELECT * FROM metrics ORDER BY hash, step, split, name")).rows,
+      extra: (await store.query("SELECT * FROM run_metrics ORDER BY hash, name")).rows,
+    });
+    await store.ingest(recs, EXP);
+    const once = await snapshot();
+    assert.equal(once.runs.length, 2);
+    await store.ingest(recs, EXP);
+    await store.ingest([recs[1], recs[0], recs[1]]);
+    assert.deepEqual(await snapshot(), once);
+  });
+});
+
+Deno.test("opening a file whose schema digest matches skips the DDL; another digest runs it again", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
+  const path = `${dir}/results.duckdb`;
+  const views = "SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name = 'variant_stats'";
+  try {
+    const s1 = await openStore(path);
+    await s1.query("DROP VIEW variant_stats");
+    await s1.close();
+    const s2 = await openStore(path);
+    assert.equal((await s2.query(views)).rows.length, 0, "same digest: DDL skipped");
+    await s2.query("UPDATE finelab_meta SET value = 'older' WHERE key = 'schema_digest'");
+    await s2.close();
+    const s3 = await openStore(path);
+    try {
+      assert.equal((await s3.query(views)).rows.length, 1, "other digest: DDL run");
+      const d = await s3.query("SELECT value FROM finelab_meta WHERE key = 'schema_digest'");
+      assert.match(String(d.rows[0].value), /^[0-9a-f]{64}$/);
+    } finally {
+      await s3.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

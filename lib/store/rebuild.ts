@@ -11,7 +11,7 @@ import { dirname, resolve } from "node:path";
 import type { RunRecord } from "../core/records.ts";
 import { DEFAULT_LOCK_TIMEOUT_MS, type ExperimentRow } from "./types.ts";
 import { createInstance, type Entry } from "./pool.ts";
-import { ensureSchema, type IngestBatch, ingestInto } from "./ingest.ts";
+import { ensureSchema, type IngestBatch, ingestInto, insertMetricFiles } from "./ingest.ts";
 import { faultPoint } from "../util/fault.ts";
 
 export async function removeIfExists(path: string): Promise<void> {
@@ -40,15 +40,26 @@ export async function buildFile(tmp: string, data: RebuildData): Promise<void> {
     const inst = await DuckDBInstance.create(tmp);
     try {
       const conn = await inst.connect();
+      // A second connection inserts each batch's metrics files (DuckDB's JSON reader, on its own threads) while
+      // the first appends the batch's runs rows and this thread verifies the next batch: the three overlap.
+      // Batches are not atomic here (nothing is: a failed build is removed whole).
+      const metricsConn = await inst.connect();
+      let metrics: Promise<void> | null = null;
       try {
         await ensureSchema(conn, tmp);
         for await (const b of data.batches ?? []) {
-          await ingestInto(conn, { records: b.records, experiments: [], fresh: true, metricFiles: b.metricFiles });
+          await metrics; // one metrics insert at a time
+          metrics = b.metricFiles?.size ? insertMetricFiles(metricsConn, b.metricFiles) : null;
+          metrics?.catch(() => {}); // awaited (and its error thrown) before the next batch or at the end
+          await ingestInto(conn, { records: b.records, experiments: [], fresh: true });
         }
+        await metrics;
         const experiments = typeof data.experiments === "function" ? await data.experiments() : data.experiments;
         await ingestInto(conn, { records: data.records ?? [], experiments, fresh: true });
         await conn.run("CHECKPOINT");
       } finally {
+        await metrics?.catch(() => {}); // never close under a running statement
+        metricsConn.closeSync();
         conn.closeSync();
       }
     } finally {

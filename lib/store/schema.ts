@@ -13,7 +13,8 @@
  * - `experiment_runs` the runs of each experiment's latest plan (experiment, hash, run_id, scale).
  * - view `current_runs` `runs` restricted to each experiment's latest plan, plus its `scale`.
  * - view `run_ancestry` (hash, ancestor, depth): every ancestor of a run through `parent_hash` (init_from).
- * - `finelab_meta` key/value: `schema_version`.
+ * - `finelab_meta` key/value: `schema_version`, `schema_digest` (sha256 of this DDL: opening skips it when equal),
+ *                  `tags_digest` (of the tags file last synced into `run_tags`).
  * - `claims`       the claims ledger (lib/report/claims.ts): one row per paper claim, experiment testing it and
  *   scale point, with the effect, its 95% CI over seeds and the verdict; written after each experiment's report.
  * - view `variant_stats`  per experiment and variant of the latest plan (`current_runs`): run counts, mean and
@@ -43,7 +44,7 @@ export const RUN_COLUMNS: readonly FixedColumn[] = [
   {
     name: "hash",
     type: "VARCHAR",
-    doc: "run hash, primary key; the cache directory results/cache/<hash>/",
+    doc: "run hash, unique (one row per run); the cache directory results/cache/<hash>/",
     get: (r) => r.manifest.hash,
   },
   {
@@ -250,7 +251,8 @@ const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec", "paren
 
 /** The DDL that creates the fixed schema (idempotent). */
 export function schemaDdl(): string[] {
-  const runCols = RUN_COLUMNS.map((c) => `${ident(c.name)} ${c.type}${c.name === "hash" ? " PRIMARY KEY" : ""}`);
+  // No PRIMARY KEY on runs.hash: ingest keeps it unique (delete, then insert) without an index to maintain.
+  const runCols = RUN_COLUMNS.map((c) => `${ident(c.name)} ${c.type}`);
   const config = configColumns();
   return [
     `CREATE TABLE IF NOT EXISTS finelab_meta (key VARCHAR PRIMARY KEY, value VARCHAR)`,

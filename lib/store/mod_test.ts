@@ -332,8 +332,8 @@ Deno.test("read-only open of a missing database says how to create it", async ()
   }
 });
 
-/** Starts testdata/hold_lock.ts holding `path` for `ms`; resolves once it holds the lock. */
-async function holdLock(path: string, ms: number): Promise<Deno.ChildProcess> {
+/** Starts the lib/store/testdata script `script` with `args`; resolves once its stdout has printed `marker`. */
+async function startUntil(script: string, args: string[], marker: string): Promise<Deno.ChildProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -341,9 +341,9 @@ async function holdLock(path: string, ms: number): Promise<Deno.ChildProcess> {
       "--allow-ffi",
       "--allow-read",
       "--allow-write",
-      resolve(REPO_ROOT, "lib/store/testdata/hold_lock.ts"),
-      path,
-      String(ms),
+      "--allow-env",
+      resolve(REPO_ROOT, `lib/store/testdata/${script}`),
+      ...args,
     ],
     cwd: REPO_ROOT,
     stdout: "piped",
@@ -351,12 +351,18 @@ async function holdLock(path: string, ms: number): Promise<Deno.ChildProcess> {
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
-  while (!out.includes("locked")) {
+  while (!out.includes(marker)) {
     const { value, done } = await reader.read();
-    if (done) throw new Error(`hold_lock exited early: ${out}`);
+    if (done) throw new Error(`${script} exited early: ${out}`);
     out += value;
   }
   reader.releaseLock();
+  return child;
+}
+
+/** Starts testdata/hold_lock.ts holding `path` for `ms`; resolves once it holds the lock. */
+async function holdLock(path: string, ms: number): Promise<Deno.ChildProcess> {
+  const child = await startUntil("hold_lock.ts", [path, String(ms)], "locked");
   child.stdout.cancel().catch(() => {});
   return child;
 }
@@ -476,30 +482,7 @@ Deno.test("close leaves the WAL (no checkpoint); a writer killed after its inges
     await s.ingest([syntheticRunRecord({ variant: "closed" })]);
     await s.close();
     assert.ok((await Deno.stat(`${path}.wal`)).size > 0, "the ingest is in the WAL, not checkpointed on close");
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-ffi",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        resolve(REPO_ROOT, "lib/store/testdata/ingest_and_die.ts"),
-        path,
-        "killed",
-      ],
-      cwd: REPO_ROOT,
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let out = "";
-    while (!out.includes("ingested")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`ingest_and_die exited early: ${out}`);
-      out += value;
-    }
-    reader.releaseLock();
+    const child = await startUntil("ingest_and_die.ts", [path, "killed"], "ingested");
     child.kill("SIGKILL");
     await child.status;
     child.stdout.cancel().catch(() => {});

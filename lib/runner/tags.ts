@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { sha256Hex } from "../core/hash.ts";
 import type { Store } from "../store/mod.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 
@@ -121,7 +122,7 @@ const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
  */
 export async function syncTags(store: Store, paths: CachePath): Promise<void> {
   const text = await readTagsText(paths);
-  const digest = await sha256Hex(text);
+  const digest = sha256Hex(text);
   const had = await store.query("SELECT value FROM finelab_meta WHERE key = 'tags_digest'");
   if (had.rows.length && had.rows[0].value === digest) return;
   const tags = parseTags(text);
@@ -138,9 +139,4 @@ export async function syncTags(store: Store, paths: CachePath): Promise<void> {
     await store.query(`INSERT INTO run_tags VALUES ${values.join(", ")}`);
   }
   await store.query(`INSERT OR REPLACE INTO finelab_meta VALUES ('tags_digest', ${q(digest)})`);
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -19,7 +19,7 @@ import {
 } from "./schema.ts";
 import type { ExperimentRow } from "./types.ts";
 import { faultPoint } from "../util/fault.ts";
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../core/hash.ts";
 
 export async function schemaVersionOf(conn: DuckDBConnection): Promise<string | null> {
   const t = await conn.runAndReadAll(
@@ -42,7 +42,7 @@ export async function checkSchemaVersion(conn: DuckDBConnection, path: string): 
 
 /** sha256 of the schema's DDL: stored in `finelab_meta` (`schema_digest`) once a file has that schema. */
 export function schemaDigest(): string {
-  return createHash("sha256").update(schemaDdl().join(";\n")).digest("hex");
+  return sha256Hex(schemaDdl().join(";\n"));
 }
 
 /** The `finelab_meta` value of `key`; null when absent or when the file has no `finelab_meta` table yet. */

@@ -4,6 +4,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { parse as parseYaml } from "yaml";
 import { DEFAULT_MODEL, type ModelConfig } from "../lib/core/config.ts";
 
 /** Bench settings (CLI flags). */
@@ -29,9 +30,27 @@ export interface BenchConfig {
   python: string | null;
 }
 
-/** The reference model scaled to width `d` (heads of 32, d_ff = 3·d, as d=128) and sequence `seq`, with FFN `kind`. */
-export function sizedModel(kind: string, d: number | null, seq: number | null): ModelConfig {
-  const base = { ...DEFAULT_MODEL, ffn: { kind } as ModelConfig["ffn"] };
+/**
+ * An FFN entry of `--ffn`: a kind, optionally with options, `kind:option=value:option=value`
+ * (`finermoe:train_compute=sparse`); values are YAML scalars, as with `exp --set`.
+ */
+export function ffnOfLabel(label: string): ModelConfig["ffn"] {
+  const [kind, ...opts] = label.split(":");
+  const ffn: Record<string, unknown> = { kind };
+  for (const o of opts) {
+    const eq = o.indexOf("=");
+    if (eq <= 0) throw new Error(`--ffn ${label}: "${o}" must have the form option=value`);
+    ffn[o.slice(0, eq)] = parseYaml(o.slice(eq + 1));
+  }
+  return ffn as unknown as ModelConfig["ffn"]; // checked at run time (validateModelConfig), as --set is
+}
+
+/**
+ * The reference model scaled to width `d` (heads of 32, d_ff = 3·d, as d=128) and sequence `seq`,
+ * with the FFN of `label` (a kind, or `kind:option=value...`, see {@link ffnOfLabel}).
+ */
+export function sizedModel(label: string, d: number | null, seq: number | null): ModelConfig {
+  const base = { ...DEFAULT_MODEL, ffn: ffnOfLabel(label) };
   if (seq !== null) base.seq_len = seq;
   if (d === null) return base;
   return { ...base, d_model: d, n_heads: d / 32, d_ff: 3 * d };
@@ -97,7 +116,8 @@ export function parseConfig(args: string[]): BenchConfig & { quick: boolean; hel
 /** The help text. */
 export const HELP = `deno task bench [flags]
   --backends a,b     backends to measure (default: the available ones of tensorflow, webgpu (hardware), native, wasm)
-  --ffn a,b          FFN kinds (default: dense, finedeep, dsmoe, finermoe; each with its default options)
+  --ffn a,b          FFN kinds (default: dense, finedeep, dsmoe, finermoe; each with its default options);
+                     kind:option=value[:option=value] sets options, e.g. finermoe:train_compute=sparse
   --sizes d,d        model widths, e.g. 128,256,512 (heads d/32, d_ff 3d, 4 layers; default: the reference d=128)
   --seq N            sequence length (default 128, the reference model's)
   --steps N          timed steps per run (default 10; --quick: 3)

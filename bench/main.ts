@@ -29,7 +29,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_MODEL } from "../lib/core/config.ts";
-import { availableFfnKinds, flopsPerToken, loadFfn } from "../lib/models/variants.ts";
+import { availableFfnKinds, flopsPerToken, loadFfn, validateModelConfig } from "../lib/models/variants.ts";
 import type { BenchResult } from "../lib/train/bench.ts";
 import { projectPaths } from "../lib/util/paths.ts";
 import { loadBlas, measurePeak, nativeAvailability, type Peak } from "../lib/backends/native/mod.ts";
@@ -212,7 +212,8 @@ async function benchSize(d: number | null, s: Shared, log: (m: string) => void) 
   const m0 = model("dense"), tag = `d${m0.d_model}`;
   const batches = join(work, `batches-${tag}.safetensors`), nBatches = cfg.warmup + cfg.steps;
   await writeBatches(batches, s.tokens, nBatches, cfg.batch, m0.seq_len);
-  for (const k of kinds) await writeWeights(join(work, `weights-${tag}-${k}.safetensors`), model(k));
+  const weightsOf = (k: string) => join(work, `weights-${tag}-${kinds.indexOf(k)}.safetensors`); // labels may hold ":" and "="
+  for (const k of kinds) await writeWeights(weightsOf(k), model(k));
   log(`\n== d_model ${m0.d_model}, ${m0.n_heads} heads, d_ff ${m0.d_ff}, ${m0.n_layers} layers, seq ${m0.seq_len}`);
   log(`data: ${s.source}; ${nBatches} batches of ${cfg.batch} x ${m0.seq_len}`);
   const plan: PlanItem[] = [];
@@ -224,7 +225,7 @@ async function benchSize(d: number | null, s: Shared, log: (m: string) => void) 
   }
   const runs: RunResult[] = [];
   for (const [i, p] of plan.entries()) {
-    const files = ["--weights", join(work, `weights-${tag}-${p.ffn}.safetensors`), "--batches", batches];
+    const files = ["--weights", weightsOf(p.ffn), "--batches", batches];
     const { result, error } = await runOne(p, files, s, join(work, `r-${tag}-${i}.json`));
     runs.push({ ...p, d_model: m0.d_model, seq_len: m0.seq_len, result, error });
     log(progressLine(`[${i + 1}/${plan.length}] ${tag} ${p.backend} ${p.ffn} r${p.repeat}`, result, error));
@@ -232,7 +233,8 @@ async function benchSize(d: number | null, s: Shared, log: (m: string) => void) 
   // FLOPs of the peer from the matching model (the peer does not count them).
   for (const r of runs) {
     if (r.result && !r.result.flops_per_step) {
-      r.result.flops_per_step = 3 * flopsPerToken(model(r.ffn), await loadFfn(r.ffn)) * cfg.batch * m0.seq_len;
+      r.result.flops_per_step = 3 * flopsPerToken(model(r.ffn), await loadFfn(model(r.ffn).ffn.kind)) * cfg.batch *
+        m0.seq_len;
     }
   }
   const summaries = summarize(runs, s.peak?.gflops ?? null).map((x) => ({ ...x, d_model: m0.d_model }));
@@ -282,7 +284,10 @@ export async function runBench(cfg: BenchConfig, log: (m: string) => void = cons
   const { peak, peakNote } = peakOf(cfg, nat, log);
   const backends = cfg.backends.length ? cfg.backends : await defaultBackends(log);
   const kinds = cfg.ffn.length ? cfg.ffn : DEFAULT_KINDS.filter((k) => availableFfnKinds().includes(k));
-  for (const k of kinds) await loadFfn(k); // fail early on unknown kinds
+  for (const k of kinds) { // fail early on unknown kinds and bad options
+    const problems = await validateModelConfig(sizedModel(k, cfg.sizes[0] ?? null, cfg.seq));
+    if (problems.length) throw new Error(`--ffn ${k}: ${problems.join("; ")}`);
+  }
   const torch = torchPeer(cfg, log);
   if (torch && !kinds.includes("dense")) log("peer torch: only the dense model has a torch twin; add --ffn dense");
   const { tokens, source } = await benchTokens(log);

@@ -5,9 +5,10 @@ import { readSafetensors } from "../lib/train/safetensors.ts";
 import type { BenchResult } from "../lib/train/bench.ts";
 import { nativeAvailability } from "../lib/backends/native/mod.ts";
 import { parseConfig } from "./main.ts";
-import { sizedModel } from "./config.ts";
+import { ffnOfLabel, sizedModel } from "./config.ts";
+import { validateModelConfig } from "../lib/models/variants.ts";
 import { BENCH_VENV_PYTHON, findTorch, newestTorch, torchCandidates, versionKey } from "./peers.ts";
-import { relDiff, type RunResult, summarize } from "./report.ts";
+import { formatReport, relDiff, type RunResult, summarize } from "./report.ts";
 import { writeBatches, writeWeights } from "./inputs.ts";
 import { readBatches } from "./worker.ts";
 
@@ -93,6 +94,43 @@ Deno.test("sizedModel: the reference model's proportions at width d (heads of 32
   const m = sizedModel("dsmoe", 512, 256);
   assert.deepEqual([m.d_model, m.n_heads, m.d_ff, m.seq_len, m.n_layers], [512, 16, 1536, 256, DEFAULT_MODEL.n_layers]);
   assert.deepEqual(m.ffn, { kind: "dsmoe" });
+});
+
+Deno.test("formatReport: the ratio to dense is judged against 1.1 (Finedeep) or 1.2x the FLOP ratio (sparse kinds)", () => {
+  const run = (ffn: string, median: number, flops: number): RunResult => ({
+    backend: "native",
+    ffn,
+    repeat: 0,
+    result: fake(median, { flops_per_step: flops }),
+    error: null,
+  });
+  const runs = [run("dense", 100, 10e9), run("finedeep", 115, 10e9), run("finermoe:train_compute=sparse", 130, 11.5e9)];
+  const kinds = runs.map((r) => r.ffn);
+  const text = formatReport(runs, summarize(runs, null), {
+    peak: null,
+    peakNote: "",
+    threads: 1,
+    kinds,
+    model: DEFAULT_MODEL,
+    batch: 16,
+    peerVersion: null,
+  });
+  const row = (k: string) =>
+    text.split("\n").find((l) => l.includes(k) && l.includes("ratio") === false && /\d\.\d{3}/.test(l))!;
+  assert.match(row("finedeep"), /1\.150 .* 1\.000 +1\.150 +ABOVE 1\.10/);
+  assert.match(row("finermoe:train_compute=sparse"), /1\.300 .* 1\.150 +1\.130 +ok \(<= 1\.38\)/);
+});
+
+Deno.test("--ffn labels: kind:option=value sets FFN options (YAML scalars); a bad option names the label", async () => {
+  assert.deepEqual(ffnOfLabel("finermoe:train_compute=sparse:g_i=4"), {
+    kind: "finermoe",
+    train_compute: "sparse",
+    g_i: 4,
+  });
+  assert.deepEqual(sizedModel("dsmoe:tau=0.35", 256, null).ffn, { kind: "dsmoe", tau: 0.35 });
+  assert.throws(() => ffnOfLabel("finermoe:sparse"), /--ffn finermoe:sparse: "sparse" must have the form option=value/);
+  const problems = await validateModelConfig(sizedModel("finermoe:train_compute=spars", null, null));
+  assert.ok(problems.some((p) => p.includes("train_compute")), problems.join("; "));
 });
 
 Deno.test("torch peer selection: candidates in order, the newest version wins, ties keep the first", () => {

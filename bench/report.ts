@@ -160,7 +160,11 @@ export function formatReport(
   // FFN kind / dense ratio per backend.
   const others = o.kinds.filter((k) => k !== "dense");
   if (others.length && o.kinds.includes("dense")) {
-    out.push("\nStep time relative to the dense twin (target <= 1.1):");
+    out.push(
+      "\nStep time relative to the dense twin. Targets (issue 20): Finedeep <= 1.1 (it computes the dense FFN's " +
+        "FLOPs); a sparse FFN within 1.2x of its FLOP ratio (time ratio / FLOP ratio <= 1.2; FLOPs: the " +
+        "variant's flopsPerToken, the activated FLOPs of a sparse FFN).",
+    );
     const rows: (string | number)[][] = [];
     for (const s of summaries.filter((x) => x.ffn !== "dense")) {
       const d = summaries.find((x) => x.backend === s.backend && x.ffn === "dense");
@@ -171,6 +175,9 @@ export function formatReport(
         if (dr) pairs.push(r.result!.median_ms / dr.result!.median_ms);
       }
       const ratio = s.median_ms / d.median_ms;
+      // FLOPs per step of each = GFLOP/s x seconds per step.
+      const flops = s.gflops !== null && d.gflops ? (s.gflops * s.median_ms) / (d.gflops * d.median_ms) : null;
+      const limit = s.ffn.split(":")[0] === "finedeep" || flops === null ? 1.1 : 1.2 * flops;
       rows.push([
         s.backend,
         s.ffn,
@@ -178,12 +185,24 @@ export function formatReport(
         pairs.length ? `${Math.min(...pairs).toFixed(2)}..${Math.max(...pairs).toFixed(2)}` : "n/a",
         s.cpu_ms !== null && d.cpu_ms ? (s.cpu_ms / d.cpu_ms).toFixed(3) : "n/a",
         (s.fastest_ms / d.fastest_ms).toFixed(3),
-        ratio <= 1.1 ? "ok" : "ABOVE 1.1",
+        flops === null ? "n/a" : flops.toFixed(3),
+        flops === null ? "n/a" : (ratio / flops).toFixed(3),
+        ratio <= limit ? `ok (<= ${limit.toFixed(2)})` : `ABOVE ${limit.toFixed(2)}`,
       ]);
     }
     out.push(
       table(
-        ["backend", "ffn", "ratio (medians)", "per-repeat", "CPU-time ratio", "fastest-step ratio", "target (medians)"],
+        [
+          "backend",
+          "ffn",
+          "ratio (medians)",
+          "per-repeat",
+          "CPU-time ratio",
+          "fastest-step ratio",
+          "FLOP ratio",
+          "time / FLOPs",
+          "target (medians)",
+        ],
         rows,
       ),
     );

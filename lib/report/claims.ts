@@ -168,7 +168,9 @@ export function fmtTokens(tokens: number): string {
   if (tokens < 1000) return String(tokens);
   if (tokens < 1e6) return `${tokens < 1e4 ? (tokens / 1000).toFixed(1) : Math.round(tokens / 1000)}k`;
   if (tokens < 1e9) return `${(tokens / 1e6).toFixed(tokens >= 1e7 ? 0 : 1)}M`;
-  return tokens < 1e12 ? `${(tokens / 1e9).toFixed(tokens >= 1e10 ? 0 : 1)}B` : `${(tokens / 1e12).toPrecision(2)}T`;
+  if (tokens < 1e12) return `${(tokens / 1e9).toFixed(tokens >= 1e10 ? 0 : 1)}B`;
+  if (tokens < 1e15) return `${(tokens / 1e12).toFixed(tokens >= 1e13 ? 0 : 1)}T`;
+  return tokens.toExponential(1).replace("e+", "e"); // extrapolated zero crossings can lie far out: 3.0e21
 }
 
 /**

@@ -99,6 +99,15 @@ Deno.test("ledger: one row per scale point; a point without the baseline gives n
     "inconclusive at 1.2M tokens, d=32",
   );
   assert.equal(fmtTokens(384), "384");
+  assert.deepEqual([2_500, 204_800, 3.5e6, 1.2e9, 4e12, 7.2e13, 3e21].map(fmtTokens), [
+    "2.5k",
+    "205k",
+    "3.5M",
+    "1.2B",
+    "4.0T",
+    "72T",
+    "3.0e21",
+  ]);
 });
 
 Deno.test("claims table SQL: rows of the experiments replaced, values quoted", () => {

@@ -1,6 +1,6 @@
 /**
  * The native backend's model-specific fused ops (`Fl*` kernels: RMSNorm, attention with RoPE, SwiGLU,
- * Finedeep's expert gates and whole block, cross-entropy, AdamW), each a call into kernels.c. They
+ * Finedeep's expert gates and whole block, cross-entropy, AdamW), each a call into kernels/*.c. They
  * exist only on this backend; lib/backends/fused.ts uses them where the active backend has them.
  *
  * @module
@@ -10,7 +10,7 @@ import type { KernelSymbols } from "./kernels.ts";
 import { type Args, f32, i32, out, pool, size } from "./tensors.ts";
 
 /**
- * Rows per block of the fused Finedeep kernels (kernels.c fl_fd_fwd / fl_fd_bwd): a multiple of the
+ * Rows per block of the fused Finedeep kernels (kernels/finedeep.c fl_fd_fwd / fl_fd_bwd): a multiple of the
  * C kernels' 64-row chunks, small enough that a block's activations (~10 arrays of FD_ROWS x width
  * floats) stay in a core's L2 cache between the sub-layers' steps. The blocks are also the units
  * the threads share, and the sums over rows (weight gradients, du) run block by block in order, so
@@ -18,7 +18,7 @@ import { type Args, f32, i32, out, pool, size } from "./tensors.ts";
  */
 export const FD_ROWS = 512;
 
-/** Fields of kernels.c's `fl_fd_sub`, in order: one pointer each. */
+/** Fields of kernels/finedeep.c's `fl_fd_sub`, in order: one pointer each. */
 const FD_SUB_FIELDS = [
   "w13",
   "w2",
@@ -39,7 +39,7 @@ const FD_SUB_FIELDS = [
 ] as const;
 type FdSub = Partial<Record<(typeof FD_SUB_FIELDS)[number], Float32Array | null>>;
 
-/** An array of kernels.c `fl_fd_sub` structs (the arrays' addresses; 0 for a missing one). */
+/** An array of kernels/finedeep.c `fl_fd_sub` structs (the arrays' addresses; 0 for a missing one). */
 function fdSubs(subs: FdSub[]): BigUint64Array<ArrayBuffer> {
   const t = new BigUint64Array(subs.length * FD_SUB_FIELDS.length);
   subs.forEach((s, m) =>
@@ -130,7 +130,7 @@ export function fusedKernels(k: KernelSymbols) {
    * w2_i [H, D], r_i [K, D]; attrs m, k, eps. Returns [Σ y_i, then what the backward reads: ab_i, gated_i,
    * g_i, u_i for every i, xm_i and rstd_i for i >= 1].
    *
-   * One C call (kernels.c fl_fd_fwd): the rows go {@link FD_ROWS} at a time through all M sub-layers
+   * One C call (kernels/finedeep.c fl_fd_fwd): the rows go {@link FD_ROWS} at a time through all M sub-layers
    * (one residual/norm pass, two sgemms and one SwiGLU + gate pass each), so a row block's
    * activations stay in the core's cache between the steps (measured: this, not the arithmetic, is
    * what the extra steps cost), and with more threads each thread takes whole row blocks in one
@@ -173,7 +173,7 @@ export function fusedKernels(k: KernelSymbols) {
    * Backward of {@link finedeep}: inputs dy, x, h (m > 1), the weights and the forward's saved
    * tensors under the same names (ab_i, gated_i, g_i, u_i, xm_i, rstd_i). Returns the gradients of
    * the forward's inputs in order: dx, dh (m > 1), then dw13_i, dw2_i, dr_i per sub-layer. One C call
-   * (kernels.c fl_fd_bwd): the per-row steps in the forward's row blocks, then the 2M weight-gradient
+   * (kernels/finedeep.c fl_fd_bwd): the per-row steps in the forward's row blocks, then the 2M weight-gradient
    * products as parallel tasks, each summed over the row blocks in order (sgemm beta 1).
    */
   function finedeepGrad(args: Args): TensorInfo[] {

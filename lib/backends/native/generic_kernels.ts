@@ -64,7 +64,7 @@ export function genericKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: s
     return out(backend, g.outShape, res);
   }
 
-  /** Element-wise a op b with broadcasting (op codes of kernels.c fl_binary). */
+  /** Element-wise a op b with broadcasting (op codes of kernels/elementwise.c fl_binary). */
   const binary = (name: string, op: number) => (args: Args): TensorInfo => {
     const { inputs: { a, b }, backend } = args;
     if (a.dtype !== "float32" || b.dtype !== "float32") return cpuKernel(name)(args as never) as TensorInfo;

@@ -7,7 +7,7 @@
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { KernelSymbols } from "./kernels.ts";
-import { type Args, f32, i32, out, pool, size } from "./tensors.ts";
+import { type Args, f32, f32s, i32, out, pool, size } from "./tensors.ts";
 
 /**
  * Rows per block of the fused Finedeep kernels (kernels/finedeep.c fl_fd_fwd / fl_fd_bwd): a multiple of the
@@ -110,17 +110,7 @@ export function fusedKernels(k: KernelSymbols) {
     const { inputs: { dy, prod, u, g }, attrs, backend } = args;
     const K = attrs.k as number, N = prod.shape[0], E = prod.shape[1] / K, w = "FlExpertGateGrad";
     const dprod = pool.alloc(N * K * E), du = pool.alloc(K * E);
-    k.fl_expert_gate_bwd(
-      f32(backend, dy, w),
-      f32(backend, prod, w),
-      f32(backend, u, w),
-      f32(backend, g, w),
-      dprod,
-      du,
-      N,
-      K,
-      E,
-    );
+    k.fl_expert_gate_bwd(...f32s(backend, [dy, prod, u, g], w), dprod, du, N, K, E);
     return [out(backend, [N, K * E], dprod), out(backend, [...u.shape], du)];
   }
 
@@ -220,18 +210,7 @@ export function fusedKernels(k: KernelSymbols) {
     const D = qkv.shape[1] / 3, hd = D / H;
     const o = pool.alloc(B * T * D), P = pool.alloc(B * H * T * T);
     const w = "FlAttention";
-    k.fl_attention_fwd(
-      f32(backend, qkv, w),
-      f32(backend, cos, w),
-      f32(backend, sin, w),
-      o,
-      P,
-      B,
-      T,
-      H,
-      hd,
-      attrs.scale as number,
-    );
+    k.fl_attention_fwd(...f32s(backend, [qkv, cos, sin], w), o, P, B, T, H, hd, attrs.scale as number);
     return [out(backend, [B * T, D], o), out(backend, [B * H, T, T], P)];
   }
 
@@ -241,19 +220,7 @@ export function fusedKernels(k: KernelSymbols) {
     const D = qkv.shape[1] / 3, hd = D / H;
     const dqkv = pool.alloc(B * T * 3 * D);
     const w = "FlAttentionGrad";
-    k.fl_attention_bwd(
-      f32(backend, dy, w),
-      f32(backend, qkv, w),
-      f32(backend, P, w),
-      f32(backend, cos, w),
-      f32(backend, sin, w),
-      dqkv,
-      B,
-      T,
-      H,
-      hd,
-      attrs.scale as number,
-    );
+    k.fl_attention_bwd(...f32s(backend, [dy, qkv, P, cos, sin], w), dqkv, B, T, H, hd, attrs.scale as number);
     return out(backend, [B * T, 3 * D], dqkv);
   }
 
@@ -283,15 +250,8 @@ export function fusedKernels(k: KernelSymbols) {
     const { inputs: { dy, logits, targets, lse }, backend } = args;
     const [N, V] = logits.shape, dl = pool.alloc(N * V);
     const w = "FlCrossEntropyGrad";
-    k.fl_xent_bwd(
-      f32(backend, dy, w),
-      f32(backend, logits, w),
-      i32(backend, targets, w),
-      f32(backend, lse, w),
-      dl,
-      N,
-      V,
-    );
+    const [dyv, lv, lsev] = f32s(backend, [dy, logits, lse], w);
+    k.fl_xent_bwd(dyv, lv, i32(backend, targets, w), lsev, dl, N, V);
     return out(backend, [N, V], dl);
   }
 
@@ -299,24 +259,8 @@ export function fusedKernels(k: KernelSymbols) {
     const { inputs: { p, m, v, g }, attrs, backend } = args;
     const n = size(p.shape), p1 = pool.alloc(n), m1 = pool.alloc(n), v1 = pool.alloc(n);
     const w = "FlAdamW", a = attrs as Record<string, number>;
-    k.fl_adamw(
-      f32(backend, p, w),
-      f32(backend, m, w),
-      f32(backend, v, w),
-      f32(backend, g, w),
-      p1,
-      m1,
-      v1,
-      n,
-      a.b1,
-      a.c1,
-      a.b2,
-      a.c2,
-      a.sqrtBc2,
-      a.eps,
-      a.decay,
-      a.step,
-    );
+    const [pv, mv, vv, gv] = f32s(backend, [p, m, v, g], w);
+    k.fl_adamw(pv, mv, vv, gv, p1, m1, v1, n, a.b1, a.c1, a.b2, a.c2, a.sqrtBc2, a.eps, a.decay, a.step);
     const s = [...p.shape];
     return [out(backend, s, p1), out(backend, s, m1), out(backend, s, v1)];
   }

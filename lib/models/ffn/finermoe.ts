@@ -92,6 +92,7 @@ import {
   type DenseFfnWeights,
   type DenseUpcycling,
   expertRunner,
+  fixedActiveCost,
   sliceColumns,
   sparseMixture,
   subMatrix,
@@ -341,18 +342,8 @@ export const variant: RoutedFfn & DenseUpcycling = {
     return specs;
   },
 
-  paramCount(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_params + c.experts * c.expert_params;
-  },
-
-  /** Router, shared expert and the G_O·T_I active experts (what sparse inference computes). */
-  flopsPerToken(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_flops + c.active_experts! * c.expert_flops;
-  },
-
-  sparseCost: cost,
+  /** FLOPs: router, shared expert and the G_O·T_I active experts (what sparse inference computes). */
+  ...fixedActiveCost(cost),
 
   apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
     const s = finermoeShape(ctx.cfg);

@@ -69,6 +69,7 @@ import {
   type DenseFfnWeights,
   type DenseUpcycling,
   expertRunner,
+  fixedActiveCost,
   maskedMixture,
   maskedSoftmax,
   sliceColumns,
@@ -230,18 +231,8 @@ export const variant: RoutedFfn & DenseUpcycling = {
     ];
   },
 
-  paramCount(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_params + c.experts * c.expert_params;
-  },
-
-  /** Router plus the k active experts (what sparse inference computes). */
-  flopsPerToken(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_flops + c.active_experts! * c.expert_flops;
-  },
-
-  sparseCost: cost,
+  /** FLOPs: router plus the k active experts (what sparse inference computes). */
+  ...fixedActiveCost(cost),
 
   apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
     const s = topkMoeShape(ctx.cfg);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <wasm_simd128.h>
 
+#include "../native/kernels/cephes_exp.h"
+
 typedef float v4 __attribute__((vector_size(16)));
 typedef int32_t v4i __attribute__((vector_size(16)));
 
@@ -32,14 +34,7 @@ static inline v4 vexp(v4 x0) {
   v4 x = (v4)wasm_f32x4_pmax((v128_t)wasm_f32x4_pmin((v128_t)x0, (v128_t)vsplat(88.7f)), (v128_t)lo);
   const v4 t = x * vsplat(1.44269504088896341f) + magic, fn = t - magic;
   const v4i n = (v4i)t - (v4i)magic;
-  x = x - fn * vsplat(0.693359375f) - fn * vsplat(-2.12194440e-4f);
-  v4 y = vsplat(1.9875691500e-4f);
-  y = y * x + vsplat(1.3981999507e-3f);
-  y = y * x + vsplat(8.3334519073e-3f);
-  y = y * x + vsplat(4.1665795894e-2f);
-  y = y * x + vsplat(1.6666665459e-1f);
-  y = y * x + vsplat(5.0000001201e-1f);
-  y = y * (x * x) + x + vsplat(1.f);
+  FL_EXP_POLY(v4, y, x, fn);
   return vsel(under, vsplat(0.f), y * (v4)((n + 127) << 23));
 }
 static inline v4 vsigmoid(v4 x) { return vsplat(1.f) / (vsplat(1.f) + vexp(-x)); }

@@ -92,10 +92,7 @@ void fl_softmax(const float *x, float *out, int rows, int n) {
   for (int r = 0; r < rows; r++) {
     const float *xr = x + (i64)r * n;
     float *o = out + (i64)r * n;
-    float m = xr[0];
-    for (int j = 1; j < n; j++) m = xr[j] > m ? xr[j] : m;
-    for (int j = 0; j < n; j++) o[j] = xr[j] - m;
-    exp_array(o, o, n);
+    exp_minus_max(xr, o, n);
     float sum = 0.f;
     for (int j = 0; j < n; j++) sum += o[j];
     for (int j = 0; j < n; j++) o[j] /= sum;

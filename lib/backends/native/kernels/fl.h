@@ -33,6 +33,8 @@
 #include <dlfcn.h>
 #endif
 
+#include "cephes_exp.h"
+
 #define FL_ABI_VERSION 9
 /* Rows per chunk of the cross-row reductions (norm gain gradients): a fixed split keeps sums thread-count independent. */
 #define FL_CHUNK 64
@@ -71,14 +73,7 @@ static inline v16 vexp(v16 x0) {
   v16i gt = fn > fx; /* -1 where truncation rounded up (negative fx): floor */
   n = n + gt;
   fn = __builtin_convertvector(n, v16);
-  x = x - fn * vsplat(0.693359375f) - fn * vsplat(-2.12194440e-4f);
-  v16 y = vsplat(1.9875691500e-4f);
-  y = y * x + vsplat(1.3981999507e-3f);
-  y = y * x + vsplat(8.3334519073e-3f);
-  y = y * x + vsplat(4.1665795894e-2f);
-  y = y * x + vsplat(1.6666665459e-1f);
-  y = y * x + vsplat(5.0000001201e-1f);
-  y = y * (x * x) + x + vsplat(1.f);
+  FL_EXP_POLY(v16, y, x, fn);
   v16i e = (n + 127) << 23;
   return vsel(under, vsplat(0.f), y * (v16)e);
 }
@@ -93,6 +88,16 @@ __attribute__((unused, noinline)) static void exp_array(const float *in, float *
     vstore(t, vexp(vload(t)));
     memcpy(out + i, t, sizeof(float) * (size_t)(n - i));
   }
+}
+
+/* e[j] = exp(x[j] - max x) for j < n (n >= 1; e may alias x); returns max x. The softmax and the
+ * cross-entropy's log-sum-exp start alike. */
+static inline float exp_minus_max(const float *x, float *e, int n) {
+  float m = x[0];
+  for (int j = 1; j < n; j++) m = x[j] > m ? x[j] : m;
+  for (int j = 0; j < n; j++) e[j] = x[j] - m;
+  exp_array(e, e, n);
+  return m;
 }
 
 /* Lane index vector 0..15. */

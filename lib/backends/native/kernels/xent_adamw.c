@@ -11,10 +11,7 @@ void fl_xent_fwd(const float *logits, const int32_t *tgt, float *lse, float *los
 #pragma omp for schedule(static)
     for (int i = 0; i < N; i++) {
       const float *l = logits + (i64)i * V;
-      float m = l[0];
-      for (int j = 1; j < V; j++) m = l[j] > m ? l[j] : m;
-      for (int j = 0; j < V; j++) e[j] = l[j] - m;
-      exp_array(e, e, V);
+      const float m = exp_minus_max(l, e, V);
       float s = 0.f;
       for (int j = 0; j < V; j++) s += e[j];
       const float z = m + logf(s);

@@ -305,3 +305,17 @@ export function fixedActiveCost(
     sparseCost: cost,
   };
 }
+
+/**
+ * A routed variant's `model.ffn` options with its defaults under them; throws with every problem
+ * `problems(cfg)` finds (`invalid <kind> options:` then one line each).
+ */
+export function resolvedOptions<T extends object>(
+  cfg: ModelConfig,
+  defaults: T,
+  check: { kind: string; problems: (cfg: ModelConfig) => string[] },
+): T {
+  const e = check.problems(cfg);
+  if (e.length) throw new Error(`invalid ${check.kind} options:\n  ${e.join("\n  ")}`);
+  return { ...defaults, ...(cfg.ffn as unknown as Partial<T>) };
+}

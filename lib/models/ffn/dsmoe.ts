@@ -73,6 +73,7 @@ import {
   expertRunner,
   maskedMixture,
   noGrad,
+  resolvedOptions,
   sparseMixture,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
@@ -192,9 +193,7 @@ function problems(cfg: ModelConfig): string[] {
 
 /** Resolves the options (defaults applied); throws with every problem when they are invalid. */
 export function dsmoeShape(cfg: ModelConfig): DsmoeShape {
-  const e = problems(cfg);
-  if (e.length) throw new Error(`invalid dsmoe options:\n  ${e.join("\n  ")}`);
-  const f = { ...DSMOE_DEFAULTS, ...(cfg.ffn as Partial<DsmoeShape>) };
+  const f = resolvedOptions(cfg, DSMOE_DEFAULTS, { kind: "dsmoe", problems });
   return {
     experts: f.experts,
     tau: f.tau,

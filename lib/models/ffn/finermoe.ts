@@ -93,6 +93,7 @@ import {
   type DenseUpcycling,
   expertRunner,
   fixedActiveCost,
+  resolvedOptions,
   sliceColumns,
   sparseMixture,
   subMatrix,
@@ -230,9 +231,7 @@ function problems(cfg: ModelConfig): string[] {
 
 /** Resolves the options (defaults applied) and sizes; throws with every problem when invalid. */
 export function finermoeShape(cfg: ModelConfig): FinermoeShape {
-  const e = problems(cfg);
-  if (e.length) throw new Error(`invalid finermoe options:\n  ${e.join("\n  ")}`);
-  const f = { ...FINERMOE_DEFAULTS, ...(cfg.ffn as Partial<FinermoeShape>) };
+  const f = resolvedOptions(cfg, FINERMOE_DEFAULTS, { kind: "finermoe", problems });
   const group = f.g_i * f.r_i;
   return {
     g_i: f.g_i,

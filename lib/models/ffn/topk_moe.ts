@@ -72,6 +72,7 @@ import {
   fixedActiveCost,
   maskedMixture,
   maskedSoftmax,
+  resolvedOptions,
   sliceColumns,
   sparseMixture,
   subMatrix,
@@ -160,9 +161,7 @@ function problems(cfg: ModelConfig): string[] {
 
 /** Resolves the options (defaults applied); throws with every problem when they are invalid. */
 export function topkMoeShape(cfg: ModelConfig): TopkMoeShape {
-  const e = problems(cfg);
-  if (e.length) throw new Error(`invalid topk_moe options:\n  ${e.join("\n  ")}`);
-  const f = { ...TOPK_MOE_DEFAULTS, ...(cfg.ffn as Partial<TopkMoeShape>) };
+  const f = resolvedOptions(cfg, TOPK_MOE_DEFAULTS, { kind: "topk_moe", problems });
   return {
     experts: f.experts,
     top_k: f.top_k,

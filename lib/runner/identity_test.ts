@@ -93,7 +93,12 @@ async function copyProject(): Promise<string> {
 
 /** Files each backend's runs must hash (on its own path) and files of the other backends. */
 const OWN: Record<string, string[]> = {
-  native: ["lib/backends/native/backend.ts", "lib/backends/native/kernels/attention.c", "lib/backends/native/kernels/fl.h", "lib/backends/setup/native.ts"],
+  native: [
+    "lib/backends/native/backend.ts",
+    "lib/backends/native/kernels/attention.c",
+    "lib/backends/native/kernels/fl.h",
+    "lib/backends/setup/native.ts",
+  ],
   wasm: [
     "lib/backends/wasm_kernels.ts",
     "lib/backends/wasm_matmul.ts",

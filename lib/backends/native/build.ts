@@ -61,16 +61,19 @@ export interface KernelsBuild {
   build_s: number;
 }
 
-/** Why the kernels cannot be built, with the fix. */
-export class NativeBuildError extends Error {
+/** Why the native backend cannot run here (no CBLAS, no compiler, ...), with the fix; named after its subclass. */
+export class NativeUnavailableError extends Error {
   /** What to do about it. */
   readonly fix: string;
   constructor(message: string, fix: string) {
     super(message);
-    this.name = "NativeBuildError";
+    this.name = new.target.name;
     this.fix = fix;
   }
 }
+
+/** Why the kernels cannot be built, with the fix. */
+export class NativeBuildError extends NativeUnavailableError {}
 
 /** Options of {@link ensureKernels}. */
 export interface BuildOptions {

@@ -19,14 +19,14 @@
  *
  * @module
  */
-import { BlasUnavailableError, loadBlas } from "./blas.ts";
-import { NativeBuildError } from "./build.ts";
+import { loadBlas } from "./blas.ts";
+import { NativeUnavailableError } from "./build.ts";
 import { loadKernels } from "./kernels.ts";
 import { NATIVE_KERNELS, registerNativeBackend } from "./backend.ts";
 
 export { NATIVE_BACKEND, NATIVE_KERNELS } from "./backend.ts";
 export { BlasUnavailableError, loadBlas } from "./blas.ts";
-export { ensureKernels, NativeBuildError } from "./build.ts";
+export { ensureKernels, NativeBuildError, NativeUnavailableError } from "./build.ts";
 export { loadKernels } from "./kernels.ts";
 
 export { NATIVE_PERMISSIONS } from "./permissions.ts";
@@ -62,7 +62,7 @@ export function nativeAvailability(): NativeAvailability {
         (kern.build.built ? ` (compiled now in ${kern.build.build_s.toFixed(1)} s)` : ""),
     };
   } catch (e) {
-    if (e instanceof BlasUnavailableError || e instanceof NativeBuildError) {
+    if (e instanceof NativeUnavailableError) {
       availability = { ok: false, why: e.message, fix: e.fix };
     } else {
       const msg = (e as Error).message.split("\n")[0];

@@ -296,9 +296,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
   description: "DSMoE: dense SwiGLU FFN split into n blocks, each switched by a thresholded sigmoid gate (STE, L1)",
   defaults: DSMOE_DEFAULTS,
 
-  validate(cfg: ModelConfig): string[] {
-    return problems(cfg);
-  },
+  validate: problems,
 
   params(cfg: ModelConfig): ParamSpec[] {
     const s = dsmoeShape(cfg), { d_model: d, d_ff: h, init_std: std, n_layers: L } = cfg;

@@ -314,9 +314,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
     "FineRMoE: experts fine-grained in intermediate and output dims, sparse sum + sparse concat, shared expert",
   defaults: FINERMOE_DEFAULTS,
 
-  validate(cfg: ModelConfig): string[] {
-    return problems(cfg);
-  },
+  validate: problems,
 
   params(cfg: ModelConfig): ParamSpec[] {
     const s = finermoeShape(cfg), { d_model: d, d_ff: H, init_std: std, n_layers: L } = cfg, N = s.experts;

@@ -217,9 +217,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
   description: "top-k mixture of SwiGLU experts with a softmax router and a Switch/DeepSeek load-balance loss",
   defaults: TOPK_MOE_DEFAULTS,
 
-  validate(cfg: ModelConfig): string[] {
-    return problems(cfg);
-  },
+  validate: problems,
 
   params(cfg: ModelConfig): ParamSpec[] {
     const s = topkMoeShape(cfg), d = cfg.d_model, H = s.experts * s.expert_width, std = cfg.init_std;

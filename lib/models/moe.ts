@@ -319,3 +319,11 @@ export function resolvedOptions<T extends object>(
   if (e.length) throw new Error(`invalid ${check.kind} options:\n  ${e.join("\n  ")}`);
   return { ...defaults, ...(cfg.ffn as unknown as Partial<T>) };
 }
+
+/** One problem per key of `model.ffn` that is not `kind` or an option of the variant (a key of `defaults`). */
+export function unknownOptions(cfg: ModelConfig, kind: string, defaults: object): string[] {
+  const options = Object.keys(defaults);
+  return Object.keys(cfg.ffn).filter((key) => key !== "kind" && !options.includes(key)).map((key) =>
+    `model.ffn.${key} is not an option of ffn kind "${kind}" (options: ${options.join(", ")})`
+  );
+}

@@ -97,6 +97,7 @@ import {
   sliceColumns,
   sparseMixture,
   subMatrix,
+  unknownOptions,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import { finermoeRouting } from "../finermoe_routing.ts";
@@ -182,7 +183,6 @@ export const FINERMOE_DEFAULTS = {
   routers: "single",
 } as const;
 
-const OPTIONS = ["kind", ...Object.keys(FINERMOE_DEFAULTS)];
 const ENUMS: Record<string, readonly string[]> = {
   combine: ["joint_softmax", "slice_softmax", "raw"],
   shared_expert: ["gated", "plain", "none"],
@@ -194,12 +194,7 @@ const fmt = (v: unknown) => JSON.stringify(v);
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_EXPERTS;
 
 function problems(cfg: ModelConfig): string[] {
-  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
-  for (const key of Object.keys(f)) {
-    if (!OPTIONS.includes(key)) {
-      e.push(`model.ffn.${key} is not an option of ffn kind "finermoe" (options: ${OPTIONS.slice(1).join(", ")})`);
-    }
-  }
+  const f: Record<string, unknown> = { ...cfg.ffn }, e = unknownOptions(cfg, "finermoe", FINERMOE_DEFAULTS);
   const v = { ...FINERMOE_DEFAULTS, ...f } as Record<string, unknown>;
   for (const key of ["g_i", "r_i", "g_o", "r_o", "t_i"]) {
     if (!isInt(v[key])) e.push(`model.ffn.${key} = ${fmt(v[key])} must be an integer in [1, ${MAX_EXPERTS}]`);

@@ -77,6 +77,7 @@ import {
   sparseMixture,
   subMatrix,
   topkMask,
+  unknownOptions,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
@@ -118,18 +119,12 @@ export const TOPK_MOE_DEFAULTS = {
   train_compute: "masked",
 } as const;
 
-const OPTIONS = ["kind", ...Object.keys(TOPK_MOE_DEFAULTS)];
 const isInt = (v: unknown, lo: number, hi: number): v is number =>
   typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
 const fmt = (v: unknown) => JSON.stringify(v);
 
 function problems(cfg: ModelConfig): string[] {
-  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
-  for (const key of Object.keys(f)) {
-    if (!OPTIONS.includes(key)) {
-      e.push(`model.ffn.${key} is not an option of ffn kind "topk_moe" (options: ${OPTIONS.slice(1).join(", ")})`);
-    }
-  }
+  const f: Record<string, unknown> = { ...cfg.ffn }, e = unknownOptions(cfg, "topk_moe", TOPK_MOE_DEFAULTS);
   const E = f.experts ?? TOPK_MOE_DEFAULTS.experts;
   if (!isInt(E, 1, 1024)) e.push(`model.ffn.experts = ${fmt(E)} must be an integer in [1, 1024]`);
   const k = f.top_k ?? TOPK_MOE_DEFAULTS.top_k;
@@ -162,14 +157,7 @@ function problems(cfg: ModelConfig): string[] {
 /** Resolves the options (defaults applied); throws with every problem when they are invalid. */
 export function topkMoeShape(cfg: ModelConfig): TopkMoeShape {
   const f = resolvedOptions(cfg, TOPK_MOE_DEFAULTS, { kind: "topk_moe", problems });
-  return {
-    experts: f.experts,
-    top_k: f.top_k,
-    expert_width: f.expert_width ?? cfg.d_ff / f.experts,
-    renormalize: f.renormalize,
-    balance_coef: f.balance_coef,
-    train_compute: f.train_compute,
-  };
+  return { ...f, expert_width: f.expert_width ?? cfg.d_ff / f.experts };
 }
 
 /** Router weights `c` `[N, E]` (0 for unselected experts), the full softmax and the selection mask. */

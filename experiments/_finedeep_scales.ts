@@ -1,22 +1,38 @@
 /**
- * Presets shared by the Finedeep experiments (ablation-mk, routing, nsar, finedeep-vs-dense): the default
- * schedule ({@link FINEDEEP_TRAIN}), and the `tiny` (tests) and `gpu` (schedule from `_gpu.ts`) scales. Only
- * d_ff differs between the experiments (each picks the d_ff that keeps its Finedeep variants within the
- * parameter budget), so it is the argument. (The leading `_` keeps this helper out of the experiment list.)
+ * Presets shared by the Finedeep experiments (ablation-mk, routing, nsar, finedeep-arms, finedeep-vs-dense):
+ * the default scale's data, model and schedule ({@link finedeepDefault}, {@link FINEDEEP_TRAIN}), the
+ * `tiny` (tests) and `gpu` (schedule from `_gpu.ts`) scales, and the headline Finedeep FFN
+ * ({@link finedeepFfn}). Only d_ff differs between the experiments (each picks the d_ff that keeps its
+ * Finedeep variants within the parameter budget), so it is the argument. (The leading `_` keeps this helper
+ * out of the experiment list.)
  */
-import type { ExperimentSpec } from "../lib/experiment/mod.ts";
+import type { ExperimentSpec, FinedeepOptions } from "../lib/experiment/mod.ts";
+import { DENSE_TRAIN } from "./_dense.ts";
 import { GPU_TRAIN } from "./_gpu.ts";
 
-/** The default scale's schedule: 150 steps × 16 × 64 tokens. */
-export const FINEDEEP_TRAIN = {
-  steps: 150,
-  batch_size: 16,
-  lr: 2e-3,
-  warmup_steps: 15,
-  eval_every: 50,
-  eval_batches: 8,
-  checkpoint_every: 75,
-};
+/** The default scale's schedule: 150 steps × 16 × 64 tokens (dense-baseline's, checkpoints every 75). */
+export const FINEDEEP_TRAIN = { ...DENSE_TRAIN, checkpoint_every: 75 };
+
+/**
+ * The default scale's seeds, data (gutenberg), dense model (d_model 64, 4 layers, 4 heads, seq 64, the
+ * given d_ff) and {@link FINEDEEP_TRAIN}; a variant makes it Finedeep.
+ */
+export function finedeepDefault(d_ff: number, seeds = [0, 1, 2]): Pick<
+  ExperimentSpec,
+  "seeds" | "data" | "model" | "train"
+> {
+  return {
+    seeds,
+    data: { dataset: "gutenberg" },
+    model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff, seq_len: 64, ffn: { kind: "dense" } },
+    train: FINEDEEP_TRAIN,
+  };
+}
+
+/** The headline Finedeep FFN (4 sub-layers x 4 experts, output-guided sigmoid gates, one router per expert, pre-norm) with `o` on top. */
+export function finedeepFfn(o: Partial<FinedeepOptions> = {}): FinedeepOptions {
+  return { kind: "finedeep", m: 4, k: 4, score: "output", norm_fn: "sigmoid", router: "expert", rmsnorm: "pre", ...o };
+}
 
 /** The `tiny` and `gpu` presets with the given d_ff at each scale. */
 export function finedeepScales(dff: { tiny: number; gpu: number }): NonNullable<ExperimentSpec["scales"]> {

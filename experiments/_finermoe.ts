@@ -4,11 +4,12 @@
  * balance 0.001, sparse training). (The leading `_` keeps this helper out of the experiment list.)
  */
 import type { FinermoeOptions, VariantPatch } from "../lib/experiment/mod.ts";
+import { PARENT } from "./_sparse_scales.ts";
 
 /** A FineRMoE child at (G_I, G_O) with extra options. */
 export function finermoe(g_i: number, g_o: number, extra: Partial<FinermoeOptions> = {}): VariantPatch {
   return {
-    init_from: { variant: "dense_parent" },
+    init_from: PARENT,
     model: {
       ffn: {
         kind: "finermoe",

@@ -1,9 +1,13 @@
 /**
- * Presets shared by the sparse-model experiments (dsmoe-tau, dsmoe-ste, finermoe-upcycle, finermoe-dims):
- * their default data, model and schedule ({@link sparseDefault}: only the step count differs), and the
- * `tiny` (tests) and `gpu` scales. (The leading `_` keeps this helper out of the experiment list.)
+ * Presets shared by the sparse-model experiments (dsmoe-*, finermoe-*): their default data, model and
+ * schedule ({@link sparseDefault}: only the step count differs), the `tiny` (tests) and `gpu` scales, and
+ * {@link sparseSpec}, everything of such an experiment but its id, description and children.
+ * (The leading `_` keeps this helper out of the experiment list.)
  */
-import type { ExperimentSpec } from "../lib/experiment/mod.ts";
+import type { ExperimentSpec, VariantPatch } from "../lib/experiment/mod.ts";
+
+/** The dense parent every sparse child starts from (a child's `init_from`). */
+export const PARENT = { variant: "dense_parent" };
 
 /** The `tiny` and `gpu` presets. */
 export const SPARSE_SCALES: NonNullable<ExperimentSpec["scales"]> = {
@@ -45,5 +49,36 @@ export function sparseDefault(steps: number): Pick<ExperimentSpec, "data" | "mod
       eval_batches: 8,
       checkpoint_every: steps / 2,
     },
+  };
+}
+
+/** Options of {@link sparseSpec}. */
+export interface SparseSpecOptions {
+  /** Steps per run at the default scale (parent and children alike; see {@link sparseDefault}). */
+  steps: number;
+  /** Seeds at the default scale. */
+  seeds: number[];
+  /** The experiment's report. */
+  report: ExperimentSpec["report"];
+  /** The parent's own patch (default `{}`: one parent per seed). */
+  parent?: VariantPatch;
+}
+
+/**
+ * All of a sparse experiment's spec but its id and description: the seeds, {@link sparseDefault}'s
+ * data, model and schedule, the variants (`dense_parent`, `dense` continued from it, then `children`),
+ * val_loss and val_ppl as summary metrics, the report and {@link SPARSE_SCALES}.
+ */
+export function sparseSpec(
+  opts: SparseSpecOptions,
+  children: Record<string, VariantPatch>,
+): Omit<ExperimentSpec, "id" | "description"> {
+  return {
+    seeds: opts.seeds,
+    ...sparseDefault(opts.steps),
+    variants: { dense_parent: opts.parent ?? {}, dense: { init_from: PARENT }, ...children },
+    metrics: ["val_loss", "val_ppl"],
+    report: opts.report,
+    scales: SPARSE_SCALES,
   };
 }

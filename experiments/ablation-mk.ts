@@ -16,20 +16,15 @@
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { ablationReport } from "../lib/report/finedeep.ts";
-import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
+import { finedeepDefault, finedeepFfn, finedeepScales } from "./_finedeep_scales.ts";
 
-const finedeep = (m: number, k: number): VariantPatch => ({
-  model: { ffn: { kind: "finedeep", m, k, score: "output", norm_fn: "sigmoid", router: "expert", rmsnorm: "pre" } },
-});
+const finedeep = (m: number, k: number): VariantPatch => ({ model: { ffn: finedeepFfn({ m, k }) } });
 
 export default defineExperiment({
   id: "ablation-mk",
   description: "Finedeep depth (M sub-layers) vs width (K experts) at fixed M·K = 16 and 4, vs dense, " +
     "at matched parameters, FLOPs and tokens.",
-  seeds: [0, 1, 2],
-  data: { dataset: "gutenberg" },
-  model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
-  train: FINEDEEP_TRAIN,
+  ...finedeepDefault(260),
   variants: {
     dense: {},
     "1x16": finedeep(1, 16),

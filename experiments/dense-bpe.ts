@@ -6,21 +6,12 @@
  * comparable to bytes: divide by bytes per token for bits per byte).
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
-import { DENSE_MODEL, DENSE_TINY, DENSE_TRAIN } from "./_dense.ts";
+import { denseSpec } from "./_dense.ts";
 
 export default defineExperiment({
   id: "dense-bpe",
   description: "Dense SwiGLU decoder on gutenberg with a 2,048-token BPE trained on its training split.",
-  seeds: [0, 1],
-  data: { dataset: "gutenberg-bpe2k" },
-  model: DENSE_MODEL,
-  train: DENSE_TRAIN,
-  variants: { dense: {} },
-  scales: {
-    // Used by the tests: seconds on the cpu backend (after the BPE is trained and the splits tokenised once).
-    tiny: {
-      data: { max_tokens: 60_000 },
-      ...DENSE_TINY,
-    },
-  },
+  // The tiny scale (the tests) runs in seconds on the cpu backend after the BPE is trained and the splits
+  // tokenised once.
+  ...denseSpec("gutenberg-bpe2k", { tinyTokens: 60_000 }),
 });

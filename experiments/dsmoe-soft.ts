@@ -19,9 +19,8 @@
  */
 import { defineExperiment, type DsmoeOptions, type VariantPatch } from "../lib/experiment/mod.ts";
 import { dsmoeSoftReport } from "../lib/report/dsmoe.ts";
-import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
+import { PARENT, sparseSpec } from "./_sparse_scales.ts";
 
-const PARENT = { variant: "dense_parent" };
 // Low thresholds too: the soft-trained gates shrink under the L1 loss, so its curve reaches the STE model's
 // activation only at small τ (measured at default scale: 0.83 of 8 blocks above τ = 0.1).
 const EVAL_TAUS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
@@ -37,15 +36,8 @@ export default defineExperiment({
   id: "dsmoe-soft",
   description: "DSMoE trained with thresholded gates (STE) vs soft sigmoid gates thresholded only at evaluation " +
     "(the paper's Figure 2), each re-thresholded at τ = 0.01…0.9 after training.",
-  seeds: [0, 1, 2],
-  ...sparseDefault(200),
-  variants: {
-    dense_parent: {},
-    dense: { init_from: PARENT },
+  ...sparseSpec({ steps: 200, seeds: [0, 1, 2], report: dsmoeSoftReport }, {
     threshold: dsmoe("threshold", true),
     soft: dsmoe("soft", false),
-  },
-  metrics: ["val_loss", "val_ppl"],
-  report: dsmoeSoftReport,
-  scales: SPARSE_SCALES,
+  }),
 });

@@ -24,9 +24,8 @@
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { dsmoeSteReport } from "../lib/report/dsmoe.ts";
-import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
+import { PARENT, sparseSpec } from "./_sparse_scales.ts";
 
-const PARENT = { variant: "dense_parent" };
 const TAUS = [0.5, 0.65];
 
 const dsmoe = (tau: number, ste: boolean): VariantPatch => ({
@@ -35,8 +34,6 @@ const dsmoe = (tau: number, ste: boolean): VariantPatch => ({
 });
 
 const variants: Record<string, VariantPatch> = {
-  dense_parent: {},
-  dense: { init_from: PARENT },
   ...Object.fromEntries(TAUS.flatMap((t) => [[`ste_t${t}`, dsmoe(t, true)], [`no_ste_t${t}`, dsmoe(t, false)]])),
 };
 
@@ -44,10 +41,5 @@ export default defineExperiment({
   id: "dsmoe-ste",
   description: "DSMoE upcycled from a dense run, trained with and without the straight-through estimator on " +
     "the gates (τ = 0.5, 0.65): does the gate activation collapse without it, as the paper reports?",
-  seeds: [0, 1, 2],
-  ...sparseDefault(200),
-  variants,
-  metrics: ["val_loss", "val_ppl"],
-  report: dsmoeSteReport,
-  scales: SPARSE_SCALES,
+  ...sparseSpec({ steps: 200, seeds: [0, 1, 2], report: dsmoeSteReport }, variants),
 });

@@ -30,9 +30,8 @@
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { dsmoeTauReport } from "../lib/report/dsmoe.ts";
-import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
+import { PARENT, sparseSpec } from "./_sparse_scales.ts";
 
-const PARENT = { variant: "dense_parent" };
 const TAUS = [0.2, 0.35, 0.5, 0.65, 0.8];
 const LAMBDAS = [0.1, 3];
 
@@ -50,8 +49,6 @@ const topk = (k: number): VariantPatch => ({
 });
 
 const variants: Record<string, VariantPatch> = {
-  dense_parent: {},
-  dense: { init_from: PARENT },
   ...Object.fromEntries(TAUS.map((t) => [`dsmoe_t${t}`, dsmoe(t, 1)])),
   ...Object.fromEntries(LAMBDAS.map((l) => [`dsmoe_t0.5_l${l}`, dsmoe(0.5, l)])),
   topk_k1: topk(1),
@@ -64,10 +61,5 @@ export default defineExperiment({
   description: "DSMoE (dense FFN partitioned into 8 gated blocks) upcycled from a dense run: perplexity vs " +
     "activated parameters over the threshold τ and sparsity coefficient λ, against continued dense training and " +
     "a split-upcycled top-k MoE at 25%/50% activation.",
-  seeds: [0, 1],
-  ...sparseDefault(200),
-  variants,
-  metrics: ["val_loss", "val_ppl"],
-  report: dsmoeTauReport,
-  scales: SPARSE_SCALES,
+  ...sparseSpec({ steps: 200, seeds: [0, 1], report: dsmoeTauReport }, variants),
 });

@@ -23,21 +23,15 @@
  */
 import { defineExperiment, type FinedeepOptions, type VariantPatch } from "../lib/experiment/mod.ts";
 import { finedeepArmsReport } from "../lib/report/finedeep_arms.ts";
-import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
+import { FINEDEEP_TRAIN, finedeepDefault, finedeepFfn, finedeepScales } from "./_finedeep_scales.ts";
 
-const arm = (o: Partial<FinedeepOptions> = {}): VariantPatch => ({
-  model: {
-    ffn: { kind: "finedeep", m: 4, k: 4, score: "output", norm_fn: "sigmoid", router: "expert", rmsnorm: "pre", ...o },
-  },
-});
+const arm = (o: Partial<FinedeepOptions> = {}): VariantPatch => ({ model: { ffn: finedeepFfn(o) } });
 
 export default defineExperiment({
   id: "finedeep-arms",
   description: "Finedeep 4x4's ambiguous choices as arms (RMSNorm placement, router per expert or sub-layer, " +
     "gate initialisation) vs dense at matched parameters, FLOPs and tokens, with the early loss gap.",
-  seeds: [0, 1],
-  data: { dataset: "gutenberg" },
-  model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
+  ...finedeepDefault(260, [0, 1]),
   train: { ...FINEDEEP_TRAIN, eval_every: 10 },
   variants: {
     dense: {},

@@ -13,20 +13,12 @@
  * The sizes are the variants' `model.n_layers` (2 and 6 at every scale) because variants override
  * scale presets; scales set the width, sequence length and training budget.
  */
-import { defineExperiment, type FinedeepOptions } from "../lib/experiment/mod.ts";
+import { defineExperiment } from "../lib/experiment/mod.ts";
 import { fvdReport } from "../lib/report/finedeep.ts";
-import { FINEDEEP_TRAIN } from "./_finedeep_scales.ts";
+import { FINEDEEP_TRAIN, finedeepFfn } from "./_finedeep_scales.ts";
 import { GPU_TRAIN } from "./_gpu.ts";
 
-const FINEDEEP: FinedeepOptions = {
-  kind: "finedeep",
-  m: 4,
-  k: 4,
-  score: "output",
-  norm_fn: "sigmoid",
-  router: "expert",
-  rmsnorm: "pre",
-};
+const FINEDEEP = finedeepFfn();
 
 export default defineExperiment({
   id: "finedeep-vs-dense",

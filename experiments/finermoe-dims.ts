@@ -27,13 +27,9 @@
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { finermoeDimsReport } from "../lib/report/finermoe.ts";
 import { finermoe } from "./_finermoe.ts";
-import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
-
-const PARENT = { variant: "dense_parent" };
+import { sparseSpec } from "./_sparse_scales.ts";
 
 const variants: Record<string, VariantPatch> = {
-  dense_parent: {},
-  dense: { init_from: PARENT },
   fg_none: finermoe(1, 1),
   fg_inter: finermoe(8, 1),
   fg_out: finermoe(1, 2),
@@ -44,10 +40,5 @@ export default defineExperiment({
   id: "finermoe-dims",
   description: "FineRMoE upcycled from a dense run with no / intermediate / output / both dimensions " +
     "fine-grained: perplexity beside activated parameters.",
-  seeds: [0, 1],
-  ...sparseDefault(160),
-  variants,
-  metrics: ["val_loss", "val_ppl"],
-  report: finermoeDimsReport,
-  scales: SPARSE_SCALES,
+  ...sparseSpec({ steps: 160, seeds: [0, 1], report: finermoeDimsReport }, variants),
 });

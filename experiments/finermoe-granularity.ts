@@ -16,15 +16,13 @@
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { finermoeGranularityReport } from "../lib/report/finermoe.ts";
 import { finermoe } from "./_finermoe.ts";
-import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
+import { sparseSpec } from "./_sparse_scales.ts";
 
 // The corners of the paper's grid at our width (G_I = 4 and G_O = 2 left out: on the shared 2-core machine the
 // full 3 × 3 grid at 2 seeds would take well over the ~15 min budget).
 const G_I = [2, 8], G_O = [1, 4];
 
 const variants: Record<string, VariantPatch> = {
-  dense_parent: {},
-  dense: { init_from: { variant: "dense_parent" } },
   ...Object.fromEntries(G_I.flatMap((gi) => G_O.map((go) => [`gi${gi}_go${go}`, finermoe(gi, go)]))),
 };
 
@@ -32,10 +30,5 @@ export default defineExperiment({
   id: "finermoe-granularity",
   description: "FineRMoE upcycled from a dense run over intermediate (G_I) × output (G_O) granularity: " +
     "perplexity beside activated parameters.",
-  seeds: [0, 1],
-  ...sparseDefault(160),
-  variants,
-  metrics: ["val_loss", "val_ppl"],
-  report: finermoeGranularityReport,
-  scales: SPARSE_SCALES,
+  ...sparseSpec({ steps: 160, seeds: [0, 1], report: finermoeGranularityReport }, variants),
 });

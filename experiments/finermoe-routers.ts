@@ -15,21 +15,14 @@
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { finermoeRoutersReport } from "../lib/report/finermoe.ts";
 import { finermoe } from "./_finermoe.ts";
-import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
+import { sparseSpec } from "./_sparse_scales.ts";
 
 export default defineExperiment({
   id: "finermoe-routers",
   description: "FineRMoE with one router for both levels (the paper) vs a separate router per level " +
     "(its Table 3), upcycled from a dense run.",
-  seeds: [0, 1, 2],
-  ...sparseDefault(160),
-  variants: {
-    dense_parent: {},
-    dense: { init_from: { variant: "dense_parent" } },
+  ...sparseSpec({ steps: 160, seeds: [0, 1, 2], report: finermoeRoutersReport }, {
     single: finermoe(8, 2, { routers: "single" }),
     separate: finermoe(8, 2, { routers: "separate" }),
-  },
-  metrics: ["val_loss", "val_ppl"],
-  report: finermoeRoutersReport,
-  scales: SPARSE_SCALES,
+  }),
 });

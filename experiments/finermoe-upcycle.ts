@@ -32,9 +32,7 @@
  */
 import { defineExperiment, type VariantPatch } from "../lib/experiment/mod.ts";
 import { finermoeUpcycleReport } from "../lib/report/finermoe.ts";
-import { SPARSE_SCALES, sparseDefault } from "./_sparse_scales.ts";
-
-const PARENT = { variant: "dense_parent" };
+import { PARENT, sparseSpec } from "./_sparse_scales.ts";
 
 const finermoe = (
   g: { g_i: number; r_i: number; g_o: number; r_o: number; t_i: number },
@@ -54,8 +52,6 @@ const finermoe = (
 });
 
 const variants: Record<string, VariantPatch> = {
-  dense_parent: { single_seed: true },
-  dense: { init_from: PARENT },
   finermoe: finermoe({ g_i: 8, r_i: 1, g_o: 2, r_o: 2, t_i: 1 }, "gated"),
   finermoe_no_shared: finermoe({ g_i: 8, r_i: 1, g_o: 2, r_o: 2, t_i: 1 }, "none"),
   copy_top2: finermoe({ g_i: 1, r_i: 8, g_o: 1, r_o: 1, t_i: 2 }, "none"),
@@ -79,10 +75,8 @@ export default defineExperiment({
   id: "finermoe-upcycle",
   description: "From one dense parent per seed: continued dense training vs FineRMoE (with / without shared " +
     "expert) vs copy-upcycled and split-upcycled top-2 MoE, on the same tokens.",
-  seeds: [0, 1, 2],
-  ...sparseDefault(160),
-  variants,
-  metrics: ["val_loss", "val_ppl"],
-  report: finermoeUpcycleReport,
-  scales: SPARSE_SCALES,
+  ...sparseSpec(
+    { steps: 160, seeds: [0, 1, 2], report: finermoeUpcycleReport, parent: { single_seed: true } },
+    variants,
+  ),
 });

@@ -13,22 +13,16 @@
  */
 import { defineExperiment } from "../lib/experiment/mod.ts";
 import { nsarReport } from "../lib/report/finedeep.ts";
-import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
+import { FINEDEEP_TRAIN, finedeepDefault, finedeepFfn, finedeepScales } from "./_finedeep_scales.ts";
 
 export default defineExperiment({
   id: "nsar",
   description: "Non-sparse activation rate (NSAR) and SiLU(gate) histograms per layer: dense vs Finedeep 4x4.",
-  seeds: [0, 1, 2],
-  data: { dataset: "gutenberg" },
-  model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 260, seq_len: 64, ffn: { kind: "dense" } },
+  ...finedeepDefault(260),
   train: { ...FINEDEEP_TRAIN, eval_batches: 16 },
   variants: {
     dense: {},
-    finedeep: {
-      model: {
-        ffn: { kind: "finedeep", m: 4, k: 4, score: "output", norm_fn: "sigmoid", router: "expert", rmsnorm: "pre" },
-      },
-    },
+    finedeep: { model: { ffn: finedeepFfn() } },
   },
   budget: { tolerance: 0.01, reference: "dense" },
   report: nsarReport,

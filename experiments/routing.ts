@@ -15,19 +15,16 @@
  */
 import { defineExperiment, type FinedeepOptions, type VariantPatch } from "../lib/experiment/mod.ts";
 import { routingReport } from "../lib/report/finedeep.ts";
-import { FINEDEEP_TRAIN, finedeepScales } from "./_finedeep_scales.ts";
+import { finedeepDefault, finedeepFfn, finedeepScales } from "./_finedeep_scales.ts";
 
 const finedeep = (score: FinedeepOptions["score"], norm_fn: FinedeepOptions["norm_fn"]): VariantPatch => ({
-  model: { ffn: { kind: "finedeep", m: 4, k: 4, score, norm_fn, router: "expert", rmsnorm: "pre" } },
+  model: { ffn: finedeepFfn({ score, norm_fn }) },
 });
 
 export default defineExperiment({
   id: "routing",
   description: "Finedeep 4x4 routing: output- vs input-guided scores x sigmoid vs softmax gates, vs no gate and dense.",
-  seeds: [0, 1, 2],
-  data: { dataset: "gutenberg" },
-  model: { d_model: 64, n_layers: 4, n_heads: 4, d_ff: 258, seq_len: 64, ffn: { kind: "dense" } },
-  train: FINEDEEP_TRAIN,
+  ...finedeepDefault(258),
   variants: {
     dense: {},
     "output-sigmoid": finedeep("output", "sigmoid"),

@@ -34,6 +34,8 @@
 import { defineExperiment, type FinedeepOptions, type VariantPatch } from "../lib/experiment/mod.ts";
 import type { DsmoeOptions, FinermoeOptions } from "../lib/experiment/mod.ts";
 import { scaleStudyReport } from "../lib/report/scale_study.ts";
+import { DENSE_TRAIN } from "./_dense.ts";
+import { finedeepFfn } from "./_finedeep_scales.ts";
 
 const PARENT = { variant: "sp_parent" };
 const TOP2 = { kind: "topk_moe", experts: 8, top_k: 2, expert_width: null, renormalize: true } as const;
@@ -46,7 +48,7 @@ const finedeep = (
   score: FinedeepOptions["score"] = "output",
   norm_fn: FinedeepOptions["norm_fn"] = "sigmoid",
 ): VariantPatch => ({
-  model: { d_ff: 260, ffn: { kind: "finedeep", m, k, score, norm_fn, router: "expert", rmsnorm: "pre" } },
+  model: { d_ff: 260, ffn: finedeepFfn({ m, k, score, norm_fn }) },
 });
 /** FineRMoE at (G_I, G_O), R_I = 1, R_O = 2, T_I = 1, with the finermoe experiments' settings. */
 const fg = (g_i: number, g_o: number, extra: Partial<FinermoeOptions> = {}): VariantPatch => ({
@@ -65,15 +67,7 @@ export default defineExperiment({
   seeds: [0, 1, 2],
   data: { dataset: "gutenberg" },
   model: { d_model: 64, n_layers: 2, n_heads: 4, d_ff: 256, seq_len: 64, ffn: { kind: "dense" } },
-  train: {
-    steps: 150,
-    batch_size: 16,
-    lr: 2e-3,
-    warmup_steps: 15,
-    eval_every: 50,
-    eval_batches: 8,
-    checkpoint_every: 0,
-  },
+  train: { ...DENSE_TRAIN, checkpoint_every: 0 },
   variants: {
     fd_dense: { model: { d_ff: 260 } },
     fd_1x4: finedeep(1, 4),

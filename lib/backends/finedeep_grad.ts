@@ -3,7 +3,7 @@
  * own BatchMatMul kernel and whose element-wise passes are separate calls: wasm (SIMD C on the heap,
  * lib/backends/wasm_fused.ts) and webgpu (WGSL, lib/backends/webgpu_fused.ts). The loop, the order of
  * the products and which buffers are freed when live here; each backend brings its passes. (native
- * runs row blocks through all sub-layers in one C call instead: lib/backends/native/kernels.c fl_fd_bwd.)
+ * runs row blocks through all sub-layers in one C call instead: lib/backends/native/kernels/finedeep.c fl_fd_bwd.)
  *
  * Every product operand is a fresh tensor, never written after the product: tfjs-wasm caches
  * XNNPACK's packed copy of a product's right operand under the tensor id (tfjs assumes immutable

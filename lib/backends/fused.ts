@@ -30,6 +30,46 @@ export function hasKernel(name: string): boolean {
 const run = (name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap = {}) =>
   tf.engine().runKernel(name, inputs, attrs) as tf.Tensor | tf.Tensor[];
 
+/** Options of {@link fusedOp}. */
+interface FusedOpOptions {
+  /** Attributes of both kernels. */
+  attrs?: tf.NamedAttrMap;
+  /** Names, as inputs of the backward kernel, of the forward kernel's outputs after the value. */
+  outputs?: readonly string[];
+  /** Inputs of both kernels that get no gradient (tables, integer targets). */
+  consts?: tf.NamedTensorMap;
+}
+
+/**
+ * Fused kernel `fwd` and its backward kernel `<fwd>Grad` as one differentiable op of `inputs` (in
+ * their order). The forward kernel runs on the inputs and `consts` and returns the value, then the
+ * `outputs`; the backward kernel gets `dy`, the inputs, the outputs and the consts by name and returns
+ * the inputs' gradients in order. Everything the backward reads is saved: tensors merely captured may
+ * be disposed by then.
+ */
+function fusedOp(fwd: string, inputs: tf.NamedTensorMap, opts: FusedOpOptions = {}): tf.Tensor {
+  const names = Object.keys(inputs), outputs = opts.outputs ?? [], consts = opts.consts ?? {};
+  const constNames = Object.keys(consts), attrs = opts.attrs ?? {};
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc, xs = args as tf.Tensor[];
+    const r = run(fwd, { ...Object.fromEntries(names.map((n, i) => [n, xs[i]])), ...consts }, attrs);
+    const [value, ...more] = Array.isArray(r) ? r : [r];
+    save([...xs, ...more, ...constNames.map((n) => consts[n])]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const all = [...names, ...outputs, ...constNames];
+        return run(
+          `${fwd}Grad`,
+          { dy: dy as tf.Tensor, ...Object.fromEntries(all.map((n, i) => [n, saved[i]])) },
+          attrs,
+        );
+      },
+    };
+  });
+  return f(...names.map((n) => inputs[n]));
+}
+
 // ---- RMSNorm -------------------------------------------------------------------------------------
 
 /**
@@ -42,32 +82,7 @@ export function rmsnorm<T extends tf.Tensor>(x: T, gain: tf.Tensor | null, eps: 
     const normed = tf.mul(x, tf.rsqrt(tf.add(ms, eps)));
     return (gain ? tf.mul(normed, gain) : normed) as T;
   }
-  if (!gain) {
-    const f = tf.customGrad((xi, save) => {
-      const [y, rstd] = run("FlRmsNorm", { x: xi as tf.Tensor }, { eps }) as tf.Tensor[];
-      (save as tf.GradSaveFunc)([xi as tf.Tensor, rstd]);
-      return {
-        value: y,
-        gradFunc: (dy, saved) => {
-          const [sx, sr] = saved as tf.Tensor[];
-          return run("FlRmsNormGrad", { dy: dy as tf.Tensor, x: sx, rstd: sr }) as tf.Tensor[];
-        },
-      };
-    });
-    return f(x) as T;
-  }
-  const f = tf.customGrad((xi, gi, save) => {
-    const [y, rstd] = run("FlRmsNorm", { x: xi as tf.Tensor, g: gi as tf.Tensor }, { eps }) as tf.Tensor[];
-    (save as tf.GradSaveFunc)([xi as tf.Tensor, gi as tf.Tensor, rstd]);
-    return {
-      value: y,
-      gradFunc: (dy, saved) => {
-        const [sx, sg, sr] = saved as tf.Tensor[];
-        return run("FlRmsNormGrad", { dy: dy as tf.Tensor, x: sx, g: sg, rstd: sr }) as tf.Tensor[];
-      },
-    };
-  });
-  return f(x, gain) as T;
+  return fusedOp("FlRmsNorm", gain ? { x, g: gain } : { x }, { attrs: { eps }, outputs: ["rstd"] }) as T;
 }
 
 // ---- attention -----------------------------------------------------------------------------------
@@ -117,19 +132,7 @@ export function causalSelfAttention(qkv: tf.Tensor2D, o: AttentionOptions): tf.T
     return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, d]);
   }
   const attrs = { batch: B, seqLen: T, heads: nh, scale };
-  const f = tf.customGrad((x, save) => {
-    const [y, P] = run("FlAttention", { qkv: x as tf.Tensor, cos: o.cos, sin: o.sin }, attrs) as tf.Tensor[];
-    // Everything the backward pass reads is saved: tensors merely captured may be disposed by then.
-    (save as tf.GradSaveFunc)([x as tf.Tensor, P, o.cos, o.sin]);
-    return {
-      value: y,
-      gradFunc: (dy, saved) => {
-        const [sx, sP, cos, sin] = saved as tf.Tensor[];
-        return run("FlAttentionGrad", { dy: dy as tf.Tensor, qkv: sx, P: sP, cos, sin }, attrs);
-      },
-    };
-  });
-  return f(qkv) as tf.Tensor2D;
+  return fusedOp("FlAttention", { qkv }, { attrs, outputs: ["P"], consts: { cos: o.cos, sin: o.sin } }) as tf.Tensor2D;
 }
 
 // ---- SwiGLU ----------------------------------------------------------------------------------------
@@ -142,14 +145,7 @@ export function swiglu(ab: tf.Tensor2D): tf.Tensor2D {
     const [a, b] = splitLast(ab, [h, h]); // gate, up
     return tf.mul(silu(a), b);
   }
-  const f = tf.customGrad((x, save) => {
-    (save as tf.GradSaveFunc)([x as tf.Tensor]);
-    return {
-      value: run("FlSwiglu", { ab: x as tf.Tensor }) as tf.Tensor,
-      gradFunc: (dy, saved) => run("FlSwigluGrad", { dy: dy as tf.Tensor, ab: (saved as tf.Tensor[])[0] }),
-    };
-  });
-  return f(ab) as tf.Tensor2D;
+  return fusedOp("FlSwiglu", { ab }) as tf.Tensor2D;
 }
 
 // ---- fine-grained expert gates ----------------------------------------------------------------------
@@ -172,18 +168,7 @@ export function expertGate(prod: tf.Tensor2D, u: tf.Tensor, k: number): tf.Tenso
     const g = tf.sigmoid(tf.sum(tf.reshape(pu, [N, k, E]), -1));
     return tf.reshape(tf.mul(tf.reshape(prod, [N, k, E]), tf.reshape(g, [N, k, 1])), [N, H]);
   }
-  const f = tf.customGrad((p, uu, save) => {
-    const [gated, g] = run("FlExpertGate", { prod: p as tf.Tensor, u: uu as tf.Tensor }, { k }) as tf.Tensor[];
-    (save as tf.GradSaveFunc)([p as tf.Tensor, uu as tf.Tensor, g]);
-    return {
-      value: gated,
-      gradFunc: (dy, saved) => {
-        const [sp, su, sg] = saved as tf.Tensor[];
-        return run("FlExpertGateGrad", { dy: dy as tf.Tensor, prod: sp, u: su, g: sg }, { k }) as tf.Tensor[];
-      },
-    };
-  });
-  return f(prod, u) as tf.Tensor2D;
+  return fusedOp("FlExpertGate", { prod, u }, { attrs: { k }, outputs: ["g"] }) as tf.Tensor2D;
 }
 
 // ---- Finedeep block ---------------------------------------------------------------------------------
@@ -235,30 +220,13 @@ export function finedeepBlock(
     throw new Error(`finedeepBlock: residual [${residual.shape}] does not match x [${x.shape}]`);
   }
   const useH = M > 1;
-  const names = ["x", ...(useH ? ["h"] : []), ...subs.flatMap((_, i) => [`w13_${i}`, `w2_${i}`, `r_${i}`])];
-  const savedNames = [
+  const inputs: tf.NamedTensorMap = { x, ...(useH ? { h: residual! } : {}) };
+  subs.forEach((s, i) => Object.assign(inputs, { [`w13_${i}`]: s.w13, [`w2_${i}`]: s.w2, [`r_${i}`]: s.router }));
+  const outputs = [
     ...["ab", "gated", "g", "u"].flatMap((p) => subs.map((_, i) => `${p}_${i}`)),
     ...["xm", "rstd"].flatMap((p) => subs.slice(1).map((_, i) => `${p}_${i + 1}`)),
   ];
-  const attrs = { m: M, k: K, eps: opts.eps };
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const save = args.pop() as tf.GradSaveFunc, inputs = args as tf.Tensor[];
-    const named = Object.fromEntries(names.map((n, i) => [n, inputs[i]]));
-    const [y, ...saved] = run("FlFinedeep", named, attrs) as tf.Tensor[];
-    // Everything the backward pass reads is saved: tensors merely captured may be disposed by then.
-    save([...inputs, ...saved]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], all: tf.Tensor[]) => {
-        const g: tf.NamedTensorMap = { dy: dy as tf.Tensor };
-        names.forEach((n, i) => (g[n] = all[i]));
-        savedNames.forEach((n, i) => (g[n] = all[names.length + i]));
-        return run("FlFinedeepGrad", g, attrs) as tf.Tensor[];
-      },
-    };
-  });
-  const flat = [x, ...(useH ? [residual!] : []), ...subs.flatMap((s) => [s.w13, s.w2, s.router])];
-  return f(...flat) as tf.Tensor2D;
+  return fusedOp("FlFinedeep", inputs, { attrs: { m: M, k: K, eps: opts.eps }, outputs }) as tf.Tensor2D;
 }
 
 // ---- cross-entropy -----------------------------------------------------------------------------------
@@ -278,18 +246,7 @@ export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor): tf.Scalar
     const nll = tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), -1));
     return tf.mean(nll);
   }
-  const f = tf.customGrad((x, save) => {
-    const [loss, lse] = run("FlCrossEntropy", { logits: x as tf.Tensor, targets: ids }) as tf.Tensor[];
-    (save as tf.GradSaveFunc)([x as tf.Tensor, lse, ids]);
-    return {
-      value: loss,
-      gradFunc: (dy, saved) => {
-        const [sx, sl, si] = saved as tf.Tensor[];
-        return run("FlCrossEntropyGrad", { dy: dy as tf.Tensor, logits: sx, targets: si, lse: sl });
-      },
-    };
-  });
-  return f(logits) as tf.Scalar;
+  return fusedOp("FlCrossEntropy", { logits }, { outputs: ["lse"], consts: { targets: ids } }) as tf.Scalar;
 }
 
 // ---- AdamW ---------------------------------------------------------------------------------------------

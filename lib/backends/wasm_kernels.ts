@@ -26,6 +26,7 @@ import { simdHeap } from "./wasm_simd/mod.ts";
 import { registerKernels } from "./register.ts";
 import { checkInternals, type KernelArgs, stock, stockKernel, type WasmBackend } from "./wasm_internals.ts";
 import { batchMatMul } from "./wasm_matmul.ts";
+import { copySliceRows, sliceParams, splitSlices } from "./slice_shape.ts";
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 /** dtypes whose elements the wasm SIMD copy moves as 4-byte words. */
@@ -76,44 +77,21 @@ function sliceInto(backend: WasmBackend, x: TensorInfo, begin: number[], sz: num
     );
     return out;
   }
-  // Copy row by row along the last axis, walking the other axes like an odometer.
-  const rank = x.shape.length, last = sz[rank - 1], idx = new Array(rank - 1).fill(0);
-  for (let r = 0, o = 0; o < n; r++, o += last) {
-    let off = begin[rank - 1];
-    for (let d = 0; d < rank - 1; d++) off += (begin[d] + idx[d]) * strides[d];
-    ov.set(xv.subarray(off, off + last), o);
-    for (let d = rank - 2; d >= 0; d--) {
-      if (++idx[d] < sz[d]) break;
-      idx[d] = 0;
-    }
-  }
+  copySliceRows(xv, ov, x.shape, { begin, sz });
   return out;
 }
 
 function slice(args: KernelArgs): TensorInfo {
   const { inputs: { x }, attrs, backend } = args;
   if (x.dtype === "string") return stockKernel("Slice")(args as never) as TensorInfo;
-  const [begin, sz] = tf.slice_util.parseSliceParams(
-    x as tf.Tensor,
-    attrs.begin as number | number[],
-    attrs.size as number | number[],
-  );
+  const [begin, sz] = sliceParams(x, attrs);
   return sliceInto(backend, x, begin, sz);
 }
 
 function splitV(args: KernelArgs): TensorInfo[] {
   const { inputs: { x }, attrs, backend } = args;
   if (x.dtype === "string") return stockKernel("SplitV")(args as never) as TensorInfo[];
-  const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
-  const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits as number[], axis);
-  const begin = new Array(x.shape.length).fill(0);
-  return sizes.map((s) => {
-    const sz = [...x.shape];
-    sz[axis] = s;
-    const out = sliceInto(backend, x, [...begin], sz);
-    begin[axis] += s;
-    return out;
-  });
+  return splitSlices(x, attrs, (begin, sz) => sliceInto(backend, x, begin, sz));
 }
 
 function unpack(args: KernelArgs): TensorInfo[] {

@@ -16,6 +16,25 @@ async function task(args: string[], env: Record<string, string>) {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/**
+ * A launcher test (the fault suite's options) with a temp results folder and a temp folder named
+ * `finelab-<prefix>-…`, both removed after it.
+ */
+function launcherTest(name: string, prefix: string, fn: (results: string, tmp: string) => Promise<void>): void {
+  Deno.test({
+    name,
+    ...SUITE,
+    async fn() {
+      const results = await tempResults(prefix), tmp = await Deno.makeTempDir({ prefix: `finelab-${prefix}-` });
+      try {
+        await fn(results, tmp);
+      } finally {
+        await cleanup(results, tmp);
+      }
+    },
+  });
+}
+
 Deno.test("argPaths: --config files are read, plot --out is written (both spellings), relative paths resolved", () => {
   assert.deepEqual(argPaths(["exp", "x", "--config", "/a/b.yaml", "--config=c.yaml", "--set", "k=v"]), {
     read: ["/a/b.yaml", `${Deno.cwd()}/c.yaml`],
@@ -31,66 +50,54 @@ Deno.test("argPaths: --config files are read, plot --out is written (both spelli
   ]);
 });
 
-Deno.test({
-  name: "launcher: one process for the default layout; relaunches with computed flags for a results folder or " +
+launcherTest(
+  "launcher: one process for the default layout; relaunches with computed flags for a results folder or " +
     "--config file outside the project; the task line is short",
-  ...SUITE,
-  async fn() {
-    const results = await tempResults("launch");
-    const cfgDir = await Deno.makeTempDir({ prefix: "finelab-cfg-" });
-    try {
-      const list = await task(["list"], {});
-      assert.equal(list.code, 0, list.stderr);
-      assert.match(list.stdout, /^dense-baseline$/m);
-      assert.doesNotMatch(list.stderr, /launcher: relaunching/);
-      const echo = list.stderr.split("\n").find((l) => l.startsWith("Task list"))!;
-      assert.ok(echo.length < 100, `task line: ${echo}`);
+  "launch",
+  async (results, tmp) => {
+    const list = await task(["list"], {});
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^dense-baseline$/m);
+    assert.doesNotMatch(list.stderr, /launcher: relaunching/);
+    const echo = list.stderr.split("\n").find((l) => l.startsWith("Task list"))!;
+    assert.ok(echo.length < 100, `task line: ${echo}`);
 
-      const runs = await task(["runs", "--format", "json"], { FINELAB_RESULTS: results });
-      assert.equal(runs.code, 0, runs.stderr);
-      assert.match(runs.stderr, /launcher: relaunching with --allow-read=[^ ]*finelab-launch-/);
-      assert.deepEqual(JSON.parse(runs.stdout), []);
+    const runs = await task(["runs", "--format", "json"], { FINELAB_RESULTS: results });
+    assert.equal(runs.code, 0, runs.stderr);
+    assert.match(runs.stderr, /launcher: relaunching with --allow-read=[^ ]*finelab-launch-/);
+    assert.deepEqual(JSON.parse(runs.stdout), []);
 
-      // a --config file outside the project is readable (Deno's --allow-read advice is not the user's to follow)
-      await Deno.writeTextFile(`${cfgDir}/over.yaml`, "train:\n  lr: 0.001\n");
-      const exp = await task(["exp", "faults", "--config", `${cfgDir}/over.yaml`, "--dry-run"], {
-        FINELAB_RESULTS: results,
-        FINELAB_EXPERIMENTS: "lib/cli/faults/testdata/experiments",
-      });
-      assert.equal(exp.code, 0, exp.stderr);
-      assert.match(exp.stdout, /faults \(scale default, backend wasm\): 1 runs/);
-      assert.match(exp.stdout, /toy\/s0 +[0-9a-f]{16} +to train/);
-    } finally {
-      await cleanup(results, cfgDir);
-    }
+    // a --config file outside the project is readable (Deno's --allow-read advice is not the user's to follow)
+    await Deno.writeTextFile(`${tmp}/over.yaml`, "train:\n  lr: 0.001\n");
+    const exp = await task(["exp", "faults", "--config", `${tmp}/over.yaml`, "--dry-run"], {
+      FINELAB_RESULTS: results,
+      FINELAB_EXPERIMENTS: "lib/cli/faults/testdata/experiments",
+    });
+    assert.equal(exp.code, 0, exp.stderr);
+    assert.match(exp.stdout, /faults \(scale default, backend wasm\): 1 runs/);
+    assert.match(exp.stdout, /toy\/s0 +[0-9a-f]{16} +to train/);
   },
-});
+);
 
 Deno.test("entryOf: serve, report and diff run the dashboard's main, every other command the CLI's", () => {
   for (const c of ["serve", "report", "diff"]) assert.match(entryOf([c]).pathname, /\/lib\/serve\/main\.ts$/);
   for (const c of ["exp", "query", "list"]) assert.match(entryOf([c]).pathname, /\/lib\/cli\/main\.ts$/);
 });
 
-Deno.test({
-  name: "launcher: `deno task report --out <outside>` and `diff` run in the launcher (no second process to compute " +
+launcherTest(
+  "launcher: `deno task report --out <outside>` and `diff` run in the launcher (no second process to compute " +
     "permissions); an output folder outside the project relaunches with exactly that write path",
-  ...SUITE,
-  async fn() {
-    const results = await tempResults("launch-report");
-    const out = await Deno.makeTempDir({ prefix: "finelab-report-out-" });
-    try {
-      const diff = await task(["diff", "nosuchrun", "another"], {});
-      assert.equal(diff.code, 2, diff.stderr);
-      // The project's own results folder: with a database the references are unknown, without one it says so.
-      assert.match(diff.stderr, /names no run or variant|no results database at /);
-      assert.doesNotMatch(diff.stderr, /launcher: relaunching|permissions\.ts/);
-      const report = await task(["report", "--out", out], { FINELAB_RESULTS: results });
-      assert.equal(report.code, 0, report.stderr);
-      assert.match(report.stderr, new RegExp(`launcher: relaunching with .*--allow-write=[^ ]*${out}`));
-      assert.match(report.stdout, /wrote \d+ pages/);
-      assert.ok((await Deno.stat(`${out}/index.html`)).isFile);
-    } finally {
-      await cleanup(results, out);
-    }
+  "launch-report",
+  async (results, out) => {
+    const diff = await task(["diff", "nosuchrun", "another"], {});
+    assert.equal(diff.code, 2, diff.stderr);
+    // The project's own results folder: with a database the references are unknown, without one it says so.
+    assert.match(diff.stderr, /names no run or variant|no results database at /);
+    assert.doesNotMatch(diff.stderr, /launcher: relaunching|permissions\.ts/);
+    const report = await task(["report", "--out", out], { FINELAB_RESULTS: results });
+    assert.equal(report.code, 0, report.stderr);
+    assert.match(report.stderr, new RegExp(`launcher: relaunching with .*--allow-write=[^ ]*${out}`));
+    assert.match(report.stdout, /wrote \d+ pages/);
+    assert.ok((await Deno.stat(`${out}/index.html`)).isFile);
   },
-});
+);

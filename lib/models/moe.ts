@@ -21,6 +21,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { ModelConfig } from "../core/config.ts";
+import type { RoutedFfn, SparseCost } from "./sparse_metrics.ts";
 import { matmul, silu } from "../backends/ops.ts";
 import { swiglu } from "../backends/fused.ts";
 
@@ -253,11 +254,7 @@ export function sliceColumns(
   n: number,
   scale = 1,
 ): Float32Array {
-  const out = new Float32Array(rows * n);
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < n; j++) out[r * n + j] = m[r * cols + c0 + j] * scale;
-  }
-  return out;
+  return subMatrix(m, cols, 0, rows, c0, n, scale);
 }
 
 /** Sub-matrix rows `[r0, r0 + nr)`, columns `[c0, c0 + nc)` of a row-major `[·, cols]` matrix, times `scale`. */
@@ -286,4 +283,47 @@ export function concatColumns(parts: readonly { data: Float32Array; cols: number
     c0 += p.cols;
   }
   return out;
+}
+
+/**
+ * paramCount, flopsPerToken and sparseCost of a routed FFN whose tokens each use a fixed number of experts
+ * (`active_experts` of its {@link SparseCost}, e.g. top-k): every expert's parameters plus the fixed ones, and
+ * the fixed FLOPs plus the active experts' (what sparse inference computes).
+ */
+export function fixedActiveCost(
+  cost: (cfg: ModelConfig) => SparseCost,
+): Pick<RoutedFfn, "paramCount" | "flopsPerToken" | "sparseCost"> {
+  return {
+    paramCount(cfg: ModelConfig): number {
+      const c = cost(cfg);
+      return c.fixed_params + c.experts * c.expert_params;
+    },
+    flopsPerToken(cfg: ModelConfig): number {
+      const c = cost(cfg);
+      return c.fixed_flops + c.active_experts! * c.expert_flops;
+    },
+    sparseCost: cost,
+  };
+}
+
+/**
+ * A routed variant's `model.ffn` options with its defaults under them; throws with every problem
+ * `problems(cfg)` finds (`invalid <kind> options:` then one line each).
+ */
+export function resolvedOptions<T extends object>(
+  cfg: ModelConfig,
+  defaults: T,
+  check: { kind: string; problems: (cfg: ModelConfig) => string[] },
+): T {
+  const e = check.problems(cfg);
+  if (e.length) throw new Error(`invalid ${check.kind} options:\n  ${e.join("\n  ")}`);
+  return { ...defaults, ...(cfg.ffn as unknown as Partial<T>) };
+}
+
+/** One problem per key of `model.ffn` that is not `kind` or an option of the variant (a key of `defaults`). */
+export function unknownOptions(cfg: ModelConfig, kind: string, defaults: object): string[] {
+  const options = Object.keys(defaults);
+  return Object.keys(cfg.ffn).filter((key) => key !== "kind" && !options.includes(key)).map((key) =>
+    `model.ffn.${key} is not an option of ffn kind "${kind}" (options: ${options.join(", ")})`
+  );
 }

@@ -56,6 +56,26 @@ export function swigluRef(
 /** `n..n+len` as an array. */
 export const range = (n: number, len: number): number[] => Array.from({ length: len }, (_, i) => n + i);
 
+/**
+ * Float64 output (length d) of expert `e` of `E` packed experts of width `w` (H = E w): gate columns
+ * e w.. and up columns H + e w.. of `p.w13` ([d, 2H]), rows e w.. of `p.w2` ([H, d]).
+ */
+export function expertRef(
+  x: ArrayLike<number>,
+  p: Record<string, ArrayLike<number>>,
+  o: { e: number; w: number; H: number; d: number },
+): number[] {
+  const { e, w, H, d } = o;
+  return swigluRef(x, p.w13, 2 * H, range(e * w, w), range(H + e * w, w), p.w2, range(e * w, w), d);
+}
+
+/** Σ c · out over the (coefficient, output) terms, in order, as a length-d array. */
+export function weightedSum(d: number, terms: Iterable<[number, readonly number[]]>): number[] {
+  const y = new Array(d).fill(0);
+  for (const [c, out] of terms) out.forEach((v, j) => (y[j] += c * v));
+  return y;
+}
+
 /** The first `n` rows (tokens) of a flat row-major batch with `d` columns, as views (no copies). */
 export const tokenRows = (xs: Float32Array, n: number, d: number): Float32Array[] =>
   range(0, n).map((t) => xs.subarray(t * d, (t + 1) * d));

@@ -122,8 +122,11 @@ export async function moduleGraph(roots: string[], opts: GraphOptions): Promise<
   return { code, npm: [...npm].sort() };
 }
 
-/** Source of the native backend's kernels: compiled, not imported, so hashed by name for native runs. */
-export const NATIVE_KERNELS = "lib/backends/native/kernels.c";
+/**
+ * Folder of the native backend's kernels: compiled, not imported, so for native runs each of its
+ * `.c` and `.h` files is hashed by name (repository-relative path).
+ */
+export const NATIVE_KERNELS = "lib/backends/native/kernels";
 
 /** The roots of a run's code: the trainer, its FFN variant and its backend's setup module. */
 export function runRoots(run: { kind: FfnKind | string; backend: ConcreteBackend }, repoRoot: string): string[] {
@@ -136,7 +139,7 @@ export function runRoots(run: { kind: FfnKind | string; backend: ConcreteBackend
 
 /**
  * The code that can change a run's numbers: {@link moduleGraph} of {@link runRoots}, plus the
- * native kernels' C source for native runs.
+ * native kernels' C sources for native runs.
  */
 export async function runCode(
   run: { kind: FfnKind | string; backend: ConcreteBackend },
@@ -144,7 +147,9 @@ export async function runCode(
 ): Promise<CodeGraph> {
   const g = await moduleGraph(runRoots(run, opts.repoRoot), opts);
   if (run.backend === "native") {
-    g.code[NATIVE_KERNELS] = sha256Hex(await Deno.readFile(resolve(opts.repoRoot, NATIVE_KERNELS)));
+    const dir = resolve(opts.repoRoot, NATIVE_KERNELS);
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => /\.[ch]$/.test(n)).sort();
+    for (const n of names) g.code[`${NATIVE_KERNELS}/${n}`] = sha256Hex(await Deno.readFile(`${dir}/${n}`));
   }
   return g;
 }

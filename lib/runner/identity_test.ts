@@ -82,7 +82,7 @@ async function copyProject(): Promise<string> {
       for await (const e of Deno.readDir(join(REPO_ROOT, rel))) {
         if (e.name !== "build" && e.name !== "testdata") await copy(join(rel, e.name));
       }
-    } else if (/\.(ts|c)$/.test(rel) || !rel.includes("/")) {
+    } else if (/\.(ts|c|h)$/.test(rel) || !rel.includes("/")) {
       await Deno.mkdir(dirname(join(dir, rel)), { recursive: true });
       await Deno.copyFile(join(REPO_ROOT, rel), join(dir, rel));
     }
@@ -93,7 +93,12 @@ async function copyProject(): Promise<string> {
 
 /** Files each backend's runs must hash (on its own path) and files of the other backends. */
 const OWN: Record<string, string[]> = {
-  native: ["lib/backends/native/backend.ts", "lib/backends/native/kernels.c", "lib/backends/setup/native.ts"],
+  native: [
+    "lib/backends/native/backend.ts",
+    "lib/backends/native/kernels/attention.c",
+    "lib/backends/native/kernels/fl.h",
+    "lib/backends/setup/native.ts",
+  ],
   wasm: [
     "lib/backends/wasm_kernels.ts",
     "lib/backends/wasm_matmul.ts",

@@ -25,6 +25,15 @@ function counts(c: Record<string, number>): Html {
   }`;
 }
 
+/** A table head of one row of column titles. */
+function thead(titles: readonly string[]): Html {
+  return html`
+    <thead>
+      <tr>${titles.map((t) => html`<th>${t}</th>`)}</tr>
+    </thead>
+  `;
+}
+
 /** The index: running runs and every experiment with status counts, verdict line and last change. */
 export function indexPage(o: { experiments: ExperimentInfo[]; live: LiveRun[]; mode: Mode }): string {
   const root = "";
@@ -33,14 +42,7 @@ export function indexPage(o: { experiments: ExperimentInfo[]; live: LiveRun[]; m
       <section>
         <h2>Training now</h2>
         <table class="runs" id="live-runs">
-          <thead>
-            <tr>
-              <th>run</th>
-              <th>experiment</th>
-              <th>step</th>
-              <th>started</th>
-            </tr>
-          </thead>
+          ${thead(["run", "experiment", "step", "started"])}
           <tbody>${o.live.map((l) =>
             html`
               <tr>
@@ -58,15 +60,7 @@ export function indexPage(o: { experiments: ExperimentInfo[]; live: LiveRun[]; m
   const body = html`
     <h1>Experiments</h1>${live}
     <table class="experiments" id="experiments">
-      <thead>
-        <tr>
-          <th>experiment</th>
-          <th>runs</th>
-          <th>status</th>
-          <th>verdict</th>
-          <th>last change</th>
-        </tr>
-      </thead>
+      ${thead(["experiment", "runs", "status", "verdict", "last change"])}
       <tbody>${o.experiments.map((e) =>
         html`
           <tr>

@@ -6,7 +6,7 @@
  * | kernel | implementation |
  * |---|---|
  * | `BatchMatMul` | system CBLAS `sgemm` (transpose flags passed to BLAS; batches as one call per slice, or folded into rows) |
- * | `FlRmsNorm`, `FlRmsNormGrad` | fused RMSNorm forward / backward (kernels.c) |
+ * | `FlRmsNorm`, `FlRmsNormGrad` | fused RMSNorm forward / backward (kernels/norm.c) |
  * | `FlAttention`, `FlAttentionGrad` | fused causal attention: RoPE, scale, QKᵀ, causal softmax, PV, from the packed qkv projection |
  * | `FlSwiglu`, `FlSwigluGrad` | fused `silu(a) * b` |
  * | `FlExpertGate`, `FlExpertGateGrad` | fused output-guided sigmoid gates of fine-grained experts (Finedeep) |
@@ -84,7 +84,7 @@ export function registerNativeBackend(blas: Blas, kernels: KernelSymbols): void 
   for (const c of cpuKernels.values()) {
     tf.registerKernel({ ...c, backendName: NATIVE_BACKEND } as KernelConfig);
   }
-  // The Finedeep block's C code calls the same sgemm (kernels.c fl_set_sgemm).
+  // The Finedeep block's C code calls the same sgemm (kernels/finedeep.c fl_set_sgemm).
   if (kernels.fl_set_sgemm(new TextEncoder().encode(blas.path + "\0")) !== 1) {
     throw new Error(`native backend: the kernels library could not find cblas_sgemm in ${blas.path}`);
   }

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { NativeUnavailableError } from "./build.ts";
 
 /** CBLAS enum values (cblas.h). */
 export const CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112;
@@ -83,15 +84,7 @@ export interface Blas {
 }
 
 /** Why no CBLAS could be loaded, with the fix. */
-export class BlasUnavailableError extends Error {
-  /** What to do about it. */
-  readonly fix: string;
-  constructor(message: string, fix: string) {
-    super(message);
-    this.name = "BlasUnavailableError";
-    this.fix = fix;
-  }
-}
+export class BlasUnavailableError extends NativeUnavailableError {}
 
 /** Library files tried, in order, for this OS. */
 export function blasCandidates(): string[] {

@@ -1,9 +1,9 @@
 /**
- * Builds the native kernels (lib/backends/native/kernels.c) into a shared library with the
- * system C compiler. `deno task build:native` runs this file; the native backend also calls
+ * Builds the native kernels (the C files of lib/backends/native/kernels/, one shared header fl.h)
+ * into a shared library with the system C compiler. `deno task build:native` runs this file; the native backend also calls
  * {@link ensureKernels} on first use, so a machine with a compiler builds them on demand.
  *
- * The library's file name carries a hash of everything that determines the binary: the source,
+ * The library's file name carries a hash of everything that determines the binary: the sources,
  * the compiler's `--version`, the flags and the CPU (flags are `-march=native`). So a changed
  * source, compiler or machine gets a fresh build, and two processes building at once write to
  * temp files and rename (the same bytes either way).
@@ -19,14 +19,29 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import os from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-/** The kernels' source file. */
-export const KERNELS_SOURCE: string = join(HERE, "kernels.c");
+/** The kernels' source folder: the `.c` files compiled together and the headers they include. */
+export const KERNELS_DIR: string = join(HERE, "kernels");
+
+/** The kernels' source files (`.c` and `.h`, sorted by name), absolute paths. */
+export function kernelsSources(dir: string = KERNELS_DIR): string[] {
+  return readdirSync(dir).filter((f) => /\.[ch]$/.test(f)).sort().map((f) => join(dir, f));
+}
+
+/**
+ * sha256 (hex) over the kernels' sources: each file's name and content in {@link kernelsSources}'
+ * order, so a renamed, added, removed or edited file changes it.
+ */
+export function kernelsSourceSha(dir: string = KERNELS_DIR): string {
+  const h = createHash("sha256");
+  for (const f of kernelsSources(dir)) h.update(`${basename(f)}\n`).update(readFileSync(f)).update("\n");
+  return h.digest("hex");
+}
 
 /** A built (or found) kernels library. */
 export interface KernelsBuild {
@@ -34,7 +49,7 @@ export interface KernelsBuild {
   path: string;
   /** Short hash of source + compiler + flags + CPU (also in the file name). */
   hash: string;
-  /** sha256 of kernels.c (first 16 hex digits). */
+  /** {@link kernelsSourceSha} (first 16 hex digits). */
   source_sha: string;
   /** Compiler command and its first `--version` line. */
   compiler: string;
@@ -46,16 +61,19 @@ export interface KernelsBuild {
   build_s: number;
 }
 
-/** Why the kernels cannot be built, with the fix. */
-export class NativeBuildError extends Error {
+/** Why the native backend cannot run here (no CBLAS, no compiler, ...), with the fix; named after its subclass. */
+export class NativeUnavailableError extends Error {
   /** What to do about it. */
   readonly fix: string;
   constructor(message: string, fix: string) {
     super(message);
-    this.name = "NativeBuildError";
+    this.name = new.target.name;
     this.fix = fix;
   }
 }
+
+/** Why the kernels cannot be built, with the fix. */
+export class NativeBuildError extends NativeUnavailableError {}
 
 /** Options of {@link ensureKernels}. */
 export interface BuildOptions {
@@ -67,7 +85,7 @@ export interface BuildOptions {
   noBuild?: boolean;
 }
 
-/** dlopen/dlsym (kernels.c fl_set_sgemm) are in libdl before glibc 2.34; a no-op stub after it. */
+/** dlopen/dlsym (kernels/finedeep.c fl_set_sgemm) are in libdl before glibc 2.34; a no-op stub after it. */
 const LINK_LIBS = Deno.build.os === "linux" ? ["-ldl"] : [];
 const LIB_EXT = Deno.build.os === "darwin" ? "dylib" : Deno.build.os === "windows" ? "dll" : "so";
 
@@ -127,8 +145,8 @@ export function buildDir(): string {
  * Throws {@link NativeBuildError} (with a fix) when there is no compiler or the compile fails.
  */
 export function ensureKernels(opts: BuildOptions = {}): KernelsBuild {
-  const src = readFileSync(KERNELS_SOURCE);
-  const sourceSha = sha(src).slice(0, 16);
+  const sourceSha = kernelsSourceSha().slice(0, 16);
+  const cfiles = kernelsSources().filter((f) => f.endsWith(".c"));
   const cc = findCompiler();
   const dir = opts.dir ?? buildDir();
   if (!cc) {
@@ -148,7 +166,7 @@ export function ensureKernels(opts: BuildOptions = {}): KernelsBuild {
     mkdirSync(dir, { recursive: true });
     const tmp = `${path}.tmp-${Deno.pid}`;
     const t0 = performance.now();
-    const r = run(cc.cmd, [...flags, "-o", tmp, KERNELS_SOURCE, "-lm", ...LINK_LIBS]);
+    const r = run(cc.cmd, [...flags, "-o", tmp, ...cfiles, "-lm", ...LINK_LIBS]);
     if (r.ok && existsSync(tmp)) {
       renameSync(tmp, path);
       return { ...info, built: true, build_s: (performance.now() - t0) / 1000 };
@@ -163,7 +181,7 @@ export function ensureKernels(opts: BuildOptions = {}): KernelsBuild {
     );
   }
   throw new NativeBuildError(
-    `compiling ${KERNELS_SOURCE} failed:\n  ${errors.join("\n  ")}`,
+    `compiling ${KERNELS_DIR}/*.c failed:\n  ${errors.join("\n  ")}`,
     "fix the compiler error above (or set CC to another compiler), then run `deno task build:native`",
   );
 }

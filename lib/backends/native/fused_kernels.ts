@@ -1,16 +1,16 @@
 /**
  * The native backend's model-specific fused ops (`Fl*` kernels: RMSNorm, attention with RoPE, SwiGLU,
- * Finedeep's expert gates and whole block, cross-entropy, AdamW), each a call into kernels.c. They
+ * Finedeep's expert gates and whole block, cross-entropy, AdamW), each a call into kernels/*.c. They
  * exist only on this backend; lib/backends/fused.ts uses them where the active backend has them.
  *
  * @module
  */
 import type { TensorInfo } from "@tensorflow/tfjs-core";
 import type { KernelSymbols } from "./kernels.ts";
-import { type Args, f32, i32, out, pool, size } from "./tensors.ts";
+import { type Args, f32, f32s, i32, out, pool, size } from "./tensors.ts";
 
 /**
- * Rows per block of the fused Finedeep kernels (kernels.c fl_fd_fwd / fl_fd_bwd): a multiple of the
+ * Rows per block of the fused Finedeep kernels (kernels/finedeep.c fl_fd_fwd / fl_fd_bwd): a multiple of the
  * C kernels' 64-row chunks, small enough that a block's activations (~10 arrays of FD_ROWS x width
  * floats) stay in a core's L2 cache between the sub-layers' steps. The blocks are also the units
  * the threads share, and the sums over rows (weight gradients, du) run block by block in order, so
@@ -18,7 +18,7 @@ import { type Args, f32, i32, out, pool, size } from "./tensors.ts";
  */
 export const FD_ROWS = 512;
 
-/** Fields of kernels.c's `fl_fd_sub`, in order: one pointer each. */
+/** Fields of kernels/finedeep.c's `fl_fd_sub`, in order: one pointer each. */
 const FD_SUB_FIELDS = [
   "w13",
   "w2",
@@ -39,7 +39,7 @@ const FD_SUB_FIELDS = [
 ] as const;
 type FdSub = Partial<Record<(typeof FD_SUB_FIELDS)[number], Float32Array | null>>;
 
-/** An array of kernels.c `fl_fd_sub` structs (the arrays' addresses; 0 for a missing one). */
+/** An array of kernels/finedeep.c `fl_fd_sub` structs (the arrays' addresses; 0 for a missing one). */
 function fdSubs(subs: FdSub[]): BigUint64Array<ArrayBuffer> {
   const t = new BigUint64Array(subs.length * FD_SUB_FIELDS.length);
   subs.forEach((s, m) =>
@@ -110,17 +110,7 @@ export function fusedKernels(k: KernelSymbols) {
     const { inputs: { dy, prod, u, g }, attrs, backend } = args;
     const K = attrs.k as number, N = prod.shape[0], E = prod.shape[1] / K, w = "FlExpertGateGrad";
     const dprod = pool.alloc(N * K * E), du = pool.alloc(K * E);
-    k.fl_expert_gate_bwd(
-      f32(backend, dy, w),
-      f32(backend, prod, w),
-      f32(backend, u, w),
-      f32(backend, g, w),
-      dprod,
-      du,
-      N,
-      K,
-      E,
-    );
+    k.fl_expert_gate_bwd(...f32s(backend, [dy, prod, u, g], w), dprod, du, N, K, E);
     return [out(backend, [N, K * E], dprod), out(backend, [...u.shape], du)];
   }
 
@@ -130,7 +120,7 @@ export function fusedKernels(k: KernelSymbols) {
    * w2_i [H, D], r_i [K, D]; attrs m, k, eps. Returns [Σ y_i, then what the backward reads: ab_i, gated_i,
    * g_i, u_i for every i, xm_i and rstd_i for i >= 1].
    *
-   * One C call (kernels.c fl_fd_fwd): the rows go {@link FD_ROWS} at a time through all M sub-layers
+   * One C call (kernels/finedeep.c fl_fd_fwd): the rows go {@link FD_ROWS} at a time through all M sub-layers
    * (one residual/norm pass, two sgemms and one SwiGLU + gate pass each), so a row block's
    * activations stay in the core's cache between the steps (measured: this, not the arithmetic, is
    * what the extra steps cost), and with more threads each thread takes whole row blocks in one
@@ -173,7 +163,7 @@ export function fusedKernels(k: KernelSymbols) {
    * Backward of {@link finedeep}: inputs dy, x, h (m > 1), the weights and the forward's saved
    * tensors under the same names (ab_i, gated_i, g_i, u_i, xm_i, rstd_i). Returns the gradients of
    * the forward's inputs in order: dx, dh (m > 1), then dw13_i, dw2_i, dr_i per sub-layer. One C call
-   * (kernels.c fl_fd_bwd): the per-row steps in the forward's row blocks, then the 2M weight-gradient
+   * (kernels/finedeep.c fl_fd_bwd): the per-row steps in the forward's row blocks, then the 2M weight-gradient
    * products as parallel tasks, each summed over the row blocks in order (sgemm beta 1).
    */
   function finedeepGrad(args: Args): TensorInfo[] {
@@ -220,18 +210,7 @@ export function fusedKernels(k: KernelSymbols) {
     const D = qkv.shape[1] / 3, hd = D / H;
     const o = pool.alloc(B * T * D), P = pool.alloc(B * H * T * T);
     const w = "FlAttention";
-    k.fl_attention_fwd(
-      f32(backend, qkv, w),
-      f32(backend, cos, w),
-      f32(backend, sin, w),
-      o,
-      P,
-      B,
-      T,
-      H,
-      hd,
-      attrs.scale as number,
-    );
+    k.fl_attention_fwd(...f32s(backend, [qkv, cos, sin], w), o, P, B, T, H, hd, attrs.scale as number);
     return [out(backend, [B * T, D], o), out(backend, [B * H, T, T], P)];
   }
 
@@ -241,19 +220,7 @@ export function fusedKernels(k: KernelSymbols) {
     const D = qkv.shape[1] / 3, hd = D / H;
     const dqkv = pool.alloc(B * T * 3 * D);
     const w = "FlAttentionGrad";
-    k.fl_attention_bwd(
-      f32(backend, dy, w),
-      f32(backend, qkv, w),
-      f32(backend, P, w),
-      f32(backend, cos, w),
-      f32(backend, sin, w),
-      dqkv,
-      B,
-      T,
-      H,
-      hd,
-      attrs.scale as number,
-    );
+    k.fl_attention_bwd(...f32s(backend, [dy, qkv, P, cos, sin], w), dqkv, B, T, H, hd, attrs.scale as number);
     return out(backend, [B * T, 3 * D], dqkv);
   }
 
@@ -283,15 +250,8 @@ export function fusedKernels(k: KernelSymbols) {
     const { inputs: { dy, logits, targets, lse }, backend } = args;
     const [N, V] = logits.shape, dl = pool.alloc(N * V);
     const w = "FlCrossEntropyGrad";
-    k.fl_xent_bwd(
-      f32(backend, dy, w),
-      f32(backend, logits, w),
-      i32(backend, targets, w),
-      f32(backend, lse, w),
-      dl,
-      N,
-      V,
-    );
+    const [dyv, lv, lsev] = f32s(backend, [dy, logits, lse], w);
+    k.fl_xent_bwd(dyv, lv, i32(backend, targets, w), lsev, dl, N, V);
     return out(backend, [N, V], dl);
   }
 
@@ -299,24 +259,8 @@ export function fusedKernels(k: KernelSymbols) {
     const { inputs: { p, m, v, g }, attrs, backend } = args;
     const n = size(p.shape), p1 = pool.alloc(n), m1 = pool.alloc(n), v1 = pool.alloc(n);
     const w = "FlAdamW", a = attrs as Record<string, number>;
-    k.fl_adamw(
-      f32(backend, p, w),
-      f32(backend, m, w),
-      f32(backend, v, w),
-      f32(backend, g, w),
-      p1,
-      m1,
-      v1,
-      n,
-      a.b1,
-      a.c1,
-      a.b2,
-      a.c2,
-      a.sqrtBc2,
-      a.eps,
-      a.decay,
-      a.step,
-    );
+    const [pv, mv, vv, gv] = f32s(backend, [p, m, v, g], w);
+    k.fl_adamw(pv, mv, vv, gv, p1, m1, v1, n, a.b1, a.c1, a.b2, a.c2, a.sqrtBc2, a.eps, a.decay, a.step);
     const s = [...p.shape];
     return [out(backend, s, p1), out(backend, s, m1), out(backend, s, v1)];
   }

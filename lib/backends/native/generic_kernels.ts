@@ -10,6 +10,7 @@ import type { KernelFunc, TensorInfo } from "@tensorflow/tfjs-core";
 import type { Blas } from "./blas.ts";
 import type { KernelSymbols } from "./kernels.ts";
 import { matmulShape } from "../matmul_shape.ts";
+import { sliceParams, splitSlices } from "../slice_shape.ts";
 import { alloc, type Args, f32, numeric, out, pool, size, sliceValues } from "./tensors.ts";
 
 /** Kernels this module replaces (names as tfjs registers them). */
@@ -64,7 +65,7 @@ export function genericKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: s
     return out(backend, g.outShape, res);
   }
 
-  /** Element-wise a op b with broadcasting (op codes of kernels.c fl_binary). */
+  /** Element-wise a op b with broadcasting (op codes of kernels/elementwise.c fl_binary). */
   const binary = (name: string, op: number) => (args: Args): TensorInfo => {
     const { inputs: { a, b }, backend } = args;
     if (a.dtype !== "float32" || b.dtype !== "float32") return cpuKernel(name)(args as never) as TensorInfo;
@@ -201,11 +202,7 @@ export function genericKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: s
     const { inputs: { x }, attrs, backend } = args;
     const xv = numeric(backend, x);
     if (!xv) return cpuKernel("Slice")(args as never) as TensorInfo;
-    const [begin, sz] = tf.slice_util.parseSliceParams(
-      x as tf.Tensor,
-      attrs.begin as number | number[],
-      attrs.size as number | number[],
-    );
+    const [begin, sz] = sliceParams(x, attrs);
     return backend.makeTensorInfo(sz, x.dtype, sliceValues(xv, x.shape, begin, sz) as Float32Array);
   }
 
@@ -213,16 +210,11 @@ export function genericKernels(blas: Blas, k: KernelSymbols, cpuKernel: (name: s
     const { inputs: { x }, attrs, backend } = args;
     const xv = numeric(backend, x);
     if (!xv) return cpuKernel("SplitV")(args as never) as TensorInfo[];
-    const axis = tf.util.parseAxisParam(attrs.axis as number, x.shape)[0];
-    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, attrs.numOrSizeSplits as number[], axis);
-    const begin = new Array(x.shape.length).fill(0);
-    return sizes.map((s) => {
-      const sz = [...x.shape];
-      sz[axis] = s;
-      const o = backend.makeTensorInfo(sz, x.dtype, sliceValues(xv, x.shape, begin, sz) as Float32Array);
-      begin[axis] += s;
-      return o;
-    });
+    return splitSlices(
+      x,
+      attrs,
+      (begin, sz) => backend.makeTensorInfo(sz, x.dtype, sliceValues(xv, x.shape, begin, sz) as Float32Array),
+    );
   }
 
   /** Concat of same-dtype numeric inputs: per outer index, one block copy per input (cpu: a JS loop per element). */

@@ -1,5 +1,5 @@
 /**
- * FFI bindings of the native kernels library (kernels.c, built by build.ts). Every pointer
+ * FFI bindings of the native kernels library (kernels/*.c, built by build.ts). Every pointer
  * argument is a TypedArray passed as an FFI `buffer` (the tensors' own memory, no copies).
  *
  * @module
@@ -7,7 +7,7 @@
 import { ensureKernels, type KernelsBuild } from "./build.ts";
 import { prepareOpenMpEnv } from "./blas.ts";
 
-/** Must equal FL_ABI_VERSION in kernels.c. */
+/** Must equal FL_ABI_VERSION in kernels/fl.h. */
 export const KERNELS_ABI_VERSION = 9;
 
 const SYMBOLS = {
@@ -82,10 +82,10 @@ const SYMBOLS = {
   fl_peak_fma: { parameters: ["i32", "i64"], result: "f64" },
 } as const;
 
-/** The loaded library's functions (see kernels.c for each one's contract). */
+/** The loaded library's functions (see kernels/*.c for each one's contract). */
 export type KernelSymbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-/** CPU feature names of {@link Kernels.cpuFeatures} bits (kernels.c fl_cpu_features). */
+/** CPU feature names of {@link Kernels.cpuFeatures} bits (kernels/core.c fl_cpu_features). */
 export const CPU_FEATURES = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"] as const;
 
 /** A loaded kernels library. */

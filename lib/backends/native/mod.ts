@@ -1,6 +1,6 @@
 /**
  * The native CPU backend: tfjs-backend-cpu with matrix products in the system CBLAS and fused
- * kernels compiled from kernels.c, both called through Deno FFI on the tensors' memory.
+ * kernels compiled from kernels/*.c, both called through Deno FFI on the tensors' memory.
  *
  * - {@link nativeAvailability}: whether it can run here (BLAS found, kernels built or buildable),
  *   and if not, why and how to fix it. Cheap after the first call.
@@ -19,14 +19,14 @@
  *
  * @module
  */
-import { BlasUnavailableError, loadBlas } from "./blas.ts";
-import { NativeBuildError } from "./build.ts";
+import { loadBlas } from "./blas.ts";
+import { NativeUnavailableError } from "./build.ts";
 import { loadKernels } from "./kernels.ts";
 import { NATIVE_KERNELS, registerNativeBackend } from "./backend.ts";
 
 export { NATIVE_BACKEND, NATIVE_KERNELS } from "./backend.ts";
 export { BlasUnavailableError, loadBlas } from "./blas.ts";
-export { ensureKernels, NativeBuildError } from "./build.ts";
+export { ensureKernels, NativeBuildError, NativeUnavailableError } from "./build.ts";
 export { loadKernels } from "./kernels.ts";
 
 export { NATIVE_PERMISSIONS } from "./permissions.ts";
@@ -62,7 +62,7 @@ export function nativeAvailability(): NativeAvailability {
         (kern.build.built ? ` (compiled now in ${kern.build.build_s.toFixed(1)} s)` : ""),
     };
   } catch (e) {
-    if (e instanceof BlasUnavailableError || e instanceof NativeBuildError) {
+    if (e instanceof NativeUnavailableError) {
       availability = { ok: false, why: e.message, fix: e.fix };
     } else {
       const msg = (e as Error).message.split("\n")[0];
@@ -140,7 +140,7 @@ export interface Peak {
 
 /**
  * FP32 peak of this machine with `threads` threads: the higher of (a) the best of `trials` runs of
- * independent FMA chains (24 x 16-float vectors per thread, kernels.c fl_peak_fma, ~`ms` ms each)
+ * independent FMA chains (24 x 16-float vectors per thread, kernels/core.c fl_peak_fma, ~`ms` ms each)
  * and (b) the best of `trials` BLAS sgemm calls at n = 1024 (which can exceed (a) when the clock
  * boosts). Best-of because other processes on a shared machine only ever slow it down.
  */
@@ -173,7 +173,8 @@ export function measurePeak(threads: number, opts: { trials?: number; ms?: numbe
     fma_gflops: fma,
     trials: res.map((x) => Math.round(x * 10) / 10),
     sgemm_gflops: sgemm,
-    method: `max of: best of ${trials} runs of 24 independent 16-float FMA chains per thread (kernels.c fl_peak_fma) ` +
+    method:
+      `max of: best of ${trials} runs of 24 independent 16-float FMA chains per thread (kernels/core.c fl_peak_fma) ` +
       `= ${fma.toFixed(1)}, and best of ${trials} BLAS sgemm n=1024 = ${sgemm.toFixed(1)} GFLOP/s`,
   };
 }

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
 import type { DataType, NamedAttrMap, TensorInfo } from "@tensorflow/tfjs-core";
+import { copySliceRows, type SliceValues } from "../slice_shape.ts";
 
 /** The parts of tfjs-backend-cpu's MathBackendCPU we use. */
 export interface CpuBackend {
@@ -100,6 +100,15 @@ export function f32(backend: CpuBackend, t: TensorInfo, what: string): Float32Ar
   return v;
 }
 
+/** The float32 values of several tensors, in order (see {@link f32}): one argument list for a kernel call. */
+export function f32s<const T extends readonly TensorInfo[]>(
+  backend: CpuBackend,
+  ts: T,
+  what: string,
+): { [K in keyof T]: Float32Array } {
+  return ts.map((t) => f32(backend, t, what)) as { [K in keyof T]: Float32Array };
+}
+
 /** The int32 values of a tensor (an error naming the kernel otherwise). */
 export function i32(backend: CpuBackend, t: TensorInfo, what: string): Int32Array {
   const v = backend.data.get(t.dataId).values;
@@ -112,7 +121,7 @@ export const out = (backend: CpuBackend, shape: number[], values: Float32Array):
   backend.makeTensorInfo(shape, "float32", values);
 
 /** Values of a numeric tensor. */
-export type Numeric = Float32Array | Int32Array | Uint8Array;
+export type Numeric = SliceValues;
 
 /** The values of a float32/int32/bool tensor, or null for other dtypes (string, complex). */
 export function numeric(backend: CpuBackend, t: TensorInfo): Numeric | null {
@@ -138,20 +147,7 @@ export function sliceValues(
 ): Numeric {
   const n = size(sz), ov = alloc(xv, n);
   if (n === 0) return ov;
-  const rank = shape.length, strides = tf.util.computeStrides([...shape]);
-  if (rank === 0) {
-    ov[0] = xv[0];
-    return ov;
-  }
-  const last = sz[rank - 1], idx = new Array(Math.max(0, rank - 1)).fill(0);
-  for (let o = 0; o < n; o += last) {
-    let off = begin[rank - 1];
-    for (let d = 0; d < rank - 1; d++) off += (begin[d] + idx[d]) * strides[d];
-    ov.set(xv.subarray(off, off + last), o);
-    for (let d = rank - 2; d >= 0; d--) {
-      if (++idx[d] < sz[d]) break;
-      idx[d] = 0;
-    }
-  }
+  if (shape.length === 0) ov[0] = xv[0];
+  else copySliceRows(xv, ov, shape, { begin, sz });
   return ov;
 }

@@ -21,13 +21,24 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { run } from "../native/build.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The kernels' C source. */
 export const WASM_KERNELS_SOURCE: string = join(HERE, "kernels.c");
+/** Every source of the binary: kernels.c and the headers it includes (vec4.h, the native kernels' cephes_exp.h). */
+export const WASM_KERNELS_SOURCES: readonly string[] = [
+  WASM_KERNELS_SOURCE,
+  join(HERE, "vec4.h"),
+  join(HERE, "../native/kernels/cephes_exp.h"),
+];
+
+/** sha256 over {@link WASM_KERNELS_SOURCES}: each file's name and content, in that order. */
+export function wasmSourcesSha256(): string {
+  return sha256(WASM_KERNELS_SOURCES.map((f) => `${basename(f)}\n${readFileSync(f, "utf8")}\n`).join(""));
+}
 /** The generated module holding the binary. */
 export const WASM_KERNELS_MODULE: string = join(HERE, "kernels_wasm.ts");
 
@@ -164,8 +175,8 @@ export function buildWasmKernels(): { text: string; bytes: number; compiler: str
 // Flags: ${WASM_FLAGS.join(" ")}
 // Shared-memory variant: the same plus ${WASM_SHARED_FLAGS.join(" ")}
 
-/** sha256 of the kernels.c this binary was built from (wasm_simd/mod_test.ts compares it). */
-export const KERNELS_SOURCE_SHA256 = "${sha256(readFileSync(WASM_KERNELS_SOURCE))}";
+/** sha256 of the kernels.c + headers this binary was built from (wasm_simd/build.ts wasmSourcesSha256; mod_test.ts compares it). */
+export const KERNELS_SOURCE_SHA256 = "${wasmSourcesSha256()}";
 /** The compiler that built it (a rebuild is byte-identical only with the same one). */
 export const KERNELS_COMPILER = "${compiler}";
 /** sha256 of the binary. */

@@ -2,7 +2,7 @@
  * finelab wasm SIMD kernels: the element-wise passes of the fused Finedeep block for the wasm
  * backend (lib/backends/wasm_fused.ts FlFinedeep / FlFinedeepGrad), compiled to WebAssembly with
  * 128-bit SIMD. The matrix products stay with tfjs-backend-wasm (XNNPACK); these passes are the
- * same math as lib/backends/native/kernels.c's fl_fd_* and fl_swiglu_gate_* (see there).
+ * same math as lib/backends/native/kernels/finedeep.c fl_fd_* and fl_swiglu_gate_* (see there).
  *
  * The module imports tfjs-backend-wasm's own memory and runs on the tensors where they are: every
  * pointer is a byte offset into that heap (0 = NULL). So it must never touch memory it was not
@@ -12,62 +12,15 @@
  * kernels_wasm.ts, so users need no compiler.
  *
  * Single-threaded (tfjs-wasm has no threads under Deno); every sum runs in a fixed order, so results
- * are deterministic.
+ * are deterministic. The vector helpers are in vec4.h.
  */
-#include <stdint.h>
-#include <wasm_simd128.h>
-
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t v4i __attribute__((vector_size(16)));
+#include "vec4.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 /* Two vectors per iteration in the exp loops: independent dependency chains (measured ~20% faster). */
 #define UNROLL2 _Pragma("clang loop unroll_count(2)")
 
 EXPORT(abi_version) int abi_version(void) { return 5; }
-
-static inline v4 vload(const float *p) {
-  v4 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-static inline void vstore(float *p, v4 v) { __builtin_memcpy(p, &v, sizeof v); }
-static inline v4 vsplat(float x) { return (v4){x, x, x, x}; }
-static inline v4 vsel(v4i m, v4 a, v4 b) { return (v4)(((v4i)a & m) | ((v4i)b & ~m)); }
-static inline float hsum(v4 v) { return (v[0] + v[1]) + (v[2] + v[3]); }
-
-/* exp(x) per lane: Cephes expf (range reduction by ln 2, degree-6 polynomial, 2^n through the
- * exponent bits; measured max relative error 8e-8), saturating above 88.7, 0 below -87.3. n is
- * rounded to nearest by adding 1.5 * 2^23 (the float's low bits are then n): in wasm this is ~25%
- * faster than native/kernels.c's truncate-and-correct floor, whose conversions V8 expands. */
-static inline v4 vexp(v4 x0) {
-  const v4 lo = vsplat(-87.3f), magic = vsplat(12582912.f);
-  const v4i under = x0 < lo;
-  v4 x = (v4)wasm_f32x4_pmax((v128_t)wasm_f32x4_pmin((v128_t)x0, (v128_t)vsplat(88.7f)), (v128_t)lo);
-  const v4 t = x * vsplat(1.44269504088896341f) + magic, fn = t - magic;
-  const v4i n = (v4i)t - (v4i)magic;
-  x = x - fn * vsplat(0.693359375f) - fn * vsplat(-2.12194440e-4f);
-  v4 y = vsplat(1.9875691500e-4f);
-  y = y * x + vsplat(1.3981999507e-3f);
-  y = y * x + vsplat(8.3334519073e-3f);
-  y = y * x + vsplat(4.1665795894e-2f);
-  y = y * x + vsplat(1.6666665459e-1f);
-  y = y * x + vsplat(5.0000001201e-1f);
-  y = y * (x * x) + x + vsplat(1.f);
-  return vsel(under, vsplat(0.f), y * (v4)((n + 127) << 23));
-}
-static inline v4 vsigmoid(v4 x) { return vsplat(1.f) / (vsplat(1.f) + vexp(-x)); }
-static inline float sigmoid1(float x) { return vsigmoid(vsplat(x))[0]; }
-
-/* sum_i a[i] * b[i]: 4 lanes (lane i % 4) summed in a fixed tree, then the tail in order. */
-static inline float dot(const float *a, const float *b, int n) {
-  v4 acc = vsplat(0.f);
-  int i = 0;
-  for (; i + 4 <= n; i += 4) acc += vload(a + i) * vload(b + i);
-  float s = hsum(acc);
-  for (; i < n; i++) s += a[i] * b[i];
-  return s;
-}
 
 /* out[i] = a[i] + b[i]. */
 EXPORT(add) void add(const float *a, const float *b, float *out, int n) {

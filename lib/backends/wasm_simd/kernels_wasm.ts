@@ -3,8 +3,8 @@
 // Flags: --target=wasm32 -O3 -msimd128 -nostdlib -ffreestanding -fno-builtin -Wall -Wextra -Werror -Wl,--no-entry -Wl,--import-memory -Wl,--strip-all
 // Shared-memory variant: the same plus -matomics -mbulk-memory -Wl,--shared-memory -Wl,--max-memory=4294967296
 
-/** sha256 of the kernels.c this binary was built from (wasm_simd/mod_test.ts compares it). */
-export const KERNELS_SOURCE_SHA256 = "9b24060805ef0a8e633997a8fecbbc45976a465356ecff137f590a238042312c";
+/** sha256 of the kernels.c + headers this binary was built from (wasm_simd/build.ts wasmSourcesSha256; mod_test.ts compares it). */
+export const KERNELS_SOURCE_SHA256 = "9632789524ead0d741539605028c35d0c867505065d7304d8ddefb439606c8a5";
 /** The compiler that built it (a rebuild is byte-identical only with the same one). */
 export const KERNELS_COMPILER = "Debian clang version 16.0.6 (15~deb12u1)";
 /** sha256 of the binary. */

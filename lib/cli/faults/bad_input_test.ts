@@ -5,72 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cleanup, cli, type CliOptions, dbRows, entries, ok, type Out, SUITE, tempResults } from "./helpers.ts";
-import { REPO_ROOT } from "../../util/paths.ts";
+import { cleanup, cli, SUITE, tempResults } from "./helpers.ts";
+import { assertNothingStored, assertOneParagraph, badInputFixtures, exp } from "./bad_input_fixtures.ts";
 
-// ---- fixtures: experiment modules and datasets in a temp folder ----------------------------------
-
-const TMP = Deno.makeTempDirSync({ prefix: "finelab-badinput-" });
-const MODS = join(TMP, "experiments");
-const DATA = join(TMP, "data");
-Deno.mkdirSync(MODS);
-Deno.mkdirSync(DATA);
-const CORPUS = `${REPO_ROOT}/lib/cli/faults/testdata/corpus`;
-const DEFINE = new URL("../../experiment/mod.ts", import.meta.url).href;
-
-/** The valid toy experiment; `patch` is spliced into the spec (JS source, so NaN and Infinity work). */
-function module(id: string, patch = "", data = `{ dataset: "file", path: ${JSON.stringify(CORPUS)} }`): string {
-  return `import { defineExperiment } from ${JSON.stringify(DEFINE)};
-export default defineExperiment({
-  id: ${JSON.stringify(id)},
-  description: "bad-input fixture",
-  seeds: [0],
-  backend: "wasm",
-  data: ${data},
-  model: { d_model: 16, n_layers: 1, n_heads: 2, d_ff: 32, seq_len: 16 },
-  train: { steps: 4, batch_size: 2, warmup_steps: 1, eval_every: 2, eval_batches: 1, checkpoint_every: 2 },
-  ${patch}
-});
-`;
-}
-
-const files: Record<string, string> = {
-  "ok.ts": module("ok"),
-  "syntax.ts": module("syntax").replace("seeds: [0],", "seeds: [0,,"),
-  "throws.ts": `throw new Error("cannot find the tokenizer config");\n`,
-  "badimport.ts": `import "../../cli/faults/helpers/missing.ts";\n${module("badimport")}`,
-  "nodefault.ts": `export const experiment = 1;\n`,
-  "plain.ts": `export default { id: "plain", description: "x", seeds: [0] };\n`,
-  "wrongid.ts": module("other"),
-  "nanlr.ts": module("nanlr").replace("checkpoint_every: 2 }", "checkpoint_every: 2, lr: Number.NaN }"),
-  "emptygrid.ts": module("emptygrid", `grid: { "train.lr": [] },`),
-  "dupids.ts": module("dupids", `grid: { "train.lr": [0.001, 0.001] },`),
-  "badbackend.ts": module("badbackend").replace(`backend: "wasm"`, `backend: "tpu" as "wasm"`),
-  "badvariant.ts": module("badvariant", `variants: { "bad name": {} },`),
-  "emptyfile.ts": module("emptyfile", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "empty.txt"))} }`),
-  "latin1.ts": module("latin1", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "latin1"))} }`),
-  "tiny.ts": module("tiny", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "tiny"))}, val_fraction: 0.5 }`),
-  "nodata.ts": module("nodata", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "absent.txt"))} }`),
-  "nofiles.ts": module("nofiles", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "nofiles"))} }`),
-  "jsonl.ts": module("jsonl", "", `{ dataset: "file", path: ${JSON.stringify(join(DATA, "docs.jsonl"))} }`),
-  "nopath.ts": module("nopath", "", `{ dataset: "file" }`),
-};
-for (const [name, text] of Object.entries(files)) Deno.writeTextFileSync(join(MODS, name), text);
-Deno.writeFileSync(join(DATA, "empty.txt"), new Uint8Array());
-Deno.mkdirSync(join(DATA, "latin1"));
-Deno.mkdirSync(join(DATA, "tiny"));
-Deno.mkdirSync(join(DATA, "nofiles"));
-for (let i = 0; i < 4; i++) {
-  // "café" in Latin-1: 0xE9 is not valid UTF-8.
-  Deno.writeFileSync(join(DATA, "latin1", `d${i}.txt`), new Uint8Array([...new TextEncoder().encode("caf"), 0xe9, 10]));
-  if (i < 2) Deno.writeTextFileSync(join(DATA, "tiny", `d${i}.txt`), "hi\n");
-}
-Deno.writeTextFileSync(join(DATA, "nofiles", "notes.md"), "# not a dataset\n");
-Deno.writeTextFileSync(join(DATA, "docs.jsonl"), '{"body": "the text is under another key"}\n{"body": "again"}\n');
-Deno.writeTextFileSync(join(TMP, "bad.yaml"), "train:\n  lr: [1, 2\n");
-Deno.writeTextFileSync(join(TMP, "extra.yaml"), "trainer:\n  lr: 0.1\n");
-
-const OPTS: CliOptions = { experiments: MODS, extraRead: [TMP] };
+const { tmp: TMP, opts: OPTS } = badInputFixtures();
 
 // ---- the cases ---------------------------------------------------------------------------------
 
@@ -86,7 +24,6 @@ interface Case {
   env?: Record<string, string>;
 }
 
-const exp = (id: string, ...more: string[]) => ["exp", id, "--plain", ...more];
 const FIX_CONFIG = /Fix the experiment module, the --config file or the --set value/;
 const FIX_MODULE = /Fix the module|Wrap the declaration|Rename the file or change the id/;
 const FIX_DATA = /Fix the data\.\* settings|Use a larger dataset/;
@@ -397,30 +334,6 @@ const CASES: Case[] = [
   { name: "unknown command", args: ["train", "ok"], problem: /unknown command 'train'/, fix: /Usage: finelab|help/ },
 ];
 
-/** Rows of a table (0 when there is no database at all). */
-async function countRows(results: string, table: string): Promise<number> {
-  try {
-    return (await dbRows(results, `SELECT count(*)::INTEGER AS n FROM ${table}`))[0].n as number;
-  } catch (e) {
-    if (/no results database/.test((e as Error).message)) return 0;
-    throw e;
-  }
-}
-
-async function assertNothingStored(results: string, what: string): Promise<void> {
-  assert.equal(await countRows(results, "runs"), 0, `${what}: rows were stored`);
-  for (const e of entries(results)) {
-    const s = JSON.parse(await Deno.readTextFile(`${e}/status.json`).catch(() => "{}"));
-    assert.ok(s.status !== "completed" && s.status !== "failed", `${what}: a run finished in ${e}`);
-  }
-}
-
-function assertOneParagraph(o: Out, what: string): void {
-  assert.doesNotMatch(o.stderr, /^\s+at .*\.(ts|js):\d+/m, `${what}: a stack trace was printed:\n${o.stderr}`);
-  assert.doesNotMatch(o.stderr, /looks like a bug/, `${what}: reported as a bug, not as bad input:\n${o.stderr}`);
-  assert.ok(o.stderr.trim().split("\n").length <= 14, `${what}: the error is not short:\n${o.stderr}`);
-}
-
 const results = await tempResults("badinput");
 
 for (const c of CASES) {
@@ -437,68 +350,6 @@ for (const c of CASES) {
     },
   });
 }
-
-interface DiskFullCase {
-  name: string;
-  spec: string;
-  /** What the entry's status says after the failure (null: no entry yet). */
-  status: string | null;
-}
-
-const DISK_FULL: DiskFullCase[] = [
-  { name: "while writing a checkpoint", spec: "enospc@ckpt.model:2", status: "interrupted" },
-  { name: "while writing the dataset cache", spec: "enospc@fs.rename:2", status: null },
-  { name: "while writing the database", spec: "enospc@db.append:1", status: "completed" },
-];
-
-for (const c of DISK_FULL) {
-  Deno.test({
-    name: `bad input: disk full (simulated) ${c.name}: clear error, no partial rows, the rerun finishes`,
-    ...SUITE,
-    async fn() {
-      const dir = await tempResults("enospc");
-      const o = await cli(dir, exp("ok"), { ...OPTS, env: { FINELAB_FAULT: c.spec } });
-      assert.equal(o.code, 1, o.stderr);
-      assert.match(o.stderr, /error: the disk is full: No space left on device/);
-      assert.match(o.stderr, /Free some space .* then run the same command again: it resumes/);
-      assertOneParagraph(o, c.name);
-      if (c.status !== "completed") await assertNothingStored(dir, c.name);
-      else {
-        // The run finished in the cache; the database transaction was rolled back: no partial rows.
-        assert.equal(await countRows(dir, "runs"), 0);
-        assert.equal(await countRows(dir, "metrics"), 0);
-      }
-      const [entry] = entries(dir);
-      if (c.status === null) assert.equal(entry, undefined);
-      else {
-        const s = JSON.parse(await Deno.readTextFile(`${entry}/status.json`));
-        assert.equal(s.status, c.status);
-        if (c.status === "interrupted") assert.match(s.error, /No space left on device/);
-      }
-      const again = ok(await cli(dir, exp("ok"), OPTS), `${c.name}: rerun`);
-      assert.match(again.stdout, /1 runs: 1 (trained|resumed|cached)/);
-      assert.deepEqual(await dbRows(dir, "SELECT status FROM runs"), [{ status: "completed" }]);
-      await cleanup(dir);
-    },
-  });
-}
-
-Deno.test({
-  name: "bad input: --force and --no-memory-check let a model that cannot fit past the memory check",
-  ...SUITE,
-  async fn() {
-    const huge = ["--set", "model.d_model=65536", "--set", "model.n_heads=1", "--set", "model.d_ff=262144"];
-    for (const flag of ["--force", "--no-memory-check"]) {
-      const dir = await tempResults("memforce");
-      // Killed at its first write into the run's entry (manifest written, before any weight is allocated):
-      // reaching it proves the check let the run through.
-      const o = await cli(dir, exp("ok", ...huge, flag), { ...OPTS, env: { FINELAB_FAULT: "run.manifest:1" } });
-      assert.match(o.stderr, /FINELAB_FAULT: SIGKILL at run\.manifest:1/, `${flag}: ${o.stderr}`);
-      assert.doesNotMatch(o.stderr, /would need about/);
-      await cleanup(dir);
-    }
-  },
-});
 
 Deno.test({
   name: "bad input: cleanup",

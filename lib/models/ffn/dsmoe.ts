@@ -73,7 +73,9 @@ import {
   expertRunner,
   maskedMixture,
   noGrad,
+  resolvedOptions,
   sparseMixture,
+  unknownOptions,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
@@ -140,17 +142,11 @@ export const DSMOE_DEFAULTS = {
   eval_taus: [] as number[],
 } as const;
 
-const OPTIONS = ["kind", ...Object.keys(DSMOE_DEFAULTS)];
 const fmt = (v: unknown) => JSON.stringify(v);
 const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
 function problems(cfg: ModelConfig): string[] {
-  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
-  for (const key of Object.keys(f)) {
-    if (!OPTIONS.includes(key)) {
-      e.push(`model.ffn.${key} is not an option of ffn kind "dsmoe" (options: ${OPTIONS.slice(1).join(", ")})`);
-    }
-  }
+  const f: Record<string, unknown> = { ...cfg.ffn }, e = unknownOptions(cfg, "dsmoe", DSMOE_DEFAULTS);
   const n = f.experts ?? DSMOE_DEFAULTS.experts;
   if (!(typeof n === "number" && Number.isInteger(n) && n >= 1 && n <= 1024)) {
     e.push(`model.ffn.experts = ${fmt(n)} must be an integer in [1, 1024]`);
@@ -192,19 +188,10 @@ function problems(cfg: ModelConfig): string[] {
 
 /** Resolves the options (defaults applied); throws with every problem when they are invalid. */
 export function dsmoeShape(cfg: ModelConfig): DsmoeShape {
-  const e = problems(cfg);
-  if (e.length) throw new Error(`invalid dsmoe options:\n  ${e.join("\n  ")}`);
-  const f = { ...DSMOE_DEFAULTS, ...(cfg.ffn as Partial<DsmoeShape>) };
+  const f = resolvedOptions(cfg, DSMOE_DEFAULTS, { kind: "dsmoe", problems });
   return {
-    experts: f.experts,
-    tau: f.tau,
-    ste: f.ste,
-    lambda: f.lambda,
-    rescale: f.rescale,
-    sparsity_ste: f.sparsity_ste,
+    ...f,
     gate_init_std: f.gate_init_std ?? cfg.init_std,
-    gate_bias: f.gate_bias,
-    train_gates: f.train_gates,
     eval_taus: [...f.eval_taus],
     block: cfg.d_ff / f.experts,
   };
@@ -297,9 +284,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
   description: "DSMoE: dense SwiGLU FFN split into n blocks, each switched by a thresholded sigmoid gate (STE, L1)",
   defaults: DSMOE_DEFAULTS,
 
-  validate(cfg: ModelConfig): string[] {
-    return problems(cfg);
-  },
+  validate: problems,
 
   params(cfg: ModelConfig): ParamSpec[] {
     const s = dsmoeShape(cfg), { d_model: d, d_ff: h, init_std: std, n_layers: L } = cfg;

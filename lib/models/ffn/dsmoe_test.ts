@@ -4,7 +4,17 @@ import { initBackend } from "../../backends/mod.ts";
 import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { maskedMixture } from "../moe.ts";
-import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL, tokenRows } from "../moe_test_util.ts";
+import {
+  assertClose,
+  expertRef,
+  randomParams,
+  range,
+  recordingCtx,
+  swigluRef,
+  TINY_MODEL,
+  tokenRows,
+  weightedSum,
+} from "../moe_test_util.ts";
 import { dsmoeForward, dsmoeGates, dsmoeShape, partitionDense, variant } from "./dsmoe.ts";
 import { variant as dense } from "./dense.ts";
 
@@ -89,15 +99,8 @@ function reference(cfg: ModelConfig, xs: Float32Array, N: number, p: Record<stri
     const g = range(0, n).map((i) =>
       1 / (1 + Math.exp(-range(0, d).reduce((a, k) => a + x[k] * p.gate[k * n + i], bias(i))))
     );
-    const active = g.map((v) => v > s.tau), k = active.filter(Boolean).length;
-    const y = new Array(d).fill(0);
-    for (let i = 0; i < n; i++) {
-      if (!active[i]) continue;
-      const c = g[i] * (s.rescale ? n / Math.max(k, 1) : 1);
-      const o = swigluRef(x, p.w13, 2 * h, range(i * B, B), range(h + i * B, B), p.w2, range(i * B, B), d);
-      o.forEach((v, j) => (y[j] += c * v));
-    }
-    return y;
+    const active = range(0, n).filter((i) => g[i] > s.tau), scale = s.rescale ? n / Math.max(active.length, 1) : 1;
+    return weightedSum(d, active.map((i) => [g[i] * scale, expertRef(x, p, { e: i, w: B, H: h, d })]));
   });
 }
 
@@ -176,7 +179,7 @@ Deno.test("dsmoe STE: inactive gates get gradient (exactly the STE formula), ina
     const x = xs.subarray(t * d, (t + 1) * d);
     const z = range(0, d).reduce((a, k) => a + x[k] * pv.gate[k * n + 3], 0), sg = 1 / (1 + Math.exp(-z));
     const kt = Math.max(1, range(0, n).reduce((a, i) => a + mask[t * n + i], 0));
-    const o = swigluRef(x, pv.w13, 2 * h, range(3 * B, B), range(h + 3 * B, B), pv.w2, range(3 * B, B), d);
+    const o = expertRef(x, pv, { e: 3, w: B, H: h, d });
     const dy = o.reduce((a, v, j) => a + v * R[t * d + j], 0);
     for (let k = 0; k < d; k++) want[k] += x[k] * sg * (1 - sg) * (s.experts / kt) * dy;
   }

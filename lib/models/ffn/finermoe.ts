@@ -92,9 +92,12 @@ import {
   type DenseFfnWeights,
   type DenseUpcycling,
   expertRunner,
+  fixedActiveCost,
+  resolvedOptions,
   sliceColumns,
   sparseMixture,
   subMatrix,
+  unknownOptions,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import { finermoeRouting } from "../finermoe_routing.ts";
@@ -180,7 +183,6 @@ export const FINERMOE_DEFAULTS = {
   routers: "single",
 } as const;
 
-const OPTIONS = ["kind", ...Object.keys(FINERMOE_DEFAULTS)];
 const ENUMS: Record<string, readonly string[]> = {
   combine: ["joint_softmax", "slice_softmax", "raw"],
   shared_expert: ["gated", "plain", "none"],
@@ -192,12 +194,7 @@ const fmt = (v: unknown) => JSON.stringify(v);
 const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= MAX_EXPERTS;
 
 function problems(cfg: ModelConfig): string[] {
-  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
-  for (const key of Object.keys(f)) {
-    if (!OPTIONS.includes(key)) {
-      e.push(`model.ffn.${key} is not an option of ffn kind "finermoe" (options: ${OPTIONS.slice(1).join(", ")})`);
-    }
-  }
+  const f: Record<string, unknown> = { ...cfg.ffn }, e = unknownOptions(cfg, "finermoe", FINERMOE_DEFAULTS);
   const v = { ...FINERMOE_DEFAULTS, ...f } as Record<string, unknown>;
   for (const key of ["g_i", "r_i", "g_o", "r_o", "t_i"]) {
     if (!isInt(v[key])) e.push(`model.ffn.${key} = ${fmt(v[key])} must be an integer in [1, ${MAX_EXPERTS}]`);
@@ -229,9 +226,7 @@ function problems(cfg: ModelConfig): string[] {
 
 /** Resolves the options (defaults applied) and sizes; throws with every problem when invalid. */
 export function finermoeShape(cfg: ModelConfig): FinermoeShape {
-  const e = problems(cfg);
-  if (e.length) throw new Error(`invalid finermoe options:\n  ${e.join("\n  ")}`);
-  const f = { ...FINERMOE_DEFAULTS, ...(cfg.ffn as Partial<FinermoeShape>) };
+  const f = resolvedOptions(cfg, FINERMOE_DEFAULTS, { kind: "finermoe", problems });
   const group = f.g_i * f.r_i;
   return {
     g_i: f.g_i,
@@ -314,9 +309,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
     "FineRMoE: experts fine-grained in intermediate and output dims, sparse sum + sparse concat, shared expert",
   defaults: FINERMOE_DEFAULTS,
 
-  validate(cfg: ModelConfig): string[] {
-    return problems(cfg);
-  },
+  validate: problems,
 
   params(cfg: ModelConfig): ParamSpec[] {
     const s = finermoeShape(cfg), { d_model: d, d_ff: H, init_std: std, n_layers: L } = cfg, N = s.experts;
@@ -341,18 +334,8 @@ export const variant: RoutedFfn & DenseUpcycling = {
     return specs;
   },
 
-  paramCount(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_params + c.experts * c.expert_params;
-  },
-
-  /** Router, shared expert and the G_O·T_I active experts (what sparse inference computes). */
-  flopsPerToken(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_flops + c.active_experts! * c.expert_flops;
-  },
-
-  sparseCost: cost,
+  /** FLOPs: router, shared expert and the G_O·T_I active experts (what sparse inference computes). */
+  ...fixedActiveCost(cost),
 
   apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
     const s = finermoeShape(ctx.cfg);

@@ -69,12 +69,15 @@ import {
   type DenseFfnWeights,
   type DenseUpcycling,
   expertRunner,
+  fixedActiveCost,
   maskedMixture,
   maskedSoftmax,
+  resolvedOptions,
   sliceColumns,
   sparseMixture,
   subMatrix,
   topkMask,
+  unknownOptions,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
@@ -116,18 +119,12 @@ export const TOPK_MOE_DEFAULTS = {
   train_compute: "masked",
 } as const;
 
-const OPTIONS = ["kind", ...Object.keys(TOPK_MOE_DEFAULTS)];
 const isInt = (v: unknown, lo: number, hi: number): v is number =>
   typeof v === "number" && Number.isInteger(v) && v >= lo && v <= hi;
 const fmt = (v: unknown) => JSON.stringify(v);
 
 function problems(cfg: ModelConfig): string[] {
-  const f: Record<string, unknown> = { ...cfg.ffn }, e: string[] = [];
-  for (const key of Object.keys(f)) {
-    if (!OPTIONS.includes(key)) {
-      e.push(`model.ffn.${key} is not an option of ffn kind "topk_moe" (options: ${OPTIONS.slice(1).join(", ")})`);
-    }
-  }
+  const f: Record<string, unknown> = { ...cfg.ffn }, e = unknownOptions(cfg, "topk_moe", TOPK_MOE_DEFAULTS);
   const E = f.experts ?? TOPK_MOE_DEFAULTS.experts;
   if (!isInt(E, 1, 1024)) e.push(`model.ffn.experts = ${fmt(E)} must be an integer in [1, 1024]`);
   const k = f.top_k ?? TOPK_MOE_DEFAULTS.top_k;
@@ -159,17 +156,8 @@ function problems(cfg: ModelConfig): string[] {
 
 /** Resolves the options (defaults applied); throws with every problem when they are invalid. */
 export function topkMoeShape(cfg: ModelConfig): TopkMoeShape {
-  const e = problems(cfg);
-  if (e.length) throw new Error(`invalid topk_moe options:\n  ${e.join("\n  ")}`);
-  const f = { ...TOPK_MOE_DEFAULTS, ...(cfg.ffn as Partial<TopkMoeShape>) };
-  return {
-    experts: f.experts,
-    top_k: f.top_k,
-    expert_width: f.expert_width ?? cfg.d_ff / f.experts,
-    renormalize: f.renormalize,
-    balance_coef: f.balance_coef,
-    train_compute: f.train_compute,
-  };
+  const f = resolvedOptions(cfg, TOPK_MOE_DEFAULTS, { kind: "topk_moe", problems });
+  return { ...f, expert_width: f.expert_width ?? cfg.d_ff / f.experts };
 }
 
 /** Router weights `c` `[N, E]` (0 for unselected experts), the full softmax and the selection mask. */
@@ -217,9 +205,7 @@ export const variant: RoutedFfn & DenseUpcycling = {
   description: "top-k mixture of SwiGLU experts with a softmax router and a Switch/DeepSeek load-balance loss",
   defaults: TOPK_MOE_DEFAULTS,
 
-  validate(cfg: ModelConfig): string[] {
-    return problems(cfg);
-  },
+  validate: problems,
 
   params(cfg: ModelConfig): ParamSpec[] {
     const s = topkMoeShape(cfg), d = cfg.d_model, H = s.experts * s.expert_width, std = cfg.init_std;
@@ -230,18 +216,8 @@ export const variant: RoutedFfn & DenseUpcycling = {
     ];
   },
 
-  paramCount(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_params + c.experts * c.expert_params;
-  },
-
-  /** Router plus the k active experts (what sparse inference computes). */
-  flopsPerToken(cfg: ModelConfig): number {
-    const c = cost(cfg);
-    return c.fixed_flops + c.active_experts! * c.expert_flops;
-  },
-
-  sparseCost: cost,
+  /** FLOPs: router plus the k active experts (what sparse inference computes). */
+  ...fixedActiveCost(cost),
 
   apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
     const s = topkMoeShape(ctx.cfg);

@@ -4,7 +4,15 @@ import { initBackend } from "../../backends/mod.ts";
 import type { ModelConfig } from "../../core/config.ts";
 import { Rng } from "../../util/rng.ts";
 import { balanceLoss } from "../moe.ts";
-import { assertClose, randomParams, range, recordingCtx, swigluRef, TINY_MODEL } from "../moe_test_util.ts";
+import {
+  assertClose,
+  expertRef,
+  randomParams,
+  range,
+  recordingCtx,
+  TINY_MODEL,
+  weightedSum,
+} from "../moe_test_util.ts";
 import { topkMoeForward, topkMoeShape, topkRouting, variant } from "./topk_moe.ts";
 import { variant as dense } from "./dense.ts";
 
@@ -56,13 +64,8 @@ function reference(cfg: ModelConfig, x: Float32Array, N: number, p: Record<strin
     const mx = Math.max(...z), ex = z.map((v) => Math.exp(v - mx)), sum = ex.reduce((a, b) => a + b, 0);
     const sel = range(0, E).sort((a, b) => z[b] - z[a] || a - b).slice(0, s.top_k);
     const selSum = sel.reduce((a, e) => a + ex[e], 0);
-    const y = new Array(d).fill(0);
-    for (const e of sel) {
-      const c = s.renormalize ? ex[e] / selSum : ex[e] / sum;
-      const o = swigluRef(xt, p.w13, 2 * H, range(e * w, w), range(H + e * w, w), p.w2, range(e * w, w), d);
-      o.forEach((v, j) => (y[j] += c * v));
-    }
-    return y;
+    const c = (e: number) => s.renormalize ? ex[e] / selSum : ex[e] / sum;
+    return weightedSum(d, sel.map((e) => [c(e), expertRef(xt, p, { e, w, H, d })]));
   });
 }
 

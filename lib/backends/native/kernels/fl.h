@@ -1,0 +1,118 @@
+/*
+ * finelab native kernels: the fused float32 kernels of the "native" tfjs backend
+ * (lib/backends/native/). Matrix products go to the system CBLAS from TypeScript; the C files of
+ * this folder have what dominates after that: RMSNorm (norm.c), causal attention with RoPE
+ * (attention.c), SwiGLU and Finedeep's expert gates (swiglu.c), the whole Finedeep block
+ * (finedeep.c, which calls the same CBLAS sgemm itself through fl_set_sgemm so that one parallel
+ * region covers all its steps), cross-entropy and AdamW (xent_adamw.c), a few element-wise ops
+ * (elementwise.c), and the ABI/CPU/thread queries with an FMA peak microbenchmark (core.c). This
+ * header holds what they share: includes, constants and the 16-float vector helpers.
+ *
+ * Build: `deno task build:native` (lib/backends/native/build.ts compiles every .c file here into
+ * one shared library with the system cc and -O3 -march=native -fopenmp -shared -fPIC). Everything
+ * is row-major float32.
+ *
+ * Determinism: every parallel loop splits work into units fixed by the shapes (rows, or
+ * (batch, head) pairs, or fixed 64-row chunks for reductions over rows) and every unit is computed
+ * in a fixed order, so results do not depend on the thread count or the schedule.
+ */
+#ifndef FL_KERNELS_H
+#define FL_KERNELS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <dlfcn.h>
+#endif
+
+#include "cephes_exp.h"
+
+#define FL_ABI_VERSION 9
+/* Rows per chunk of the cross-row reductions (norm gain gradients): a fixed split keeps sums thread-count independent. */
+#define FL_CHUNK 64
+
+typedef int64_t i64;
+
+/* ---- vector helpers ---------------------------------------------------------------------------
+ * GCC/Clang vector extensions: 16 floats (one AVX-512 register, two AVX2, four NEON). Loads and
+ * stores go through memcpy (any alignment). */
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+#define VL 16
+
+static inline v16 vload(const float *p) {
+  v16 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void vstore(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+static inline v16 vsplat(float x) { return (v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+/* Lane-wise select: m ? a : b (m from a vector comparison: all ones or zeros per lane). */
+static inline v16 vsel(v16i m, v16 a, v16 b) { return (v16)(((v16i)a & m) | ((v16i)b & ~m)); }
+
+/* exp(x) for 16 lanes (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n by
+ * exponent bits; ~2 ulp). Above 88.7 it saturates at exp(88.7); below -87.3 (where exp is
+ * subnormal or 0) it returns 0, as exp(-1e9) of a masked logit must be: subnormal values would
+ * also slow every later float operation ~100x. */
+static inline v16 vexp(v16 x0) {
+  const v16 hi = vsplat(88.7f), lo = vsplat(-87.3f);
+  const v16i under = x0 < lo;
+  v16 x = vsel(x0 > hi, hi, x0);
+  x = vsel(under, lo, x);
+  v16 fx = x * vsplat(1.44269504088896341f) + vsplat(0.5f);
+  v16i n = __builtin_convertvector(fx, v16i); /* truncation */
+  v16 fn = __builtin_convertvector(n, v16);
+  v16i gt = fn > fx; /* -1 where truncation rounded up (negative fx): floor */
+  n = n + gt;
+  fn = __builtin_convertvector(n, v16);
+  FL_EXP_POLY(v16, y, x, fn);
+  v16i e = (n + 127) << 23;
+  return vsel(under, vsplat(0.f), y * (v16)e);
+}
+
+/* out[i] = exp(in[i]) for i < n (in and out may alias). */
+__attribute__((unused, noinline)) static void exp_array(const float *in, float *out, int n) {
+  int i = 0;
+  for (; i + VL <= n; i += VL) vstore(out + i, vexp(vload(in + i)));
+  if (i < n) {
+    float t[VL] = {0};
+    memcpy(t, in + i, sizeof(float) * (size_t)(n - i));
+    vstore(t, vexp(vload(t)));
+    memcpy(out + i, t, sizeof(float) * (size_t)(n - i));
+  }
+}
+
+/* e[j] = exp(x[j] - max x) for j < n (n >= 1; e may alias x); returns max x. The softmax and the
+ * cross-entropy's log-sum-exp start alike. */
+static inline float exp_minus_max(const float *x, float *e, int n) {
+  float m = x[0];
+  for (int j = 1; j < n; j++) m = x[j] > m ? x[j] : m;
+  for (int j = 0; j < n; j++) e[j] = x[j] - m;
+  exp_array(e, e, n);
+  return m;
+}
+
+/* Lane index vector 0..15. */
+static inline v16i lanes(void) { return (v16i){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}; }
+
+static inline float hsum(v16 v) {
+  float s = 0.f;
+  for (int l = 0; l < VL; l++) s += v[l];
+  return s;
+}
+
+static inline float hmax(v16 v) {
+  float m = v[0];
+  for (int l = 1; l < VL; l++) m = v[l] > m ? v[l] : m;
+  return m;
+}
+
+#endif

@@ -109,11 +109,14 @@ export async function cmdDb(action: string, opts: { paths: ProjectPaths }): Prom
   );
 }
 
-/** `runs`: lists cache entries and their live status (a `running` run whose process died is interrupted). */
+/**
+ * `runs`: lists cache entries and their live status (a `running` run whose process died is interrupted); finished
+ * runs as the database holds them, or with `verify` as every entry's files are now (checksums).
+ */
 export async function cmdRuns(
-  opts: { experiment?: string; format?: OutputFormat; paths: ProjectPaths },
+  opts: { experiment?: string; format?: OutputFormat; verify?: boolean; paths: ProjectPaths },
 ): Promise<void> {
-  const rows = await finelab.runs({ paths: opts.paths, experiment: opts.experiment });
+  const rows = await finelab.runs({ paths: opts.paths, experiment: opts.experiment, verify: opts.verify });
   const columns: (keyof RunsRow)[] = [
     "experiment",
     "run_id",

@@ -17,7 +17,15 @@ import {
 } from "../store/mod.ts";
 import { ingestBenchFiles } from "../store/bench.ts";
 import { openReadOnly, type ReadOnlyDb } from "../store/readonly.ts";
-import { entryNames, entryPaths, inspectEntry, mapPool, withLiveStatus } from "./cache.ts";
+import {
+  countAttempts,
+  countAttemptsSync,
+  entryNames,
+  entryPaths,
+  inspectEntry,
+  mapPool,
+  withLiveStatus,
+} from "./cache.ts";
 import { waitLock } from "./lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "./plan.ts";
 import type { RunRecord } from "../core/records.ts";
@@ -127,7 +135,7 @@ async function* cacheBatches(
       const p = entryPaths(paths.cache, batch[j]);
       if (s.problems.length) return corrupt.push({ dir: p.dir, problems: s.problems });
       if (!s.record) return;
-      records.push(withLiveStatus(s.record, p));
+      records.push({ ...withLiveStatus(s.record, p), attempts: countAttemptsSync(p) });
       onRecord(s.record);
       if (s.metricsText !== undefined) metricFiles.set(s.record.manifest.hash, p.metrics);
     });
@@ -289,7 +297,11 @@ export async function ingestRecords(
   // The plan file (the experiment's current runs) is replaced only by a declared plan (experiment given).
   if (opts.experiment) await atomicWriteJson(planFile(opts.paths, opts.experiment.id), opts.experiment);
   faultPoint("exp.plan");
-  await store.ingest(records, opts.experiment ? [opts.experiment] : []);
+  // Each record with its attempt count (what `deno task runs` shows of a finished run, from the database).
+  const counted = await Promise.all(
+    records.map(async (r) => ({ ...r, attempts: await countAttempts(entryPaths(opts.paths.cache, r.manifest.hash)) })),
+  );
+  await store.ingest(counted, opts.experiment ? [opts.experiment] : []);
   await syncTags(store, opts.paths);
   faultPoint("exp.ingested");
 }

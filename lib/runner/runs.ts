@@ -2,11 +2,19 @@
  * The rows of `runs`: every cache entry with its live status (corrupt ones included), its attempts, tags
  * and a note on what to do. results.ts re-exports these.
  *
+ * Two ways to list (see {@link runsRows}): verified, reading and checking every entry of the cache (`--verify`;
+ * seconds per 10k runs), or indexed (the default): a finished run (completed, failed, diverged) comes from the
+ * database, which holds what its entry held, verified, when it was ingested; every other entry (not in the
+ * database, or queued, running, interrupted there) is read and verified from the cache as before. The names of
+ * the cache's entries come from a listing kept in `results/.cache-listing`, reused while the cache folder's
+ * stamp (inode, mtime, ctime, link count, size: an entry added or removed changes it) is unchanged.
+ *
  * @module
  */
-import { entryNames, entryPaths, inspectEntry, liveStatus, mapPool, readAttempts } from "./cache.ts";
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { countAttempts, entryNames, entryPaths, inspectEntry, liveStatus, mapPool } from "./cache.ts";
 import type { ProjectPaths } from "../util/paths.ts";
-import { readJsonOrNull } from "../util/fs.ts";
+import { atomicWrite, readJsonOrNull } from "../util/fs.ts";
 import { tagsByHash } from "./tags.ts";
 
 /** "42s", "3m05s", "2h07m" (for heartbeat ages). */
@@ -38,13 +46,153 @@ export interface RunsRow {
   note: string | null;
 }
 
-/** The rows of `runs`: every cache entry with its live status, corrupt ones included. */
-export async function runsRows(paths: ProjectPaths, experiment?: string): Promise<RunsRow[]> {
-  const names = await entryNames(paths.cache);
-  // Every entry is verified (checksums), a few at a time; metrics.jsonl is hashed but not parsed.
+/** Options of {@link runsRows}. */
+export interface RunsOptions {
+  /** Only this experiment's entries. */
+  experiment?: string;
+  /**
+   * Read and verify every entry from the cache (checksums of every file), finished ones included: what finds an
+   * entry damaged after it was stored. Default: finished runs as the database holds them.
+   */
+  verify?: boolean;
+}
+
+/** Statuses that never change on their own: a run in one of these is listed from the database. */
+const FINAL = new Set(["completed", "failed", "diverged"]);
+
+/** The rows of `runs`: every cache entry with its live status, corrupt ones included (sorted by hash). */
+export async function runsRows(paths: ProjectPaths, opts: RunsOptions = {}): Promise<RunsRow[]> {
+  const { experiment } = opts;
   const tags = await tagsByHash(paths);
-  const rows = await mapPool(names, 16, (name) => runsRow(paths, name, experiment, tags.get(name)?.join(",") ?? null));
-  return rows.filter((r): r is RunsRow => r !== null);
+  const tagsOf = (name: string) => tags.get(name)?.join(",") ?? null;
+  const stored = opts.verify ? null : await storedRuns(paths);
+  const names = stored ? await listedNames(paths) : await entryNames(paths.cache);
+  const out: (RunsRow | null)[] = new Array(names.length).fill(null);
+  const unread: number[] = [];
+  names.forEach((name, i) => {
+    const s = stored?.get(name);
+    // An entry's experiment never changes (it is part of its manifest): another experiment's stored run is skipped.
+    if (s && experiment && s.experiment !== experiment) return;
+    if (s && FINAL.has(s.status)) out[i] = storedRow(s, name, tagsOf(name));
+    else unread.push(i);
+  });
+  // Every other entry is verified (checksums), a few at a time; metrics.jsonl is hashed but not parsed.
+  await mapPool(unread, 16, async (i) => {
+    out[i] = await runsRow(paths, names[i], experiment, tagsOf(names[i]));
+  });
+  // Attempts of runs ingested before the database counted them: read from their entries.
+  const uncounted = names.flatMap((_, i) => (out[i]?.attempts === -1 ? [i] : []));
+  await mapPool(uncounted, 16, async (i) => {
+    out[i]!.attempts = await countAttempts(entryPaths(paths.cache, names[i]));
+  });
+  return out.filter((r): r is RunsRow => r !== null);
+}
+
+/** The columns of `runs` a listed row needs. */
+interface StoredRun {
+  experiment: string;
+  run_id: string;
+  status: string;
+  steps_done: number | null;
+  train_steps: number | null;
+  val_ppl: number | null;
+  failure_reason: string | null;
+  attempts: number | null;
+}
+
+function storedRow(s: StoredRun, name: string, tags: string | null): RunsRow {
+  return {
+    experiment: s.experiment,
+    run_id: s.run_id,
+    hash: name.slice(0, 12),
+    status: s.status,
+    step: s.steps_done,
+    steps: s.train_steps,
+    val_ppl: s.val_ppl,
+    heartbeat: null,
+    attempts: s.attempts ?? -1, // -1: counted from the entry by runsRows
+    tags,
+    note: s.status === "failed" || s.status === "diverged" ? s.failure_reason : null,
+  };
+}
+
+/**
+ * The database's runs by hash, read-only; null when there is no database, another process holds it for more than
+ * a second, or it cannot be read (then every entry is read from the cache).
+ */
+async function storedRuns(paths: ProjectPaths): Promise<Map<string, StoredRun> | null> {
+  const { createInstance } = await import("../store/pool.ts");
+  const { checkSchemaVersion } = await import("../store/ingest.ts");
+  try {
+    await Deno.stat(paths.db);
+  } catch {
+    return null;
+  }
+  let inst;
+  try {
+    inst = await createInstance(paths.db, true, 1000);
+  } catch {
+    return null;
+  }
+  let conn: DuckDBConnection | null = null;
+  try {
+    conn = await inst.connect();
+    await checkSchemaVersion(conn, paths.db);
+    const cols = ["hash", "experiment", "run_id", "status", "steps_done", "train_steps", "val_ppl", "failure_reason"];
+    const r = await conn.runAndReadAll(`SELECT ${cols.join(", ")}, attempts FROM runs`);
+    const data = r.getColumnsJS();
+    const out = new Map<string, StoredRun>();
+    const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+    for (let i = 0; i < r.currentRowCount; i++) {
+      out.set(String(data[0][i]), {
+        experiment: String(data[1][i]),
+        run_id: String(data[2][i]),
+        status: String(data[3][i]),
+        steps_done: num(data[4][i]),
+        train_steps: num(data[5][i]),
+        val_ppl: num(data[6][i]),
+        failure_reason: data[7][i] === null ? null : String(data[7][i]),
+        attempts: num(data[8][i]),
+      });
+    }
+    return out;
+  } catch {
+    return null; // an older schema (no attempts column), a damaged file: the cache has it all
+  } finally {
+    conn?.closeSync();
+    inst.closeSync();
+  }
+}
+
+/** Stamp of the cache folder's listing: adding or removing an entry changes it. Null when there is no cache. */
+function listingStamp(cache: string): string | null {
+  try {
+    const st = Deno.statSync(cache);
+    return [st.ino, st.mtime?.getTime(), st.ctime?.getTime(), st.nlink, st.size].join(":");
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The cache's entry names ({@link entryNames}), from `results/.cache-listing` while the cache folder's stamp is
+ * the one recorded there; otherwise listed and recorded again (when the results folder is writable).
+ */
+export async function listedNames(paths: ProjectPaths): Promise<string[]> {
+  const file = `${paths.results}/.cache-listing`;
+  const before = listingStamp(paths.cache);
+  if (before === null) return [];
+  try {
+    const text = Deno.readTextFileSync(file);
+    const nl = text.indexOf("\n");
+    if (text.slice(0, nl) === before) return text.slice(nl + 1).split("\n").filter((n) => n.length > 0);
+  } catch { /* none yet */ }
+  const names = await entryNames(paths.cache);
+  // Recorded only when nothing was added or removed while listing.
+  if (listingStamp(paths.cache) === before) {
+    await atomicWrite(file, `${before}\n${names.join("\n")}\n`).catch(() => {}); // read-only results: no record
+  }
+  return names;
 }
 
 async function runsRow(
@@ -72,13 +220,13 @@ async function runsRow(
       steps: null,
       val_ppl: null,
       heartbeat: null,
-      attempts: (await readAttempts(p)).filter((a) => a.event === "start").length,
+      attempts: await countAttempts(p),
       tags,
       note: `${problems.join("; ")}; the next exp run retrains it`,
     };
   }
   if (!r || (experiment && r.manifest.experiment !== experiment)) return null;
-  const attempts = (await readAttempts(p)).filter((a) => a.event === "start").length;
+  const attempts = await countAttempts(p);
   const status = liveStatus(r.status, p);
   const beat = r.status.heartbeat_at ? (Date.now() - Date.parse(r.status.heartbeat_at)) / 1000 : NaN;
   let note: string | null = null;

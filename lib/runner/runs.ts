@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBResultReader } from "@duckdb/node-api";
 import { countAttempts, entryNames, entryPaths, inspectEntry, liveStatus, mapPool } from "./cache.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import { atomicWrite, readJsonOrNull } from "../util/fs.ts";
@@ -65,14 +65,12 @@ export async function runsRows(paths: ProjectPaths, opts: RunsOptions = {}): Pro
   const { experiment } = opts;
   const tags = await tagsByHash(paths);
   const tagsOf = (name: string) => tags.get(name)?.join(",") ?? null;
-  const stored = opts.verify ? null : await storedRuns(paths);
-  const names = stored ? await listedNames(paths) : await entryNames(paths.cache);
+  const indexed = opts.verify ? null : await indexedListing(paths, experiment);
+  const names = indexed?.names ?? await entryNames(paths.cache);
   const out: (RunsRow | null)[] = new Array(names.length).fill(null);
   const unread: number[] = [];
   names.forEach((name, i) => {
-    const s = stored?.get(name);
-    // An entry's experiment never changes (it is part of its manifest): another experiment's stored run is skipped.
-    if (s && experiment && s.experiment !== experiment) return;
+    const s = indexed?.stored.get(name);
     if (s && FINAL.has(s.status)) out[i] = storedRow(s, name, tagsOf(name));
     else unread.push(i);
   });
@@ -116,18 +114,51 @@ function storedRow(s: StoredRun, name: string, tags: string | null): RunsRow {
   };
 }
 
+const STORED_COLUMNS = "hash, experiment, run_id, status, steps_done, train_steps, val_ppl, failure_reason, attempts";
+
+/** The result's columns as JS values (`n` empty ones for no rows, where DuckDB returns none). */
+function columnsOf(reader: DuckDBResultReader, n: number): unknown[][] {
+  const cols = reader.getColumnsJS() as unknown[][];
+  return cols.length ? cols : Array.from({ length: n }, () => []);
+}
+
+function storedRuns(rows: unknown[][]): Map<string, StoredRun> {
+  const out = new Map<string, StoredRun>();
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const [hash, experiment, runId, status, stepsDone, trainSteps, valPpl, reason, attempts] = rows;
+  for (let i = 0; i < hash.length; i++) {
+    out.set(String(hash[i]), {
+      experiment: String(experiment[i]),
+      run_id: String(runId[i]),
+      status: String(status[i]),
+      steps_done: num(stepsDone[i]),
+      train_steps: num(trainSteps[i]),
+      val_ppl: num(valPpl[i]),
+      failure_reason: reason[i] === null ? null : String(reason[i]),
+      attempts: num(attempts[i]),
+    });
+  }
+  return out;
+}
+
 /**
- * The database's runs by hash, read-only; null when there is no database, another process holds it for more than
- * a second, or it cannot be read (then every entry is read from the cache).
+ * The entries to list (sorted names; only `experiment`'s and those the database does not have, when given) and the
+ * database's runs among them, read-only. Null when there is no database, another process holds it for more than a
+ * second, or it cannot be read: then every entry is read from the cache.
  */
-async function storedRuns(paths: ProjectPaths): Promise<Map<string, StoredRun> | null> {
-  const { createInstance } = await import("../store/pool.ts");
-  const { checkSchemaVersion } = await import("../store/ingest.ts");
+async function indexedListing(
+  paths: ProjectPaths,
+  experiment: string | undefined,
+): Promise<{ names: string[]; stored: Map<string, StoredRun> } | null> {
   try {
     await Deno.stat(paths.db);
   } catch {
     return null;
   }
+  const { createInstance } = await import("../store/pool.ts");
+  const { checkSchemaVersion } = await import("../store/ingest.ts");
+  const { literal } = await import("../store/schema.ts");
+  const listing = await listing_(paths);
   let inst;
   try {
     inst = await createInstance(paths.db, true, 1000);
@@ -138,24 +169,24 @@ async function storedRuns(paths: ProjectPaths): Promise<Map<string, StoredRun> |
   try {
     conn = await inst.connect();
     await checkSchemaVersion(conn, paths.db);
-    const cols = ["hash", "experiment", "run_id", "status", "steps_done", "train_steps", "val_ppl", "failure_reason"];
-    const r = await conn.runAndReadAll(`SELECT ${cols.join(", ")}, attempts FROM runs`);
-    const data = r.getColumnsJS();
-    const out = new Map<string, StoredRun>();
-    const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-    for (let i = 0; i < r.currentRowCount; i++) {
-      out.set(String(data[0][i]), {
-        experiment: String(data[1][i]),
-        run_id: String(data[2][i]),
-        status: String(data[3][i]),
-        steps_done: num(data[4][i]),
-        train_steps: num(data[5][i]),
-        val_ppl: num(data[6][i]),
-        failure_reason: data[7][i] === null ? null : String(data[7][i]),
-        attempts: num(data[8][i]),
-      });
+    const only = experiment === undefined ? "" : ` AND r.experiment = ${literal(experiment)}`;
+    if (listing.file) {
+      // The recorded listing read by DuckDB: only the rows to show cross into JS, and the names it lacks.
+      const names = `(SELECT name FROM read_csv(${literal(listing.file)}, skip = 1, header = false, ` +
+        `auto_detect = false, delim = '\t', quote = '', escape = '', columns = {name: 'VARCHAR'}))`;
+      const rows = await conn.runAndReadAll(
+        `SELECT ${STORED_COLUMNS} FROM runs r WHERE r.hash IN ${names}${only}`,
+      );
+      const stored = storedRuns(columnsOf(rows, 9));
+      const unknown = await conn.runAndReadAll(`SELECT name FROM ${names} l WHERE name NOT IN (SELECT hash FROM runs)`);
+      const extra = columnsOf(unknown, 1)[0].map(String);
+      return { names: [...stored.keys(), ...extra].sort(), stored };
     }
-    return out;
+    const rows = await conn.runAndReadAll(`SELECT ${STORED_COLUMNS} FROM runs r`);
+    const stored = storedRuns(columnsOf(rows, 9));
+    // An entry's experiment never changes (it is part of its manifest): another experiment's stored run is left out.
+    const names = listing.names!.filter((n) => !experiment || (stored.get(n)?.experiment ?? experiment) === experiment);
+    return { names, stored };
   } catch {
     return null; // an older schema (no attempts column), a damaged file: the cache has it all
   } finally {
@@ -174,25 +205,41 @@ function listingStamp(cache: string): string | null {
   }
 }
 
-/**
- * The cache's entry names ({@link entryNames}), from `results/.cache-listing` while the cache folder's stamp is
- * the one recorded there; otherwise listed and recorded again (when the results folder is writable).
- */
+/** The cache's entry names ({@link entryNames}), by way of the recorded listing (see {@link listing_}). */
 export async function listedNames(paths: ProjectPaths): Promise<string[]> {
+  const l = await listing_(paths);
+  return l.names ?? Deno.readTextFileSync(l.file!).split("\n").slice(1).filter((n) => n.length > 0);
+}
+
+/**
+ * The cache's entry names: `results/.cache-listing` (the cache folder's stamp, then one name a line) while the
+ * stamp is the one recorded there (`file`, names left to the reader); otherwise listed (`names`) and recorded
+ * again when the results folder is writable (then `file` too).
+ */
+async function listing_(paths: ProjectPaths): Promise<{ file: string | null; names: string[] | null }> {
   const file = `${paths.results}/.cache-listing`;
   const before = listingStamp(paths.cache);
-  if (before === null) return [];
+  if (before === null) return { file: null, names: [] };
   try {
-    const text = Deno.readTextFileSync(file);
-    const nl = text.indexOf("\n");
-    if (text.slice(0, nl) === before) return text.slice(nl + 1).split("\n").filter((n) => n.length > 0);
+    const f = Deno.openSync(file);
+    try {
+      const head = new Uint8Array(before.length + 1);
+      if (f.readSync(head) === head.length && new TextDecoder().decode(head) === `${before}\n`) {
+        return { file, names: null };
+      }
+    } finally {
+      f.close();
+    }
   } catch { /* none yet */ }
   const names = await entryNames(paths.cache);
   // Recorded only when nothing was added or removed while listing.
   if (listingStamp(paths.cache) === before) {
-    await atomicWrite(file, `${before}\n${names.join("\n")}\n`).catch(() => {}); // read-only results: no record
+    try {
+      await atomicWrite(file, `${before}\n${names.join("\n")}\n`);
+      return { file, names };
+    } catch { /* a read-only results folder: nothing recorded */ }
   }
-  return names;
+  return { file: null, names };
 }
 
 async function runsRow(

@@ -52,13 +52,30 @@ export function dbLockTimeoutMs(): number {
 
 const log = (m: string) => console.error(m);
 
-/** Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time. */
+/** Results folders whose rebuild lock this process holds (flock is per open file: the holder must not wait on it). */
+const rebuildLocksHeld = new Map<string, number>();
+
+/**
+ * Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time (and writers
+ * wait, see {@link openResults}). Reentrant within a process.
+ */
 export async function withRebuildLock<T>(paths: ProjectPaths, fn: () => Promise<T>): Promise<T> {
+  const key = paths.results;
+  if (rebuildLocksHeld.has(key)) {
+    rebuildLocksHeld.set(key, rebuildLocksHeld.get(key)! + 1);
+    try {
+      return await fn();
+    } finally {
+      rebuildLocksHeld.set(key, rebuildLocksHeld.get(key)! - 1);
+    }
+  }
   await Deno.mkdir(paths.results, { recursive: true });
   const lock = await waitLock(`${paths.results}/.db-rebuild.lock`, { pollMs: 200 });
+  rebuildLocksHeld.set(key, 1);
   try {
     return await fn();
   } finally {
+    rebuildLocksHeld.delete(key);
     lock!.release();
   }
 }
@@ -137,7 +154,7 @@ async function* cacheBatches(
       if (!s.record) return;
       records.push({ ...withLiveStatus(s.record, p), attempts: countAttemptsSync(p) });
       onRecord(s.record);
-      if (s.metricsText !== undefined) metricFiles.set(s.record.manifest.hash, p.metrics);
+      if (s.metricsVerified) metricFiles.set(s.record.manifest.hash, p.metrics);
     });
     return { records, metricFiles };
   };
@@ -208,12 +225,16 @@ export async function openResults(paths: ProjectPaths): Promise<Store> {
       await rebuildFromCache(paths);
     });
   }
+  // Opened under the rebuild lock: a rebuild in another process swaps its new file in before this opens it (it
+  // closes the old file just before the rename: a write let in there would land in the replaced file and be lost).
+  // Once open, this process holds DuckDB's lock, which a rebuild waits for before it starts.
+  const open = () => withRebuildLock(paths, () => openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() }));
   try {
-    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+    return await open();
   } catch (e) {
     if (!(e instanceof StoreCorruptError)) throw e;
     await repair(paths, e);
-    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+    return await open();
   }
 }
 

@@ -64,28 +64,51 @@ function width(s: string): number {
 }
 
 function cut(s: string, max: number): string {
-  if (max <= 0 || width(s) <= max) return s;
+  if (max <= 0 || s.length <= max || width(s) <= max) return s; // code points <= code units
   return [...s].slice(0, Math.max(1, max - 1)).join("") + "…";
-}
-
-function pad(s: string, w: number, right: boolean): string {
-  const fill = " ".repeat(Math.max(0, w - width(s)));
-  return right ? fill + s : s + fill;
 }
 
 function table(result: QueryResult, opts: FormatOptions): string {
   const max = opts.maxWidth ?? 60;
   const cols = result.columns;
   const right = cols.map((c) => isNumericType(c.type));
-  const cells = result.rows.map((row) => cols.map((c) => cut(displayCell(row[c.name] ?? null, c.type), max)));
+  // One pass per column: each cell's text and width computed once (a 100k-row `runs` listing is 1.1M cells).
+  const texts: string[][] = [];
+  const lens: number[][] = [];
   const widths = cols.map((c) => width(c.name));
-  for (const r of cells) for (let j = 0; j < r.length; j++) widths[j] = Math.max(widths[j], width(r[j]));
-  const line = (vals: string[]) => vals.map((v, j) => ` ${pad(v, widths[j], right[j])} `).join("|").trimEnd();
+  cols.forEach((c, j) => {
+    const float = FLOAT_TYPES.test(c.type);
+    const t: string[] = new Array(result.rows.length);
+    const l: number[] = new Array(result.rows.length);
+    let w = widths[j];
+    result.rows.forEach((row, i) => {
+      const v = row[c.name] ?? null;
+      const s = cut(typeof v === "number" ? (float ? formatFloat(v) : String(v)) : displayCell(v, c.type), max);
+      t[i] = s;
+      const n = width(s);
+      l[i] = n;
+      if (n > w) w = n;
+    });
+    texts.push(t);
+    lens.push(l);
+    widths[j] = w;
+  });
   const n = result.rows.length;
   const footer = `(${n} row${n === 1 ? "" : "s"})`;
   if (cols.length === 0) return footer + "\n";
-  const out = [line(cols.map((c) => c.name)), widths.map((w) => "-".repeat(w + 2)).join("+")];
-  for (const r of cells) out.push(line(r));
+  const line = (cell: (j: number) => string, len: (j: number) => number) => {
+    let out = "";
+    for (let j = 0; j < cols.length; j++) {
+      const fill = " ".repeat(widths[j] - len(j));
+      out += `${j ? "|" : ""} ${right[j] ? fill + cell(j) : cell(j) + fill} `;
+    }
+    return out.trimEnd();
+  };
+  const out = [
+    line((j) => cols[j].name, (j) => width(cols[j].name)),
+    widths.map((w) => "-".repeat(w + 2)).join("+"),
+  ];
+  for (let i = 0; i < n; i++) out.push(line((j) => texts[j][i], (j) => lens[j][i]));
   out.push(footer);
   return out.join("\n") + "\n";
 }

@@ -20,7 +20,6 @@ import { openReadOnly, type ReadOnlyDb } from "../store/readonly.ts";
 import {
   countAttempts,
   countAttemptsSync,
-  entryNames,
   entryPaths,
   inspectEntry,
   mapPool,
@@ -36,6 +35,7 @@ import { syncTags } from "./tags.ts";
 
 // The `runs` listing lives in runs.ts; importers keep using this module.
 export { formatAge, type RunsRow, runsRows } from "./runs.ts";
+import { listedNames } from "./runs.ts";
 
 /**
  * How long a command waits for the results database while another process writes it: DuckDB allows
@@ -136,7 +136,8 @@ async function* cacheBatches(
   onRecord: (r: RunRecord) => void,
   corrupt: RebuildReport["corrupt"],
 ): AsyncGenerator<IngestBatch> {
-  const names = await entryNames(paths.cache);
+  // Listed from the folder, and recorded for `runs` (lib/runner/runs.ts), which then need not list it again.
+  const names = await listedNames(paths, { fresh: true });
   const load = async (from: number): Promise<IngestBatch> => {
     const batch = names.slice(from, from + REBUILD_BATCH);
     // Blocking reads (less CPU), started from a timer: the consumer first hands the previous batch to DuckDB.

@@ -205,9 +205,12 @@ function listingStamp(cache: string): string | null {
   }
 }
 
-/** The cache's entry names ({@link entryNames}), by way of the recorded listing (see {@link listing_}). */
-export async function listedNames(paths: ProjectPaths): Promise<string[]> {
-  const l = await listing_(paths);
+/**
+ * The cache's entry names ({@link entryNames}), by way of the recorded listing (see {@link listing_}); `fresh`:
+ * listed from the folder and recorded again in any case (what `db rebuild` does, so that `runs` after it need not).
+ */
+export async function listedNames(paths: ProjectPaths, opts: { fresh?: boolean } = {}): Promise<string[]> {
+  const l = await listing_(paths, opts.fresh ?? false);
   return l.names ?? Deno.readTextFileSync(l.file!).split("\n").slice(1).filter((n) => n.length > 0);
 }
 
@@ -216,21 +219,23 @@ export async function listedNames(paths: ProjectPaths): Promise<string[]> {
  * stamp is the one recorded there (`file`, names left to the reader); otherwise listed (`names`) and recorded
  * again when the results folder is writable (then `file` too).
  */
-async function listing_(paths: ProjectPaths): Promise<{ file: string | null; names: string[] | null }> {
+async function listing_(paths: ProjectPaths, fresh = false): Promise<{ file: string | null; names: string[] | null }> {
   const file = `${paths.results}/.cache-listing`;
   const before = listingStamp(paths.cache);
   if (before === null) return { file: null, names: [] };
-  try {
-    const f = Deno.openSync(file);
+  if (!fresh) {
     try {
-      const head = new Uint8Array(before.length + 1);
-      if (f.readSync(head) === head.length && new TextDecoder().decode(head) === `${before}\n`) {
-        return { file, names: null };
+      const f = Deno.openSync(file);
+      try {
+        const head = new Uint8Array(before.length + 1);
+        if (f.readSync(head) === head.length && new TextDecoder().decode(head) === `${before}\n`) {
+          return { file, names: null };
+        }
+      } finally {
+        f.close();
       }
-    } finally {
-      f.close();
-    }
-  } catch { /* none yet */ }
+    } catch { /* none yet */ }
+  }
   const names = await entryNames(paths.cache);
   // Recorded only when nothing was added or removed while listing.
   if (listingStamp(paths.cache) === before) {

@@ -17,14 +17,8 @@ import {
 } from "../store/mod.ts";
 import { ingestBenchFiles } from "../store/bench.ts";
 import { openReadOnly, type ReadOnlyDb } from "../store/readonly.ts";
-import {
-  countAttempts,
-  countAttemptsSync,
-  entryPaths,
-  inspectEntry,
-  mapPool,
-  withLiveStatus,
-} from "./cache.ts";
+import { countAttempts, entryPaths } from "./cache.ts";
+import { verifyPool } from "./verify_pool.ts";
 import { waitLock } from "./lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "./plan.ts";
 import type { RunRecord } from "../core/records.ts";
@@ -138,32 +132,34 @@ async function* cacheBatches(
 ): AsyncGenerator<IngestBatch> {
   // Listed from the folder, and recorded for `runs` (lib/runner/runs.ts), which then need not list it again.
   const names = await listedNames(paths, { fresh: true });
+  const pool = verifyPool(names.length);
   const load = async (from: number): Promise<IngestBatch> => {
     const batch = names.slice(from, from + REBUILD_BATCH);
-    // Blocking reads (less CPU), started from a timer: the consumer first hands the previous batch to DuckDB.
+    // Started from a timer: the consumer first hands the previous batch to DuckDB (the inline pool blocks).
     await new Promise((r) => setTimeout(r, 0));
-    const states = await mapPool(
-      batch,
-      16,
-      (n) => inspectEntry(entryPaths(paths.cache, n), { rawMetrics: true, blocking: true }),
-    );
+    const states = await pool.verify(paths.cache, batch);
     const records: RunRecord[] = [];
     const metricFiles = new Map<string, string>();
     states.forEach((s, j) => {
       const p = entryPaths(paths.cache, batch[j]);
       if (s.problems.length) return corrupt.push({ dir: p.dir, problems: s.problems });
       if (!s.record) return;
-      records.push({ ...withLiveStatus(s.record, p), attempts: countAttemptsSync(p) });
+      records.push(s.record);
       onRecord(s.record);
       if (s.metricsVerified) metricFiles.set(s.record.manifest.hash, p.metrics);
     });
     return { records, metricFiles };
   };
-  let next = names.length ? load(0) : null;
-  for (let i = 0; next; i += REBUILD_BATCH) {
-    const cur = await next;
-    next = i + REBUILD_BATCH < names.length ? load(i + REBUILD_BATCH) : null;
-    yield cur;
+  try {
+    let next = names.length ? load(0) : null;
+    for (let i = 0; next; i += REBUILD_BATCH) {
+      const cur = await next;
+      next = i + REBUILD_BATCH < names.length ? load(i + REBUILD_BATCH) : null;
+      next?.catch(() => {}); // awaited (and its error thrown) on the next turn
+      yield cur;
+    }
+  } finally {
+    pool.close();
   }
 }
 

@@ -107,6 +107,6 @@ export async function rebuild(opts: PathsOption = {}): Promise<RebuildReport> {
  * come from the database unless `verify` is set, which reads and verifies every entry (lib/runner/runs.ts).
  */
 export async function runs(opts: PathsOption & { experiment?: string; verify?: boolean } = {}): Promise<RunsRow[]> {
-  const { runsRows } = await import("../runner/results.ts");
+  const { runsRows } = await import("../runner/runs.ts");
   return await runsRows(opts.paths ?? projectPaths(), { experiment: opts.experiment, verify: opts.verify });
 }

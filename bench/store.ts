@@ -10,7 +10,8 @@
  *   deno task bench:store --concurrency 1000 [--runners 8] [--rebuild-at 0.5]   (bench/store_concurrency.ts: the
  *                         sweep's size, the runners, and the fraction of finished runs at which `db rebuild` starts)
  *
- * Measured per size: `db rebuild`; incremental ingest of one new run; `runs` and `runs --experiment`;
+ * Measured per size: `db rebuild`; incremental ingest of one new run; `runs` (twice: the first lists the
+ * cache folder again after the ingests), `runs --experiment`, `runs --verify` (up to 20k runs);
  * a typical SQL query over runs and metrics (`deno task query`); the dashboard's index and an experiment
  * page (time to first byte, first and second request); bytes per run in the cache and the database;
  * what `gc` would reclaim. Once: planning (in-process) and `exp --dry-run` of a `--sweep`-run grid.
@@ -212,8 +213,14 @@ async function measureSize(n: number) {
   log(`${n}: ingest one (x${values.ingests})`);
   out.ingest_one = await ingestMany(results, n, Number(values.ingests));
   log(`${n}: runs`);
-  if (!skip.has("runs")) out.runs = await timed(task("runs"), env);
-  if (!skip.has("runs")) out.runs_experiment = await timed(task("runs", "--experiment", "synth-0007"), env);
+  if (!skip.has("runs")) {
+    // The first `runs` after the ingests lists the cache folder again (entries were added); the second reuses it.
+    out.runs = await timed(task("runs"), env);
+    out.runs_again = await timed(task("runs"), env);
+    out.runs_experiment = await timed(task("runs", "--experiment", "synth-0007"), env);
+    // Every entry read and verified (what finds an entry damaged after ingest): minutes at 100k, so up to 20k.
+    if (n <= 20_000) out.runs_verify = await timed(task("runs", "--verify"), env);
+  }
   log(`${n}: query`);
   if (!skip.has("query")) {
     out.query = await timed(task("query", QUERY), env);

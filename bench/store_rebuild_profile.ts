@@ -66,7 +66,7 @@ if (import.meta.main) {
   );
   const records: RunRecord[] = states.map((s) => s.record!).filter(Boolean);
   const metricFiles = new Map(
-    states.filter((s) => s.record && s.metricsText !== undefined).map((s) => [
+    states.filter((s) => s.record && s.metricsVerified).map((s) => [
       s.record!.manifest.hash,
       entryPaths(cache, s.record!.manifest.hash).metrics,
     ]),

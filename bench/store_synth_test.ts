@@ -22,7 +22,7 @@ Deno.test("synthetic cache entries pass every check of the cache, `runs` and `db
     assert.deepEqual(rows.filter((r) => r.status === "corrupt"), []);
     // Runs recorded as running by a process that is gone read as interrupted.
     assert.deepEqual(rows.filter((r) => r.status === "running"), []);
-    assert.deepEqual((await runsRows(paths, "synth-0001")).length, 10);
+    assert.deepEqual((await runsRows(paths, { experiment: "synth-0001" })).length, 10);
 
     const report = await rebuildFromCache(paths);
     assert.deepEqual(report.corrupt, []);

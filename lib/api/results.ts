@@ -102,8 +102,11 @@ export async function rebuild(opts: PathsOption = {}): Promise<RebuildReport> {
   });
 }
 
-/** Every cache entry with its live status (a `running` run whose process died is `interrupted`). */
-export async function runs(opts: PathsOption & { experiment?: string } = {}): Promise<RunsRow[]> {
-  const { runsRows } = await import("../runner/results.ts");
-  return await runsRows(opts.paths ?? projectPaths(), opts.experiment);
+/**
+ * Every cache entry with its live status (a `running` run whose process died is `interrupted`). Finished runs
+ * come from the database unless `verify` is set, which reads and verifies every entry (lib/runner/runs.ts).
+ */
+export async function runs(opts: PathsOption & { experiment?: string; verify?: boolean } = {}): Promise<RunsRow[]> {
+  const { runsRows } = await import("../runner/runs.ts");
+  return await runsRows(opts.paths ?? projectPaths(), { experiment: opts.experiment, verify: opts.verify });
 }

@@ -130,11 +130,13 @@ export function buildProgram(): Command {
   program.command("runs")
     .description("list cached runs and their live status (completed, failed, running, interrupted, corrupt)")
     .option("--experiment <id>", "only this experiment")
+    .option("--verify", "read and verify every entry (checksums), finished ones too, instead of the database's copy")
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (o) => {
       await (await store()).cmdRuns({
         experiment: o.experiment,
         format: o.format,
+        verify: o.verify === true,
         paths: await checkedPaths({ write: false }),
       });
     });

@@ -6,11 +6,9 @@
  */
 import { formatResult, type OutputFormat } from "../store/format.ts";
 import type { QueryResult } from "../store/result.ts";
-import { NoResultsError, openForReading as openResultsForReading, type RunsRow } from "../runner/results.ts";
+import type { RunsRow } from "../runner/runs.ts";
 import { QueryRefusedError, QuerySqlError, type ReadOnlyDb } from "../store/readonly.ts";
 import type { QueryParam } from "../store/mod.ts";
-import { loadExperiment } from "../runner/plan.ts";
-import { plotExperiment } from "../plot/mod.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 import * as finelab from "../api/mod.ts";
 import { UserError } from "./errors.ts";
@@ -20,6 +18,8 @@ const QUERY_HELP = "Tables: experiments, runs, current_runs, metrics, run_metric
 
 /** Opens the results folder read-only (see lib/runner/results.ts); no results at all is a UserError. */
 async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
+  // Loaded here, not at the top: `runs` needs neither the pipeline's results module nor the planner and plots.
+  const { NoResultsError, openForReading: openResultsForReading } = await import("../runner/results.ts");
   try {
     return await openResultsForReading(paths);
   } catch (e) {
@@ -63,6 +63,8 @@ export async function cmdQuery(sql: string, opts: { format: OutputFormat; paths:
  * Reads through a read-only connection, so it works on a read-only results folder with `out` elsewhere.
  */
 export async function cmdPlot(id: string, opts: { paths: ProjectPaths; out?: string }): Promise<void> {
+  const { loadExperiment } = await import("../runner/plan.ts");
+  const { plotExperiment } = await import("../plot/mod.ts");
   // loadExperiment validates the id with a helpful error.
   const { exp } = await loadExperiment(id, opts.paths);
   const outDir = opts.out ?? `${opts.paths.plots}/${id}`;
@@ -109,11 +111,14 @@ export async function cmdDb(action: string, opts: { paths: ProjectPaths }): Prom
   );
 }
 
-/** `runs`: lists cache entries and their live status (a `running` run whose process died is interrupted). */
+/**
+ * `runs`: lists cache entries and their live status (a `running` run whose process died is interrupted); finished
+ * runs as the database holds them, or with `verify` as every entry's files are now (checksums).
+ */
 export async function cmdRuns(
-  opts: { experiment?: string; format?: OutputFormat; paths: ProjectPaths },
+  opts: { experiment?: string; format?: OutputFormat; verify?: boolean; paths: ProjectPaths },
 ): Promise<void> {
-  const rows = await finelab.runs({ paths: opts.paths, experiment: opts.experiment });
+  const rows = await finelab.runs({ paths: opts.paths, experiment: opts.experiment, verify: opts.verify });
   const columns: (keyof RunsRow)[] = [
     "experiment",
     "run_id",
@@ -135,7 +140,7 @@ export async function cmdRuns(
   };
   const result = {
     columns: columns.map((name) => ({ name, type: types[name] ?? "VARCHAR" })),
-    rows: rows.map((r) => Object.fromEntries(columns.map((c) => [c, r[c] ?? null]))),
+    rows, // every column is a field of each row (the formats read them by name, `undefined` as NULL)
   } as unknown as QueryResult;
   console.log(formatResult(result, opts.format ?? "table"));
 }

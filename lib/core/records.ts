@@ -128,4 +128,9 @@ export interface RunRecord {
   status: RunStatusRecord;
   summary: RunSummary | null;
   metrics: MetricRow[];
+  /**
+   * Training attempts started (the `start` events of attempts.jsonl), when the reader counted them (the store's
+   * `runs.attempts`, which `deno task runs` shows without reading the entry again).
+   */
+  attempts?: number;
 }

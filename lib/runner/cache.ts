@@ -131,6 +131,10 @@ export async function readAttempts(p: EntryPaths): Promise<AttemptEvent[]> {
     if (e instanceof Deno.errors.NotFound) return [];
     throw e;
   }
+  return parseAttempts(text);
+}
+
+function parseAttempts(text: string): AttemptEvent[] {
   const out: AttemptEvent[] = [];
   for (const line of text.split("\n")) {
     if (!line) continue;
@@ -139,6 +143,23 @@ export async function readAttempts(p: EntryPaths): Promise<AttemptEvent[]> {
     } catch { /* torn line */ }
   }
   return out;
+}
+
+/** Training attempts the entry has started (`start` events of attempts.jsonl; 0 without the file). */
+export async function countAttempts(p: EntryPaths): Promise<number> {
+  return (await readAttempts(p)).filter((a) => a.event === "start").length;
+}
+
+/** {@link countAttempts} with a blocking read (the database rebuild reads entries this way). */
+export function countAttemptsSync(p: EntryPaths): number {
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(p.attempts);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+  return parseAttempts(text).filter((a) => a.event === "start").length;
 }
 
 /** Removes temp files a crash left in the entry (`*.tmp-*`); call only while holding the run's lock. */

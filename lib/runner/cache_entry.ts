@@ -84,8 +84,8 @@ export interface EntryState {
   record: RunRecord | null;
   /** Why the entry cannot be trusted (empty when it can). */
   problems: string[];
-  /** The verified metrics.jsonl text of a finished run, with {@link InspectOptions.rawMetrics}. */
-  metricsText?: string;
+  /** Set for a finished run with {@link InspectOptions.rawMetrics}: metrics.jsonl matched its checksum, unparsed. */
+  metricsVerified?: true;
 }
 
 async function readBytes(path: string, blocking = false): Promise<Uint8Array | null> {
@@ -109,8 +109,8 @@ function parseJson<T>(bytes: Uint8Array, name: string, problems: string[]): T | 
 /** Options of {@link inspectEntry}. */
 export interface InspectOptions {
   /**
-   * Verify metrics.jsonl by its checksum but leave it unparsed: `record.metrics` is empty and the verified
-   * text is in {@link EntryState.metricsText} (the database rebuild hands it to DuckDB's JSON reader in bulk).
+   * Verify metrics.jsonl by its checksum but leave it unparsed: `record.metrics` is empty and
+   * {@link EntryState.metricsVerified} is set (the database rebuild hands the file to DuckDB's JSON reader in bulk).
    */
   rawMetrics?: boolean;
   /**
@@ -167,19 +167,23 @@ export async function inspectEntry(p: EntryPaths, opts: InspectOptions = {}): Pr
     content.set(n, b);
   }
   if (problems.length) return { record: null, problems };
-  let summary: RunSummary | null = null, metrics: MetricRow[] = [], metricsText: string | undefined;
+  let summary: RunSummary | null = null, metrics: MetricRow[] = [], metricsVerified: true | undefined;
   if (finished) {
     summary = parseJson<RunSummary>(content.get("summary.json")!, "summary.json", problems);
-    try {
-      const text = new TextDecoder("utf-8", { fatal: true }).decode(content.get("metrics.jsonl")!);
-      if (opts.rawMetrics) metricsText = text;
-      else metrics = parseMetrics(text);
-    } catch (e) {
-      problems.push(`metrics.jsonl does not parse (${(e as Error).message})`);
+    // With rawMetrics the checksum is the check: the bytes are those the runner wrote (from a JS string, so
+    // UTF-8), and DuckDB's JSON reader, which parses them, rejects anything else. Not decoding them here
+    // spares a rebuild 2.5 GB of strings per 100k runs.
+    if (opts.rawMetrics) metricsVerified = true;
+    else {
+      try {
+        metrics = parseMetrics(new TextDecoder("utf-8", { fatal: true }).decode(content.get("metrics.jsonl")!));
+      } catch (e) {
+        problems.push(`metrics.jsonl does not parse (${(e as Error).message})`);
+      }
     }
     if (problems.length) return { record: null, problems };
   }
-  return { record: { manifest: manifest!, status: status!, summary, metrics }, problems, metricsText };
+  return { record: { manifest: manifest!, status: status!, summary, metrics }, problems, metricsVerified };
 }
 
 /** Raised when a cache entry that should hold results fails verification. */
@@ -219,17 +223,18 @@ export interface ListOptions {
 }
 
 /** Names of the run directories (64 hex digits) under `cacheRoot`, sorted; none when it does not exist. */
-export async function entryNames(cacheRoot: string): Promise<string[]> {
+export function entryNames(cacheRoot: string): Promise<string[]> {
   const names: string[] = [];
   try {
-    for await (const e of Deno.readDir(cacheRoot)) {
+    // One blocking call: about a third of the time of the async iterator at 100k entries.
+    for (const e of Deno.readDirSync(cacheRoot)) {
       if (e.isDirectory && /^[0-9a-f]{64}$/.test(e.name)) names.push(e.name);
     }
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
+    if (e instanceof Deno.errors.NotFound) return Promise.resolve([]);
+    return Promise.reject(e);
   }
-  return names.sort();
+  return Promise.resolve(names.sort());
 }
 
 /** Maps `items` through `fn` with at most `width` calls in flight (results in input order). */

@@ -17,7 +17,8 @@ import {
 } from "../store/mod.ts";
 import { ingestBenchFiles } from "../store/bench.ts";
 import { openReadOnly, type ReadOnlyDb } from "../store/readonly.ts";
-import { entryNames, entryPaths, inspectEntry, mapPool, withLiveStatus } from "./cache.ts";
+import { countAttempts, entryPaths } from "./cache.ts";
+import { verifyPool } from "./verify_pool.ts";
 import { waitLock } from "./lock.ts";
 import { listExperiments, loadExperiment, type Plan } from "./plan.ts";
 import type { RunRecord } from "../core/records.ts";
@@ -28,6 +29,7 @@ import { syncTags } from "./tags.ts";
 
 // The `runs` listing lives in runs.ts; importers keep using this module.
 export { formatAge, type RunsRow, runsRows } from "./runs.ts";
+import { listedNames } from "./runs.ts";
 
 /**
  * How long a command waits for the results database while another process writes it: DuckDB allows
@@ -44,13 +46,30 @@ export function dbLockTimeoutMs(): number {
 
 const log = (m: string) => console.error(m);
 
-/** Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time. */
+/** Results folders whose rebuild lock this process holds (flock is per open file: the holder must not wait on it). */
+const rebuildLocksHeld = new Map<string, number>();
+
+/**
+ * Runs `fn` holding the results folder's rebuild lock, so concurrent processes rebuild one at a time (and writers
+ * wait, see {@link openResults}). Reentrant within a process.
+ */
 export async function withRebuildLock<T>(paths: ProjectPaths, fn: () => Promise<T>): Promise<T> {
+  const key = paths.results;
+  if (rebuildLocksHeld.has(key)) {
+    rebuildLocksHeld.set(key, rebuildLocksHeld.get(key)! + 1);
+    try {
+      return await fn();
+    } finally {
+      rebuildLocksHeld.set(key, rebuildLocksHeld.get(key)! - 1);
+    }
+  }
   await Deno.mkdir(paths.results, { recursive: true });
   const lock = await waitLock(`${paths.results}/.db-rebuild.lock`, { pollMs: 200 });
+  rebuildLocksHeld.set(key, 1);
   try {
     return await fn();
   } finally {
+    rebuildLocksHeld.delete(key);
     lock!.release();
   }
 }
@@ -111,33 +130,36 @@ async function* cacheBatches(
   onRecord: (r: RunRecord) => void,
   corrupt: RebuildReport["corrupt"],
 ): AsyncGenerator<IngestBatch> {
-  const names = await entryNames(paths.cache);
+  // Listed from the folder, and recorded for `runs` (lib/runner/runs.ts), which then need not list it again.
+  const names = await listedNames(paths, { fresh: true });
+  const pool = verifyPool(names.length);
   const load = async (from: number): Promise<IngestBatch> => {
     const batch = names.slice(from, from + REBUILD_BATCH);
-    // Blocking reads (less CPU), started from a timer: the consumer first hands the previous batch to DuckDB.
+    // Started from a timer: the consumer first hands the previous batch to DuckDB (the inline pool blocks).
     await new Promise((r) => setTimeout(r, 0));
-    const states = await mapPool(
-      batch,
-      16,
-      (n) => inspectEntry(entryPaths(paths.cache, n), { rawMetrics: true, blocking: true }),
-    );
+    const states = await pool.verify(paths.cache, batch);
     const records: RunRecord[] = [];
     const metricFiles = new Map<string, string>();
     states.forEach((s, j) => {
       const p = entryPaths(paths.cache, batch[j]);
       if (s.problems.length) return corrupt.push({ dir: p.dir, problems: s.problems });
       if (!s.record) return;
-      records.push(withLiveStatus(s.record, p));
+      records.push(s.record);
       onRecord(s.record);
-      if (s.metricsText !== undefined) metricFiles.set(s.record.manifest.hash, p.metrics);
+      if (s.metricsVerified) metricFiles.set(s.record.manifest.hash, p.metrics);
     });
     return { records, metricFiles };
   };
-  let next = names.length ? load(0) : null;
-  for (let i = 0; next; i += REBUILD_BATCH) {
-    const cur = await next;
-    next = i + REBUILD_BATCH < names.length ? load(i + REBUILD_BATCH) : null;
-    yield cur;
+  try {
+    let next = names.length ? load(0) : null;
+    for (let i = 0; next; i += REBUILD_BATCH) {
+      const cur = await next;
+      next = i + REBUILD_BATCH < names.length ? load(i + REBUILD_BATCH) : null;
+      next?.catch(() => {}); // awaited (and its error thrown) on the next turn
+      yield cur;
+    }
+  } finally {
+    pool.close();
   }
 }
 
@@ -200,12 +222,16 @@ export async function openResults(paths: ProjectPaths): Promise<Store> {
       await rebuildFromCache(paths);
     });
   }
+  // Opened under the rebuild lock: a rebuild in another process swaps its new file in before this opens it (it
+  // closes the old file just before the rename: a write let in there would land in the replaced file and be lost).
+  // Once open, this process holds DuckDB's lock, which a rebuild waits for before it starts.
+  const open = () => withRebuildLock(paths, () => openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() }));
   try {
-    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+    return await open();
   } catch (e) {
     if (!(e instanceof StoreCorruptError)) throw e;
     await repair(paths, e);
-    return await openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() });
+    return await open();
   }
 }
 
@@ -289,7 +315,11 @@ export async function ingestRecords(
   // The plan file (the experiment's current runs) is replaced only by a declared plan (experiment given).
   if (opts.experiment) await atomicWriteJson(planFile(opts.paths, opts.experiment.id), opts.experiment);
   faultPoint("exp.plan");
-  await store.ingest(records, opts.experiment ? [opts.experiment] : []);
+  // Each record with its attempt count (what `deno task runs` shows of a finished run, from the database).
+  const counted = await Promise.all(
+    records.map(async (r) => ({ ...r, attempts: await countAttempts(entryPaths(opts.paths.cache, r.manifest.hash)) })),
+  );
+  await store.ingest(counted, opts.experiment ? [opts.experiment] : []);
   await syncTags(store, opts.paths);
   faultPoint("exp.ingested");
 }

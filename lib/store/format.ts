@@ -50,38 +50,65 @@ export function formatFloat(x: number): string {
 function displayCell(v: JsonValue, type: string, newline = "\\n"): string {
   if (v === null) return "NULL";
   if (typeof v === "number") return FLOAT_TYPES.test(type) ? formatFloat(v) : String(v);
-  if (typeof v === "string") return v.replace(/\r?\n/g, newline).replace(/\t/g, "\\t").replace(/\r/g, "\\r");
+  if (typeof v === "string") {
+    if (!/[\r\n\t]/.test(v)) return v; // the common case, without three replaces (100k-row listings)
+    return v.replace(/\r?\n/g, newline).replace(/\t/g, "\\t").replace(/\r/g, "\\r");
+  }
   if (typeof v === "boolean") return String(v);
   return JSON.stringify(v);
 }
 
 /** Length in code points (so `…` and most accented letters count as one column). */
 function width(s: string): number {
-  return [...s].length;
+  return /[\ud800-\udfff]/.test(s) ? [...s].length : s.length; // without surrogates, code units are code points
 }
 
 function cut(s: string, max: number): string {
-  if (max <= 0 || width(s) <= max) return s;
+  if (max <= 0 || s.length <= max || width(s) <= max) return s; // code points <= code units
   return [...s].slice(0, Math.max(1, max - 1)).join("") + "…";
-}
-
-function pad(s: string, w: number, right: boolean): string {
-  const fill = " ".repeat(Math.max(0, w - width(s)));
-  return right ? fill + s : s + fill;
 }
 
 function table(result: QueryResult, opts: FormatOptions): string {
   const max = opts.maxWidth ?? 60;
   const cols = result.columns;
   const right = cols.map((c) => isNumericType(c.type));
-  const cells = result.rows.map((row) => cols.map((c) => cut(displayCell(row[c.name] ?? null, c.type), max)));
-  const widths = cols.map((c, j) => Math.max(width(c.name), ...cells.map((r) => width(r[j]))));
-  const line = (vals: string[]) => vals.map((v, j) => ` ${pad(v, widths[j], right[j])} `).join("|").trimEnd();
+  // One pass per column: each cell's text and width computed once (a 100k-row `runs` listing is 1.1M cells).
+  const texts: string[][] = [];
+  const lens: number[][] = [];
+  const widths = cols.map((c) => width(c.name));
+  cols.forEach((c, j) => {
+    const float = FLOAT_TYPES.test(c.type);
+    const t: string[] = new Array(result.rows.length);
+    const l: number[] = new Array(result.rows.length);
+    let w = widths[j];
+    result.rows.forEach((row, i) => {
+      const v = row[c.name] ?? null;
+      const s = cut(typeof v === "number" ? (float ? formatFloat(v) : String(v)) : displayCell(v, c.type), max);
+      t[i] = s;
+      const n = width(s);
+      l[i] = n;
+      if (n > w) w = n;
+    });
+    texts.push(t);
+    lens.push(l);
+    widths[j] = w;
+  });
   const n = result.rows.length;
   const footer = `(${n} row${n === 1 ? "" : "s"})`;
   if (cols.length === 0) return footer + "\n";
-  const out = [line(cols.map((c) => c.name)), widths.map((w) => "-".repeat(w + 2)).join("+")];
-  for (const r of cells) out.push(line(r));
+  const line = (cell: (j: number) => string, len: (j: number) => number) => {
+    let out = "";
+    for (let j = 0; j < cols.length; j++) {
+      const fill = " ".repeat(widths[j] - len(j));
+      out += `${j ? "|" : ""} ${right[j] ? fill + cell(j) : cell(j) + fill} `;
+    }
+    return out.trimEnd();
+  };
+  const out = [
+    line((j) => cols[j].name, (j) => width(cols[j].name)),
+    widths.map((w) => "-".repeat(w + 2)).join("+"),
+  ];
+  for (let i = 0; i < n; i++) out.push(line((j) => texts[j][i], (j) => lens[j][i]));
   out.push(footer);
   return out.join("\n") + "\n";
 }

@@ -185,6 +185,12 @@ export const RUN_COLUMNS: readonly FixedColumn[] = [
   { name: "cpu", type: "VARCHAR", doc: "CPU model", get: (r) => r.manifest.env.cpu },
   { name: "hostname", type: "VARCHAR", doc: "machine that trained the run", get: (r) => r.manifest.env.hostname },
   {
+    name: "attempts",
+    type: "INTEGER",
+    doc: "training attempts started (attempts.jsonl; NULL: not counted when ingested)",
+    get: (r) => r.attempts,
+  },
+  {
     name: "config_json",
     type: "VARCHAR",
     doc: "the full resolved RunConfig as JSON",
@@ -247,7 +253,7 @@ export const CLAIMS_TABLE: readonly (readonly [string, ColumnType])[] = [
 ];
 
 /** Fixed `runs` columns added after schema version 1 was released: added to older files in place. */
-const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec", "parent_hash"];
+const ADDED_COLUMNS = ["prefill_tokens_per_sec", "decode_tokens_per_sec", "parent_hash", "attempts"];
 
 /** The DDL that creates the fixed schema (idempotent). */
 export function schemaDdl(): string[] {

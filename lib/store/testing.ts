@@ -7,6 +7,7 @@
 import { DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_TRAIN, type FfnConfig, type RunConfig } from "../core/config.ts";
 import type { MetricRow, RunRecord } from "../core/records.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
+import { openStore, type Store } from "./mod.ts";
 
 /** Options of {@link syntheticRunRecord}. */
 export interface SyntheticRunOptions {
@@ -143,4 +144,32 @@ function hashString(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
   return h;
+}
+
+/** The experiments row the store tests ingest with their runs. */
+export const TEST_EXPERIMENTS = [{
+  id: "synthetic",
+  description: "fixture",
+  module: "experiments/synthetic.ts",
+  n_runs: 2,
+}];
+
+/** Runs `fn` on a store opened in a new temporary folder (closed and removed afterwards). */
+export async function withTempStore(fn: (store: Store, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
+  const store = await openStore(`${dir}/results.duckdb`);
+  try {
+    await fn(store, dir);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A dense and a Finedeep run (seed 0). */
+export function twoRuns(): RunRecord[] {
+  return [
+    syntheticRunRecord({ variant: "dense", seed: 0 }),
+    syntheticRunRecord({ variant: "finedeep", seed: 0, ffn: { kind: "finedeep", n_experts: 4, router: "softmax" } }),
+  ];
 }

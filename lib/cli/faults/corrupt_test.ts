@@ -129,7 +129,9 @@ for (const c of ENTRY_CASES) {
       await onCopy("corrupt", async (dir) => {
         const [entry] = entries(dir);
         await c.damage(entry);
-        const [row] = await runsJson(dir);
+        // `runs` lists a finished run from the database; `runs --verify` reads and checks the entry itself.
+        assert.equal((await runsJson(dir))[0].status, "completed");
+        const [row] = await runsJson(dir, { verify: true });
         assert.equal(row.status, c.shown ?? "corrupt", JSON.stringify(row));
         if (c.note) assert.match(row.note!, c.note);
         const again = ok(await cli(dir, EXP), `${c.name}: rerun`);

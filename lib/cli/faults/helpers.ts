@@ -143,9 +143,10 @@ export async function snapshot(results: string): Promise<Snapshot> {
   };
 }
 
-/** `runs --format json` of `results`. */
-export async function runsJson(results: string, opts: CliOptions = {}): Promise<RunsRow[]> {
-  return JSON.parse(ok(await cli(results, ["runs", "--format", "json"], opts), "runs").stdout);
+/** `runs --format json` of `results` (`verify`: `runs --verify`, which reads and checks every entry). */
+export async function runsJson(results: string, opts: CliOptions & { verify?: boolean } = {}): Promise<RunsRow[]> {
+  const args = ["runs", "--format", "json", ...(opts.verify ? ["--verify"] : [])];
+  return JSON.parse(ok(await cli(results, args, opts), "runs").stdout);
 }
 
 /** The cache entry folders (run hashes) of `results`. */

@@ -98,6 +98,7 @@ import {
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import { finermoeRouting } from "../finermoe_routing.ts";
+import { sparseMixtureTrain, sparseTrainActive } from "../sparse_train.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 
 /** Combination weights. */
@@ -271,6 +272,10 @@ export function finermoeRouted(
     return outs.length === 1 ? outs[0] : tf.concat(outs, 1);
   }
   const values = coef.dataSync();
+  if (opts.training && sparseTrainActive()) {
+    // One op for all output slices, bit-identical to the tfjs form below (lib/models/sparse_train.ts).
+    return sparseMixtureTrain(x, coef, values, { w13: p.w13, w2: p.w2 }, { slices: s.g_o });
+  }
   // Expert k = gate/up columns k·He of w13 ([gates | ups]) and rows k·He of w2 ([N·He, he_out]): the layout
   // expertRunner reads.
   const run = expertRunner(p.w13, p.w2, N, { split: opts.training });

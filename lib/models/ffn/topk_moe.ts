@@ -77,6 +77,7 @@ import {
   topkMask,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
+import { sparseMixtureTrain, sparseTrainActive } from "../sparse_train.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 
 /** The options as written in `model.ffn` (all optional; see the module doc for defaults). */
@@ -195,6 +196,9 @@ export function topkMoeForward(
 ): tf.Tensor2D {
   if (compute === "masked") return maskedMixture(x, p.w13, p.w2, coef);
   const E = coef.shape[1], d = p.w2.shape[1] as number;
+  if (opts.training && sparseTrainActive()) {
+    return sparseMixtureTrain(x, coef, coef.dataSync(), { w13: p.w13, w2: p.w2 }); // one op, the same bits
+  }
   const run = expertRunner(p.w13, p.w2, E, { split: opts.training });
   return sparseMixture(x, coef, coef.dataSync(), run, { outDim: d });
 }

@@ -75,7 +75,7 @@ interface SliceState {
   experts: number[];
   starts: number[];
   counts: number[];
-  /** Gathered rows `[R, D]`, a, b, sigmoid(a), h `[R, W]`, unweighted outputs `[R, O]`. */
+  /** Gathered rows `[R, D]`, a, b, sigmoid(a), h `[R, W]`, unweighted outputs `[R, O]` (from the pool). */
   xs: Float32Array;
   a: Float32Array;
   b: Float32Array;
@@ -87,6 +87,96 @@ interface SliceState {
 /** A tensor's float32 values (no copy on the native backend); read only. */
 function vals(t: tf.Tensor): Float32Array {
   return f32(tf.backend() as unknown as CpuBackend, t, "sparseMixtureTrain");
+}
+
+/**
+ * Work arrays of the backward pass reused across calls (grown when too small; every element used is
+ * written before it is read).
+ */
+const work: Float32Array[] = [];
+function scratch(i: number, n: number): Float32Array {
+  if (!work[i] || work[i].length < n) work[i] = new Float32Array(Math.max(n, 1));
+  return work[i];
+}
+
+// The element-wise loops, as module functions (optimised once, whatever the call).
+
+/** xs[i] = x[rows[i]] (rows of width d). */
+function gatherRows(x: Float32Array, rows: Int32Array, d: number, xs: Float32Array): void {
+  for (let i = 0; i < rows.length; i++) xs.set(x.subarray(rows[i] * d, (rows[i] + 1) * d), i * d);
+}
+
+/** h = (a·sig)·b on [i0, i1), each product rounded to float32 (the two Multiply kernels). */
+function swigluFwd(a: Float32Array, sig: Float32Array, b: Float32Array, h: Float32Array, i0: number, i1: number) {
+  for (let j = i0; j < i1; j++) h[j] = Math.fround(a[j] * sig[j]) * b[j];
+}
+
+/** y[rows[i], off..off+O) += fround(o[i]·coef) (the weighting Multiply, then UnsortedSegmentSum in row order). */
+function scatterWeighted(
+  y: Float32Array,
+  o: Float32Array,
+  st: SliceState,
+  coefs: Float32Array,
+  yw: number,
+  O: number,
+): void {
+  const { rows, flat } = st, off = st.s * O;
+  for (let i = 0; i < rows.length; i++) {
+    const c = coefs[flat[i]], yb = rows[i] * yw + off, ob = i * O;
+    for (let j = 0; j < O; j++) y[yb + j] += Math.fround(o[ob + j] * c);
+  }
+}
+
+/**
+ * The weighting Multiply's gradient: dO = fround(dy·coef); dcoef[flat[i]] = Σ_j fround(dy·o) summed in
+ * double and rounded once (the Sum kernel), added to zeros (UnsortedSegmentSum).
+ */
+function weightGrad(
+  dy: Float32Array,
+  o: Float32Array,
+  st: SliceState,
+  coefs: Float32Array,
+  dims: { yw: number; O: number },
+  out: { dO: Float32Array; dc: Float32Array },
+): void {
+  const { rows, flat } = st, { yw, O } = dims, { dO, dc } = out, off = st.s * O;
+  for (let i = 0; i < rows.length; i++) {
+    const c = coefs[flat[i]], yb = rows[i] * yw + off, ob = i * O;
+    let acc = 0;
+    for (let j = 0; j < O; j++) {
+      const g = dy[yb + j];
+      dO[ob + j] = Math.fround(g * c);
+      acc += Math.fround(g * o[ob + j]);
+    }
+    dc[flat[i]] += Math.fround(acc);
+  }
+}
+
+/**
+ * SwiGLU backward on [i0, i1) from dh, as the tape computes it: ds = dh·b, db = dh·silu(a), and
+ * da = ds·sig + (ds·a)·(sig·(1 − sig)) (Multiply's and tfjs's Sigmoid gradient, then the add of the two).
+ */
+function swigluBwd(
+  fwd: { a: Float32Array; b: Float32Array; sig: Float32Array },
+  dh: Float32Array,
+  out: { da: Float32Array; db: Float32Array },
+  i0: number,
+  i1: number,
+): void {
+  const { a, b, sig } = fwd, { da, db } = out;
+  for (let j = i0; j < i1; j++) {
+    const aj = a[j], sg = sig[j], s = Math.fround(aj * sg), ds = Math.fround(dh[j] * b[j]);
+    db[j] = dh[j] * s;
+    da[j] = Math.fround(ds * sg) + Math.fround(Math.fround(ds * aj) * Math.fround(sg * Math.fround(1 - sg)));
+  }
+}
+
+/** dx[rows[i]] += fround(p[i] + q[i]) in row order (the tape's add, then UnsortedSegmentSum). */
+function scatterAdd(dx: Float32Array, p: Float32Array, q: Float32Array, rows: Int32Array, d: number): void {
+  for (let i = 0; i < rows.length; i++) {
+    const xb = rows[i] * d, rb = i * d;
+    for (let j = 0; j < d; j++) dx[xb + j] += Math.fround(p[rb + j] + q[rb + j]);
+  }
 }
 
 /**
@@ -109,122 +199,117 @@ export function sparseMixtureTrain(
       `sparseMixtureTrain: w13 [${w.w13.shape}], w2 [${w.w2.shape}] do not fit ${E} experts in ${S} slices of x [${N}, ${D}]`,
     );
   }
-  // Rows of every slice, expert after expert (the order of sparseMixture's gather).
-  const slices: SliceState[] = [];
-  for (let s = 0; s < S; s++) {
-    const rows: number[] = [],
-      flat: number[] = [],
-      experts: number[] = [],
-      starts: number[] = [],
-      counts: number[] = [];
-    for (let e = s * per; e < (s + 1) * per; e++) {
-      const before = rows.length;
-      for (let t = 0; t < N; t++) {
-        if (values[t * E + e] !== 0) {
-          rows.push(t);
-          flat.push(t * E + e);
-        }
-      }
-      if (rows.length > before) {
-        experts.push(e);
-        starts.push(before);
-        counts.push(rows.length - before);
-      }
-    }
-    if (!rows.length) continue;
-    const R = rows.length;
-    slices.push({
-      s,
-      rows: Int32Array.from(rows),
-      flat: Int32Array.from(flat),
-      experts,
-      starts,
-      counts,
-      xs: new Float32Array(R * D),
-      a: new Float32Array(R * W),
-      b: new Float32Array(R * W),
-      sig: new Float32Array(R * W),
-      h: new Float32Array(R * W),
-      o: new Float32Array(R * O),
-    });
-  }
-  if (!slices.length) return tf.zeros([N, S * O]);
-  const blas = loadBlas(), k = loadKernels().k, SO = S * O, H2 = 2 * H;
   const coefs = Float32Array.from(values);
+  const slices = routeRows(coefs, { N, E, S });
+  if (!slices.length) return tf.zeros([N, S * O]);
+  for (const st of slices) {
+    const R = st.rows.length;
+    st.xs = pool.alloc(R * D);
+    st.a = pool.alloc(R * W);
+    st.b = pool.alloc(R * W);
+    st.sig = pool.alloc(R * W);
+    st.h = pool.alloc(R * W);
+    st.o = pool.alloc(R * O);
+  }
+  const blas = loadBlas(), k = loadKernels().k, SO = S * O, H2 = 2 * H;
   // Inputs: x and coef once per non-empty slice, last slice first (the tape's order for the tfjs form's
   // per-slice gathers), then w13, w2.
   const order = [...slices].reverse();
+  let done = false;
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = vals(args[0] as tf.Tensor), w13 = vals(args[2 * order.length] as tf.Tensor);
     const w2 = vals(args[2 * order.length + 1] as tf.Tensor);
     const y = pool.zeros(N * SO);
     for (const st of slices) {
-      const { rows, xs, a, b, sig, h, o } = st;
-      for (let i = 0; i < rows.length; i++) xs.set(xv.subarray(rows[i] * D, (rows[i] + 1) * D), i * D);
-      st.experts.forEach((e, q) => {
-        const r0 = st.starts[q], n = st.counts[q];
-        const xe = xs.subarray(r0 * D), ae = a.subarray(r0 * W, (r0 + n) * W), be = b.subarray(r0 * W);
-        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(e * W), H2, ae, W);
-        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(H + e * W), H2, be, W);
-        k.fl_unary(2, ae, sig.subarray(r0 * W), n * W); // the Sigmoid kernel
-        for (let j = r0 * W; j < (r0 + n) * W; j++) h[j] = Math.fround(Math.fround(a[j] * sig[j]) * b[j]);
+      const { xs, a, b, sig, h, o } = st;
+      gatherRows(xv, st.rows, D, xs);
+      for (let q = 0; q < st.experts.length; q++) {
+        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe = xs.subarray(r0 * D);
+        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(e * W), H2, a.subarray(r0 * W), W);
+        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(H + e * W), H2, b.subarray(r0 * W), W);
+        k.fl_unary(2, a.subarray(r0 * W), sig.subarray(r0 * W), n * W); // the Sigmoid kernel itself
+        swigluFwd(a, sig, b, h, r0 * W, (r0 + n) * W);
         blas.sgemm(false, false, n, O, W, h.subarray(r0 * W), W, w2.subarray(e * W * O), O, o.subarray(r0 * O), O);
-      });
-      // y[t, slice] += coef · o (the weighting Multiply, then UnsortedSegmentSum into zeros in row order)
-      for (let i = 0; i < rows.length; i++) {
-        const c = coefs[st.flat[i]], yb = rows[i] * SO + st.s * O, ob = i * O;
-        for (let j = 0; j < O; j++) y[yb + j] += Math.fround(o[ob + j] * c);
       }
+      scatterWeighted(y, o, st, coefs, SO, O);
     }
     return {
       value: tf.tensor2d(y, [N, SO]),
       gradFunc: (dy: tf.Tensor) => {
+        if (done) throw new Error("sparseMixtureTrain: the gradient of one forward pass was asked twice");
+        done = true;
         const dyv = vals(dy), dw13 = pool.zeros(D * H2), dw2 = pool.zeros(H * O);
         const dxs: tf.Tensor[] = [], dcs: tf.Tensor[] = [];
         for (const st of order) {
-          const { rows, flat, xs, a, b, sig, h, o } = st, R = rows.length;
-          // The weighting Multiply's gradient: do = dy·coef; dcoef = Σ_j fround(dy·o) in double (Sum kernel).
-          const dO = new Float32Array(R * O), dc = pool.zeros(N * E);
-          for (let i = 0; i < R; i++) {
-            const c = coefs[flat[i]], yb = rows[i] * SO + st.s * O, ob = i * O;
-            let acc = 0;
-            for (let j = 0; j < O; j++) {
-              const g = dyv[yb + j];
-              dO[ob + j] = Math.fround(g * c);
-              acc += Math.fround(g * o[ob + j]);
-            }
-            dc[flat[i]] += Math.fround(acc);
-          }
-          const dX = new Float32Array(R * D), dh = new Float32Array(R * W), da = new Float32Array(R * W);
-          const db = new Float32Array(R * W), dXa = new Float32Array(R * D);
-          st.experts.forEach((e, q) => {
-            const r0 = st.starts[q], n = st.counts[q], dOe = dO.subarray(r0 * O), he = h.subarray(r0 * W);
+          const { xs, h, o } = st, R = st.rows.length;
+          const dO = scratch(0, R * O), dc = pool.zeros(N * E);
+          weightGrad(dyv, o, st, coefs, { yw: SO, O }, { dO, dc });
+          const dh = scratch(1, R * W), da = scratch(2, R * W), db = scratch(3, R * W);
+          const dXb = scratch(4, R * D), dXa = scratch(5, R * D);
+          for (let q = 0; q < st.experts.length; q++) {
+            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe = dO.subarray(r0 * O);
             blas.sgemm(false, true, n, W, O, dOe, O, w2.subarray(e * W * O), O, dh.subarray(r0 * W), W);
-            blas.sgemm(true, false, W, O, n, he, W, dOe, O, dw2.subarray(e * W * O), O);
-            for (let j = r0 * W; j < (r0 + n) * W; j++) {
-              const s = Math.fround(a[j] * sig[j]), ds = Math.fround(dh[j] * b[j]);
-              db[j] = Math.fround(dh[j] * s);
-              const dsig = Math.fround(ds * a[j]), sg = sig[j];
-              da[j] = Math.fround(Math.fround(ds * sg) + Math.fround(dsig * Math.fround(sg * Math.fround(1 - sg))));
-            }
+            blas.sgemm(true, false, W, O, n, h.subarray(r0 * W), W, dOe, O, dw2.subarray(e * W * O), O);
+            swigluBwd(st, dh, { da, db }, r0 * W, (r0 + n) * W);
             const xe = xs.subarray(r0 * D), dbe = db.subarray(r0 * W), dae = da.subarray(r0 * W);
-            blas.sgemm(false, true, n, D, W, dbe, W, w13.subarray(H + e * W), H2, dX.subarray(r0 * D), D);
+            blas.sgemm(false, true, n, D, W, dbe, W, w13.subarray(H + e * W), H2, dXb.subarray(r0 * D), D);
             blas.sgemm(true, false, D, W, n, xe, D, dbe, W, dw13.subarray(H + e * W), H2);
             blas.sgemm(false, true, n, D, W, dae, W, w13.subarray(e * W), H2, dXa.subarray(r0 * D), D);
             blas.sgemm(true, false, D, W, n, xe, D, dae, W, dw13.subarray(e * W), H2);
-          });
-          // dxs = db-path + da-path (the tape's add), then scattered into the tokens (gather's gradient).
-          const dx = pool.zeros(N * D);
-          for (let i = 0; i < R; i++) {
-            const xb = rows[i] * D, rb = i * D;
-            for (let j = 0; j < D; j++) dx[xb + j] += Math.fround(dX[rb + j] + dXa[rb + j]);
           }
+          const dx = pool.zeros(N * D);
+          scatterAdd(dx, dXb, dXa, st.rows, D); // dxs = db-path + da-path, scattered into the tokens
           dxs.push(tf.tensor2d(dx, [N, D]));
           dcs.push(tf.tensor2d(dc, [N, E]));
+          for (const v of [st.xs, st.a, st.b, st.sig, st.h, st.o]) pool.release(v);
         }
         return [...dxs, ...dcs, tf.tensor(dw13, w.w13.shape), tf.tensor(dw2, w.w2.shape)];
       },
     };
   });
   return f(...order.map(() => x), ...order.map(() => coef), w.w13, w.w2) as tf.Tensor2D;
+}
+
+/** The non-empty slices' rows (coef != 0), expert after expert, tokens in order (sparseMixture's gather order). */
+function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number }): SliceState[] {
+  const { N, E, S } = dims, per = E / S, counts = new Int32Array(E);
+  for (let i = 0; i < N * E; i++) if (coefs[i] !== 0) counts[i % E]++;
+  const out: SliceState[] = [], none = new Float32Array(0);
+  for (let s = 0; s < S; s++) {
+    let R = 0;
+    const experts: number[] = [], starts: number[] = [], sizes: number[] = [];
+    for (let e = s * per; e < (s + 1) * per; e++) {
+      if (!counts[e]) continue;
+      experts.push(e);
+      starts.push(R);
+      sizes.push(counts[e]);
+      R += counts[e];
+    }
+    if (!R) continue;
+    const rows = new Int32Array(R), flat = new Int32Array(R), fill = Int32Array.from(starts);
+    for (let t = 0; t < N; t++) {
+      for (let q = 0; q < experts.length; q++) {
+        const i = t * E + experts[q];
+        if (coefs[i] !== 0) {
+          rows[fill[q]] = t;
+          flat[fill[q]++] = i;
+        }
+      }
+    }
+    out.push({
+      s,
+      rows,
+      flat,
+      experts,
+      starts,
+      counts: sizes,
+      xs: none,
+      a: none,
+      b: none,
+      sig: none,
+      h: none,
+      o: none,
+    });
+  }
+  return out;
 }

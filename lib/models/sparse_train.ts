@@ -103,7 +103,10 @@ function scratch(i: number, n: number): Float32Array {
 
 /** xs[i] = x[rows[i]] (rows of width d). */
 function gatherRows(x: Float32Array, rows: Int32Array, d: number, xs: Float32Array): void {
-  for (let i = 0; i < rows.length; i++) xs.set(x.subarray(rows[i] * d, (rows[i] + 1) * d), i * d);
+  for (let i = 0; i < rows.length; i++) {
+    const xb = rows[i] * d, ob = i * d; // (a loop: a subarray per row costs more than the copy)
+    for (let j = 0; j < d; j++) xs[ob + j] = x[xb + j];
+  }
 }
 
 /** h = (a·sig)·b on [i0, i1), each product rounded to float32 (the two Multiply kernels). */

@@ -39,7 +39,12 @@
  *
  * Computation: training uses the masked form (every expert on every token, weighted by c, which
  * is 0 for unselected experts) unless `train_compute = sparse`; inference runs each expert only on
- * its tokens (masked on webgpu). Both are tested equal to an explicit per-expert loop.
+ * its tokens (masked on webgpu). Both are tested equal to an explicit per-expert loop. Sparse
+ * training runs each expert on its tokens: on the native backend as ONE op for all output slices
+ * with its own gradient (lib/models/sparse_train.ts: sgemms on each expert's columns of w13 and rows
+ * of w2, no tfjs op per expert), elsewhere (or with `FINELAB_SPARSE_TRAIN=tfjs`) as tfjs ops per
+ * expert ({@link sparseMixture} per slice); the two give bit-identical outputs and gradients
+ * (tested), so the switch changes no number.
  *
  * ## Options (`model.ffn.<option>`)
  *

@@ -18,7 +18,8 @@
  *
  * Computation: training uses {@link maskedMixture} (every expert on every token, multiplied by
  * `c`, which is 0 for unselected experts: exact and simple, costs E·w hidden units per token) or,
- * with `train_compute = sparse`, {@link sparseMixture} (gather the rows of each expert; costs k·w).
+ * with `train_compute = sparse`, {@link sparseMixture} (gather the rows of each expert; costs k·w;
+ * on the native backend one op with its own gradient, lib/models/sparse_train.ts, bit-identical).
  * Evaluation and inference always use the sparse form (each expert runs only on its tokens),
  * except on webgpu, which cannot read the routing synchronously (see `canReadSync`): there both
  * training and inference use the masked form.

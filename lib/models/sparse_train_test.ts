@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../backends/mod.ts";
-import { loadBlas, nativeAvailability } from "../backends/native/mod.ts";
+import { loadBlas, nativeAvailability, setNativeThreads } from "../backends/native/mod.ts";
 import { matmul } from "../backends/ops.ts";
 import { DEFAULT_TRAIN, type ModelConfig } from "../core/config.ts";
 import type { Batch } from "../data/batches.ts";
@@ -92,9 +92,16 @@ Deno.test({
       [21, 10, 6, 9, 7, 2, 2, 0, 1],
       [1, 17, 4, 9, 17, 1, 1, 3, -1],
       [64, 32, 16, 12, 16, 2, 1, 7, -1],
+      [512, 64, 4, 64, 64, 1, 2, 3, -1], // sgemms large enough for OpenBLAS to use threads
     ];
-    for (const [N, D, E, W, O, S, k, empty, emptySlice] of cases) {
-      const what = `[${N}, ${D}] E ${E} W ${W} O ${O} S ${S} k ${k}`;
+    // 1 and 2 BLAS threads: OpenBLAS splits the rows/columns of C over threads, never k.
+    for (
+      const [threads, [N, D, E, W, O, S, k, empty, emptySlice]] of [1, 2].flatMap((n) =>
+        cases.map((c) => [n, c] as const)
+      )
+    ) {
+      setNativeThreads(threads);
+      const what = `${threads} threads [${N}, ${D}] E ${E} W ${W} O ${O} S ${S} k ${k}`;
       const x = tf.tensor2d(rand(r, N * D, 1), [N, D]);
       const coef = tf.tensor2d(routing(r, N, E, S, k, empty, emptySlice), [N, E]);
       const w13 = tf.tensor2d(rand(r, D * 2 * E * W, 0.3), [D, 2 * E * W]);
@@ -112,13 +119,16 @@ Deno.test({
         sparseMixtureTrain(xs, cs, cs.dataSync(), { w13: a, w2: b }, { slices: s });
       sameBits(ours(x, coef, w13, w2, S).dataSync(), tfjsForm(x, coef, w13, w2, S).dataSync(), `${what} output`);
       const gWant = tf.grads(loss(tfjsForm))([x, coef, w13, w2]);
+      const before = tf.memory().numTensors;
       const gGot = tf.grads(loss(ours))([x, coef, w13, w2]);
+      assert.equal(tf.memory().numTensors, before + 4, `${what}: only the 4 gradients stay`);
       ["x", "coef", "w13", "w2"].forEach((n, i) => sameBits(gGot[i].dataSync(), gWant[i].dataSync(), `${what} d${n}`));
       // The never-chosen expert's weights get exactly zero gradient.
       const g13 = gGot[2].dataSync();
       for (let d = 0; d < D; d++) for (let j = 0; j < W; j++) assert.equal(g13[d * 2 * E * W + empty * W + j], 0);
       tf.dispose([x, coef, w13, w2, p1, p2, ry, rc, ...gWant, ...gGot]);
     }
+    setNativeThreads(1);
   },
 });
 

@@ -69,8 +69,9 @@ interface SliceState {
   s: number;
   /** Token of each row. */
   rows: Int32Array;
-  /** Flat coef index `t·E + e` of each row. */
+  /** Flat coef index `t·E + e` of each row, and that weight. */
   flat: Int32Array;
+  c: Float32Array;
   /** Experts with rows, their first row and row count. */
   experts: number[];
   starts: number[];
@@ -99,86 +100,36 @@ function scratch(i: number, n: number): Float32Array {
   return work[i];
 }
 
-// The element-wise loops, as module functions (optimised once, whatever the call).
+type K = ReturnType<typeof loadKernels>["k"];
+const ONE = Float32Array.of(1);
 
-/** xs[i] = x[rows[i]] (rows of width d). */
-function gatherRows(x: Float32Array, rows: Int32Array, d: number, xs: Float32Array): void {
+// Element-wise steps through the native backend's own kernel functions (kernels.c: the code its Multiply,
+// Add, Sub, Sigmoid and Sum kernels run, one float32 operation per element), and the row copies and
+// scatters of its GatherV2 / UnsortedSegmentSum kernels as JS loops.
+
+/** out [R, O] = m [R, O] · c[r] per row (Multiply with a [R, 1] operand). */
+function mulRows(k: K, m: Float32Array, c: Float32Array, out: Float32Array, dims: { R: number; O: number }): void {
+  const { R, O } = dims;
+  k.fl_binary(2, m, c, out, 2, Int32Array.of(R, O), Int32Array.of(O, 1), Int32Array.of(1, 0));
+}
+
+/** out = 1 − v (Sub of a scalar 1), n elements. */
+function oneMinus(k: K, v: Float32Array, out: Float32Array, n: number): void {
+  k.fl_binary(1, ONE, v, out, 1, Int32Array.of(n), Int32Array.of(0), Int32Array.of(1));
+}
+
+/** xs[i] = x[rows[i], off..off+d) (x rows of width w). */
+function gatherRows(x: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number }, xs: Float32Array) {
+  const { w, off, d } = at;
+  for (let i = 0; i < rows.length; i++) xs.set(x.subarray(rows[i] * w + off, rows[i] * w + off + d), i * d);
+}
+
+/** y[rows[i], off..off+d) += v[i] in row order (UnsortedSegmentSum into zeros; y rows of width w). */
+function scatterAdd(y: Float32Array, v: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number }) {
+  const { w, off, d } = at;
   for (let i = 0; i < rows.length; i++) {
-    const xb = rows[i] * d, ob = i * d; // (a loop: a subarray per row costs more than the copy)
-    for (let j = 0; j < d; j++) xs[ob + j] = x[xb + j];
-  }
-}
-
-/** h = (a·sig)·b on [i0, i1), each product rounded to float32 (the two Multiply kernels). */
-function swigluFwd(a: Float32Array, sig: Float32Array, b: Float32Array, h: Float32Array, i0: number, i1: number) {
-  for (let j = i0; j < i1; j++) h[j] = Math.fround(a[j] * sig[j]) * b[j];
-}
-
-/** y[rows[i], off..off+O) += fround(o[i]·coef) (the weighting Multiply, then UnsortedSegmentSum in row order). */
-function scatterWeighted(
-  y: Float32Array,
-  o: Float32Array,
-  st: SliceState,
-  coefs: Float32Array,
-  yw: number,
-  O: number,
-): void {
-  const { rows, flat } = st, off = st.s * O;
-  for (let i = 0; i < rows.length; i++) {
-    const c = coefs[flat[i]], yb = rows[i] * yw + off, ob = i * O;
-    for (let j = 0; j < O; j++) y[yb + j] += Math.fround(o[ob + j] * c);
-  }
-}
-
-/**
- * The weighting Multiply's gradient: dO = fround(dy·coef); dcoef[flat[i]] = Σ_j fround(dy·o) summed in
- * double and rounded once (the Sum kernel), added to zeros (UnsortedSegmentSum).
- */
-function weightGrad(
-  dy: Float32Array,
-  o: Float32Array,
-  st: SliceState,
-  coefs: Float32Array,
-  dims: { yw: number; O: number },
-  out: { dO: Float32Array; dc: Float32Array },
-): void {
-  const { rows, flat } = st, { yw, O } = dims, { dO, dc } = out, off = st.s * O;
-  for (let i = 0; i < rows.length; i++) {
-    const c = coefs[flat[i]], yb = rows[i] * yw + off, ob = i * O;
-    let acc = 0;
-    for (let j = 0; j < O; j++) {
-      const g = dy[yb + j];
-      dO[ob + j] = Math.fround(g * c);
-      acc += Math.fround(g * o[ob + j]);
-    }
-    dc[flat[i]] += Math.fround(acc);
-  }
-}
-
-/**
- * SwiGLU backward on [i0, i1) from dh, as the tape computes it: ds = dh·b, db = dh·silu(a), and
- * da = ds·sig + (ds·a)·(sig·(1 − sig)) (Multiply's and tfjs's Sigmoid gradient, then the add of the two).
- */
-function swigluBwd(
-  fwd: { a: Float32Array; b: Float32Array; sig: Float32Array },
-  dh: Float32Array,
-  out: { da: Float32Array; db: Float32Array },
-  i0: number,
-  i1: number,
-): void {
-  const { a, b, sig } = fwd, { da, db } = out;
-  for (let j = i0; j < i1; j++) {
-    const aj = a[j], sg = sig[j], s = Math.fround(aj * sg), ds = Math.fround(dh[j] * b[j]);
-    db[j] = dh[j] * s;
-    da[j] = Math.fround(ds * sg) + Math.fround(Math.fround(ds * aj) * Math.fround(sg * Math.fround(1 - sg)));
-  }
-}
-
-/** dx[rows[i]] += fround(p[i] + q[i]) in row order (the tape's add, then UnsortedSegmentSum). */
-function scatterAdd(dx: Float32Array, p: Float32Array, q: Float32Array, rows: Int32Array, d: number): void {
-  for (let i = 0; i < rows.length; i++) {
-    const xb = rows[i] * d, rb = i * d;
-    for (let j = 0; j < d; j++) dx[xb + j] += Math.fround(p[rb + j] + q[rb + j]);
+    const yb = rows[i] * w + off, vb = i * d;
+    for (let j = 0; j < d; j++) y[yb + j] += v[vb + j];
   }
 }
 
@@ -224,17 +175,24 @@ export function sparseMixtureTrain(
     const w2 = vals(args[2 * order.length + 1] as tf.Tensor);
     const y = pool.zeros(N * SO);
     for (const st of slices) {
-      const { xs, a, b, sig, h, o } = st;
-      gatherRows(xv, st.rows, D, xs);
+      const { xs, a, b, sig, h, o } = st, R = st.rows.length, RW = R * W;
+      gatherRows(xv, st.rows, { w: D, off: 0, d: D }, xs);
       for (let q = 0; q < st.experts.length; q++) {
         const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe = xs.subarray(r0 * D);
         blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(e * W), H2, a.subarray(r0 * W), W);
         blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(H + e * W), H2, b.subarray(r0 * W), W);
-        k.fl_unary(2, a.subarray(r0 * W), sig.subarray(r0 * W), n * W); // the Sigmoid kernel itself
-        swigluFwd(a, sig, b, h, r0 * W, (r0 + n) * W);
+      }
+      k.fl_unary(2, a, sig, RW); // sig = sigmoid(a); h = (a·sig)·b
+      k.fl_mul(a, sig, h, RW);
+      k.fl_mul(h, b, h, RW);
+      for (let q = 0; q < st.experts.length; q++) {
+        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
         blas.sgemm(false, false, n, O, W, h.subarray(r0 * W), W, w2.subarray(e * W * O), O, o.subarray(r0 * O), O);
       }
-      scatterWeighted(y, o, st, coefs, SO, O);
+      // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
+      const weighted = scratch(0, R * O);
+      mulRows(k, o, st.c, weighted, { R, O });
+      scatterAdd(y, weighted, st.rows, { w: SO, off: st.s * O, d: O });
     }
     return {
       value: tf.tensor2d(y, [N, SO]),
@@ -244,27 +202,49 @@ export function sparseMixtureTrain(
         const dyv = vals(dy), dw13 = pool.zeros(D * H2), dw2 = pool.zeros(H * O);
         const dxs: tf.Tensor[] = [], dcs: tf.Tensor[] = [];
         for (const st of order) {
-          const { xs, h, o } = st, R = st.rows.length;
-          const dO = scratch(0, R * O), dc = pool.zeros(N * E);
-          weightGrad(dyv, o, st, coefs, { yw: SO, O }, { dO, dc });
-          const dh = scratch(1, R * W), da = scratch(2, R * W), db = scratch(3, R * W);
-          const dXb = scratch(4, R * D), dXa = scratch(5, R * D);
+          const { xs, a, b, sig, h, o, rows } = st, R = rows.length, RW = R * W, RO = R * O;
+          // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
+          // scattered into zeros (the gather's gradient).
+          const dyg = scratch(0, RO), dO = scratch(1, RO), dyo = scratch(2, RO), dw = scratch(3, R);
+          gatherRows(dyv, rows, { w: SO, off: st.s * O, d: O }, dyg);
+          mulRows(k, dyg, st.c, dO, { R, O });
+          k.fl_mul(dyg, o, dyo, RO);
+          k.fl_reduce_sum(dyo, dw, R, O, 1, 0);
+          const dc = pool.zeros(N * E);
+          for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[i];
+          const dh = scratch(4, RW), tmp = scratch(5, RW), ds = scratch(6, RW), da = scratch(7, RW);
+          const db = scratch(8, RW), dXb = scratch(9, R * D), dXa = scratch(10, R * D);
           for (let q = 0; q < st.experts.length; q++) {
             const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe = dO.subarray(r0 * O);
             blas.sgemm(false, true, n, W, O, dOe, O, w2.subarray(e * W * O), O, dh.subarray(r0 * W), W);
             blas.sgemm(true, false, W, O, n, h.subarray(r0 * W), W, dOe, O, dw2.subarray(e * W * O), O);
-            swigluBwd(st, dh, { da, db }, r0 * W, (r0 + n) * W);
+          }
+          // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
+          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum.
+          k.fl_mul(a, sig, tmp, RW); // silu(a)
+          k.fl_mul(dh, b, ds, RW);
+          k.fl_mul(dh, tmp, db, RW);
+          k.fl_mul(ds, sig, da, RW);
+          k.fl_mul(ds, a, ds, RW); // dsig
+          oneMinus(k, sig, tmp, RW);
+          k.fl_mul(sig, tmp, tmp, RW);
+          k.fl_mul(ds, tmp, tmp, RW);
+          k.fl_add(da, tmp, da, RW);
+          for (let q = 0; q < st.experts.length; q++) {
+            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
             const xe = xs.subarray(r0 * D), dbe = db.subarray(r0 * W), dae = da.subarray(r0 * W);
             blas.sgemm(false, true, n, D, W, dbe, W, w13.subarray(H + e * W), H2, dXb.subarray(r0 * D), D);
             blas.sgemm(true, false, D, W, n, xe, D, dbe, W, dw13.subarray(H + e * W), H2);
             blas.sgemm(false, true, n, D, W, dae, W, w13.subarray(e * W), H2, dXa.subarray(r0 * D), D);
             blas.sgemm(true, false, D, W, n, xe, D, dae, W, dw13.subarray(e * W), H2);
           }
+          // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient).
+          k.fl_add(dXb, dXa, dXb, R * D);
           const dx = pool.zeros(N * D);
-          scatterAdd(dx, dXb, dXa, st.rows, D); // dxs = db-path + da-path, scattered into the tokens
+          scatterAdd(dx, dXb, rows, { w: D, off: 0, d: D });
           dxs.push(tf.tensor2d(dx, [N, D]));
           dcs.push(tf.tensor2d(dc, [N, E]));
-          for (const v of [st.xs, st.a, st.b, st.sig, st.h, st.o]) pool.release(v);
+          for (const v of [xs, a, b, sig, h, o]) pool.release(v);
         }
         return [...dxs, ...dcs, tf.tensor(dw13, w.w13.shape), tf.tensor(dw2, w.w2.shape)];
       },
@@ -299,10 +279,12 @@ function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number 
         }
       }
     }
+    const c = Float32Array.from(flat, (i) => coefs[i]);
     out.push({
       s,
       rows,
       flat,
+      c,
       experts,
       starts,
       counts: sizes,

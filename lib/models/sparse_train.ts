@@ -15,12 +15,13 @@
  *
  * BIT-IDENTICAL to the tfjs form on the native backend (tested: the output and every gradient), because it
  * performs the same float32 operations in the same order: the same sgemm calls (m, n, k and transpose flags;
- * OpenBLAS results do not depend on the leading dimensions, tested), the sigmoid through the backend's own
- * Sigmoid kernel code (kernels.c `fl_unary`), every element-wise product rounded to float32 as the Multiply
- * kernel does, tfjs's Sigmoid gradient `dy·(y·(1−y))`, the row sums of the coef gradient in double as the
- * Sum kernel, the scatters added to zeros in row order as UnsortedSegmentSum, and the gradient of x passed
- * per slice (x is an input once per non-empty slice, last slice first), so the tape adds them to x's other
- * gradients in the order it adds the tfjs form's per-slice gathers (likewise coef).
+ * OpenBLAS results do not depend on the leading dimensions, tested), the element-wise steps through the C
+ * functions the backend's kernels run (kernels.c: `fl_unary` of its Sigmoid, `fl_reduce_sum` of its Sum,
+ * `fl_binary`/`fl_mul`/`fl_add`: one float32 operation per element, as its Multiply/Add/Sub), tfjs's Sigmoid
+ * gradient `dy·(y·(1−y))`, the row copies of GatherV2, the scatters added to zeros in row order as
+ * UnsortedSegmentSum, and the gradient of x passed per slice (x is an input once per non-empty slice, last
+ * slice first), so the tape adds them to x's other gradients in the order it adds the tfjs form's per-slice
+ * gathers (likewise coef). Keep it in step with `sparseMixture` / `expertRunner` (lib/models/moe.ts).
  *
  * Only on the native backend; {@link sparseTrainActive} says whether callers should use it
  * (`FINELAB_SPARSE_TRAIN=tfjs` turns it off, for comparisons).
@@ -58,8 +59,14 @@ export function setSparseTrainOp(on: boolean | null): void {
   override = on;
 }
 
-/** Options of {@link sparseMixtureTrain}. */
+/** The rest of {@link sparseMixtureTrain}'s inputs. */
 export interface SparseTrainOptions {
+  /** The CPU copy of coef (`dataSync()`), which decides the rows of each expert. */
+  values: ArrayLike<number>;
+  /** `[D, 2·E·W]`: expert e's gate columns at `e·W`, up columns at `E·W + e·W`. */
+  w13: tf.Tensor;
+  /** `[E·W, O]`: expert e's rows at `e·W`. */
+  w2: tf.Tensor;
   /** S output slices (FineRMoE's G_O); the expert count must be a multiple. Default 1. */
   slices?: number;
 }
@@ -108,25 +115,26 @@ const ONE = Float32Array.of(1);
 // scatters of its GatherV2 / UnsortedSegmentSum kernels as JS loops.
 
 /** out [R, O] = m [R, O] · c[r] per row (Multiply with a [R, 1] operand). */
-function mulRows(k: K, m: Float32Array, c: Float32Array, out: Float32Array, dims: { R: number; O: number }): void {
-  const { R, O } = dims;
+function mulRows(k: K, io: { m: Float32Array; c: Float32Array; out: Float32Array; R: number; O: number }): void {
+  const { m, c, out, R, O } = io;
   k.fl_binary(2, m, c, out, 2, Int32Array.of(R, O), Int32Array.of(O, 1), Int32Array.of(1, 0));
 }
 
 /** out = 1 − v (Sub of a scalar 1), n elements. */
-function oneMinus(k: K, v: Float32Array, out: Float32Array, n: number): void {
+function oneMinus(k: K, io: { v: Float32Array; out: Float32Array; n: number }): void {
+  const { v, out, n } = io;
   k.fl_binary(1, ONE, v, out, 1, Int32Array.of(n), Int32Array.of(0), Int32Array.of(1));
 }
 
-/** xs[i] = x[rows[i], off..off+d) (x rows of width w). */
-function gatherRows(x: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number }, xs: Float32Array) {
-  const { w, off, d } = at;
+/** into[i] = x[rows[i], off..off+d) (x rows of width w). */
+function gatherRows(x: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number; into: Float32Array }) {
+  const { w, off, d, into: xs } = at;
   for (let i = 0; i < rows.length; i++) xs.set(x.subarray(rows[i] * w + off, rows[i] * w + off + d), i * d);
 }
 
 /** y[rows[i], off..off+d) += v[i] in row order (UnsortedSegmentSum into zeros; y rows of width w). */
-function scatterAdd(y: Float32Array, v: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number }) {
-  const { w, off, d } = at;
+function scatterAdd(y: Float32Array, v: Float32Array, at: { rows: Int32Array; w: number; off: number; d: number }) {
+  const { rows, w, off, d } = at;
   for (let i = 0; i < rows.length; i++) {
     const yb = rows[i] * w + off, vb = i * d;
     for (let j = 0; j < d; j++) y[yb + j] += v[vb + j];
@@ -135,16 +143,15 @@ function scatterAdd(y: Float32Array, v: Float32Array, rows: Int32Array, at: { w:
 
 /**
  * `y [N, S·O]`: slice s is `Σ_{e in slice s} coef[:, e] · expert_e(x)`, each expert run on its rows only
- * (`values` is the CPU copy of coef), with the gradient of the tfjs form (see the module doc). Needs the
+ * (`opts.values` is the CPU copy of coef), with the gradient of the tfjs form (see the module doc). Needs the
  * native backend.
  */
 export function sparseMixtureTrain(
   x: tf.Tensor2D,
   coef: tf.Tensor2D,
-  values: ArrayLike<number>,
-  w: { w13: tf.Tensor; w2: tf.Tensor },
-  opts: SparseTrainOptions = {},
+  opts: SparseTrainOptions,
 ): tf.Tensor2D {
+  const { values, ...w } = opts;
   const [N, D] = x.shape, E = coef.shape[1], S = opts.slices ?? 1;
   const H = w.w2.shape[0] as number, O = w.w2.shape[1] as number, W = H / E, per = E / S;
   if (values.length !== N * E) throw new Error(`sparseMixtureTrain: ${values.length} values for coef [${N}, ${E}]`);
@@ -176,7 +183,7 @@ export function sparseMixtureTrain(
     const y = pool.zeros(N * SO);
     for (const st of slices) {
       const { xs, a, b, sig, h, o } = st, R = st.rows.length, RW = R * W;
-      gatherRows(xv, st.rows, { w: D, off: 0, d: D }, xs);
+      gatherRows(xv, st.rows, { w: D, off: 0, d: D, into: xs });
       for (let q = 0; q < st.experts.length; q++) {
         const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe = xs.subarray(r0 * D);
         blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(e * W), H2, a.subarray(r0 * W), W);
@@ -191,8 +198,8 @@ export function sparseMixtureTrain(
       }
       // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
       const weighted = scratch(0, R * O);
-      mulRows(k, o, st.c, weighted, { R, O });
-      scatterAdd(y, weighted, st.rows, { w: SO, off: st.s * O, d: O });
+      mulRows(k, { m: o, c: st.c, out: weighted, R, O });
+      scatterAdd(y, weighted, { rows: st.rows, w: SO, off: st.s * O, d: O });
     }
     return {
       value: tf.tensor2d(y, [N, SO]),
@@ -206,8 +213,8 @@ export function sparseMixtureTrain(
           // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
           // scattered into zeros (the gather's gradient).
           const dyg = scratch(0, RO), dO = scratch(1, RO), dyo = scratch(2, RO), dw = scratch(3, R);
-          gatherRows(dyv, rows, { w: SO, off: st.s * O, d: O }, dyg);
-          mulRows(k, dyg, st.c, dO, { R, O });
+          gatherRows(dyv, rows, { w: SO, off: st.s * O, d: O, into: dyg });
+          mulRows(k, { m: dyg, c: st.c, out: dO, R, O });
           k.fl_mul(dyg, o, dyo, RO);
           k.fl_reduce_sum(dyo, dw, R, O, 1, 0);
           const dc = pool.zeros(N * E);
@@ -226,7 +233,7 @@ export function sparseMixtureTrain(
           k.fl_mul(dh, tmp, db, RW);
           k.fl_mul(ds, sig, da, RW);
           k.fl_mul(ds, a, ds, RW); // dsig
-          oneMinus(k, sig, tmp, RW);
+          oneMinus(k, { v: sig, out: tmp, n: RW });
           k.fl_mul(sig, tmp, tmp, RW);
           k.fl_mul(ds, tmp, tmp, RW);
           k.fl_add(da, tmp, da, RW);
@@ -241,7 +248,7 @@ export function sparseMixtureTrain(
           // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient).
           k.fl_add(dXb, dXa, dXb, R * D);
           const dx = pool.zeros(N * D);
-          scatterAdd(dx, dXb, rows, { w: D, off: 0, d: D });
+          scatterAdd(dx, dXb, { rows, w: D, off: 0, d: D });
           dxs.push(tf.tensor2d(dx, [N, D]));
           dcs.push(tf.tensor2d(dc, [N, E]));
           for (const v of [xs, a, b, sig, h, o]) pool.release(v);

@@ -116,7 +116,7 @@ Deno.test({
         return tf.addN([tf.sum(tf.mul(y, ry)), before, after, cu]) as tf.Scalar;
       };
       const ours = (xs: tf.Tensor2D, cs: tf.Tensor2D, a: tf.Tensor, b: tf.Tensor, s: number) =>
-        sparseMixtureTrain(xs, cs, cs.dataSync(), { w13: a, w2: b }, { slices: s });
+        sparseMixtureTrain(xs, cs, { values: cs.dataSync(), w13: a, w2: b, slices: s });
       sameBits(ours(x, coef, w13, w2, S).dataSync(), tfjsForm(x, coef, w13, w2, S).dataSync(), `${what} output`);
       const gWant = tf.grads(loss(tfjsForm))([x, coef, w13, w2]);
       const before = tf.memory().numTensors;

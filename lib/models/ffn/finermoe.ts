@@ -279,7 +279,7 @@ export function finermoeRouted(
   const values = coef.dataSync();
   if (opts.training && sparseTrainActive()) {
     // One op for all output slices, bit-identical to the tfjs form below (lib/models/sparse_train.ts).
-    return sparseMixtureTrain(x, coef, values, { w13: p.w13, w2: p.w2 }, { slices: s.g_o });
+    return sparseMixtureTrain(x, coef, { values, w13: p.w13, w2: p.w2, slices: s.g_o });
   }
   // Expert k = gate/up columns k·He of w13 ([gates | ups]) and rows k·He of w2 ([N·He, he_out]): the layout
   // expertRunner reads.

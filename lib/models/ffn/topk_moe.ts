@@ -198,7 +198,7 @@ export function topkMoeForward(
   if (compute === "masked") return maskedMixture(x, p.w13, p.w2, coef);
   const E = coef.shape[1], d = p.w2.shape[1] as number;
   if (opts.training && sparseTrainActive()) {
-    return sparseMixtureTrain(x, coef, coef.dataSync(), { w13: p.w13, w2: p.w2 }); // one op, the same bits
+    return sparseMixtureTrain(x, coef, { values: coef.dataSync(), w13: p.w13, w2: p.w2 }); // one op, the same bits
   }
   const run = expertRunner(p.w13, p.w2, E, { split: opts.training });
   return sparseMixture(x, coef, coef.dataSync(), run, { outDim: d });

@@ -11,7 +11,11 @@
  *   token, outputs weighted by a coefficient matrix that is zero for unselected experts: exact,
  *   differentiable everywhere, used for training) and {@link sparseMixture} (each expert runs only
  *   on the rows routed to it: gather, expert, weight, segment-sum; used for inference, and for
- *   training where a variant allows it). Both give the same numbers up to float rounding (tested);
+ *   training where a variant allows it). Both give the same numbers up to float rounding (tested).
+ *   Sparse training on the native backend runs lib/models/sparse_train.ts `sparseMixtureTrain`
+ *   instead: the same computation as one op with its own gradient (sgemms on the experts' weights in
+ *   place, no tfjs op per expert), bit-identical to `sparseMixture` + `expertRunner({ split: true })`
+ *   in output and every gradient (tested); keep the two in step when changing either;
  * - the optional interface a variant implements to be upcycled from a dense checkpoint
  *   ({@link DenseUpcycling}; lib/models/upcycle.ts calls it).
  *

@@ -39,7 +39,12 @@
  *
  * Computation: training uses the masked form (every expert on every token, weighted by c, which
  * is 0 for unselected experts) unless `train_compute = sparse`; inference runs each expert only on
- * its tokens (masked on webgpu). Both are tested equal to an explicit per-expert loop.
+ * its tokens (masked on webgpu). Both are tested equal to an explicit per-expert loop. Sparse
+ * training runs each expert on its tokens: on the native backend as ONE op for all output slices
+ * with its own gradient (lib/models/sparse_train.ts: sgemms on each expert's columns of w13 and rows
+ * of w2, no tfjs op per expert), elsewhere (or with `FINELAB_SPARSE_TRAIN=tfjs`) as tfjs ops per
+ * expert ({@link sparseMixture} per slice); the two give bit-identical outputs and gradients
+ * (tested), so the switch changes no number.
  *
  * ## Options (`model.ffn.<option>`)
  *
@@ -101,6 +106,7 @@ import {
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import { finermoeRouting } from "../finermoe_routing.ts";
+import { sparseMixtureTrain, sparseTrainActive } from "../sparse_train.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 
 /** Combination weights. */
@@ -266,6 +272,10 @@ export function finermoeRouted(
     return outs.length === 1 ? outs[0] : tf.concat(outs, 1);
   }
   const values = coef.dataSync();
+  if (opts.training && sparseTrainActive()) {
+    // One op for all output slices, bit-identical to the tfjs form below (lib/models/sparse_train.ts).
+    return sparseMixtureTrain(x, coef, { values, w13: p.w13, w2: p.w2, slices: s.g_o });
+  }
   // Expert k = gate/up columns k·He of w13 ([gates | ups]) and rows k·He of w2 ([N·He, he_out]): the layout
   // expertRunner reads.
   const run = expertRunner(p.w13, p.w2, N, { split: opts.training });

@@ -18,7 +18,8 @@
  *
  * Computation: training uses {@link maskedMixture} (every expert on every token, multiplied by
  * `c`, which is 0 for unselected experts: exact and simple, costs E·w hidden units per token) or,
- * with `train_compute = sparse`, {@link sparseMixture} (gather the rows of each expert; costs k·w).
+ * with `train_compute = sparse`, {@link sparseMixture} (gather the rows of each expert; costs k·w;
+ * on the native backend one op with its own gradient, lib/models/sparse_train.ts, bit-identical).
  * Evaluation and inference always use the sparse form (each expert runs only on its tokens),
  * except on webgpu, which cannot read the routing synchronously (see `canReadSync`): there both
  * training and inference use the masked form.
@@ -80,6 +81,7 @@ import {
   unknownOptions,
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
+import { sparseMixtureTrain, sparseTrainActive } from "../sparse_train.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 
 /** The options as written in `model.ffn` (all optional; see the module doc for defaults). */
@@ -183,6 +185,9 @@ export function topkMoeForward(
 ): tf.Tensor2D {
   if (compute === "masked") return maskedMixture(x, p.w13, p.w2, coef);
   const E = coef.shape[1], d = p.w2.shape[1] as number;
+  if (opts.training && sparseTrainActive()) {
+    return sparseMixtureTrain(x, coef, { values: coef.dataSync(), w13: p.w13, w2: p.w2 }); // one op, the same bits
+  }
   const run = expertRunner(p.w13, p.w2, E, { split: opts.training });
   return sparseMixture(x, coef, coef.dataSync(), run, { outDim: d });
 }

@@ -1,0 +1,307 @@
+/**
+ * The routed mixture of sparse training (`train_compute = sparse`) as ONE tfjs op with its own gradient, on
+ * the native backend: the layout of lib/models/moe.ts `maskedMixture` (E SwiGLU experts of width W side by
+ * side in `w13` `[D, 2·E·W]` and `w2` `[E·W, O]`), cut into S output slices (slice s mixes experts
+ * `s·E/S..(s+1)·E/S` into output columns `s·O..(s+1)·O`: FineRMoE's sparse concat; S = 1 for top-k MoE).
+ *
+ * Forward, per slice and per expert e with rows (coef != 0, in token order): gather the rows, `a = xs W_g,e`
+ * and `b = xs W_u,e` (sgemm on the expert's columns of w13, read in place), `h = silu(a) ⊙ b`, `o = h W_2,e`
+ * (sgemm on the expert's rows of w2), then `y[t, slice] += coef[t, e] · o`. Backward: the weighted output
+ * gives `dcoef` (a float32-rounded product per element, summed in double per row) and `do = dy · coef`;
+ * `dh = do W_2,eᵀ`, `dW_2,e = hᵀ do`, the SwiGLU backward element-wise, `dW_g,e = xsᵀ da` and
+ * `dW_u,e = xsᵀ db` written straight into the expert's columns of dW13, `dxs = db W_u,eᵀ + da W_g,eᵀ`, and
+ * dx the scatter-add of dxs into the tokens. No tfjs ops per expert (the tfjs form, `sparseMixture` +
+ * `expertRunner`, runs ~15 ops per expert forward and ~30 in its gradient, each with its JS overhead).
+ *
+ * BIT-IDENTICAL to the tfjs form on the native backend (tested: the output and every gradient), because it
+ * performs the same float32 operations in the same order: the same sgemm calls (m, n, k and transpose flags;
+ * OpenBLAS results do not depend on the leading dimensions, tested), the element-wise steps through the C
+ * functions the backend's kernels run (kernels.c: `fl_unary` of its Sigmoid, `fl_reduce_sum` of its Sum,
+ * `fl_binary`/`fl_mul`/`fl_add`: one float32 operation per element, as its Multiply/Add/Sub), tfjs's Sigmoid
+ * gradient `dy·(y·(1−y))`, the row copies of GatherV2, the scatters added to zeros in row order as
+ * UnsortedSegmentSum, and the gradient of x passed per slice (x is an input once per non-empty slice, last
+ * slice first), so the tape adds them to x's other gradients in the order it adds the tfjs form's per-slice
+ * gathers (likewise coef). Keep it in step with `sparseMixture` / `expertRunner` (lib/models/moe.ts).
+ *
+ * Only on the native backend; {@link sparseTrainActive} says whether callers should use it
+ * (`FINELAB_SPARSE_TRAIN=tfjs` turns it off, for comparisons).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { loadBlas, loadKernels } from "../backends/native/mod.ts";
+import { type CpuBackend, f32, pool } from "../backends/native/tensors.ts";
+
+let override: boolean | null = null;
+let fromEnv: boolean | null = null;
+
+/**
+ * Whether sparse training should use {@link sparseMixtureTrain}: the native backend is active and neither
+ * {@link setSparseTrainOp} nor `FINELAB_SPARSE_TRAIN=tfjs` turned it off.
+ */
+export function sparseTrainActive(): boolean {
+  if (tf.getBackend() !== "native") return false;
+  if (override !== null) return override;
+  if (fromEnv === null) {
+    let v: string | undefined;
+    try {
+      v = Deno.env.get("FINELAB_SPARSE_TRAIN");
+    } catch {
+      v = undefined; // no env permission: the default
+    }
+    fromEnv = v !== "tfjs";
+  }
+  return fromEnv;
+}
+
+/** Turns the fused op on or off for this process (`null`: back to the default / environment). */
+export function setSparseTrainOp(on: boolean | null): void {
+  override = on;
+}
+
+/** The rest of {@link sparseMixtureTrain}'s inputs. */
+export interface SparseTrainOptions {
+  /** The CPU copy of coef (`dataSync()`), which decides the rows of each expert. */
+  values: ArrayLike<number>;
+  /** `[D, 2·E·W]`: expert e's gate columns at `e·W`, up columns at `E·W + e·W`. */
+  w13: tf.Tensor;
+  /** `[E·W, O]`: expert e's rows at `e·W`. */
+  w2: tf.Tensor;
+  /** S output slices (FineRMoE's G_O); the expert count must be a multiple. Default 1. */
+  slices?: number;
+}
+
+/** One non-empty output slice of a call: its rows (expert after expert) and what the forward kept. */
+interface SliceState {
+  s: number;
+  /** Token of each row. */
+  rows: Int32Array;
+  /** Flat coef index `t·E + e` of each row, and that weight. */
+  flat: Int32Array;
+  c: Float32Array;
+  /** Experts with rows, their first row and row count. */
+  experts: number[];
+  starts: number[];
+  counts: number[];
+  /** Gathered rows `[R, D]`, a, b, sigmoid(a), h `[R, W]`, unweighted outputs `[R, O]` (from the pool). */
+  xs: Float32Array;
+  a: Float32Array;
+  b: Float32Array;
+  sig: Float32Array;
+  h: Float32Array;
+  o: Float32Array;
+}
+
+/** A tensor's float32 values (no copy on the native backend); read only. */
+function vals(t: tf.Tensor): Float32Array {
+  return f32(tf.backend() as unknown as CpuBackend, t, "sparseMixtureTrain");
+}
+
+/**
+ * Work arrays of the backward pass reused across calls (grown when too small; every element used is
+ * written before it is read).
+ */
+const work: Float32Array[] = [];
+function scratch(i: number, n: number): Float32Array {
+  if (!work[i] || work[i].length < n) work[i] = new Float32Array(Math.max(n, 1));
+  return work[i];
+}
+
+type K = ReturnType<typeof loadKernels>["k"];
+const ONE = Float32Array.of(1);
+
+// Element-wise steps through the native backend's own kernel functions (kernels.c: the code its Multiply,
+// Add, Sub, Sigmoid and Sum kernels run, one float32 operation per element), and the row copies and
+// scatters of its GatherV2 / UnsortedSegmentSum kernels as JS loops.
+
+/** out [R, O] = m [R, O] · c[r] per row (Multiply with a [R, 1] operand). */
+function mulRows(k: K, io: { m: Float32Array; c: Float32Array; out: Float32Array; R: number; O: number }): void {
+  const { m, c, out, R, O } = io;
+  k.fl_binary(2, m, c, out, 2, Int32Array.of(R, O), Int32Array.of(O, 1), Int32Array.of(1, 0));
+}
+
+/** out = 1 − v (Sub of a scalar 1), n elements. */
+function oneMinus(k: K, io: { v: Float32Array; out: Float32Array; n: number }): void {
+  const { v, out, n } = io;
+  k.fl_binary(1, ONE, v, out, 1, Int32Array.of(n), Int32Array.of(0), Int32Array.of(1));
+}
+
+/** into[i] = x[rows[i], off..off+d) (x rows of width w). */
+function gatherRows(x: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number; into: Float32Array }) {
+  const { w, off, d, into: xs } = at;
+  for (let i = 0; i < rows.length; i++) xs.set(x.subarray(rows[i] * w + off, rows[i] * w + off + d), i * d);
+}
+
+/** y[rows[i], off..off+d) += v[i] in row order (UnsortedSegmentSum into zeros; y rows of width w). */
+function scatterAdd(y: Float32Array, v: Float32Array, at: { rows: Int32Array; w: number; off: number; d: number }) {
+  const { rows, w, off, d } = at;
+  for (let i = 0; i < rows.length; i++) {
+    const yb = rows[i] * w + off, vb = i * d;
+    for (let j = 0; j < d; j++) y[yb + j] += v[vb + j];
+  }
+}
+
+/**
+ * `y [N, S·O]`: slice s is `Σ_{e in slice s} coef[:, e] · expert_e(x)`, each expert run on its rows only
+ * (`opts.values` is the CPU copy of coef), with the gradient of the tfjs form (see the module doc). Needs the
+ * native backend.
+ */
+export function sparseMixtureTrain(
+  x: tf.Tensor2D,
+  coef: tf.Tensor2D,
+  opts: SparseTrainOptions,
+): tf.Tensor2D {
+  const { values, ...w } = opts;
+  const [N, D] = x.shape, E = coef.shape[1], S = opts.slices ?? 1;
+  const H = w.w2.shape[0] as number, O = w.w2.shape[1] as number, W = H / E, per = E / S;
+  if (values.length !== N * E) throw new Error(`sparseMixtureTrain: ${values.length} values for coef [${N}, ${E}]`);
+  if (!Number.isInteger(W) || !Number.isInteger(per) || w.w13.size !== D * 2 * H) {
+    throw new Error(
+      `sparseMixtureTrain: w13 [${w.w13.shape}], w2 [${w.w2.shape}] do not fit ${E} experts in ${S} slices of x [${N}, ${D}]`,
+    );
+  }
+  const coefs = Float32Array.from(values);
+  const slices = routeRows(coefs, { N, E, S });
+  if (!slices.length) return tf.zeros([N, S * O]);
+  for (const st of slices) {
+    const R = st.rows.length;
+    st.xs = pool.alloc(R * D);
+    st.a = pool.alloc(R * W);
+    st.b = pool.alloc(R * W);
+    st.sig = pool.alloc(R * W);
+    st.h = pool.alloc(R * W);
+    st.o = pool.alloc(R * O);
+  }
+  const blas = loadBlas(), k = loadKernels().k, SO = S * O, H2 = 2 * H;
+  // Inputs: x and coef once per non-empty slice, last slice first (the tape's order for the tfjs form's
+  // per-slice gathers), then w13, w2.
+  const order = [...slices].reverse();
+  let done = false;
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xv = vals(args[0] as tf.Tensor), w13 = vals(args[2 * order.length] as tf.Tensor);
+    const w2 = vals(args[2 * order.length + 1] as tf.Tensor);
+    const y = pool.zeros(N * SO);
+    for (const st of slices) {
+      const { xs, a, b, sig, h, o } = st, R = st.rows.length, RW = R * W;
+      gatherRows(xv, st.rows, { w: D, off: 0, d: D, into: xs });
+      for (let q = 0; q < st.experts.length; q++) {
+        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe = xs.subarray(r0 * D);
+        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(e * W), H2, a.subarray(r0 * W), W);
+        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(H + e * W), H2, b.subarray(r0 * W), W);
+      }
+      k.fl_unary(2, a, sig, RW); // sig = sigmoid(a); h = (a·sig)·b
+      k.fl_mul(a, sig, h, RW);
+      k.fl_mul(h, b, h, RW);
+      for (let q = 0; q < st.experts.length; q++) {
+        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
+        blas.sgemm(false, false, n, O, W, h.subarray(r0 * W), W, w2.subarray(e * W * O), O, o.subarray(r0 * O), O);
+      }
+      // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
+      const weighted = scratch(0, R * O);
+      mulRows(k, { m: o, c: st.c, out: weighted, R, O });
+      scatterAdd(y, weighted, { rows: st.rows, w: SO, off: st.s * O, d: O });
+    }
+    return {
+      value: tf.tensor2d(y, [N, SO]),
+      gradFunc: (dy: tf.Tensor) => {
+        if (done) throw new Error("sparseMixtureTrain: the gradient of one forward pass was asked twice");
+        done = true;
+        const dyv = vals(dy), dw13 = pool.zeros(D * H2), dw2 = pool.zeros(H * O);
+        const dxs: tf.Tensor[] = [], dcs: tf.Tensor[] = [];
+        for (const st of order) {
+          const { xs, a, b, sig, h, o, rows } = st, R = rows.length, RW = R * W, RO = R * O;
+          // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
+          // scattered into zeros (the gather's gradient).
+          const dyg = scratch(0, RO), dO = scratch(1, RO), dyo = scratch(2, RO), dw = scratch(3, R);
+          gatherRows(dyv, rows, { w: SO, off: st.s * O, d: O, into: dyg });
+          mulRows(k, { m: dyg, c: st.c, out: dO, R, O });
+          k.fl_mul(dyg, o, dyo, RO);
+          k.fl_reduce_sum(dyo, dw, R, O, 1, 0);
+          const dc = pool.zeros(N * E);
+          for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[i];
+          const dh = scratch(4, RW), tmp = scratch(5, RW), ds = scratch(6, RW), da = scratch(7, RW);
+          const db = scratch(8, RW), dXb = scratch(9, R * D), dXa = scratch(10, R * D);
+          for (let q = 0; q < st.experts.length; q++) {
+            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe = dO.subarray(r0 * O);
+            blas.sgemm(false, true, n, W, O, dOe, O, w2.subarray(e * W * O), O, dh.subarray(r0 * W), W);
+            blas.sgemm(true, false, W, O, n, h.subarray(r0 * W), W, dOe, O, dw2.subarray(e * W * O), O);
+          }
+          // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
+          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum.
+          k.fl_mul(a, sig, tmp, RW); // silu(a)
+          k.fl_mul(dh, b, ds, RW);
+          k.fl_mul(dh, tmp, db, RW);
+          k.fl_mul(ds, sig, da, RW);
+          k.fl_mul(ds, a, ds, RW); // dsig
+          oneMinus(k, { v: sig, out: tmp, n: RW });
+          k.fl_mul(sig, tmp, tmp, RW);
+          k.fl_mul(ds, tmp, tmp, RW);
+          k.fl_add(da, tmp, da, RW);
+          for (let q = 0; q < st.experts.length; q++) {
+            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
+            const xe = xs.subarray(r0 * D), dbe = db.subarray(r0 * W), dae = da.subarray(r0 * W);
+            blas.sgemm(false, true, n, D, W, dbe, W, w13.subarray(H + e * W), H2, dXb.subarray(r0 * D), D);
+            blas.sgemm(true, false, D, W, n, xe, D, dbe, W, dw13.subarray(H + e * W), H2);
+            blas.sgemm(false, true, n, D, W, dae, W, w13.subarray(e * W), H2, dXa.subarray(r0 * D), D);
+            blas.sgemm(true, false, D, W, n, xe, D, dae, W, dw13.subarray(e * W), H2);
+          }
+          // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient).
+          k.fl_add(dXb, dXa, dXb, R * D);
+          const dx = pool.zeros(N * D);
+          scatterAdd(dx, dXb, { rows, w: D, off: 0, d: D });
+          dxs.push(tf.tensor2d(dx, [N, D]));
+          dcs.push(tf.tensor2d(dc, [N, E]));
+          for (const v of [xs, a, b, sig, h, o]) pool.release(v);
+        }
+        return [...dxs, ...dcs, tf.tensor(dw13, w.w13.shape), tf.tensor(dw2, w.w2.shape)];
+      },
+    };
+  });
+  return f(...order.map(() => x), ...order.map(() => coef), w.w13, w.w2) as tf.Tensor2D;
+}
+
+/** The non-empty slices' rows (coef != 0), expert after expert, tokens in order (sparseMixture's gather order). */
+function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number }): SliceState[] {
+  const { N, E, S } = dims, per = E / S, counts = new Int32Array(E);
+  for (let i = 0; i < N * E; i++) if (coefs[i] !== 0) counts[i % E]++;
+  const out: SliceState[] = [], none = new Float32Array(0);
+  for (let s = 0; s < S; s++) {
+    let R = 0;
+    const experts: number[] = [], starts: number[] = [], sizes: number[] = [];
+    for (let e = s * per; e < (s + 1) * per; e++) {
+      if (!counts[e]) continue;
+      experts.push(e);
+      starts.push(R);
+      sizes.push(counts[e]);
+      R += counts[e];
+    }
+    if (!R) continue;
+    const rows = new Int32Array(R), flat = new Int32Array(R), fill = Int32Array.from(starts);
+    for (let t = 0; t < N; t++) {
+      for (let q = 0; q < experts.length; q++) {
+        const i = t * E + experts[q];
+        if (coefs[i] !== 0) {
+          rows[fill[q]] = t;
+          flat[fill[q]++] = i;
+        }
+      }
+    }
+    const c = Float32Array.from(flat, (i) => coefs[i]);
+    out.push({
+      s,
+      rows,
+      flat,
+      c,
+      experts,
+      starts,
+      counts: sizes,
+      xs: none,
+      a: none,
+      b: none,
+      sig: none,
+      h: none,
+      o: none,
+    });
+  }
+  return out;
+}

@@ -225,7 +225,14 @@ export async function openResults(paths: ProjectPaths): Promise<Store> {
   // Opened under the rebuild lock: a rebuild in another process swaps its new file in before this opens it (it
   // closes the old file just before the rename: a write let in there would land in the replaced file and be lost).
   // Once open, this process holds DuckDB's lock, which a rebuild waits for before it starts.
-  const open = () => withRebuildLock(paths, () => openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() }));
+  return await openOrRepair(
+    paths,
+    () => withRebuildLock(paths, () => openStore(paths.db, { lockTimeoutMs: dbLockTimeoutMs() })),
+  );
+}
+
+/** Runs `open`; when it finds the database corrupt, repairs it (see `repair`) and opens once more. */
+async function openOrRepair<T>(paths: ProjectPaths, open: () => Promise<T>): Promise<T> {
   try {
     return await open();
   } catch (e) {
@@ -249,13 +256,7 @@ export async function openForReading(paths: ProjectPaths): Promise<ReadOnlyDb> {
       throw new NoResultsError(`no results in ${paths.results} yet: run an experiment first (deno task exp <id>)`);
     }
   }
-  try {
-    return await open();
-  } catch (e) {
-    if (!(e instanceof StoreCorruptError)) throw e;
-    await repair(paths, e);
-    return await open();
-  }
+  return await openOrRepair(paths, open);
 }
 
 /** The results folder holds no database and no runs to build one from. */

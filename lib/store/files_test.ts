@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "../util/testing.ts";
 import { resolve } from "node:path";
 import { openStore, StoreLockedError } from "./mod.ts";
 import { syntheticRunRecord, TEST_EXPERIMENTS as EXP, twoRuns, withTempStore as withStore } from "./testing.ts";
@@ -42,9 +43,8 @@ async function holdLock(path: string, ms: number): Promise<Deno.ChildProcess> {
 }
 
 Deno.test("a file locked by another process: retried, then a clear error naming the holder", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  const path = `${dir}/results.duckdb`;
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
+    const path = `${dir}/results.duckdb`;
     const s = await openStore(path);
     await s.close();
     // held longer than our timeout: gives up with the holder's PID
@@ -62,9 +62,7 @@ Deno.test("a file locked by another process: retried, then a clear error naming 
     assert.deepEqual((await s2.query("SELECT 1 AS x")).rows, [{ x: 1 }]);
     await s2.close();
     await short.status;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("current_runs shows exactly the runs of each experiment's latest plan", async () => {
@@ -93,9 +91,8 @@ Deno.test("current_runs shows exactly the runs of each experiment's latest plan"
 });
 
 Deno.test("a database written before the inference-speed columns gets them in place; values round-trip", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  const path = `${dir}/results.duckdb`;
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
+    const path = `${dir}/results.duckdb`;
     const s1 = await openStore(path);
     await s1.ingest([syntheticRunRecord({ variant: "old" })]);
     // Simulate a file from before the columns existed (and before the schema digest).
@@ -114,9 +111,7 @@ Deno.test("a database written before the inference-speed columns gets them in pl
     } finally {
       await s2.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("parent_hash records init_from; run_ancestry walks the chain to every ancestor", async () => {
@@ -149,9 +144,8 @@ Deno.test("parent_hash records init_from; run_ancestry walks the chain to every 
 });
 
 Deno.test("close leaves the WAL (no checkpoint); a writer killed after its ingest loses nothing", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  const path = `${dir}/results.duckdb`;
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
+    const path = `${dir}/results.duckdb`;
     const s = await openStore(path);
     await s.ingest([syntheticRunRecord({ variant: "closed" })]);
     await s.close();
@@ -171,15 +165,12 @@ Deno.test("close leaves the WAL (no checkpoint); a writer killed after its inges
         await s2.close();
       }
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a database with the old primary key on runs.hash loses it in place; rows, views and re-ingest work", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  const path = `${dir}/results.duckdb`;
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
+    const path = `${dir}/results.duckdb`;
     const [a, b] = twoRuns();
     const s1 = await openStore(path);
     await s1.ingest([a, b], [{
@@ -209,9 +200,7 @@ Deno.test("a database with the old primary key on runs.hash loses it in place; r
     } finally {
       await s2.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("ingest is idempotent: the same runs ingested again leave the same rows", async () => {
@@ -232,10 +221,9 @@ Deno.test("ingest is idempotent: the same runs ingested again leave the same row
 });
 
 Deno.test("opening a file whose schema digest matches skips the DDL; another digest runs it again", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  const path = `${dir}/results.duckdb`;
-  const views = "SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name = 'variant_stats'";
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
+    const path = `${dir}/results.duckdb`;
+    const views = "SELECT view_name FROM duckdb_views() WHERE NOT internal AND view_name = 'variant_stats'";
     const s1 = await openStore(path);
     await s1.query("DROP VIEW variant_stats");
     await s1.close();
@@ -251,7 +239,5 @@ Deno.test("opening a file whose schema digest matches skips the DDL; another dig
     } finally {
       await s3.close();
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

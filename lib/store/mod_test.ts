@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withTempDir } from "../util/testing.ts";
 import { openStore, rebuildStore, StoreCorruptError } from "./mod.ts";
 import { syntheticRunRecord, TEST_EXPERIMENTS as EXP, twoRuns, withTempStore as withStore } from "./testing.ts";
 
@@ -227,8 +228,7 @@ Deno.test("a bad SQL query rejects with DuckDB's message and the store stays usa
 });
 
 Deno.test("rebuild gives the same query results as incremental ingest, via a rename", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
     const recs = [
       ...twoRuns(),
       syntheticRunRecord({ variant: "dense", seed: 1 }),
@@ -255,14 +255,11 @@ Deno.test("rebuild gives the same query results as incremental ingest, via a ren
     assert.deepEqual(left, []);
     await a.close();
     await b.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("one instance per file per process: handles share data; close is per handle", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
     const path = `${dir}/r.duckdb`;
     const [s1, s2] = await Promise.all([openStore(path), openStore(`${dir}/./r.duckdb`)]);
     await s1.ingest(twoRuns());
@@ -275,14 +272,11 @@ Deno.test("one instance per file per process: handles share data; close is per h
     await assert.rejects(ro.ingest(twoRuns()), /opened read-only/);
     assert.equal((await ro.query("SELECT count(*) AS n FROM runs")).rows[0].n, 2);
     await ro.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a corrupt file gives a clear error; rebuildStore replaces it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
     const path = `${dir}/results.duckdb`;
     await Deno.writeTextFile(path, "this is not a database ".repeat(100));
     const err = await openStore(path).then(() => null, (e) => e);
@@ -293,21 +287,16 @@ Deno.test("a corrupt file gives a clear error; rebuildStore replaces it", async 
     const s = await openStore(path, { readOnly: true });
     assert.equal((await s.query("SELECT count(*) AS n FROM runs")).rows[0].n, 2);
     await s.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("read-only open of a missing database says how to create it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "finelab_store_" });
-  try {
+  await withTempDir("finelab_store_", async (dir) => {
     await assert.rejects(
       openStore(`${dir}/none.duckdb`, { readOnly: true }),
       /no results database at .*none\.duckdb yet/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /** Starts the lib/store/testdata script `script` with `args`; resolves once its stdout has printed `marker`. */

@@ -11,6 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import process from "node:process";
+import { dirname } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { entryNames, entryPaths, inspectEntry, mapPool } from "../lib/runner/cache.ts";
 import { ensureSchema, ingestInto } from "../lib/store/ingest.ts";
@@ -72,7 +73,7 @@ if (import.meta.main) {
     ]),
   );
   states.length = 0;
-  const db = `/tmp/r5-store-prof/profile-${Deno.pid}.duckdb`;
+  const db = `${await Deno.makeTempDir({ prefix: "finelab-rebuild-profile-" })}/profile.duckdb`;
   const inst = await DuckDBInstance.create(db);
   const conn = await inst.connect();
   try {
@@ -94,8 +95,7 @@ if (import.meta.main) {
   } finally {
     conn.closeSync();
     inst.closeSync();
-    await Deno.remove(db).catch(() => {});
-    await Deno.remove(`${db}.wal`).catch(() => {});
+    await Deno.remove(dirname(db), { recursive: true }).catch(() => {});
   }
   out.load_end = Deno.loadavg()[0];
   console.log(JSON.stringify(out, null, 2));

@@ -46,7 +46,7 @@ export interface RunsRow {
   note: string | null;
 }
 
-/** Options of {@link runsRows}. */
+/** Options of {@link runsRows} and {@link runsListing}. */
 export interface RunsOptions {
   /** Only this experiment's entries. */
   experiment?: string;
@@ -57,64 +57,90 @@ export interface RunsOptions {
   verify?: boolean;
 }
 
+/** Options of {@link runsListing}. */
+export interface ListingOptions extends RunsOptions {
+  /** At most this many rows, the newest (default: every row). */
+  limit?: number;
+}
+
+/** What {@link runsListing} found. */
+export interface RunsListing {
+  /** Newest first (see {@link runsListing}), at most `limit`. */
+  rows: RunsRow[];
+  /** The entries listed before the limit. */
+  total: number;
+  /** The listed entries by status (before the limit). */
+  counts: Record<string, number>;
+}
+
 /** Statuses that never change on their own: a run in one of these is listed from the database. */
-const FINAL = new Set(["completed", "failed", "diverged"]);
+const FINAL_SQL = "('completed', 'failed', 'diverged')";
+
+/** A row with its entry's name and time: epoch ms of its finish, last heartbeat, start or plan; null if corrupt. */
+interface Timed {
+  row: RunsRow;
+  name: string;
+  at: number | null;
+}
+
+/** Newest first; entries without a time (corrupt ones) before all others; then by name. */
+function newestFirst(a: Timed, b: Timed): number {
+  if (a.at !== b.at) return a.at === null ? -1 : b.at === null ? 1 : b.at - a.at;
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+}
+
+/** The time of an entry's row ({@link Timed}) from its ISO timestamps, the first one set. */
+function timeOf(...isos: (string | null | undefined)[]): number | null {
+  const iso = isos.find((x) => x);
+  const t = iso ? Date.parse(iso) : NaN;
+  return Number.isFinite(t) ? t : null;
+}
 
 /** The rows of `runs`: every cache entry with its live status, corrupt ones included (sorted by hash). */
 export async function runsRows(paths: ProjectPaths, opts: RunsOptions = {}): Promise<RunsRow[]> {
+  const { timed } = await collect(paths, { ...opts, limit: Infinity });
+  return timed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map((t) => t.row);
+}
+
+/**
+ * The rows of `runs`, newest first (by finish, else last heartbeat, start or plan time; corrupt entries, which
+ * have none, first), at most `limit`, with the number of entries and their statuses. Only the rows shown cross
+ * from the database into JS: a first page of a 100k-run cache costs what the entries not finished there cost.
+ */
+export async function runsListing(paths: ProjectPaths, opts: ListingOptions = {}): Promise<RunsListing> {
+  const limit = opts.limit ?? Infinity;
+  if (!(limit >= 0)) throw new RangeError(`limit ${limit}: expected a number >= 0`);
+  const { timed, total, counts } = await collect(paths, { ...opts, limit });
+  return { rows: timed.sort(newestFirst).slice(0, limit).map((t) => t.row), total, counts };
+}
+
+/** The entries read from the cache and (at most `limit` of) the database's, unsorted, with counts over all. */
+async function collect(
+  paths: ProjectPaths,
+  opts: ListingOptions & { limit: number },
+): Promise<{ timed: Timed[]; total: number; counts: Record<string, number> }> {
   const { experiment } = opts;
   const tags = await tagsByHash(paths);
   const tagsOf = (name: string) => tags.get(name)?.join(",") ?? null;
-  const indexed = opts.verify ? null : await indexedListing(paths, experiment);
-  const names = indexed?.names ?? await entryNames(paths.cache);
-  const out: (RunsRow | null)[] = new Array(names.length).fill(null);
-  const unread: number[] = [];
-  names.forEach((name, i) => {
-    const s = indexed?.stored.get(name);
-    if (s && FINAL.has(s.status)) out[i] = storedRow(s, name, tagsOf(name));
-    else unread.push(i);
-  });
+  const indexed = opts.verify ? null : await indexedListing(paths, { experiment, limit: opts.limit, tagsOf });
+  const names = indexed?.unread ?? await entryNames(paths.cache);
   // Every other entry is verified (checksums), a few at a time; metrics.jsonl is hashed but not parsed.
-  await mapPool(unread, 16, async (i) => {
-    out[i] = await runsRow(paths, names[i], experiment, tagsOf(names[i]));
-  });
+  const read = (await mapPool(names, 16, (name) => runsRow(paths, name, experiment, tagsOf(name))))
+    .filter((r): r is Timed => r !== null);
+  const counts: Record<string, number> = { ...indexed?.counts };
+  for (const t of read) counts[t.row.status] = (counts[t.row.status] ?? 0) + 1;
+  const timed = [...read, ...indexed?.stored ?? []];
+  if (timed.length > opts.limit) timed.sort(newestFirst).length = opts.limit;
   // Attempts of runs ingested before the database counted them: read from their entries.
-  const uncounted = names.flatMap((_, i) => (out[i]?.attempts === -1 ? [i] : []));
-  await mapPool(uncounted, 16, async (i) => {
-    out[i]!.attempts = await countAttempts(entryPaths(paths.cache, names[i]));
+  await mapPool(timed.filter((t) => t.row.attempts === -1), 16, async (t) => {
+    t.row.attempts = await countAttempts(entryPaths(paths.cache, t.name));
   });
-  return out.filter((r): r is RunsRow => r !== null);
+  return { timed, total: read.length + (indexed?.total ?? 0), counts };
 }
 
 /** The columns of `runs` a listed row needs. */
-interface StoredRun {
-  experiment: string;
-  run_id: string;
-  status: string;
-  steps_done: number | null;
-  train_steps: number | null;
-  val_ppl: number | null;
-  failure_reason: string | null;
-  attempts: number | null;
-}
-
-function storedRow(s: StoredRun, name: string, tags: string | null): RunsRow {
-  return {
-    experiment: s.experiment,
-    run_id: s.run_id,
-    hash: name.slice(0, 12),
-    status: s.status,
-    step: s.steps_done,
-    steps: s.train_steps,
-    val_ppl: s.val_ppl,
-    heartbeat: null,
-    attempts: s.attempts ?? -1, // -1: counted from the entry by runsRows
-    tags,
-    note: s.status === "failed" || s.status === "diverged" ? s.failure_reason : null,
-  };
-}
-
-const STORED_COLUMNS = "hash, experiment, run_id, status, steps_done, train_steps, val_ppl, failure_reason, attempts";
+const STORED_COLUMNS = "r.hash, r.experiment, r.run_id, r.status, r.steps_done, r.train_steps, r.val_ppl, " +
+  "r.failure_reason, r.attempts, epoch_ms(coalesce(r.finished_at, r.started_at, r.created_at)) AS sort_at";
 
 /** The result's columns as JS values (`n` empty ones for no rows, where DuckDB returns none). */
 function columnsOf(reader: DuckDBResultReader, n: number): unknown[][] {
@@ -122,34 +148,38 @@ function columnsOf(reader: DuckDBResultReader, n: number): unknown[][] {
   return cols.length ? cols : Array.from({ length: n }, () => []);
 }
 
-function storedRuns(rows: unknown[][]): Map<string, StoredRun> {
-  const out = new Map<string, StoredRun>();
+function storedRows(cols: unknown[][], tagsOf: (name: string) => string | null): Timed[] {
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const [hash, experiment, runId, status, stepsDone, trainSteps, valPpl, reason, attempts] = rows;
-  for (let i = 0; i < hash.length; i++) {
-    out.set(String(hash[i]), {
+  const [hash, experiment, runId, status, stepsDone, trainSteps, valPpl, reason, attempts, at] = cols;
+  return hash.map((h, i) => {
+    const name = String(h), s = String(status[i]);
+    const row: RunsRow = {
       experiment: String(experiment[i]),
       run_id: String(runId[i]),
-      status: String(status[i]),
-      steps_done: num(stepsDone[i]),
-      train_steps: num(trainSteps[i]),
+      hash: name.slice(0, 12),
+      status: s,
+      step: num(stepsDone[i]),
+      steps: num(trainSteps[i]),
       val_ppl: num(valPpl[i]),
-      failure_reason: reason[i] === null ? null : String(reason[i]),
-      attempts: num(attempts[i]),
-    });
-  }
-  return out;
+      heartbeat: null,
+      attempts: num(attempts[i]) ?? -1, // -1: counted from the entry by collect
+      tags: tagsOf(name),
+      note: s === "failed" || s === "diverged" ? (reason[i] === null ? null : String(reason[i])) : null,
+    };
+    return { row, name, at: num(at[i]) };
+  });
 }
 
 /**
- * The entries to list (sorted names; only `experiment`'s and those the database does not have, when given) and the
- * database's runs among them, read-only. Null when there is no database, another process holds it for more than a
+ * The database's part of a listing, read-only: its finished runs among the cache's entries (only `experiment`'s,
+ * when given): their number by status and the newest `limit` of them; and the entries to read from the cache
+ * (those it does not hold as finished). Null when there is no database, another process holds it for more than a
  * second, or it cannot be read: then every entry is read from the cache.
  */
 async function indexedListing(
   paths: ProjectPaths,
-  experiment: string | undefined,
-): Promise<{ names: string[]; stored: Map<string, StoredRun> } | null> {
+  o: { experiment: string | undefined; limit: number; tagsOf: (name: string) => string | null },
+): Promise<{ unread: string[]; stored: Timed[]; total: number; counts: Record<string, number> } | null> {
   try {
     await Deno.stat(paths.db);
   } catch {
@@ -169,24 +199,42 @@ async function indexedListing(
   try {
     conn = await inst.connect();
     await checkSchemaVersion(conn, paths.db);
-    const only = experiment === undefined ? "" : ` AND r.experiment = ${literal(experiment)}`;
+    // The cache's names as a temporary table: the recorded listing read by DuckDB, or appended.
     if (listing.file) {
-      // The recorded listing read by DuckDB: only the rows to show cross into JS, and the names it lacks.
-      const names = `(SELECT name FROM read_csv(${literal(listing.file)}, skip = 1, header = false, ` +
-        `auto_detect = false, delim = '\t', quote = '', escape = '', columns = {name: 'VARCHAR'}))`;
-      const rows = await conn.runAndReadAll(
-        `SELECT ${STORED_COLUMNS} FROM runs r WHERE r.hash IN ${names}${only}`,
+      await conn.run(
+        `CREATE TEMP TABLE listed AS SELECT name FROM read_csv(${literal(listing.file)}, skip = 1, header = false, ` +
+          `auto_detect = false, delim = '\t', quote = '', escape = '', columns = {name: 'VARCHAR'})`,
       );
-      const stored = storedRuns(columnsOf(rows, 9));
-      const unknown = await conn.runAndReadAll(`SELECT name FROM ${names} l WHERE name NOT IN (SELECT hash FROM runs)`);
-      const extra = columnsOf(unknown, 1)[0].map(String);
-      return { names: [...stored.keys(), ...extra].sort(), stored };
+    } else {
+      await conn.run(`CREATE TEMP TABLE listed (name VARCHAR)`);
+      const app = await conn.createAppender("listed", "main", "temp");
+      for (const n of listing.names!) {
+        app.appendVarchar(n);
+        app.endRow();
+      }
+      app.closeSync();
     }
-    const rows = await conn.runAndReadAll(`SELECT ${STORED_COLUMNS} FROM runs r`);
-    const stored = storedRuns(columnsOf(rows, 9));
+    const only = o.experiment === undefined ? "" : ` AND r.experiment = ${literal(o.experiment)}`;
     // An entry's experiment never changes (it is part of its manifest): another experiment's stored run is left out.
-    const names = listing.names!.filter((n) => !experiment || (stored.get(n)?.experiment ?? experiment) === experiment);
-    return { names, stored };
+    const unread = await conn.runAndReadAll(
+      `SELECT l.name FROM temp.listed l LEFT JOIN runs r ON r.hash = l.name ` +
+        `WHERE r.hash IS NULL OR (coalesce(r.status, '') NOT IN ${FINAL_SQL}${only})`,
+    );
+    const from = `FROM runs r JOIN temp.listed l ON r.hash = l.name WHERE r.status IN ${FINAL_SQL}${only}`;
+    const byStatus = await conn.runAndReadAll(`SELECT r.status, count(*)::INTEGER AS n ${from} GROUP BY r.status`);
+    const limit = Number.isFinite(o.limit) ? ` LIMIT ${Math.floor(o.limit)}` : "";
+    const rows = await conn.runAndReadAll(
+      `SELECT ${STORED_COLUMNS} ${from} ORDER BY sort_at DESC NULLS FIRST, r.hash${limit}`,
+    );
+    const counts: Record<string, number> = {};
+    const [st, n] = columnsOf(byStatus, 2);
+    st.forEach((s, i) => counts[String(s)] = Number(n[i]));
+    return {
+      unread: columnsOf(unread, 1)[0].map(String),
+      stored: storedRows(columnsOf(rows, 10), o.tagsOf),
+      total: Object.values(counts).reduce((a, b) => a + b, 0),
+      counts,
+    };
   } catch {
     return null; // an older schema (no attempts column), a damaged file: the cache has it all
   } finally {
@@ -252,7 +300,7 @@ async function runsRow(
   name: string,
   experiment: string | undefined,
   tags: string | null,
-): Promise<RunsRow | null> {
+): Promise<Timed | null> {
   const p = entryPaths(paths.cache, name);
   if (experiment) {
     // Another experiment's entry (or one whose manifest does not parse, which has no experiment): not listed.
@@ -263,7 +311,7 @@ async function runsRow(
   if (problems.length) {
     const m = await readJsonOrNull<{ experiment?: string; run_id?: string }>(p.manifest).catch(() => null);
     if (experiment && m?.experiment !== experiment) return null;
-    return {
+    const row: RunsRow = {
       experiment: m?.experiment ?? null,
       run_id: m?.run_id ?? null,
       hash: name.slice(0, 12),
@@ -276,6 +324,7 @@ async function runsRow(
       tags,
       note: `${problems.join("; ")}; the next exp run retrains it`,
     };
+    return { row, name, at: null };
   }
   if (!r || (experiment && r.manifest.experiment !== experiment)) return null;
   const attempts = await countAttempts(p);
@@ -287,7 +336,7 @@ async function runsRow(
     note = `${r.status.error ? `error: ${r.status.error}; ` : ""}process ${r.status.pid ?? "?"} on ` +
       `${r.status.hostname ?? "?"} is gone; \`deno task exp ${r.manifest.experiment}\` resumes it`;
   } else if (status === "running") note = `pid ${r.status.pid} on ${r.status.hostname}`;
-  return {
+  const row: RunsRow = {
     experiment: r.manifest.experiment,
     run_id: r.manifest.run_id,
     hash: name.slice(0, 12),
@@ -300,4 +349,6 @@ async function runsRow(
     tags,
     note,
   };
+  const st = r.status;
+  return { row, name, at: timeOf(st.finished_at, st.heartbeat_at, st.started_at, r.manifest.created_at) };
 }

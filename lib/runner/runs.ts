@@ -16,6 +16,7 @@ import { countAttempts, entryNames, entryPaths, inspectEntry, liveStatus, mapPoo
 import type { ProjectPaths } from "../util/paths.ts";
 import { atomicWrite, readJsonOrNull } from "../util/fs.ts";
 import { tagsByHash } from "./tags.ts";
+import { literal } from "../store/schema.ts";
 
 /** "42s", "3m05s", "2h07m" (for heartbeat ages). */
 export function formatAge(seconds: number): string {
@@ -187,7 +188,6 @@ async function indexedListing(
   }
   const { createInstance } = await import("../store/pool.ts");
   const { checkSchemaVersion } = await import("../store/ingest.ts");
-  const { literal } = await import("../store/schema.ts");
   const listing = await listing_(paths);
   let inst;
   try {
@@ -201,10 +201,7 @@ async function indexedListing(
     await checkSchemaVersion(conn, paths.db);
     // The cache's names as a temporary table: the recorded listing read by DuckDB, or appended.
     if (listing.file) {
-      await conn.run(
-        `CREATE TEMP TABLE listed AS SELECT name FROM read_csv(${literal(listing.file)}, skip = 1, header = false, ` +
-          `auto_detect = false, delim = '\t', quote = '', escape = '', columns = {name: 'VARCHAR'})`,
-      );
+      await conn.run(`CREATE TEMP TABLE listed AS ${listingSelect(listing.file)}`);
     } else {
       await conn.run(`CREATE TEMP TABLE listed (name VARCHAR)`);
       const app = await conn.createAppender("listed", "main", "temp");
@@ -260,6 +257,21 @@ function listingStamp(cache: string): string | null {
 export async function listedNames(paths: ProjectPaths, opts: { fresh?: boolean } = {}): Promise<string[]> {
   const l = await listing_(paths, opts.fresh ?? false);
   return l.names ?? Deno.readTextFileSync(l.file!).split("\n").slice(1).filter((n) => n.length > 0);
+}
+
+/**
+ * The cache's entry names for a query ({@link listing_}): `sql`, a subquery of one column `name` over the recorded
+ * listing, when it is recorded; else `names`.
+ */
+export async function listedSource(paths: ProjectPaths): Promise<{ sql: string | null; names: string[] | null }> {
+  const l = await listing_(paths);
+  return l.file ? { sql: `(${listingSelect(l.file)})`, names: null } : { sql: null, names: l.names };
+}
+
+/** `SELECT name FROM` the recorded listing `file` (its first line, the stamp, skipped). */
+function listingSelect(file: string): string {
+  return `SELECT name FROM read_csv(${literal(file)}, skip = 1, header = false, auto_detect = false, ` +
+    `delim = '\t', quote = '', escape = '', columns = {name: 'VARCHAR'})`;
 }
 
 /**

@@ -140,8 +140,11 @@ export async function cmdRuns(
     limit?: number;
     all?: boolean;
     paths: ProjectPaths;
+    /** Where the listing goes, a line at a time as console.log would print it (default: stdout, in one write). */
+    print?: (text: string) => void;
   },
 ): Promise<void> {
+  const print = opts.print ?? writeStdout;
   const format = opts.format ?? "table";
   if (opts.all && opts.limit !== undefined) throw new UserError("runs: pass --limit <n> or --all, not both");
   if (opts.limit !== undefined && !(Number.isInteger(opts.limit) && opts.limit >= 1)) {
@@ -149,6 +152,12 @@ export async function cmdRuns(
   }
   const human = format === "table" || format === "md";
   const limit = opts.all ? Infinity : opts.limit ?? (human ? RUNS_DEFAULT_LIMIT : Infinity);
+  if (format === "table" && limit === Infinity && !opts.verify) {
+    // Every row: laid out by DuckDB where it can (lib/runner/runs_table.ts), one string for 100k runs.
+    const { runsTable } = await import("../runner/runs_table.ts");
+    const text = await runsTable(opts.paths, { experiment: opts.experiment });
+    if (text !== null) return print(text);
+  }
   const { runsListing } = await import("../runner/runs.ts");
   const l = await runsListing(opts.paths, { experiment: opts.experiment, verify: opts.verify, limit });
   const columns: (keyof RunsRow)[] = [
@@ -180,5 +189,11 @@ export async function cmdRuns(
     if (format === "table") text = text.replace(/\(\d+ rows?\)\n$/, `${footer}\n`);
     else console.error(footer);
   }
-  console.log(text);
+  print(text);
+}
+
+/** Writes `text` and a newline to stdout as console.log does, in one write (console.log takes 0.1 s per 10 MB). */
+function writeStdout(text: string): void {
+  const bytes = new TextEncoder().encode(`${text}\n`);
+  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
 }

@@ -8,16 +8,15 @@ import type { QueryResult } from "../store/result.ts";
 import { cli, ok } from "./faults/helpers.ts";
 import { cmdRuns, runsFooter } from "./store_cmds.ts";
 
-/** What `fn` prints with console.log and console.error. */
-async function captured(fn: () => Promise<void>): Promise<{ out: string; err: string }> {
-  const [log, error] = [console.log, console.error];
+/** What `fn` prints with `print` (given to it) and console.error. */
+async function captured(fn: (print: (s: string) => void) => Promise<void>): Promise<{ out: string; err: string }> {
+  const error = console.error;
   let out = "", err = "";
-  console.log = (s: string) => out += `${s}\n`;
   console.error = (s: string) => err += `${s}\n`;
   try {
-    await fn();
+    await fn((s: string) => out += `${s}\n`);
   } finally {
-    [console.log, console.error] = [log, error];
+    console.error = error;
   }
   return { out, err };
 }
@@ -51,21 +50,22 @@ Deno.test("runs: table and md show the newest 50 with a footer; --limit, --all; 
       footer,
       /^\(50 of 60 runs, newest first; (\d+ [a-z]+, )+\d+ completed; --limit <n> or --all for more\)$/,
     );
-    const cut = await captured(() => cmdRuns({ paths }));
+    const cut = await captured((print) => cmdRuns({ paths, print }));
     assert.equal(cut.out, table(newest.slice(0, 50)).replace("(50 rows)\n", `${footer}\n`) + "\n");
     assert.equal(cut.err, "");
-    const three = await captured(() => cmdRuns({ paths, limit: 3 }));
+    const three = await captured((print) => cmdRuns({ paths, print, limit: 3 }));
     assert.equal(three.out, table(newest.slice(0, 3)).replace("(3 rows)\n", `${runsFooter(3, 60, counts)}\n`) + "\n");
-    const all = await captured(() => cmdRuns({ paths, all: true }));
+    const all = await captured((print) => cmdRuns({ paths, print, all: true }));
     assert.equal(all.out, table(newest) + "\n");
     assert.match(all.out, /\(60 rows\)\n\n$/);
-    const md = await captured(() => cmdRuns({ paths, format: "md", limit: 2 }));
+    assert.equal(ok(await cli(dir, ["runs", "--all"])).stdout, all.out, "the CLI prints the same");
+    const md = await captured((print) => cmdRuns({ paths, print, format: "md", limit: 2 }));
     assert.equal(md.out.trim().split("\n").length, 4);
     assert.equal(md.err, `${runsFooter(2, 60, counts)}\n`);
-    const json = await captured(() => cmdRuns({ paths, format: "json" }));
+    const json = await captured((print) => cmdRuns({ paths, print, format: "json" }));
     assert.deepEqual(JSON.parse(json.out), newest);
     assert.equal(json.err, "");
-    const csv = await captured(() => cmdRuns({ paths, format: "csv", limit: 4 }));
+    const csv = await captured((print) => cmdRuns({ paths, print, format: "csv", limit: 4 }));
     assert.equal(csv.out.trim().split("\r\n").length, 5);
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -78,14 +78,14 @@ export interface RunsListing {
 const FINAL_SQL = "('completed', 'failed', 'diverged')";
 
 /** A row with its entry's name and time: epoch ms of its finish, last heartbeat, start or plan; null if corrupt. */
-interface Timed {
+export interface Timed {
   row: RunsRow;
   name: string;
   at: number | null;
 }
 
 /** Newest first; entries without a time (corrupt ones) before all others; then by name. */
-function newestFirst(a: Timed, b: Timed): number {
+export function newestFirst(a: Timed, b: Timed): number {
   if (a.at !== b.at) return a.at === null ? -1 : b.at === null ? 1 : b.at - a.at;
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
@@ -174,13 +174,49 @@ function storedRows(cols: unknown[][], tagsOf: (name: string) => string | null):
 /**
  * The database's part of a listing, read-only: its finished runs among the cache's entries (only `experiment`'s,
  * when given): their number by status and the newest `limit` of them; and the entries to read from the cache
- * (those it does not hold as finished). Null when there is no database, another process holds it for more than a
- * second, or it cannot be read: then every entry is read from the cache.
+ * (those it does not hold as finished). Null when there is no usable database (see {@link withListing}).
  */
-async function indexedListing(
+function indexedListing(
   paths: ProjectPaths,
   o: { experiment: string | undefined; limit: number; tagsOf: (name: string) => string | null },
 ): Promise<{ unread: string[]; stored: Timed[]; total: number; counts: Record<string, number> } | null> {
+  return withListing(paths, o.experiment, async ({ conn, from, unread }) => {
+    const byStatus = await conn.runAndReadAll(`SELECT r.status, count(*)::INTEGER AS n ${from} GROUP BY r.status`);
+    const limit = Number.isFinite(o.limit) ? ` LIMIT ${Math.floor(o.limit)}` : "";
+    const rows = await conn.runAndReadAll(
+      `SELECT ${STORED_COLUMNS} ${from} ORDER BY sort_at DESC NULLS FIRST, r.hash${limit}`,
+    );
+    const counts: Record<string, number> = {};
+    const [st, n] = columnsOf(byStatus, 2);
+    st.forEach((s, i) => counts[String(s)] = Number(n[i]));
+    return {
+      unread,
+      stored: storedRows(columnsOf(rows, 10), o.tagsOf),
+      total: Object.values(counts).reduce((a, b) => a + b, 0),
+      counts,
+    };
+  });
+}
+
+/** What {@link withListing} hands its callback: a read-only connection with the cache's names in `temp.listed`. */
+export interface OpenListing {
+  conn: DuckDBConnection;
+  /** `FROM runs r ... WHERE ...`: the database's finished runs among the listed entries (only the experiment's). */
+  from: string;
+  /** The entries to read from the cache: those the database does not hold as finished. */
+  unread: string[];
+}
+
+/**
+ * Runs `fn` on the database's part of a listing of the cache (only `experiment`'s entries, when given). Null when
+ * there is no database, another process holds it for more than a second, it cannot be read, or `fn` fails: then
+ * every entry is read from the cache.
+ */
+export async function withListing<T>(
+  paths: ProjectPaths,
+  experiment: string | undefined,
+  fn: (l: OpenListing) => Promise<T>,
+): Promise<T | null> {
   try {
     await Deno.stat(paths.db);
   } catch {
@@ -211,27 +247,14 @@ async function indexedListing(
       }
       app.closeSync();
     }
-    const only = o.experiment === undefined ? "" : ` AND r.experiment = ${literal(o.experiment)}`;
+    const only = experiment === undefined ? "" : ` AND r.experiment = ${literal(experiment)}`;
     // An entry's experiment never changes (it is part of its manifest): another experiment's stored run is left out.
     const unread = await conn.runAndReadAll(
       `SELECT l.name FROM temp.listed l LEFT JOIN runs r ON r.hash = l.name ` +
         `WHERE r.hash IS NULL OR (coalesce(r.status, '') NOT IN ${FINAL_SQL}${only})`,
     );
     const from = `FROM runs r JOIN temp.listed l ON r.hash = l.name WHERE r.status IN ${FINAL_SQL}${only}`;
-    const byStatus = await conn.runAndReadAll(`SELECT r.status, count(*)::INTEGER AS n ${from} GROUP BY r.status`);
-    const limit = Number.isFinite(o.limit) ? ` LIMIT ${Math.floor(o.limit)}` : "";
-    const rows = await conn.runAndReadAll(
-      `SELECT ${STORED_COLUMNS} ${from} ORDER BY sort_at DESC NULLS FIRST, r.hash${limit}`,
-    );
-    const counts: Record<string, number> = {};
-    const [st, n] = columnsOf(byStatus, 2);
-    st.forEach((s, i) => counts[String(s)] = Number(n[i]));
-    return {
-      unread: columnsOf(unread, 1)[0].map(String),
-      stored: storedRows(columnsOf(rows, 10), o.tagsOf),
-      total: Object.values(counts).reduce((a, b) => a + b, 0),
-      counts,
-    };
+    return await fn({ conn, from, unread: columnsOf(unread, 1)[0].map(String) });
   } catch {
     return null; // an older schema (no attempts column), a damaged file: the cache has it all
   } finally {
@@ -307,7 +330,8 @@ async function listing_(paths: ProjectPaths, fresh = false): Promise<{ file: str
   return { file: null, names };
 }
 
-async function runsRow(
+/** The row of the cache entry `name`, read and verified; null when it is another experiment's. */
+export async function runsRow(
   paths: ProjectPaths,
   name: string,
   experiment: string | undefined,

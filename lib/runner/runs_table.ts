@@ -79,20 +79,21 @@ const STORED_TEXT: Record<number, string> = {
   10: "CASE WHEN r.status IN ('failed', 'diverged') THEN r.failure_reason END",
 };
 
-/** The cells of a stored run in column order; text as {@link textSql} with `flags` per text column. */
+/** The cells of a stored run in column order; text as {@link textSql} with `flags` per text column (default plain). */
 function storedCells(flags: Record<number, { esc: boolean; cut: boolean }>): string[] {
+  const t = (j: number) => textSql(STORED_TEXT[j], flags[j] ?? { esc: false, cut: false });
   return [
-    textSql(STORED_TEXT[0], flags[0]),
-    textSql(STORED_TEXT[1], flags[1]),
+    t(0),
+    t(1),
     "left(r.hash, 12)",
-    textSql(STORED_TEXT[3], flags[3]),
+    t(3),
     intSql("r.steps_done"),
     intSql("r.train_steps"),
     floatSql("r.val_ppl"),
     "'NULL'",
     intSql("r.attempts"),
-    textSql(STORED_TEXT[9], flags[9]),
-    textSql(STORED_TEXT[10], flags[10]),
+    t(9),
+    t(10),
   ];
 }
 
@@ -118,20 +119,33 @@ export async function runsTable(paths: ProjectPaths, opts: { experiment?: string
     }
     tagRows.closeSync();
     const stored = from.replace("WHERE", "LEFT JOIN temp.tags t ON t.name = r.hash WHERE");
-    const text = Object.entries(STORED_TEXT);
+    // One pass over the stored runs: can DuckDB lay them out, which text columns need escaping or cutting, and the
+    // width of each column where it does not (as the raw text, or NULL).
+    const text = Object.entries(STORED_TEXT).map(([j, x]) => ({ j: Number(j), x }));
+    const plainCells = storedCells({});
     const check = (await conn.runAndReadAll(
       `SELECT count(*) FILTER (WHERE r.attempts IS NULL OR ${NOT_WHOLE} OR ` +
-        `regexp_matches(concat_ws(' ', ${text.map(([, x]) => x).join(", ")}), ${UNUSUAL}))::INTEGER, ` +
-        text.map(([, x]) =>
+        `regexp_matches(concat_ws(' ', ${text.map((t) => t.x).join(", ")}), ${UNUSUAL}))::INTEGER, ` +
+        text.map(({ x }) =>
           `coalesce(bool_or(regexp_matches(${x}, '[\t\r\n]')), false), ` +
           `coalesce(max(length(${x})) > ${MAX_WIDTH}, false)`
-        ).join(", ") + ` ${stored}`,
+        ).join(", ") + `, ${plainCells.map((c) => `coalesce(max(length(${c})), 0)::INTEGER`).join(", ")} ${stored}`,
     )).getRowsJS()[0];
     if (Number(check[0]) > 0) return null;
     const flags: Record<number, { esc: boolean; cut: boolean }> = {};
-    text.forEach(([j], i) => flags[Number(j)] = { esc: check[1 + 2 * i] === true, cut: check[2 + 2 * i] === true });
     // An escaped text can be longer than the raw one: cut checked again on it.
-    for (const f of Object.values(flags)) f.cut ||= f.esc;
+    text.forEach(({ j }, i) =>
+      flags[j] = { esc: check[1 + 2 * i] === true, cut: check[1 + 2 * i] === true || check[2 + 2 * i] === true }
+    );
+    const storedWidths = check.slice(1 + 2 * text.length).map(Number);
+    const cells = storedCells(flags);
+    const odd = text.filter(({ j }) => flags[j].esc || flags[j].cut).map(({ j }) => j);
+    if (odd.length) {
+      const w = (await conn.runAndReadAll(
+        `SELECT ${odd.map((j) => `coalesce(max(length(${cells[j]})), 0)::INTEGER`).join(", ")} ${stored}`,
+      )).getRowsJS()[0];
+      odd.forEach((j, i) => storedWidths[j] = Number(w[i]));
+    }
     const read = (await mapPool(unread, 16, (name) => runsRow(paths, name, experiment, tagsOf(name))))
       .filter((r): r is Timed => r !== null).sort(newestFirst);
     await conn.run(
@@ -157,19 +171,17 @@ export async function runsTable(paths: ProjectPaths, opts: { experiment?: string
     rows.closeSync();
     if (!plain) return null;
     // Columns padded to the widest cell of either part (a read entry's width counted in JS, a stored one's in SQL).
-    const cells = storedCells(flags).map((c, j) => `${c} AS c${j}`).join(", ");
-    const c = `(SELECT ${cells}, epoch_ms(coalesce(r.finished_at, r.started_at, r.created_at))::DOUBLE AS sort_at,
-        r.hash AS name ${stored}
+    const width = widths.map((w, j) => Math.max(w, storedWidths[j]));
+    const c = `(SELECT ${cells.map((x, j) => `${x} AS c${j}`).join(", ")},
+        epoch_ms(coalesce(r.finished_at, r.started_at, r.created_at))::DOUBLE AS sort_at, r.hash AS name ${stored}
       UNION ALL SELECT ${RUNS_COLUMNS.map((_, j) => `c${j}`).join(", ")}, sort_at, name FROM temp.read_rows) c`;
-    const w = RUNS_COLUMNS.map((_, j) => `greatest(max(length(c${j})), ${widths[j]})::INTEGER`).join(", ");
-    const [n, ...width] = (await conn.runAndReadAll(`SELECT count(*)::INTEGER, ${w} FROM ${c}`)).getRowsJS()[0]
-      .map(Number);
     const pad = RUNS_COLUMNS.map((_, j) => `${RIGHT[j] ? "lpad" : "rpad"}(c${j}, ${width[j]}, ' ')`)
       .join(" || ' | ' || ");
     const lines = (await conn.runAndReadAll(
       `SELECT rtrim(' ' || ${pad} || ' ') AS line FROM ${c} ORDER BY sort_at DESC NULLS FIRST, name`,
     )).getColumnsJS()[0] as string[] | undefined;
-    const body = lines?.length ? lines.join("\n") : null;
+    const n = lines?.length ?? 0;
+    const body = n ? lines!.join("\n") : null;
     const line = (cells: string[]) =>
       cells.map((s, j) => {
         const fill = " ".repeat(width[j] - s.length);

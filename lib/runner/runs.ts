@@ -9,6 +9,10 @@
  * the cache's entries come from a listing kept in `results/.cache-listing`, reused while the cache folder's
  * stamp (inode, mtime, ctime, link count, size: an entry added or removed changes it) is unchanged.
  *
+ * {@link runsListing} orders newest first and cuts at a limit: the database's part (names joined in DuckDB, counts
+ * by status, the newest `limit` rows) is all that crosses into JS, whatever the number of runs. `runs --all` as a
+ * table is laid out by DuckDB (lib/runner/runs_table.ts).
+ *
  * @module
  */
 import type { DuckDBConnection, DuckDBResultReader } from "@duckdb/node-api";

@@ -152,12 +152,6 @@ export async function cmdRuns(
   }
   const human = format === "table" || format === "md";
   const limit = opts.all ? Infinity : opts.limit ?? (human ? RUNS_DEFAULT_LIMIT : Infinity);
-  if (format === "table" && limit === Infinity && !opts.verify) {
-    // Every row: laid out by DuckDB where it can (lib/runner/runs_table.ts), one string for 100k runs.
-    const { runsTable } = await import("../runner/runs_table.ts");
-    const text = await runsTable(opts.paths, { experiment: opts.experiment });
-    if (text !== null) return print(text);
-  }
   const { runsListing } = await import("../runner/runs.ts");
   const l = await runsListing(opts.paths, { experiment: opts.experiment, verify: opts.verify, limit });
   const columns: (keyof RunsRow)[] = [

@@ -10,8 +10,7 @@
  * stamp (inode, mtime, ctime, link count, size: an entry added or removed changes it) is unchanged.
  *
  * {@link runsListing} orders newest first and cuts at a limit: the database's part (names joined in DuckDB, counts
- * by status, the newest `limit` rows) is all that crosses into JS, whatever the number of runs. `runs --all` as a
- * table is laid out by DuckDB (lib/runner/runs_table.ts).
+ * by status, the newest `limit` rows) is all that crosses into JS, whatever the number of runs.
  *
  * @module
  */
@@ -82,14 +81,14 @@ export interface RunsListing {
 const FINAL_SQL = "('completed', 'failed', 'diverged')";
 
 /** A row with its entry's name and time: epoch ms of its finish, last heartbeat, start or plan; null if corrupt. */
-export interface Timed {
+interface Timed {
   row: RunsRow;
   name: string;
   at: number | null;
 }
 
 /** Newest first; entries without a time (corrupt ones) before all others; then by name. */
-export function newestFirst(a: Timed, b: Timed): number {
+function newestFirst(a: Timed, b: Timed): number {
   if (a.at !== b.at) return a.at === null ? -1 : b.at === null ? 1 : b.at - a.at;
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
@@ -116,10 +115,10 @@ export async function runsListing(paths: ProjectPaths, opts: ListingOptions = {}
   const limit = opts.limit ?? Infinity;
   if (!(limit >= 0)) throw new RangeError(`limit ${limit}: expected a number >= 0`);
   const { timed, total, counts } = await collect(paths, { ...opts, limit });
-  return { rows: timed.sort(newestFirst).slice(0, limit).map((t) => t.row), total, counts };
+  return { rows: timed.map((t) => t.row), total, counts };
 }
 
-/** The entries read from the cache and (at most `limit` of) the database's, unsorted, with counts over all. */
+/** The newest `limit` of the entries read from the cache and the database's, newest first, with counts over all. */
 async function collect(
   paths: ProjectPaths,
   opts: ListingOptions & { limit: number },
@@ -134,13 +133,23 @@ async function collect(
     .filter((r): r is Timed => r !== null);
   const counts: Record<string, number> = { ...indexed?.counts };
   for (const t of read) counts[t.row.status] = (counts[t.row.status] ?? 0) + 1;
-  const timed = [...read, ...indexed?.stored ?? []];
-  if (timed.length > opts.limit) timed.sort(newestFirst).length = opts.limit;
+  // The database's rows come newest first: merged with the entries read here, newest first too.
+  const timed = merge(read.sort(newestFirst), indexed?.stored ?? [], opts.limit);
   // Attempts of runs ingested before the database counted them: read from their entries.
   await mapPool(timed.filter((t) => t.row.attempts === -1), 16, async (t) => {
     t.row.attempts = await countAttempts(entryPaths(paths.cache, t.name));
   });
   return { timed, total: read.length + (indexed?.total ?? 0), counts };
+}
+
+/** The first `limit` of two lists sorted by {@link newestFirst}, in that order. */
+function merge(a: Timed[], b: Timed[], limit: number): Timed[] {
+  const out: Timed[] = [];
+  let i = 0, j = 0;
+  while (out.length < limit && (i < a.length || j < b.length)) {
+    out.push(j >= b.length || (i < a.length && newestFirst(a[i], b[j]) <= 0) ? a[i++] : b[j++]);
+  }
+  return out;
 }
 
 /** The columns of `runs` a listed row needs. */
@@ -203,7 +212,7 @@ function indexedListing(
 }
 
 /** What {@link withListing} hands its callback: a read-only connection with the cache's names in `temp.listed`. */
-export interface OpenListing {
+interface OpenListing {
   conn: DuckDBConnection;
   /** `FROM runs r ... WHERE ...`: the database's finished runs among the listed entries (only the experiment's). */
   from: string;
@@ -216,7 +225,7 @@ export interface OpenListing {
  * there is no database, another process holds it for more than a second, it cannot be read, or `fn` fails: then
  * every entry is read from the cache.
  */
-export async function withListing<T>(
+async function withListing<T>(
   paths: ProjectPaths,
   experiment: string | undefined,
   fn: (l: OpenListing) => Promise<T>,
@@ -335,7 +344,7 @@ async function listing_(paths: ProjectPaths, fresh = false): Promise<{ file: str
 }
 
 /** The row of the cache entry `name`, read and verified; null when it is another experiment's. */
-export async function runsRow(
+async function runsRow(
   paths: ProjectPaths,
   name: string,
   experiment: string | undefined,

@@ -68,15 +68,6 @@ function cut(s: string, max: number): string {
   return [...s].slice(0, Math.max(1, max - 1)).join("") + "…";
 }
 
-/**
- * One cell as the `table` format shows it (cut at `maxWidth`, default 60) and its width in columns: for callers
- * that lay out rows the same way without a {@link QueryResult} (`runs --all`, lib/runner/runs_table.ts).
- */
-export function tableCell(v: JsonValue, type: string, maxWidth = 60): { text: string; width: number } {
-  const text = cut(typeof v === "number" && FLOAT_TYPES.test(type) ? formatFloat(v) : displayCell(v, type), maxWidth);
-  return { text, width: width(text) };
-}
-
 function table(result: QueryResult, opts: FormatOptions): string {
   const max = opts.maxWidth ?? 60;
   const cols = result.columns;

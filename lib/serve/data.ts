@@ -1,7 +1,8 @@
 /**
  * What the dashboard shows, read from the results database (read-only, opened per request and closed
  * again so that runners can write it) and from the run cache (live status of unfinished runs, loss curves,
- * manifests, attempts, checkpoints). Nothing here writes. At 100k runs a page costs what its experiments, the
+ * manifests, attempts, checkpoints). Nothing here writes but the cache's recorded listing (`results/.cache-listing`,
+ * as `runs` keeps it; skipped in a read-only folder). At 100k runs a page costs what its experiments, the
  * unfinished entries and the runs it shows cost: aggregates are SQL, only their rows cross into JS.
  *
  * @module

@@ -11,7 +11,7 @@
  *                         sweep's size, the runners, and the fraction of finished runs at which `db rebuild` starts)
  *
  * Measured per size: `db rebuild`; incremental ingest of one new run; `runs` (twice: the first lists the
- * cache folder again after the ingests), `runs --experiment`, `runs --verify` (up to 20k runs);
+ * cache folder again after the ingests; the newest 50), `runs --all`, `runs --experiment`, `runs --verify` (up to 20k);
  * a typical SQL query over runs and metrics (`deno task query`); the dashboard's index and an experiment
  * page (time to first byte, first and second request); bytes per run in the cache and the database;
  * what `gc` would reclaim. Once: planning (in-process) and `exp --dry-run` of a `--sweep`-run grid.
@@ -217,6 +217,7 @@ async function measureSize(n: number) {
     // The first `runs` after the ingests lists the cache folder again (entries were added); the second reuses it.
     out.runs = await timed(task("runs"), env);
     out.runs_again = await timed(task("runs"), env);
+    out.runs_all = await timed(task("runs", "--all"), env); // every row (the default shows the newest 50)
     out.runs_experiment = await timed(task("runs", "--experiment", "synth-0007"), env);
     // Every entry read and verified (what finds an entry damaged after ingest): minutes at 100k, so up to 20k.
     if (n <= 20_000) out.runs_verify = await timed(task("runs", "--verify"), env);

@@ -128,15 +128,28 @@ export function buildProgram(): Command {
     });
 
   program.command("runs")
-    .description("list cached runs and their live status (completed, failed, running, interrupted, corrupt)")
+    .description(
+      "list cached runs, newest first, and their live status (completed, failed, running, interrupted, corrupt)",
+    )
     .option("--experiment <id>", "only this experiment")
     .option("--verify", "read and verify every entry (checksums), finished ones too, instead of the database's copy")
+    .option(
+      "--limit <n>",
+      "show the newest n runs (default 50 for table and md, all for csv and json)",
+      (v: string) => {
+        if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError("expected an integer >= 1");
+        return Number(v);
+      },
+    )
+    .option("--all", "show every run")
     .addOption(new Option("--format <fmt>", "output format").choices(["table", "csv", "json", "md"]).default("table"))
     .action(async (o) => {
       await (await store()).cmdRuns({
         experiment: o.experiment,
         format: o.format,
         verify: o.verify === true,
+        limit: o.limit,
+        all: o.all === true,
         paths: await checkedPaths({ write: false }),
       });
     });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { generateCache } from "../../bench/store_synth.ts";
 import { projectPaths } from "../util/paths.ts";
 import { rebuildFromCache } from "./results.ts";
-import { listedNames, runsRows } from "./runs.ts";
+import { listedNames, runsListing, runsRows } from "./runs.ts";
 import { entryNames } from "./cache.ts";
 
 /** A synthetic results folder of `n` verified entries (bench/store_synth.ts), removed after `fn`. */
@@ -79,4 +79,44 @@ Deno.test("runs: entries added or removed after the listing was recorded are see
     assert.ok(!rows.some((r) => names[0].startsWith(r.hash)));
     assert.deepEqual(await listedNames(paths), await entryNames(paths.cache));
   });
+});
+
+Deno.test("runs: the listing is newest first, cut at the limit, with every entry counted", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "finelab-runs-" });
+  try {
+    // Synthetic runs finish one minute apart in generation order: the newest is the last generated.
+    const rep = await generateCache(dir, 20, { experiments: 2, steps: 40 });
+    const paths = projectPaths(undefined, dir);
+    const newest = rep.hashes.toReversed().map((h) => h.slice(0, 12));
+    const all = await runsRows(paths, { verify: true });
+    const counts: Record<string, number> = {};
+    for (const r of all) counts[r.status] = (counts[r.status] ?? 0) + 1;
+    for (const stage of ["cache only", "database"]) {
+      if (stage === "database") await rebuildFromCache(paths);
+      for (const verify of [false, true]) {
+        const l = await runsListing(paths, { limit: 5, verify });
+        assert.deepEqual(l.rows.map((r) => r.hash), newest.slice(0, 5), `${stage}, verify ${verify}`);
+        assert.equal(l.total, 20);
+        assert.deepEqual(l.counts, counts);
+        const full = await runsListing(paths, { verify });
+        assert.deepEqual(full.rows.map((r) => r.hash), newest);
+        assert.deepEqual(full.rows.toSorted((a, b) => a.hash.localeCompare(b.hash)), all);
+        const one = await runsListing(paths, { experiment: "synth-0001", limit: 3, verify });
+        assert.deepEqual(one.rows, full.rows.filter((r) => r.experiment === "synth-0001").slice(0, 3));
+        assert.equal(one.total, 10);
+      }
+    }
+    // A corrupt entry has no time: it comes first (found by --verify: the database still has the run).
+    const [name] = (await entryNames(paths.cache)).filter((n) => n.startsWith(newest[10]));
+    await Deno.writeTextFile(`${paths.cache}/${name}/manifest.json`, "{");
+    const l = await runsListing(paths, { limit: 2, verify: true });
+    assert.deepEqual(l.rows.map((r) => [r.hash, r.status]), [[newest[10], "corrupt"], [
+      newest[0],
+      all.find((r) => r.hash === newest[0])!.status,
+    ]]);
+    assert.equal(l.counts.corrupt, 1);
+    await assert.rejects(() => runsListing(paths, { limit: -1 }), RangeError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

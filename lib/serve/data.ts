@@ -1,14 +1,19 @@
 /**
  * What the dashboard shows, read from the results database (read-only, opened per request and closed
- * again so that runners can write it) and from the run cache (live status and metrics of running runs,
- * manifests, attempts, checkpoints). Nothing here writes.
+ * again so that runners can write it) and from the run cache (live status of unfinished runs, loss curves,
+ * manifests, attempts, checkpoints). Nothing here writes but the cache's recorded listing (`results/.cache-listing`,
+ * as `runs` keeps it; skipped in a read-only folder). At 100k runs a page costs what its experiments, the
+ * unfinished entries and the runs it shows cost: aggregates are SQL, only their rows cross into JS.
  *
  * @module
  */
 import { openStore, type QueryParam, type QueryResult } from "../store/mod.ts";
-import { entryNames, type EntryPaths, entryPaths, liveStatus, mapPool } from "../runner/cache.ts";
+import { entryPaths, mapPool } from "../runner/cache.ts";
 import { listExperiments, loadExperiment } from "../runner/plan.ts";
-import type { MetricRow, RunManifest, RunStatusRecord } from "../core/records.ts";
+import type { MetricRow } from "../core/records.ts";
+import { liveRuns, readMetrics } from "./live.ts";
+
+export { liveRuns, readJson, readMetrics } from "./live.ts";
 import type { ProjectPaths } from "../util/paths.ts";
 
 /** A run hash: 64 lower-case hex digits (anything else is refused before it reaches a path). */
@@ -73,74 +78,6 @@ export interface LiveRun {
   started_at: string | null;
 }
 
-/**
- * metrics.jsonl as it is now: rows of a finished run, or of a running one that is appending (a line
- * being written is left for the next read).
- */
-export async function readMetrics(p: EntryPaths): Promise<MetricRow[]> {
-  let text = "";
-  try {
-    text = await Deno.readTextFile(p.metrics);
-  } catch {
-    return [];
-  }
-  const out: MetricRow[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    try {
-      out.push(JSON.parse(line));
-    } catch {
-      break; // torn last line of an append in progress
-    }
-  }
-  return out;
-}
-
-export async function readJson<T>(path: string): Promise<T | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path)) as T;
-  } catch {
-    return null;
-  }
-}
-
-/** Every run whose process is training it now (status `running` and its lock held / heartbeat fresh). */
-/**
- * Every run whose process is training it now (status `running` and its lock held / heartbeat fresh). Entries
- * the database holds as finished are not read (a finished run trains again only once its entry is found
- * corrupt, and is then ingested again): at 100k runs the status files of the unfinished ones are all it reads.
- */
-export async function liveRuns(src: Source): Promise<LiveRun[]> {
-  const names = (await entryNames(src.paths.cache)).filter((n) => HASH_RE.test(n));
-  const finished = new Set(
-    await withDb(
-      src,
-      async (q) =>
-        (await q(`SELECT hash FROM runs WHERE status IN ('completed', 'failed', 'diverged')`)).rows.map((r) =>
-          String(r.hash)
-        ),
-    ) ?? [],
-  );
-  const found = await mapPool(names.filter((n) => !finished.has(n)), 16, async (name): Promise<LiveRun | null> => {
-    const p = entryPaths(src.paths.cache, name);
-    const s = await readJson<RunStatusRecord>(p.status);
-    if (s?.status !== "running" || liveStatus(s, p) !== "running") return null;
-    const m = await readJson<RunManifest>(p.manifest);
-    if (!m) return null;
-    return {
-      hash: m.hash,
-      run_id: m.run_id,
-      experiment: m.experiment,
-      variant: m.variant,
-      seed: m.seed,
-      step: s.step,
-      steps: m.config.train.steps,
-      started_at: s.started_at,
-    };
-  });
-  return found.filter((x): x is LiveRun => x !== null).sort((a, b) => a.run_id.localeCompare(b.run_id));
-}
-
 /** One line of the index. */
 export interface ExperimentInfo {
   id: string;
@@ -151,39 +88,62 @@ export interface ExperimentInfo {
   verdict: string | null;
 }
 
-/** The experiments of the database with run counts by status (live ones counted as running) and verdict lines. */
-export async function experimentList(src: Source): Promise<ExperimentInfo[]> {
-  const live = await liveRuns(src);
-  const rows = await withDb(src, async (q) =>
-    (await q(
-      `SELECT e.id, e.description, e.n_runs, e.updated_at,
-         list(c.hash) FILTER (WHERE c.hash IS NOT NULL) AS hashes, list(c.status) FILTER (WHERE c.hash IS NOT NULL) AS statuses,
-         greatest(max(e.updated_at), max(c.finished_at), max(c.started_at)) AS last_change
-       FROM experiments e LEFT JOIN current_runs c ON c.experiment = e.id GROUP BY ALL ORDER BY e.id`,
-    )).rows) ?? [];
-  // Experiments without a module (or a report hook) get the fallback verdict: all of them in one query.
+/** Options of {@link experimentList} and {@link experimentPage}. */
+export interface LiveOption {
+  /** The runs training now ({@link liveRuns}), when the caller has them already. */
+  live?: LiveRun[];
+}
+
+/**
+ * The experiments of the database with run counts by status (live ones counted as running) and verdict lines.
+ * Counted in SQL: what crosses into JS is a few rows per experiment, whatever the number of runs.
+ */
+export async function experimentList(src: Source, opts: LiveOption = {}): Promise<ExperimentInfo[]> {
+  const live = opts.live ?? await liveRuns(src);
+  const liveHashes = live.map((l) => l.hash).filter((h) => HASH_RE.test(h)).map((h) => `'${h}'`).join(", ");
+  const got = await withDb(src, async (q) => ({
+    // Each experiment's runs counted by status (a run planned twice counted once) and its last change.
+    rows: (await q(
+      `WITH c AS (
+         SELECT r.experiment, r.status, max(r.finished_at) AS f, max(r.started_at) AS s, count(*)::INTEGER AS n
+         FROM (SELECT DISTINCT experiment, hash FROM experiment_runs) x
+         JOIN runs r ON r.hash = x.hash AND r.experiment = x.experiment GROUP BY ALL)
+       SELECT e.id, e.description, e.n_runs, greatest(max(e.updated_at), max(c.f), max(c.s)) AS last_change,
+         list(c.status ORDER BY c.status) FILTER (WHERE c.status IS NOT NULL) AS statuses,
+         list(c.n ORDER BY c.status) FILTER (WHERE c.status IS NOT NULL) AS counts
+       FROM experiments e LEFT JOIN c ON c.experiment = e.id GROUP BY ALL ORDER BY e.id`,
+    )).rows,
+    // The stored status of each live run: it is counted as running instead.
+    stored: liveHashes
+      ? (await q(`SELECT DISTINCT experiment, hash, status FROM current_runs WHERE hash IN (${liveHashes})`)).rows
+      : [],
+    // Experiments without a module (or a report hook) get the fallback verdict: all of them in one query.
+    fallback: (await q(
+      `${BEST_VARIANT_SQL} QUALIFY row_number() OVER (PARTITION BY experiment ORDER BY val_ppl_mean) = 1`,
+    )).rows,
+  }));
   const modules = new Set(await listExperiments(src.paths));
-  const fallback = new Map(
-    (await withDb(
-      src,
-      async (q) =>
-        (await q(`${BEST_VARIANT_SQL} QUALIFY row_number() OVER (PARTITION BY experiment ORDER BY val_ppl_mean) = 1`))
-          .rows,
-    ) ?? []).map((r) => [r.experiment, r]),
-  );
+  const fallback = new Map((got?.fallback ?? []).map((r) => [r.experiment, r]));
+  const counts = new Map<string, Record<string, number>>();
+  const countsOf = (id: string) => counts.get(id) ?? counts.set(id, {}).get(id)!;
+  for (const r of got?.rows ?? []) {
+    const c = countsOf(String(r.id)), ns = (r.counts ?? []) as number[];
+    ((r.statuses ?? []) as string[]).forEach((s, i) => c[s] = Number(ns[i]));
+  }
+  const stored = new Map((got?.stored ?? []).map((r) => [`${r.experiment}#${r.hash}`, String(r.status)]));
+  for (const l of live) {
+    const c = countsOf(l.experiment), was = stored.get(`${l.experiment}#${l.hash}`);
+    if (was !== undefined && --c[was] === 0) delete c[was];
+    c.running = (c.running ?? 0) + 1;
+  }
   const out: ExperimentInfo[] = [];
-  for (const r of rows) {
+  for (const r of got?.rows ?? []) {
     const id = String(r.id);
-    const statuses = new Map<string, string>();
-    (r.hashes as string[] ?? []).forEach((h, i) => statuses.set(h, (r.statuses as string[])[i]));
-    for (const l of live) if (l.experiment === id) statuses.set(l.hash, "running");
-    const counts: Record<string, number> = {};
-    for (const s of statuses.values()) counts[s] = (counts[s] ?? 0) + 1;
     out.push({
       id,
       description: String(r.description ?? ""),
       n_runs: Number(r.n_runs ?? 0),
-      counts,
+      counts: counts.get(id)!,
       last_change: (r.last_change as string | null) ?? null,
       verdict: modules.has(id) ? (await experimentReport(src, id)).verdict : fallbackVerdict(fallback.get(id)),
     });
@@ -300,28 +260,29 @@ export function curveOf(hash: string, rows: readonly Pick<MetricRow, "step" | "s
   return c;
 }
 
-/** Curves of runs: from the database, or from metrics.jsonl for runs training now / not yet ingested. */
+/**
+ * Curves of runs: from each entry's metrics.jsonl (what the database was given; at a few hundred runs, reading the
+ * files is several times faster than finding their rows among tens of millions), and from the database for runs
+ * whose entry is gone (`q`; each run's loss points gathered there, one JSON list per run and split).
+ */
 export async function curves(src: Source, hashes: readonly string[], q?: Query): Promise<Curve[]> {
+  const ok = (h: string) => HASH_RE.test(h); // hex only: safe in a path and to inline in SQL
+  const read = await mapPool(hashes, 8, async (h) => ok(h) ? await readMetrics(entryPaths(src.paths.cache, h)) : []);
   const fromDb = new Map<string, Curve>();
-  if (q && hashes.length) {
-    const list = hashes.filter((h) => HASH_RE.test(h)).map((h) => `'${h}'`).join(", "); // hex only: safe to inline
+  const missing = hashes.filter((h, i) => read[i].length === 0 && ok(h));
+  if (q && missing.length) {
     const r = await q(
-      `SELECT hash, step, split, name, value FROM metrics WHERE name = 'loss' AND hash IN (${list || "NULL"})
-       ORDER BY hash, split, step`,
+      `SELECT hash, split = 'val' AS val,
+         coalesce(to_json(list([step, value] ORDER BY step) FILTER (WHERE isfinite(value)))::VARCHAR, '[]') AS points
+       FROM metrics WHERE name = 'loss' AND hash IN (${missing.map((h) => `'${h}'`).join(", ")}) GROUP BY hash, split`,
     );
-    const by = new Map<string, MetricRow[]>();
     for (const row of r.rows) {
       const h = String(row.hash);
-      if (!by.has(h)) by.set(h, []);
-      by.get(h)!.push(row as unknown as MetricRow);
+      const c = fromDb.get(h) ?? fromDb.set(h, { hash: h, train: [], val: [] }).get(h)!;
+      (row.val ? c.val : c.train).push(...JSON.parse(String(row.points)) as [number, number][]);
     }
-    for (const [h, rows] of by) fromDb.set(h, curveOf(h, rows));
   }
-  const out: Curve[] = [];
-  for (const h of hashes) {
-    out.push(fromDb.get(h) ?? curveOf(h, await readMetrics(entryPaths(src.paths.cache, h))));
-  }
-  return out;
+  return hashes.map((h, i) => (read[i].length ? curveOf(h, read[i]) : fromDb.get(h) ?? curveOf(h, [])));
 }
 
 /** Everything on an experiment page. */
@@ -336,9 +297,9 @@ export interface ExperimentPage {
 }
 
 /** The experiment page's data; null for an experiment the database and the cache do not know. */
-export async function experimentPage(src: Source, id: string): Promise<ExperimentPage | null> {
+export async function experimentPage(src: Source, id: string, opts: LiveOption = {}): Promise<ExperimentPage | null> {
   if (!EXPERIMENT_RE.test(id)) return null;
-  const live = (await liveRuns(src)).filter((l) => l.experiment === id);
+  const live = (opts.live ?? await liveRuns(src)).filter((l) => l.experiment === id);
   const got = await withDb(src, async (q) => {
     const e = (await q(
       `SELECT e.description, (SELECT any_value(scale) FROM experiment_runs WHERE experiment = e.id) AS scale

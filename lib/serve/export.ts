@@ -33,11 +33,11 @@ export async function exportReport(
     pages++;
   };
   for (const name of Object.keys(ASSETS)) await atomicWrite(join(dir, "assets", name), (await asset(name)).body);
-  const experiments = await experimentList(src);
   const live = await liveRuns(src);
+  const experiments = await experimentList(src, { live });
   await write("index.html", indexPage({ experiments, live, mode: "static" }));
   for (const e of experiments) {
-    const page = await experimentPage(src, e.id);
+    const page = await experimentPage(src, e.id, { live });
     if (!page) continue;
     await write(`exp/${e.id}.html`, experimentPageHtml(page, "static"));
     if (page.variants.length >= 2) {

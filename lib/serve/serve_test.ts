@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { dashFixture } from "./testing.ts";
 import { compare, differingKeys, flattenDotted, formatComparison, groupConfig, VARIES } from "./compare.ts";
 import { escapeHtml, html } from "./html.ts";
-import { experimentPage } from "./data.ts";
+import { curveOf, experimentList, experimentPage, liveRuns } from "./data.ts";
+import { openStore } from "../store/mod.ts";
 import { liveUpdate, runPage } from "./run_data.ts";
 import { serve } from "./server.ts";
 import { join } from "node:path";
@@ -150,6 +151,46 @@ Deno.test("deno task diff (with the task's scoped permissions): the comparison, 
     const bad = await run("synth/dense", "synth/nope");
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /"synth\/nope" names no run or variant/);
+  } finally {
+    await fx.cleanup();
+  }
+});
+
+Deno.test("data: index counts by status (a live run as running, not as stored); curves of a gone entry from the database", async () => {
+  const fx = await dashFixture();
+  try {
+    const src = { paths: fx.paths };
+    const live = await liveRuns(src);
+    assert.deepEqual(live.map((l) => l.hash), [fx.live.hash]);
+    const list = await experimentList(src, { live });
+    assert.deepEqual(list.map((e) => [e.id, e.counts]), [["other", { completed: 1 }], ["synth", {
+      completed: 5,
+      running: 1,
+    }]]);
+    assert.deepEqual(await experimentList(src), list, "live runs found when not given");
+    // The live run stored as interrupted (an earlier attempt, now resumed): counted once, as running.
+    const done = fx.records.find((r) => r.manifest.experiment === "synth")!;
+    const again = structuredClone(done);
+    again.manifest.hash = fx.live.hash;
+    again.manifest.run_id = "live/s0";
+    again.status.status = "interrupted";
+    const store = await openStore(fx.paths.db);
+    try {
+      const runs = [...fx.records.filter((r) => r.manifest.experiment === "synth"), again];
+      const plan = { scale: "default", runs: runs.map((r) => ({ hash: r.manifest.hash, run_id: r.manifest.run_id })) };
+      await store.ingest([again], [{ id: "synth", description: "d", module: "", n_runs: 6, plan }]);
+    } finally {
+      await store.close();
+    }
+    assert.deepEqual((await experimentList(src)).find((e) => e.id === "synth")!.counts, { completed: 5, running: 1 });
+    // An entry removed from the cache (gc): its curve comes from the database.
+    const gone = fx.records[1];
+    const before = (await experimentPage(src, "synth"))!.curves.find((c) => c.hash === gone.manifest.hash)!;
+    assert.deepEqual(before, curveOf(gone.manifest.hash, gone.metrics));
+    assert.ok(before.train.length > 0 && before.val.length > 0);
+    await Deno.remove(`${fx.paths.cache}/${gone.manifest.hash}`, { recursive: true });
+    const after = (await experimentPage(src, "synth", { live }))!.curves.find((c) => c.hash === gone.manifest.hash);
+    assert.deepEqual(after, before);
   } finally {
     await fx.cleanup();
   }

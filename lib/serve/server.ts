@@ -52,9 +52,8 @@ export function handler(src: Source): (req: Request) => Promise<Response> {
       if (req.method === "POST" && path === "/api/sql") return await sqlApi(src, req);
       if (req.method !== "GET" && req.method !== "HEAD") return new Response("read-only", { status: 405 });
       if (path === "/" || path === "/index.html") {
-        return htmlResponse(
-          indexPage({ experiments: await experimentList(src), live: await liveRuns(src), mode: "serve" }),
-        );
+        const live = await liveRuns(src);
+        return htmlResponse(indexPage({ experiments: await experimentList(src, { live }), live, mode: "serve" }));
       }
       let m = path.match(/^\/assets\/([a-z0-9_.-]+)$/);
       if (m) {

@@ -49,21 +49,42 @@ void fl_xent_bwd(const float *dloss, const float *logits, const int32_t *tgt, co
 }
 
 /* ---- AdamW (the formula of lib/train/optim.ts, in the same float32 order) ----------------------
- * m1 = m*b1 + g*c1; v1 = v*b2 + (g*g)*c2; p1 = p*decay - (m1 / (sqrt(v1)/sqrt_bc2 + eps)) * step,
+ * g' = g*gscale (the global-norm clip's Multiply; gscale = 1 leaves g as it is: x*1 = x exactly);
+ * m1 = m*b1 + g'*c1; v1 = v*b2 + (g'*g')*c2; p1 = p*decay - (m1 / (sqrt(v1)/sqrt_bc2 + eps)) * step,
  * with c1 = 1-b1, c2 = 1-b2, decay = 1-lr*wd (1 without decay), step = lr/bc1 computed by the caller
  * in double and rounded to float, as tfjs does with scalar operands. No FMA contraction, so each
  * operation rounds like the separate tfjs element-wise kernels. */
 __attribute__((optimize("fp-contract=off"))) void fl_adamw(const float *p, const float *m, const float *v,
                                                             const float *g, float *p1, float *m1, float *v1, int n,
                                                             float b1, float c1, float b2, float c2, float sqrt_bc2,
-                                                            float eps, float decay, float step) {
+                                                            float eps, float decay, float step, float gscale) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int i = 0; i < n; i++) {
-    const float mm = m[i] * b1 + g[i] * c1;
-    const float vv = v[i] * b2 + (g[i] * g[i]) * c2;
+    const float gi = g[i] * gscale;
+    const float mm = m[i] * b1 + gi * c1;
+    const float vv = v[i] * b2 + (gi * gi) * c2;
     m1[i] = mm;
     v1[i] = vv;
     const float denom = sqrtf(vv) / sqrt_bc2 + eps;
     p1[i] = p[i] * decay - (mm / denom) * step;
+  }
+}
+
+/* ---- sums of squares of many arrays (the gradient norm) ----------------------------------------
+ * out[j] = Σ_i (float)(x_j[i]²) accumulated in double in index order and rounded to float: the bits of
+ * tfjs's Sum(Square(x_j)) (a float32 square per element, the Sum kernel's sequential double sum). Each
+ * sum is one dependent chain; the arrays are shared among the threads (ptrs: the arrays' addresses). */
+__attribute__((optimize("fp-contract=off"))) void fl_sumsq_many(const uint64_t *ptrs, const int32_t *lens,
+                                                                 float *out, int count) {
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int j = 0; j < count; j++) {
+    const float *x = (const float *)(uintptr_t)ptrs[j];
+    const int n = lens[j];
+    double acc = 0.0;
+    for (int i = 0; i < n; i++) {
+      const float sq = x[i] * x[i];
+      acc += (double)sq;
+    }
+    out[j] = (float)acc;
   }
 }

@@ -29,7 +29,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { loadBlas, loadKernels } from "../backends/native/mod.ts";
+import { loadKernels } from "../backends/native/mod.ts";
 import { type CpuBackend, f32, pool } from "../backends/native/tensors.ts";
 
 let override: boolean | null = null;
@@ -108,6 +108,43 @@ function scratch(i: number, n: number): Float32Array {
 }
 
 type K = ReturnType<typeof loadKernels>["k"];
+
+/** The address of element `off` of a (pooled or tensor) Float32Array. */
+const addr = (a: Float32Array, off: number) =>
+  BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a))) + BigInt(off * 4);
+
+/**
+ * Independent sgemm calls (writing disjoint parts of their outputs) collected and run in one parallel region,
+ * each single-threaded (kernels/finedeep.c fl_sgemm_batch): the per-expert products are small, and OpenBLAS
+ * threading each one cost more CPU than it saved. Each call gives the bits it gives alone (OpenBLAS never
+ * splits k over threads; tested against the tfjs form for 1 and 2 threads).
+ */
+class GemmBatch {
+  #ints: number[] = [];
+  #ptrs: bigint[] = [];
+  /** `c[cOff..] = op(a[aOff..]) @ op(b[bOff..])`, row-major, m x n over k, with leading dimensions. */
+  add(
+    t: { tA: boolean; tB: boolean; m: number; n: number; k: number },
+    a: [Float32Array, number, number],
+    b: [Float32Array, number, number],
+    c: [Float32Array, number, number],
+  ): void {
+    this.#ints.push(t.tA ? 1 : 0, t.tB ? 1 : 0, t.m, t.n, t.k, a[2], b[2], c[2]);
+    this.#ptrs.push(addr(a[0], a[1]), addr(b[0], b[1]), addr(c[0], c[1]));
+  }
+  /** Runs the calls and empties the batch. */
+  run(k: K): void {
+    const n = this.#ptrs.length / 3;
+    if (!n) return;
+    const rc = k.fl_sgemm_batch(Int32Array.from(this.#ints), BigUint64Array.from(this.#ptrs), n);
+    if (rc !== 0) throw new Error("sparseMixtureTrain: the kernels library has no sgemm (fl_set_sgemm failed)");
+    this.#ints = [];
+    this.#ptrs = [];
+  }
+}
+/** An operand: array, offset of its first element, leading dimension. */
+type Arg = [Float32Array, number, number];
+const NN = { tA: false, tB: false }, NT = { tA: false, tB: true }, TN = { tA: true, tB: false };
 const ONE = Float32Array.of(1);
 
 // Element-wise steps through the native backend's own kernel functions (kernels.c: the code its Multiply,
@@ -126,19 +163,41 @@ function oneMinus(k: K, io: { v: Float32Array; out: Float32Array; n: number }): 
   k.fl_binary(1, ONE, v, out, 1, Int32Array.of(n), Int32Array.of(0), Int32Array.of(1));
 }
 
-/** into[i] = x[rows[i], off..off+d) (x rows of width w). */
-function gatherRows(x: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number; into: Float32Array }) {
-  const { w, off, d, into: xs } = at;
-  for (let i = 0; i < rows.length; i++) xs.set(x.subarray(rows[i] * w + off, rows[i] * w + off + d), i * d);
+/** into[i] = x[rows[i], off..off+d) (x rows of width w; GatherV2's row copies). */
+function gatherRows(
+  k: K,
+  x: Float32Array,
+  rows: Int32Array,
+  at: { w: number; off: number; d: number; into: Float32Array },
+): void {
+  k.fl_gather_rows(x, rows, at.into, rows.length, at.w, at.off, at.d);
 }
 
 /** y[rows[i], off..off+d) += v[i] in row order (UnsortedSegmentSum into zeros; y rows of width w). */
-function scatterAdd(y: Float32Array, v: Float32Array, at: { rows: Int32Array; w: number; off: number; d: number }) {
-  const { rows, w, off, d } = at;
-  for (let i = 0; i < rows.length; i++) {
-    const yb = rows[i] * w + off, vb = i * d;
-    for (let j = 0; j < d; j++) y[yb + j] += v[vb + j];
+function scatterAdd(
+  k: K,
+  y: Float32Array,
+  v: Float32Array,
+  at: { rows: Int32Array; w: number; off: number; d: number },
+): void {
+  k.fl_scatter_add_rows(y, v, at.rows, at.rows.length, at.w, at.off, at.d);
+}
+
+/**
+ * dW13 `[D, 2·E·W]` and dW2 `[E·W, O]` with zeros only where no sgemm writes: the experts without rows (the
+ * sgemms of the others, beta 0, overwrite their columns / rows whole).
+ */
+function weightGrads(dims: { D: number; E: number; W: number; O: number }, active: Set<number>) {
+  const { D, E, W, O } = dims, H = E * W, dw13 = pool.alloc(D * 2 * H), dw2 = pool.alloc(H * O);
+  for (let e = 0; e < E; e++) {
+    if (active.has(e)) continue;
+    for (let d = 0; d < D; d++) {
+      dw13.fill(0, d * 2 * H + e * W, d * 2 * H + (e + 1) * W);
+      dw13.fill(0, d * 2 * H + H + e * W, d * 2 * H + H + (e + 1) * W);
+    }
+    dw2.fill(0, e * W * O, (e + 1) * W * O);
   }
+  return { dw13, dw2 };
 }
 
 /**
@@ -172,7 +231,7 @@ export function sparseMixtureTrain(
     st.h = pool.alloc(R * W);
     st.o = pool.alloc(R * O);
   }
-  const blas = loadBlas(), k = loadKernels().k, SO = S * O, H2 = 2 * H;
+  const k = loadKernels().k, gb = new GemmBatch(), SO = S * O, H2 = 2 * H;
   // Inputs: x and coef once per non-empty slice, last slice first (the tape's order for the tfjs form's
   // per-slice gathers), then w13, w2.
   const order = [...slices].reverse();
@@ -183,37 +242,40 @@ export function sparseMixtureTrain(
     const y = pool.zeros(N * SO);
     for (const st of slices) {
       const { xs, a, b, sig, h, o } = st, R = st.rows.length, RW = R * W;
-      gatherRows(xv, st.rows, { w: D, off: 0, d: D, into: xs });
+      gatherRows(k, xv, st.rows, { w: D, off: 0, d: D, into: xs });
       for (let q = 0; q < st.experts.length; q++) {
-        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe = xs.subarray(r0 * D);
-        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(e * W), H2, a.subarray(r0 * W), W);
-        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(H + e * W), H2, b.subarray(r0 * W), W);
+        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe: Arg = [xs, r0 * D, D];
+        gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, e * W, H2], [a, r0 * W, W]);
+        gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, H + e * W, H2], [b, r0 * W, W]);
       }
+      gb.run(k);
       k.fl_unary(2, a, sig, RW); // sig = sigmoid(a); h = (a·sig)·b
       k.fl_mul(a, sig, h, RW);
       k.fl_mul(h, b, h, RW);
       for (let q = 0; q < st.experts.length; q++) {
         const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
-        blas.sgemm(false, false, n, O, W, h.subarray(r0 * W), W, w2.subarray(e * W * O), O, o.subarray(r0 * O), O);
+        gb.add({ ...NN, m: n, n: O, k: W }, [h, r0 * W, W], [w2, e * W * O, O], [o, r0 * O, O]);
       }
+      gb.run(k);
       // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
       const weighted = scratch(0, R * O);
       mulRows(k, { m: o, c: st.c, out: weighted, R, O });
-      scatterAdd(y, weighted, { rows: st.rows, w: SO, off: st.s * O, d: O });
+      scatterAdd(k, y, weighted, { rows: st.rows, w: SO, off: st.s * O, d: O });
     }
     return {
       value: tf.tensor2d(y, [N, SO]),
       gradFunc: (dy: tf.Tensor) => {
         if (done) throw new Error("sparseMixtureTrain: the gradient of one forward pass was asked twice");
         done = true;
-        const dyv = vals(dy), dw13 = pool.zeros(D * H2), dw2 = pool.zeros(H * O);
+        const dyv = vals(dy), active = new Set(slices.flatMap((st) => st.experts));
+        const { dw13, dw2 } = weightGrads({ D, E, W, O }, active);
         const dxs: tf.Tensor[] = [], dcs: tf.Tensor[] = [];
         for (const st of order) {
           const { xs, a, b, sig, h, o, rows } = st, R = rows.length, RW = R * W, RO = R * O;
           // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
           // scattered into zeros (the gather's gradient).
           const dyg = scratch(0, RO), dO = scratch(1, RO), dyo = scratch(2, RO), dw = scratch(3, R);
-          gatherRows(dyv, rows, { w: SO, off: st.s * O, d: O, into: dyg });
+          gatherRows(k, dyv, rows, { w: SO, off: st.s * O, d: O, into: dyg });
           mulRows(k, { m: dyg, c: st.c, out: dO, R, O });
           k.fl_mul(dyg, o, dyo, RO);
           k.fl_reduce_sum(dyo, dw, R, O, 1, 0);
@@ -222,10 +284,11 @@ export function sparseMixtureTrain(
           const dh = scratch(4, RW), tmp = scratch(5, RW), ds = scratch(6, RW), da = scratch(7, RW);
           const db = scratch(8, RW), dXb = scratch(9, R * D), dXa = scratch(10, R * D);
           for (let q = 0; q < st.experts.length; q++) {
-            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe = dO.subarray(r0 * O);
-            blas.sgemm(false, true, n, W, O, dOe, O, w2.subarray(e * W * O), O, dh.subarray(r0 * W), W);
-            blas.sgemm(true, false, W, O, n, h.subarray(r0 * W), W, dOe, O, dw2.subarray(e * W * O), O);
+            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe: Arg = [dO, r0 * O, O];
+            gb.add({ ...NT, m: n, n: W, k: O }, dOe, [w2, e * W * O, O], [dh, r0 * W, W]);
+            gb.add({ ...TN, m: W, n: O, k: n }, [h, r0 * W, W], dOe, [dw2, e * W * O, O]);
           }
+          gb.run(k);
           // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
           // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum.
           k.fl_mul(a, sig, tmp, RW); // silu(a)
@@ -239,16 +302,17 @@ export function sparseMixtureTrain(
           k.fl_add(da, tmp, da, RW);
           for (let q = 0; q < st.experts.length; q++) {
             const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
-            const xe = xs.subarray(r0 * D), dbe = db.subarray(r0 * W), dae = da.subarray(r0 * W);
-            blas.sgemm(false, true, n, D, W, dbe, W, w13.subarray(H + e * W), H2, dXb.subarray(r0 * D), D);
-            blas.sgemm(true, false, D, W, n, xe, D, dbe, W, dw13.subarray(H + e * W), H2);
-            blas.sgemm(false, true, n, D, W, dae, W, w13.subarray(e * W), H2, dXa.subarray(r0 * D), D);
-            blas.sgemm(true, false, D, W, n, xe, D, dae, W, dw13.subarray(e * W), H2);
+            const xe: Arg = [xs, r0 * D, D], dbe: Arg = [db, r0 * W, W], dae: Arg = [da, r0 * W, W];
+            gb.add({ ...NT, m: n, n: D, k: W }, dbe, [w13, H + e * W, H2], [dXb, r0 * D, D]);
+            gb.add({ ...TN, m: D, n: W, k: n }, xe, dbe, [dw13, H + e * W, H2]);
+            gb.add({ ...NT, m: n, n: D, k: W }, dae, [w13, e * W, H2], [dXa, r0 * D, D]);
+            gb.add({ ...TN, m: D, n: W, k: n }, xe, dae, [dw13, e * W, H2]);
           }
+          gb.run(k);
           // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient).
           k.fl_add(dXb, dXa, dXb, R * D);
           const dx = pool.zeros(N * D);
-          scatterAdd(dx, dXb, { rows, w: D, off: 0, d: D });
+          scatterAdd(k, dx, dXb, { rows, w: D, off: 0, d: D });
           dxs.push(tf.tensor2d(dx, [N, D]));
           dcs.push(tf.tensor2d(dc, [N, E]));
           for (const v of [xs, a, b, sig, h, o]) pool.release(v);

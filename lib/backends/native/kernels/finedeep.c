@@ -211,6 +211,23 @@ static void gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, c
   fl_sgemm_ptr(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* count independent sgemm calls (they must write disjoint parts of C), shared among the threads, each call
+ * single-threaded: many small products (one per expert) in one parallel region instead of one threaded
+ * sgemm after another. Call j: ints[8j..] = ta, tb, m, n, k, lda, ldb, ldc; ptrs[3j..] = a, b, c; beta 0.
+ * OpenBLAS splits C's rows/columns over its threads, never k, so each call gives the bits it gives alone.
+ * Returns 0, or -1 when fl_set_sgemm has not succeeded. */
+int fl_sgemm_batch(const int32_t *ints, const uint64_t *ptrs, int count) {
+  if (!fl_sgemm_ptr) return -1;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int j = 0; j < count; j++) {
+    const int32_t *q = ints + 8 * j;
+    const uint64_t *p = ptrs + 3 * j;
+    gemm(q[0], q[1], q[2], q[3], q[4], (const float *)(uintptr_t)p[0], q[5], (const float *)(uintptr_t)p[1], q[6],
+         0.f, (float *)(uintptr_t)p[2], q[7]);
+  }
+  return 0;
+}
+
 /* One sub-layer of the Finedeep block, as the TypeScript side lays it out (M of them in an array). */
 typedef struct {
   const float *w13, *w2, *r; /* weights [D, 2H], [H, D], routers [K, D] */

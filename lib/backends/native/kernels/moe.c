@@ -1,0 +1,27 @@
+#include "fl.h"
+
+/* ---- row movement of the sparse mixture op (lib/models/sparse_train.ts) ------------------------
+ * Copies and scatter-adds of rows between token-major arrays and an op's gathered rows: what its
+ * GatherV2 row copies and UnsortedSegmentSum scatters did in JS loops, with the same float32 additions in the
+ * same order for every element. */
+
+/* out[i, 0..d) = x[rows[i], off..off+d) (x rows of width w). */
+void fl_gather_rows(const float *x, const int32_t *rows, float *out, int R, int w, int off, int d) {
+#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
+  for (int i = 0; i < R; i++) memcpy(out + (i64)i * d, x + (i64)rows[i] * w + off, sizeof(float) * (size_t)d);
+}
+
+/* y[rows[i], off..off+d) += v[i, 0..d) for i = 0..R-1 in order (a token may repeat: each column's additions
+ * stay in row order; the threads split the columns). */
+void fl_scatter_add_rows(float *y, const float *v, const int32_t *rows, int R, int w, int off, int d) {
+  const int cb = 16, nb = (d + cb - 1) / cb;
+#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
+  for (int b = 0; b < nb; b++) {
+    const int j0 = b * cb, j1 = j0 + cb < d ? j0 + cb : d;
+    for (int i = 0; i < R; i++) {
+      float *yr = y + (i64)rows[i] * w + off;
+      const float *vr = v + (i64)i * d;
+      for (int j = j0; j < j1; j++) yr[j] += vr[j];
+    }
+  }
+}

@@ -1,4 +1,7 @@
 #include "fl.h"
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 /* ---- cross-entropy --------------------------------------------------------------------------
  * Mean over rows of -log softmax(logits)[target]; rows whose target is outside [0, V) count 0
@@ -54,20 +57,72 @@ void fl_xent_bwd(const float *dloss, const float *logits, const int32_t *tgt, co
  * with c1 = 1-b1, c2 = 1-b2, decay = 1-lr*wd (1 without decay), step = lr/bc1 computed by the caller
  * in double and rounded to float, as tfjs does with scalar operands. No FMA contraction, so each
  * operation rounds like the separate tfjs element-wise kernels. */
-__attribute__((optimize("fp-contract=off"))) void fl_adamw(const float *p, const float *m, const float *v,
-                                                            const float *g, float *p1, float *m1, float *v1, int n,
-                                                            float b1, float c1, float b2, float c2, float sqrt_bc2,
-                                                            float eps, float decay, float step, float gscale) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int i = 0; i < n; i++) {
+/* AdamW of elements [i0, i1) into the arrays p1, m1, v1 (offset o: they hold elements i0 - o ..). */
+__attribute__((optimize("fp-contract=off"))) static inline void adamw_range(
+    const float *p, const float *m, const float *v, const float *g, float *p1, float *m1, float *v1, i64 i0, i64 i1,
+    i64 o, const float *c) {
+  const float b1 = c[0], c1 = c[1], b2 = c[2], c2 = c[3], sqrt_bc2 = c[4], eps = c[5], decay = c[6], step = c[7],
+              gscale = c[8];
+  for (i64 i = i0; i < i1; i++) {
     const float gi = g[i] * gscale;
     const float mm = m[i] * b1 + gi * c1;
     const float vv = v[i] * b2 + (gi * gi) * c2;
-    m1[i] = mm;
-    v1[i] = vv;
+    m1[i - o] = mm;
+    v1[i - o] = vv;
     const float denom = sqrtf(vv) / sqrt_bc2 + eps;
-    p1[i] = p[i] * decay - (mm / denom) * step;
+    p1[i - o] = p[i] * decay - (mm / denom) * step;
   }
+}
+
+/* 64 bytes from src to the 64-byte aligned dst, bypassing the caches where the CPU can. */
+static inline void stream64(float *dst, const float *src) {
+#if defined(__AVX512F__)
+  _mm512_stream_ps(dst, _mm512_loadu_ps(src));
+#elif defined(__AVX__)
+  _mm256_stream_ps(dst, _mm256_loadu_ps(src));
+  _mm256_stream_ps(dst + 8, _mm256_loadu_ps(src + 8));
+#else
+  memcpy(dst, src, 64);
+#endif
+}
+
+/* The update writes p1, m1, v1 once and nothing reads them before the next step: with the outputs 64-byte
+ * aligned alike, each 16-element block is computed into a small buffer and streamed out (no read of the
+ * destination lines first: ~3x faster here, memory-bound), else written in place. The same operations per
+ * element either way. */
+__attribute__((optimize("fp-contract=off"))) void fl_adamw(const float *p, const float *m, const float *v, const float *g, float *p1, float *m1, float *v1, int n,
+              float b1, float c1, float b2, float c2, float sqrt_bc2, float eps, float decay, float step,
+              float gscale) {
+  const float c[9] = {b1, c1, b2, c2, sqrt_bc2, eps, decay, step, gscale};
+  const uintptr_t a = (uintptr_t)p1 & 63;
+  const int head = (int)(a ? (64 - a) / 4 : 0);
+  const int stream = ((a & 3) == 0) && (((uintptr_t)m1 & 63) == a) && (((uintptr_t)v1 & 63) == a) && n >= head + 16;
+  if (!stream) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int b = 0; b < (n + 4095) / 4096; b++) {
+      const i64 i0 = (i64)b * 4096, i1 = i0 + 4096 < n ? i0 + 4096 : n;
+      adamw_range(p, m, v, g, p1, m1, v1, i0, i1, 0, c);
+    }
+    return;
+  }
+  adamw_range(p, m, v, g, p1, m1, v1, 0, head, 0, c);
+  const int nb = (n - head) / 16, tail = head + nb * 16;
+#pragma omp parallel if (n > 65536)
+  {
+#pragma omp for schedule(static)
+    for (int b = 0; b < nb; b++) {
+      float tp[16], tm[16], tv[16];
+      const i64 i0 = head + (i64)b * 16;
+      adamw_range(p, m, v, g, tp, tm, tv, i0, i0 + 16, i0, c);
+      stream64(p1 + i0, tp);
+      stream64(m1 + i0, tm);
+      stream64(v1 + i0, tv);
+    }
+#if defined(__AVX__)
+    _mm_sfence();
+#endif
+  }
+  adamw_range(p, m, v, g, p1, m1, v1, tail, n, 0, c);
 }
 
 /* ---- sums of squares of many arrays (the gradient norm) ----------------------------------------

@@ -59,8 +59,8 @@ void fl_xent_bwd(const float *dloss, const float *logits, const int32_t *tgt, co
  * operation rounds like the separate tfjs element-wise kernels. */
 /* AdamW of elements [i0, i1) into the arrays p1, m1, v1 (offset o: they hold elements i0 - o ..). */
 __attribute__((optimize("fp-contract=off"))) static inline void adamw_range(
-    const float *p, const float *m, const float *v, const float *g, float *p1, float *m1, float *v1, i64 i0, i64 i1,
-    i64 o, const float *c) {
+    const float *restrict p, const float *restrict m, const float *restrict v, const float *restrict g,
+    float *restrict p1, float *restrict m1, float *restrict v1, i64 i0, i64 i1, i64 o, const float *c) {
   const float b1 = c[0], c1 = c[1], b2 = c[2], c2 = c[3], sqrt_bc2 = c[4], eps = c[5], decay = c[6], step = c[7],
               gscale = c[8];
   for (i64 i = i0; i < i1; i++) {
@@ -86,43 +86,44 @@ static inline void stream64(float *dst, const float *src) {
 #endif
 }
 
-/* The update writes p1, m1, v1 once and nothing reads them before the next step: with the outputs 64-byte
- * aligned alike, each 16-element block is computed into a small buffer and streamed out (no read of the
- * destination lines first: ~3x faster here, memory-bound), else written in place. The same operations per
- * element either way. */
-__attribute__((optimize("fp-contract=off"))) void fl_adamw(const float *p, const float *m, const float *v, const float *g, float *p1, float *m1, float *v1, int n,
-              float b1, float c1, float b2, float c2, float sqrt_bc2, float eps, float decay, float step,
-              float gscale) {
+/* dst[0..n) = src[0..n): 64-byte aligned blocks streamed (stream64), the unaligned ends stored plainly. */
+static inline void stream_copy(float *dst, const float *src, int n) {
+  const uintptr_t a = (uintptr_t)dst & 63;
+  int head = a ? (int)((64 - a) / 4) : 0;
+  if (a & 3 || head > n) head = n;
+  int i = 0;
+  for (; i < head; i++) dst[i] = src[i];
+  for (; i + 16 <= n; i += 16) stream64(dst + i, src + i);
+  for (; i < n; i++) dst[i] = src[i];
+}
+
+/* The update writes p1, m1, v1 once and nothing reads them before the next step: each chunk is computed into
+ * small buffers and streamed out (no read of the destination lines first: ~3x faster here, memory-bound). The
+ * same operations per element as a plain loop. */
+#define FL_ADAMW_CHUNK 512
+__attribute__((optimize("fp-contract=off"))) void fl_adamw(const float *p, const float *m, const float *v, const float *g, float *p1,
+                                                            float *m1, float *v1, int n, float b1, float c1, float b2,
+                                                            float c2, float sqrt_bc2, float eps, float decay, float step,
+                                                            float gscale) {
   const float c[9] = {b1, c1, b2, c2, sqrt_bc2, eps, decay, step, gscale};
-  const uintptr_t a = (uintptr_t)p1 & 63;
-  const int head = (int)(a ? (64 - a) / 4 : 0);
-  const int stream = ((a & 3) == 0) && (((uintptr_t)m1 & 63) == a) && (((uintptr_t)v1 & 63) == a) && n >= head + 16;
-  if (!stream) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (int b = 0; b < (n + 4095) / 4096; b++) {
-      const i64 i0 = (i64)b * 4096, i1 = i0 + 4096 < n ? i0 + 4096 : n;
-      adamw_range(p, m, v, g, p1, m1, v1, i0, i1, 0, c);
-    }
-    return;
-  }
-  adamw_range(p, m, v, g, p1, m1, v1, 0, head, 0, c);
-  const int nb = (n - head) / 16, tail = head + nb * 16;
+  const int nc = (n + FL_ADAMW_CHUNK - 1) / FL_ADAMW_CHUNK;
 #pragma omp parallel if (n > 65536)
   {
+    /* staggered (not 4 KiB apart: loads and stores 4 KiB apart falsely wait on each other) */
+    float tbuf[3 * FL_ADAMW_CHUNK + 96] __attribute__((aligned(64)));
+    float *tp = tbuf, *tm = tbuf + FL_ADAMW_CHUNK + 48, *tv = tbuf + 2 * FL_ADAMW_CHUNK + 96;
 #pragma omp for schedule(static)
-    for (int b = 0; b < nb; b++) {
-      float tp[16], tm[16], tv[16];
-      const i64 i0 = head + (i64)b * 16;
-      adamw_range(p, m, v, g, tp, tm, tv, i0, i0 + 16, i0, c);
-      stream64(p1 + i0, tp);
-      stream64(m1 + i0, tm);
-      stream64(v1 + i0, tv);
+    for (int b = 0; b < nc; b++) {
+      const i64 i0 = (i64)b * FL_ADAMW_CHUNK, i1 = i0 + FL_ADAMW_CHUNK < n ? i0 + FL_ADAMW_CHUNK : n;
+      adamw_range(p, m, v, g, tp, tm, tv, i0, i1, i0, c);
+      stream_copy(p1 + i0, tp, (int)(i1 - i0));
+      stream_copy(m1 + i0, tm, (int)(i1 - i0));
+      stream_copy(v1 + i0, tv, (int)(i1 - i0));
     }
 #if defined(__AVX__)
     _mm_sfence();
 #endif
   }
-  adamw_range(p, m, v, g, p1, m1, v1, tail, n, 0, c);
 }
 
 /* ---- sums of squares of many arrays (the gradient norm) ----------------------------------------

@@ -16,10 +16,11 @@
  * BIT-IDENTICAL to the tfjs form on the native backend (tested: the output and every gradient), because it
  * performs the same float32 operations in the same order: the same sgemm calls (m, n, k and transpose flags;
  * OpenBLAS results do not depend on the leading dimensions, tested), the element-wise steps through the C
- * functions the backend's kernels run (kernels.c: `fl_unary` of its Sigmoid, `fl_reduce_sum` of its Sum,
- * `fl_binary`/`fl_mul`/`fl_add`: one float32 operation per element, as its Multiply/Add/Sub), tfjs's Sigmoid
- * gradient `dy·(y·(1−y))`, the row copies of GatherV2, the scatters added to zeros in row order as
- * UnsortedSegmentSum, and the gradient of x passed per slice (x is an input once per non-empty slice, last
+ * functions the backend's kernels run (kernels/*.c: `fl_reduce_sum` of its Sum, `fl_binary`/`fl_mul`: one
+ * float32 operation per element, as its Multiply/Add/Sub) or C loops doing those operations per element in
+ * the same order (kernels/moe.c: the SwiGLU steps with the Sigmoid kernel's double-precision sigmoid and
+ * tfjs's Sigmoid gradient `dy·(y·(1−y))`, the row copies of GatherV2, the scatters added to zeros in row
+ * order as UnsortedSegmentSum), and the gradient of x passed per slice (x is an input once per non-empty slice, last
  * slice first), so the tape adds them to x's other gradients in the order it adds the tfjs form's per-slice
  * gathers (likewise coef). Keep it in step with `sparseMixture` / `expertRunner` (lib/models/moe.ts).
  *
@@ -145,22 +146,15 @@ class GemmBatch {
 /** An operand: array, offset of its first element, leading dimension. */
 type Arg = [Float32Array, number, number];
 const NN = { tA: false, tB: false }, NT = { tA: false, tB: true }, TN = { tA: true, tB: false };
-const ONE = Float32Array.of(1);
 
-// Element-wise steps through the native backend's own kernel functions (kernels.c: the code its Multiply,
-// Add, Sub, Sigmoid and Sum kernels run, one float32 operation per element), and the row copies and
-// scatters of its GatherV2 / UnsortedSegmentSum kernels as JS loops.
+// Element-wise steps through the native backend's own kernel functions (the code its Multiply and Sum kernels
+// run, one float32 operation per element), and kernels/moe.c's row copies and scatters (its GatherV2 /
+// UnsortedSegmentSum kernels' operations).
 
 /** out [R, O] = m [R, O] · c[r] per row (Multiply with a [R, 1] operand). */
 function mulRows(k: K, io: { m: Float32Array; c: Float32Array; out: Float32Array; R: number; O: number }): void {
   const { m, c, out, R, O } = io;
   k.fl_binary(2, m, c, out, 2, Int32Array.of(R, O), Int32Array.of(O, 1), Int32Array.of(1, 0));
-}
-
-/** out = 1 − v (Sub of a scalar 1), n elements. */
-function oneMinus(k: K, io: { v: Float32Array; out: Float32Array; n: number }): void {
-  const { v, out, n } = io;
-  k.fl_binary(1, ONE, v, out, 1, Int32Array.of(n), Int32Array.of(0), Int32Array.of(1));
 }
 
 /** into[i] = x[rows[i], off..off+d) (x rows of width w; GatherV2's row copies). */
@@ -249,9 +243,7 @@ export function sparseMixtureTrain(
         gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, H + e * W, H2], [b, r0 * W, W]);
       }
       gb.run(k);
-      k.fl_unary(2, a, sig, RW); // sig = sigmoid(a); h = (a·sig)·b
-      k.fl_mul(a, sig, h, RW);
-      k.fl_mul(h, b, h, RW);
+      k.fl_swiglu_rows_fwd(a, b, sig, h, RW); // sig = sigmoid(a); h = (a·sig)·b
       for (let q = 0; q < st.experts.length; q++) {
         const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
         gb.add({ ...NN, m: n, n: O, k: W }, [h, r0 * W, W], [w2, e * W * O, O], [o, r0 * O, O]);
@@ -281,7 +273,7 @@ export function sparseMixtureTrain(
           k.fl_reduce_sum(dyo, dw, R, O, 1, 0);
           const dc = pool.zeros(N * E);
           for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[i];
-          const dh = scratch(4, RW), tmp = scratch(5, RW), ds = scratch(6, RW), da = scratch(7, RW);
+          const dh = scratch(4, RW), da = scratch(7, RW);
           const db = scratch(8, RW), dXb = scratch(9, R * D), dXa = scratch(10, R * D);
           for (let q = 0; q < st.experts.length; q++) {
             const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe: Arg = [dO, r0 * O, O];
@@ -290,16 +282,8 @@ export function sparseMixtureTrain(
           }
           gb.run(k);
           // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
-          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum.
-          k.fl_mul(a, sig, tmp, RW); // silu(a)
-          k.fl_mul(dh, b, ds, RW);
-          k.fl_mul(dh, tmp, db, RW);
-          k.fl_mul(ds, sig, da, RW);
-          k.fl_mul(ds, a, ds, RW); // dsig
-          oneMinus(k, { v: sig, out: tmp, n: RW });
-          k.fl_mul(sig, tmp, tmp, RW);
-          k.fl_mul(ds, tmp, tmp, RW);
-          k.fl_add(da, tmp, da, RW);
+          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum (one C loop).
+          k.fl_swiglu_rows_bwd(a, b, sig, dh, da, db, RW);
           for (let q = 0; q < st.experts.length; q++) {
             const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
             const xe: Arg = [xs, r0 * D, D], dbe: Arg = [db, r0 * W, W], dae: Arg = [da, r0 * W, W];

@@ -126,12 +126,15 @@ void fl_unary(int op, const float *x, float *out, int n) {
     for (int i = 0; i < n; i++) out[i] = -x[i];
     break;
   case 2:
+#pragma omp parallel for schedule(static) if (n > 16384)
     for (int i = 0; i < n; i++) out[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
     break;
   case 3:
+#pragma omp parallel for schedule(static) if (n > 16384)
     for (int i = 0; i < n; i++) out[i] = (float)(1.0 / sqrt((double)x[i]));
     break;
   default:
+#pragma omp parallel for schedule(static) if (n > 16384)
     for (int i = 0; i < n; i++) out[i] = (float)sqrt((double)x[i]);
     break;
   }

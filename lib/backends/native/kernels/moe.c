@@ -25,3 +25,30 @@ void fl_scatter_add_rows(float *y, const float *v, const int32_t *rows, int R, i
     }
   }
 }
+
+/* SwiGLU of the gathered rows, the element-wise kernels' steps fused: sig = sigmoid(a) (in double, as the
+ * Sigmoid kernel), h = (a * sig) * b, each product rounded to float32. */
+__attribute__((optimize("fp-contract=off"))) void fl_swiglu_rows_fwd(const float *a, const float *b, float *sig,
+                                                                      float *h, int n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int i = 0; i < n; i++) {
+    const float s = (float)(1.0 / (1.0 + exp(-(double)a[i])));
+    sig[i] = s;
+    h[i] = (a[i] * s) * b[i];
+  }
+}
+
+/* Its gradient as the tape's kernels compute it, element by element in float32: silu = a*sig, ds = dh*b,
+ * db = dh*silu, then mul(a, sig)'s gradient da = ds*sig, dsig = ds*a, Sigmoid's dsig*(sig*(1 - sig)), and
+ * da + that. */
+__attribute__((optimize("fp-contract=off"))) void fl_swiglu_rows_bwd(const float *a, const float *b,
+                                                                      const float *sig, const float *dh, float *da,
+                                                                      float *db, int n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+  for (int i = 0; i < n; i++) {
+    const float s = sig[i], silu = a[i] * s, ds = dh[i] * b[i];
+    db[i] = dh[i] * silu;
+    const float da0 = ds * s, dsig = ds * a[i], om = 1.f - s, t = s * om, t2 = dsig * t;
+    da[i] = da0 + t2;
+  }
+}

@@ -110,10 +110,6 @@ function scratch(i: number, n: number): Float32Array {
 
 type K = ReturnType<typeof loadKernels>["k"];
 
-/** The address of element `off` of a (pooled or tensor) Float32Array. */
-const addr = (a: Float32Array, off: number) =>
-  BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a))) + BigInt(off * 4);
-
 /**
  * Independent sgemm calls (writing disjoint parts of their outputs) collected and run in one parallel region,
  * each single-threaded (kernels/finedeep.c fl_sgemm_batch): the per-expert products are small, and OpenBLAS
@@ -121,26 +117,51 @@ const addr = (a: Float32Array, off: number) =>
  * splits k over threads; tested against the tfjs form for 1 and 2 threads).
  */
 class GemmBatch {
-  #ints: number[] = [];
-  #ptrs: bigint[] = [];
+  #ints = new Int32Array(14 * 64);
+  #n = 0;
+  #arrays: Float32Array[] = [];
+  #index = new Map<Float32Array, number>();
+  #slot(a: Float32Array): number {
+    let i = this.#index.get(a);
+    if (i === undefined) {
+      this.#index.set(a, i = this.#arrays.length);
+      this.#arrays.push(a);
+    }
+    return i;
+  }
   /** `c[cOff..] = op(a[aOff..]) @ op(b[bOff..])`, row-major, m x n over k, with leading dimensions. */
-  add(
-    t: { tA: boolean; tB: boolean; m: number; n: number; k: number },
-    a: [Float32Array, number, number],
-    b: [Float32Array, number, number],
-    c: [Float32Array, number, number],
-  ): void {
-    this.#ints.push(t.tA ? 1 : 0, t.tB ? 1 : 0, t.m, t.n, t.k, a[2], b[2], c[2]);
-    this.#ptrs.push(addr(a[0], a[1]), addr(b[0], b[1]), addr(c[0], c[1]));
+  add(t: { tA: boolean; tB: boolean; m: number; n: number; k: number }, a: Arg, b: Arg, c: Arg): void {
+    if ((this.#n + 1) * 14 > this.#ints.length) {
+      const more = new Int32Array(this.#ints.length * 2);
+      more.set(this.#ints);
+      this.#ints = more;
+    }
+    this.#ints.set([
+      t.tA ? 1 : 0,
+      t.tB ? 1 : 0,
+      t.m,
+      t.n,
+      t.k,
+      a[2],
+      b[2],
+      c[2],
+      this.#slot(a[0]),
+      a[1],
+      this.#slot(b[0]),
+      b[1],
+      this.#slot(c[0]),
+      c[1],
+    ], 14 * this.#n++);
   }
   /** Runs the calls and empties the batch. */
   run(k: K): void {
-    const n = this.#ptrs.length / 3;
-    if (!n) return;
-    const rc = k.fl_sgemm_batch(Int32Array.from(this.#ints), BigUint64Array.from(this.#ptrs), n);
+    if (!this.#n) return;
+    const table = BigUint64Array.from(this.#arrays, (a) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a))));
+    const rc = k.fl_sgemm_batch(this.#ints, table, this.#n);
     if (rc !== 0) throw new Error("sparseMixtureTrain: the kernels library has no sgemm (fl_set_sgemm failed)");
-    this.#ints = [];
-    this.#ptrs = [];
+    this.#n = 0;
+    this.#arrays = [];
+    this.#index.clear();
   }
 }
 /** An operand: array, offset of its first element, leading dimension. */

@@ -213,17 +213,18 @@ static void gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, c
 
 /* count independent sgemm calls (they must write disjoint parts of C), shared among the threads, each call
  * single-threaded: many small products (one per expert) in one parallel region instead of one threaded
- * sgemm after another. Call j: ints[8j..] = ta, tb, m, n, k, lda, ldb, ldc; ptrs[3j..] = a, b, c; beta 0.
- * OpenBLAS splits C's rows/columns over its threads, never k, so each call gives the bits it gives alone.
- * Returns 0, or -1 when fl_set_sgemm has not succeeded. */
-int fl_sgemm_batch(const int32_t *ints, const uint64_t *ptrs, int count) {
+ * sgemm after another. Call j: ints[14j..] = ta, tb, m, n, k, lda, ldb, ldc, then (array, offset in floats)
+ * for a, b and c, arrays indexing `arrays` (addresses); beta 0. OpenBLAS splits C's rows/columns over its
+ * threads, never k, so each call gives the bits it gives alone. Returns 0, or -1 when fl_set_sgemm has not
+ * succeeded. */
+int fl_sgemm_batch(const int32_t *ints, const uint64_t *arrays, int count) {
   if (!fl_sgemm_ptr) return -1;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int j = 0; j < count; j++) {
-    const int32_t *q = ints + 8 * j;
-    const uint64_t *p = ptrs + 3 * j;
-    gemm(q[0], q[1], q[2], q[3], q[4], (const float *)(uintptr_t)p[0], q[5], (const float *)(uintptr_t)p[1], q[6],
-         0.f, (float *)(uintptr_t)p[2], q[7]);
+    const int32_t *q = ints + 14 * j;
+    const float *a = (const float *)(uintptr_t)arrays[q[8]] + q[9], *b = (const float *)(uintptr_t)arrays[q[10]] + q[11];
+    float *c = (float *)(uintptr_t)arrays[q[12]] + q[13];
+    gemm(q[0], q[1], q[2], q[3], q[4], a, q[5], b, q[6], 0.f, c, q[7]);
   }
   return 0;
 }

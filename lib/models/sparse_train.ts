@@ -172,12 +172,6 @@ const NN = { tA: false, tB: false }, NT = { tA: false, tB: true }, TN = { tA: tr
 // run, one float32 operation per element), and kernels/moe.c's row copies and scatters (its GatherV2 /
 // UnsortedSegmentSum kernels' operations).
 
-/** out [R, O] = m [R, O] · c[r] per row (Multiply with a [R, 1] operand). */
-function mulRows(k: K, io: { m: Float32Array; c: Float32Array; out: Float32Array; R: number; O: number }): void {
-  const { m, c, out, R, O } = io;
-  k.fl_binary(2, m, c, out, 2, Int32Array.of(R, O), Int32Array.of(O, 1), Int32Array.of(1, 0));
-}
-
 /** into[i] = x[rows[i], off..off+d) (x rows of width w; GatherV2's row copies). */
 function gatherRows(
   k: K,
@@ -271,9 +265,7 @@ export function sparseMixtureTrain(
       }
       gb.run(k);
       // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
-      const weighted = scratch(0, R * O);
-      mulRows(k, { m: o, c: st.c, out: weighted, R, O });
-      scatterAdd(k, y, weighted, { rows: st.rows, w: SO, off: st.s * O, d: O });
+      k.fl_scatter_weighted_rows(y, o, st.c, st.rows, R, SO, st.s * O, O);
     }
     return {
       value: tf.tensor2d(y, [N, SO]),
@@ -287,11 +279,8 @@ export function sparseMixtureTrain(
           const { xs, a, b, sig, h, o, rows } = st, R = rows.length, RW = R * W, RO = R * O;
           // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
           // scattered into zeros (the gather's gradient).
-          const dyg = scratch(0, RO), dO = scratch(1, RO), dyo = scratch(2, RO), dw = scratch(3, R);
-          gatherRows(k, dyv, rows, { w: SO, off: st.s * O, d: O, into: dyg });
-          mulRows(k, { m: dyg, c: st.c, out: dO, R, O });
-          k.fl_mul(dyg, o, dyo, RO);
-          k.fl_reduce_sum(dyo, dw, R, O, 1, 0);
+          const dO = scratch(1, RO), dw = scratch(3, R);
+          k.fl_weighted_rows_bwd(dyv, rows, st.c, o, dO, dw, R, SO, st.s * O, O);
           const dc = pool.zeros(N * E);
           for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[i];
           const dh = scratch(4, RW), da = scratch(7, RW);

@@ -77,6 +77,14 @@ const SYMBOLS = {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32"],
     result: "void",
   },
+  fl_scatter_weighted_rows: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
+  fl_weighted_rows_bwd: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
   fl_sumsq_many: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_add: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_mul: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },

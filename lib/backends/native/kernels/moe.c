@@ -52,3 +52,45 @@ __attribute__((optimize("fp-contract=off"))) void fl_swiglu_rows_bwd(const float
     da[i] = da0 + t2;
   }
 }
+
+/* The forward's weighting and scatter fused: y[rows[i], off + j] += o[i, j] * c[i] (the product rounded to
+ * float32 first, as the Multiply kernel's output), rows in order for every column; the threads split the
+ * columns. */
+__attribute__((optimize("fp-contract=off"))) void fl_scatter_weighted_rows(float *y, const float *o, const float *c,
+                                                                            const int32_t *rows, int R, int w,
+                                                                            int off, int d) {
+  const int cb = 16, nb = (d + cb - 1) / cb;
+#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
+  for (int b = 0; b < nb; b++) {
+    const int j0 = b * cb, j1 = j0 + cb < d ? j0 + cb : d;
+    for (int i = 0; i < R; i++) {
+      float *yr = y + (i64)rows[i] * w + off;
+      const float *orow = o + (i64)i * d, ci = c[i];
+      for (int j = j0; j < j1; j++) {
+        const float t = orow[j] * ci;
+        yr[j] += t;
+      }
+    }
+  }
+}
+
+/* The weighting's gradient from dy's rows (dy rows of width w, the slice's columns from off): dO[i, j] =
+ * dy[rows[i], off + j] * c[i], and dc[i] = Σ_j dy[rows[i], off + j] * o[i, j] (float32 products summed in
+ * double in column order, rounded: the Multiply and Sum kernels' bits). */
+__attribute__((optimize("fp-contract=off"))) void fl_weighted_rows_bwd(const float *dy, const int32_t *rows,
+                                                                        const float *c, const float *o, float *dO,
+                                                                        float *dc, int R, int w, int off, int d) {
+#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
+  for (int i = 0; i < R; i++) {
+    const float *dyr = dy + (i64)rows[i] * w + off, *orow = o + (i64)i * d;
+    float *dOr = dO + (i64)i * d;
+    const float ci = c[i];
+    double acc = 0.0;
+    for (int j = 0; j < d; j++) {
+      dOr[j] = dyr[j] * ci;
+      const float t = dyr[j] * orow[j];
+      acc += (double)t;
+    }
+    dc[i] = (float)acc;
+  }
+}

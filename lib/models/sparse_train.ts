@@ -228,7 +228,7 @@ export function sparseMixtureTrain(
       `sparseMixtureTrain: w13 [${w.w13.shape}], w2 [${w.w2.shape}] do not fit ${E} experts in ${S} slices of x [${N}, ${D}]`,
     );
   }
-  const coefs = Float32Array.from(values);
+  const coefs = values instanceof Float32Array ? values : Float32Array.from(values); // read only
   const slices = routeRows(coefs, { N, E, S });
   if (!slices.length) return tf.zeros([N, S * O]);
   for (const st of slices) {
@@ -321,7 +321,7 @@ export function sparseMixtureTrain(
 /** The non-empty slices' rows (coef != 0), expert after expert, tokens in order (sparseMixture's gather order). */
 function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number }): SliceState[] {
   const { N, E, S } = dims, per = E / S, counts = new Int32Array(E);
-  for (let i = 0; i < N * E; i++) if (coefs[i] !== 0) counts[i % E]++;
+  for (let t = 0; t < N; t++) for (let e = 0; e < E; e++) if (coefs[t * E + e] !== 0) counts[e]++;
   const out: SliceState[] = [], none = new Float32Array(0);
   for (let s = 0; s < S; s++) {
     let R = 0;
@@ -344,7 +344,8 @@ function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number 
         }
       }
     }
-    const c = Float32Array.from(flat, (i) => coefs[i]);
+    const c = new Float32Array(R);
+    for (let i = 0; i < R; i++) c[i] = coefs[flat[i]];
     out.push({
       s,
       rows,

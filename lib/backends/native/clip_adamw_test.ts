@@ -1,6 +1,6 @@
 /**
- * The gradient-norm sums (FlSumSquares), AdamW with the clip's scale inside (FlAdamW + scale) and full-row
- * sums give the bits of the tfjs-backend-cpu ops they replace, for 1 and 2 threads.
+ * The gradient-norm sums (FlSumSquares), AdamW with the clip's scale inside (FlAdamW + scale), full-row sums
+ * and large element-wise ops give the bits of the tfjs-backend-cpu ops they replace, for 1 and 2 threads.
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
@@ -85,6 +85,31 @@ Deno.test({
           ["p", "m", "v"].forEach((name, i) => sameBits(nat[i], ref[i], `adamw ${name} n=${n} scale=${scale}`));
         }
       }
+    }
+    setNativeThreads(1);
+  },
+});
+
+Deno.test({
+  name: "native element-wise ops on large broadcast shapes: the bits of cpu, for 1 and 2 threads",
+  ignore,
+  async fn() {
+    const r = new Rng(29), x = r.normal(new Float32Array(300_003), 1), y = r.normal(new Float32Array(300_003), 1);
+    const t = (v: Float32Array, s: number[]) => tf.tensor(v.subarray(0, s.reduce((a, b) => a * b, 1)), s);
+    const ops = () => [
+      tf.add(t(x, [300, 1000]), t(y, [300, 1000])),
+      tf.mul(t(x, [300, 1000]), t(y, [300, 1])),
+      tf.sub(t(x, [7, 300, 100]), t(y, [300, 1])),
+      tf.div(t(x, [1, 200_003]), t(y, [1])),
+      tf.add(t(x, [200_003]), t(y, [200_003])),
+      tf.mul(t(x, [5000, 3, 20]), t(y, [1, 3, 1])),
+      tf.sub(t(x, [20, 9000]), t(y, [9000])),
+    ];
+    const ref = await on("cpu", ops);
+    for (const threads of [1, 2]) {
+      setNativeThreads(threads);
+      const got = await on("native", ops);
+      got.forEach((g, i) => sameBits(g, ref[i], `op ${i}, ${threads} thread(s)`));
     }
     setNativeThreads(1);
   },

@@ -12,7 +12,8 @@
  * | {@link expertGate} | FlExpertGate / FlExpertGateGrad | per-expert `sigmoid(prod · u)` gates applied to prod |
  * | {@link finedeepBlock} | FlFinedeep / FlFinedeepGrad | none: returns null, the caller runs lib/models/ffn/finedeep.ts's ops |
  * | {@link crossEntropy} | FlCrossEntropy / FlCrossEntropyGrad | `mean(-sum(onehot * logSoftmax))` |
- * | {@link adamwUpdate} | FlAdamW | the AdamW formula of lib/train/optim.ts |
+ * | {@link adamwUpdate} | FlAdamW | the AdamW formula of lib/train/optim.ts (native: with the clip's `g * scale`) |
+ * | {@link sumSquares} | FlSumSquares (native) | `sum(square(x))` per tensor |
  *
  * Gradients of the fused forms are `tf.customGrad` functions calling the fused backward kernels.
  * Call inside `tf.tidy`, as the model does.
@@ -264,6 +265,8 @@ export interface AdamWScalars {
   bc1: number;
   /** 1 - beta2^t. */
   bc2: number;
+  /** A scalar tensor multiplying g first (global-norm clipping: `g * scale`); none: g as it is. */
+  gradScale?: tf.Tensor | null;
 }
 
 /**
@@ -278,6 +281,9 @@ export function adamwUpdate(
   s: AdamWScalars,
 ): { p: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
   const { beta1: b1, beta2: b2, eps, lr, weightDecay: wd, bc1, bc2 } = s;
+  // The scale inside the kernel on native (its float32 product is the Multiply's); elsewhere the Multiply first.
+  const fuseScale = tf.getBackend() === "native" && hasKernel("FlAdamW") && s.gradScale?.dtype === "float32";
+  if (s.gradScale && !fuseScale) g = tf.mul(g, s.gradScale);
   if (!hasKernel("FlAdamW") || [p, m, v, g].some((t) => t.dtype !== "float32")) {
     const m1 = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
     const v1 = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
@@ -296,6 +302,19 @@ export function adamwUpdate(
     decay: wd !== 0 ? 1 - lr * wd : 1,
     step: lr / bc1,
   };
-  const [p1, m1, v1] = run("FlAdamW", { p, m, v, g }, attrs) as tf.Tensor[];
+  const inputs: tf.NamedTensorMap = fuseScale ? { p, m, v, g, scale: s.gradScale! } : { p, m, v, g };
+  const [p1, m1, v1] = run("FlAdamW", inputs, attrs) as tf.Tensor[];
   return { p: p1, m: m1, v: v1 };
+}
+
+/**
+ * `sum(square(x))` of each tensor (float32 scalars, the bits of those tfjs ops): one kernel for all of them
+ * on native (the sums shared among the threads, no squared copies), the tfjs ops elsewhere.
+ */
+export function sumSquares(xs: readonly tf.Tensor[]): tf.Scalar[] {
+  if (!xs.length) return [];
+  if (!hasKernel("FlSumSquares") || xs.some((x) => x.dtype !== "float32" || x.size === 0)) {
+    return xs.map((x) => tf.sum(tf.square(x)));
+  }
+  return run("FlSumSquares", Object.fromEntries(xs.map((x, i) => [`x${i}`, x]))) as tf.Scalar[];
 }

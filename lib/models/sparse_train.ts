@@ -16,10 +16,11 @@
  * BIT-IDENTICAL to the tfjs form on the native backend (tested: the output and every gradient), because it
  * performs the same float32 operations in the same order: the same sgemm calls (m, n, k and transpose flags;
  * OpenBLAS results do not depend on the leading dimensions, tested), the element-wise steps through the C
- * functions the backend's kernels run (kernels.c: `fl_unary` of its Sigmoid, `fl_reduce_sum` of its Sum,
- * `fl_binary`/`fl_mul`/`fl_add`: one float32 operation per element, as its Multiply/Add/Sub), tfjs's Sigmoid
- * gradient `dy·(y·(1−y))`, the row copies of GatherV2, the scatters added to zeros in row order as
- * UnsortedSegmentSum, and the gradient of x passed per slice (x is an input once per non-empty slice, last
+ * functions the backend's kernels run (kernels/*.c: `fl_reduce_sum` of its Sum, `fl_binary`/`fl_mul`: one
+ * float32 operation per element, as its Multiply/Add/Sub) or C loops doing those operations per element in
+ * the same order (kernels/moe.c: the SwiGLU steps with the Sigmoid kernel's double-precision sigmoid and
+ * tfjs's Sigmoid gradient `dy·(y·(1−y))`, the row copies of GatherV2, the scatters added to zeros in row
+ * order as UnsortedSegmentSum), and the gradient of x passed per slice (x is an input once per non-empty slice, last
  * slice first), so the tape adds them to x's other gradients in the order it adds the tfjs form's per-slice
  * gathers (likewise coef). Keep it in step with `sparseMixture` / `expertRunner` (lib/models/moe.ts).
  *
@@ -29,7 +30,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { loadBlas, loadKernels } from "../backends/native/mod.ts";
+import { loadKernels } from "../backends/native/mod.ts";
 import { type CpuBackend, f32, pool } from "../backends/native/tensors.ts";
 
 let override: boolean | null = null;
@@ -108,37 +109,104 @@ function scratch(i: number, n: number): Float32Array {
 }
 
 type K = ReturnType<typeof loadKernels>["k"];
-const ONE = Float32Array.of(1);
 
-// Element-wise steps through the native backend's own kernel functions (kernels.c: the code its Multiply,
-// Add, Sub, Sigmoid and Sum kernels run, one float32 operation per element), and the row copies and
-// scatters of its GatherV2 / UnsortedSegmentSum kernels as JS loops.
-
-/** out [R, O] = m [R, O] · c[r] per row (Multiply with a [R, 1] operand). */
-function mulRows(k: K, io: { m: Float32Array; c: Float32Array; out: Float32Array; R: number; O: number }): void {
-  const { m, c, out, R, O } = io;
-  k.fl_binary(2, m, c, out, 2, Int32Array.of(R, O), Int32Array.of(O, 1), Int32Array.of(1, 0));
+/**
+ * Independent sgemm calls (writing disjoint parts of their outputs) collected and run in one parallel region,
+ * each single-threaded (kernels/finedeep.c fl_sgemm_batch): the per-expert products are small, and OpenBLAS
+ * threading each one cost more CPU than it saved. Each call gives the bits it gives alone (OpenBLAS never
+ * splits k over threads; tested against the tfjs form for 1 and 2 threads).
+ */
+class GemmBatch {
+  #ints = new Int32Array(14 * 64);
+  #n = 0;
+  #arrays: Float32Array[] = [];
+  #index = new Map<Float32Array, number>();
+  #slot(a: Float32Array): number {
+    let i = this.#index.get(a);
+    if (i === undefined) {
+      this.#index.set(a, i = this.#arrays.length);
+      this.#arrays.push(a);
+    }
+    return i;
+  }
+  /** `c[cOff..] = op(a[aOff..]) @ op(b[bOff..])`, row-major, m x n over k, with leading dimensions. */
+  add(t: { tA: boolean; tB: boolean; m: number; n: number; k: number }, a: Arg, b: Arg, c: Arg): void {
+    if ((this.#n + 1) * 14 > this.#ints.length) {
+      const more = new Int32Array(this.#ints.length * 2);
+      more.set(this.#ints);
+      this.#ints = more;
+    }
+    this.#ints.set([
+      t.tA ? 1 : 0,
+      t.tB ? 1 : 0,
+      t.m,
+      t.n,
+      t.k,
+      a[2],
+      b[2],
+      c[2],
+      this.#slot(a[0]),
+      a[1],
+      this.#slot(b[0]),
+      b[1],
+      this.#slot(c[0]),
+      c[1],
+    ], 14 * this.#n++);
+  }
+  /** Runs the calls and empties the batch. */
+  run(k: K): void {
+    if (!this.#n) return;
+    const table = BigUint64Array.from(this.#arrays, (a) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a))));
+    const rc = k.fl_sgemm_batch(this.#ints, table, this.#n);
+    if (rc !== 0) throw new Error("sparseMixtureTrain: the kernels library has no sgemm (fl_set_sgemm failed)");
+    this.#n = 0;
+    this.#arrays = [];
+    this.#index.clear();
+  }
 }
+/** An operand: array, offset of its first element, leading dimension. */
+type Arg = [Float32Array, number, number];
+const NN = { tA: false, tB: false }, NT = { tA: false, tB: true }, TN = { tA: true, tB: false };
 
-/** out = 1 − v (Sub of a scalar 1), n elements. */
-function oneMinus(k: K, io: { v: Float32Array; out: Float32Array; n: number }): void {
-  const { v, out, n } = io;
-  k.fl_binary(1, ONE, v, out, 1, Int32Array.of(n), Int32Array.of(0), Int32Array.of(1));
-}
+// Element-wise steps through the native backend's own kernel functions (the code its Multiply and Sum kernels
+// run, one float32 operation per element), and kernels/moe.c's row copies and scatters (its GatherV2 /
+// UnsortedSegmentSum kernels' operations).
 
-/** into[i] = x[rows[i], off..off+d) (x rows of width w). */
-function gatherRows(x: Float32Array, rows: Int32Array, at: { w: number; off: number; d: number; into: Float32Array }) {
-  const { w, off, d, into: xs } = at;
-  for (let i = 0; i < rows.length; i++) xs.set(x.subarray(rows[i] * w + off, rows[i] * w + off + d), i * d);
+/** into[i] = x[rows[i], off..off+d) (x rows of width w; GatherV2's row copies). */
+function gatherRows(
+  k: K,
+  x: Float32Array,
+  rows: Int32Array,
+  at: { w: number; off: number; d: number; into: Float32Array },
+): void {
+  k.fl_gather_rows(x, rows, at.into, rows.length, at.w, at.off, at.d);
 }
 
 /** y[rows[i], off..off+d) += v[i] in row order (UnsortedSegmentSum into zeros; y rows of width w). */
-function scatterAdd(y: Float32Array, v: Float32Array, at: { rows: Int32Array; w: number; off: number; d: number }) {
-  const { rows, w, off, d } = at;
-  for (let i = 0; i < rows.length; i++) {
-    const yb = rows[i] * w + off, vb = i * d;
-    for (let j = 0; j < d; j++) y[yb + j] += v[vb + j];
+function scatterAdd(
+  k: K,
+  y: Float32Array,
+  v: Float32Array,
+  at: { rows: Int32Array; w: number; off: number; d: number },
+): void {
+  k.fl_scatter_add_rows(y, v, at.rows, at.rows.length, at.w, at.off, at.d);
+}
+
+/**
+ * dW13 `[D, 2·E·W]` and dW2 `[E·W, O]` with zeros only where no sgemm writes: the experts without rows (the
+ * sgemms of the others, beta 0, overwrite their columns / rows whole).
+ */
+function weightGrads(dims: { D: number; E: number; W: number; O: number }, active: Set<number>) {
+  const { D, E, W, O } = dims, H = E * W, dw13 = pool.alloc(D * 2 * H), dw2 = pool.alloc(H * O);
+  for (let e = 0; e < E; e++) {
+    if (active.has(e)) continue;
+    for (let d = 0; d < D; d++) {
+      dw13.fill(0, d * 2 * H + e * W, d * 2 * H + (e + 1) * W);
+      dw13.fill(0, d * 2 * H + H + e * W, d * 2 * H + H + (e + 1) * W);
+    }
+    dw2.fill(0, e * W * O, (e + 1) * W * O);
   }
+  return { dw13, dw2 };
 }
 
 /**
@@ -160,7 +228,7 @@ export function sparseMixtureTrain(
       `sparseMixtureTrain: w13 [${w.w13.shape}], w2 [${w.w2.shape}] do not fit ${E} experts in ${S} slices of x [${N}, ${D}]`,
     );
   }
-  const coefs = Float32Array.from(values);
+  const coefs = values instanceof Float32Array ? values : Float32Array.from(values); // read only
   const slices = routeRows(coefs, { N, E, S });
   if (!slices.length) return tf.zeros([N, S * O]);
   for (const st of slices) {
@@ -172,7 +240,7 @@ export function sparseMixtureTrain(
     st.h = pool.alloc(R * W);
     st.o = pool.alloc(R * O);
   }
-  const blas = loadBlas(), k = loadKernels().k, SO = S * O, H2 = 2 * H;
+  const k = loadKernels().k, gb = new GemmBatch(), SO = S * O, H2 = 2 * H;
   // Inputs: x and coef once per non-empty slice, last slice first (the tape's order for the tfjs form's
   // per-slice gathers), then w13, w2.
   const order = [...slices].reverse();
@@ -183,72 +251,62 @@ export function sparseMixtureTrain(
     const y = pool.zeros(N * SO);
     for (const st of slices) {
       const { xs, a, b, sig, h, o } = st, R = st.rows.length, RW = R * W;
-      gatherRows(xv, st.rows, { w: D, off: 0, d: D, into: xs });
+      gatherRows(k, xv, st.rows, { w: D, off: 0, d: D, into: xs });
       for (let q = 0; q < st.experts.length; q++) {
-        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe = xs.subarray(r0 * D);
-        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(e * W), H2, a.subarray(r0 * W), W);
-        blas.sgemm(false, false, n, W, D, xe, D, w13.subarray(H + e * W), H2, b.subarray(r0 * W), W);
+        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe: Arg = [xs, r0 * D, D];
+        gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, e * W, H2], [a, r0 * W, W]);
+        gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, H + e * W, H2], [b, r0 * W, W]);
       }
-      k.fl_unary(2, a, sig, RW); // sig = sigmoid(a); h = (a·sig)·b
-      k.fl_mul(a, sig, h, RW);
-      k.fl_mul(h, b, h, RW);
+      gb.run(k);
+      k.fl_swiglu_rows_fwd(a, b, sig, h, RW); // sig = sigmoid(a); h = (a·sig)·b
       for (let q = 0; q < st.experts.length; q++) {
         const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
-        blas.sgemm(false, false, n, O, W, h.subarray(r0 * W), W, w2.subarray(e * W * O), O, o.subarray(r0 * O), O);
+        gb.add({ ...NN, m: n, n: O, k: W }, [h, r0 * W, W], [w2, e * W * O, O], [o, r0 * O, O]);
       }
+      gb.run(k);
       // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
-      const weighted = scratch(0, R * O);
-      mulRows(k, { m: o, c: st.c, out: weighted, R, O });
-      scatterAdd(y, weighted, { rows: st.rows, w: SO, off: st.s * O, d: O });
+      k.fl_scatter_weighted_rows(y, o, st.c, st.rows, R, SO, st.s * O, O);
     }
     return {
       value: tf.tensor2d(y, [N, SO]),
       gradFunc: (dy: tf.Tensor) => {
         if (done) throw new Error("sparseMixtureTrain: the gradient of one forward pass was asked twice");
         done = true;
-        const dyv = vals(dy), dw13 = pool.zeros(D * H2), dw2 = pool.zeros(H * O);
+        const dyv = vals(dy), active = new Set(slices.flatMap((st) => st.experts));
+        const { dw13, dw2 } = weightGrads({ D, E, W, O }, active);
         const dxs: tf.Tensor[] = [], dcs: tf.Tensor[] = [];
         for (const st of order) {
           const { xs, a, b, sig, h, o, rows } = st, R = rows.length, RW = R * W, RO = R * O;
           // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
           // scattered into zeros (the gather's gradient).
-          const dyg = scratch(0, RO), dO = scratch(1, RO), dyo = scratch(2, RO), dw = scratch(3, R);
-          gatherRows(dyv, rows, { w: SO, off: st.s * O, d: O, into: dyg });
-          mulRows(k, { m: dyg, c: st.c, out: dO, R, O });
-          k.fl_mul(dyg, o, dyo, RO);
-          k.fl_reduce_sum(dyo, dw, R, O, 1, 0);
+          const dO = scratch(1, RO), dw = scratch(3, R);
+          k.fl_weighted_rows_bwd(dyv, rows, st.c, o, dO, dw, R, SO, st.s * O, O);
           const dc = pool.zeros(N * E);
           for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[i];
-          const dh = scratch(4, RW), tmp = scratch(5, RW), ds = scratch(6, RW), da = scratch(7, RW);
+          const dh = scratch(4, RW), da = scratch(7, RW);
           const db = scratch(8, RW), dXb = scratch(9, R * D), dXa = scratch(10, R * D);
           for (let q = 0; q < st.experts.length; q++) {
-            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe = dO.subarray(r0 * O);
-            blas.sgemm(false, true, n, W, O, dOe, O, w2.subarray(e * W * O), O, dh.subarray(r0 * W), W);
-            blas.sgemm(true, false, W, O, n, h.subarray(r0 * W), W, dOe, O, dw2.subarray(e * W * O), O);
+            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe: Arg = [dO, r0 * O, O];
+            gb.add({ ...NT, m: n, n: W, k: O }, dOe, [w2, e * W * O, O], [dh, r0 * W, W]);
+            gb.add({ ...TN, m: W, n: O, k: n }, [h, r0 * W, W], dOe, [dw2, e * W * O, O]);
           }
+          gb.run(k);
           // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
-          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum.
-          k.fl_mul(a, sig, tmp, RW); // silu(a)
-          k.fl_mul(dh, b, ds, RW);
-          k.fl_mul(dh, tmp, db, RW);
-          k.fl_mul(ds, sig, da, RW);
-          k.fl_mul(ds, a, ds, RW); // dsig
-          oneMinus(k, { v: sig, out: tmp, n: RW });
-          k.fl_mul(sig, tmp, tmp, RW);
-          k.fl_mul(ds, tmp, tmp, RW);
-          k.fl_add(da, tmp, da, RW);
+          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum (one C loop).
+          k.fl_swiglu_rows_bwd(a, b, sig, dh, da, db, RW);
           for (let q = 0; q < st.experts.length; q++) {
             const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
-            const xe = xs.subarray(r0 * D), dbe = db.subarray(r0 * W), dae = da.subarray(r0 * W);
-            blas.sgemm(false, true, n, D, W, dbe, W, w13.subarray(H + e * W), H2, dXb.subarray(r0 * D), D);
-            blas.sgemm(true, false, D, W, n, xe, D, dbe, W, dw13.subarray(H + e * W), H2);
-            blas.sgemm(false, true, n, D, W, dae, W, w13.subarray(e * W), H2, dXa.subarray(r0 * D), D);
-            blas.sgemm(true, false, D, W, n, xe, D, dae, W, dw13.subarray(e * W), H2);
+            const xe: Arg = [xs, r0 * D, D], dbe: Arg = [db, r0 * W, W], dae: Arg = [da, r0 * W, W];
+            gb.add({ ...NT, m: n, n: D, k: W }, dbe, [w13, H + e * W, H2], [dXb, r0 * D, D]);
+            gb.add({ ...TN, m: D, n: W, k: n }, xe, dbe, [dw13, H + e * W, H2]);
+            gb.add({ ...NT, m: n, n: D, k: W }, dae, [w13, e * W, H2], [dXa, r0 * D, D]);
+            gb.add({ ...TN, m: D, n: W, k: n }, xe, dae, [dw13, e * W, H2]);
           }
+          gb.run(k);
           // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient).
           k.fl_add(dXb, dXa, dXb, R * D);
           const dx = pool.zeros(N * D);
-          scatterAdd(dx, dXb, { rows, w: D, off: 0, d: D });
+          scatterAdd(k, dx, dXb, { rows, w: D, off: 0, d: D });
           dxs.push(tf.tensor2d(dx, [N, D]));
           dcs.push(tf.tensor2d(dc, [N, E]));
           for (const v of [xs, a, b, sig, h, o]) pool.release(v);
@@ -263,7 +321,7 @@ export function sparseMixtureTrain(
 /** The non-empty slices' rows (coef != 0), expert after expert, tokens in order (sparseMixture's gather order). */
 function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number }): SliceState[] {
   const { N, E, S } = dims, per = E / S, counts = new Int32Array(E);
-  for (let i = 0; i < N * E; i++) if (coefs[i] !== 0) counts[i % E]++;
+  for (let t = 0; t < N; t++) for (let e = 0; e < E; e++) if (coefs[t * E + e] !== 0) counts[e]++;
   const out: SliceState[] = [], none = new Float32Array(0);
   for (let s = 0; s < S; s++) {
     let R = 0;
@@ -286,7 +344,8 @@ function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number 
         }
       }
     }
-    const c = Float32Array.from(flat, (i) => coefs[i]);
+    const c = new Float32Array(R);
+    for (let i = 0; i < R; i++) c[i] = coefs[flat[i]];
     out.push({
       s,
       rows,

@@ -93,8 +93,10 @@ Deno.test({
       [1, 17, 4, 9, 17, 1, 1, 3, -1],
       [64, 32, 16, 12, 16, 2, 1, 7, -1],
       [512, 64, 4, 64, 64, 1, 2, 3, -1], // sgemms large enough for OpenBLAS to use threads
+      [1024, 256, 32, 96, 128, 2, 1, 9, -1], // the d=256 bench model's FineRMoE layer (batched sgemms in parallel)
     ];
-    // 1 and 2 BLAS threads: OpenBLAS splits the rows/columns of C over threads, never k.
+    // 1 and 2 threads: OpenBLAS splits the rows/columns of C over threads, never k, so the op's single-threaded
+    // sgemms in parallel give the bits of the tfjs form's threaded ones.
     for (
       const [threads, [N, D, E, W, O, S, k, empty, emptySlice]] of [1, 2].flatMap((n) =>
         cases.map((c) => [n, c] as const)

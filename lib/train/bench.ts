@@ -23,7 +23,7 @@ import type { BackendName } from "../core/config.ts";
 import { createModel, type WeightSource } from "../models/transformer.ts";
 import { flopsPerToken, loadFfn, paramCount } from "../models/variants.ts";
 import { mixSeed, Rng } from "../util/rng.ts";
-import { AdamW, clipByGlobalNorm } from "./optim.ts";
+import { AdamW, globalNormScale } from "./optim.ts";
 
 /** What to measure. */
 export interface BenchOptions {
@@ -179,8 +179,9 @@ export async function benchmark(opts: BenchOptions): Promise<BenchResult> {
           kept.loss = tf.keep(o.loss);
           return o.aux ? tf.add(o.loss, o.aux) as tf.Scalar : o.loss;
         }, model.variables());
-        const { grads: g } = clipByGlobalNorm(model.specs.map((sp) => grads[model.param(sp.name).name]), clip);
-        opt.apply(model.params, new Map(model.specs.map((sp, i) => [sp.name, g[i]])), lr);
+        const g = model.specs.map((sp) => grads[model.param(sp.name).name]);
+        const { scale } = globalNormScale(g, clip);
+        opt.apply(model.params, new Map(model.specs.map((sp, i) => [sp.name, g[i]])), lr, { gradScale: scale });
       });
       losses.push((await kept.loss!.data())[0]);
       kept.loss!.dispose();

@@ -17,7 +17,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { TrainConfig } from "../core/config.ts";
 import type { ParamSpec } from "../models/ffn/types.ts";
-import { adamwUpdate } from "../backends/fused.ts";
+import { adamwUpdate, sumSquares } from "../backends/fused.ts";
 
 /**
  * Learning rate of step `step` (0-based): linear warmup `lr * (step + 1) / warmup_steps` for the
@@ -40,14 +40,32 @@ export interface Clipped {
   norm: tf.Scalar;
 }
 
+/** Global L2 norm of the gradients and the clip's scale (null when clipping is off). */
+export interface ClipScale {
+  /** The norm before clipping. */
+  norm: tf.Scalar;
+  /** min(1, maxNorm / (norm + 1e-6)); null for maxNorm = 0. */
+  scale: tf.Scalar | null;
+}
+
+/**
+ * The norm and scale of {@link clipByGlobalNorm} without scaling the gradients: pass the scale to
+ * {@link AdamW.apply} (`gradScale`), which multiplies each gradient by it (inside the AdamW kernel on
+ * native: one pass less over the gradients, the same bits). Call inside tf.tidy.
+ */
+export function globalNormScale(grads: tf.Tensor[], maxNorm: number): ClipScale {
+  const norm = tf.sqrt(tf.addN(sumSquares(grads))) as tf.Scalar;
+  if (!(maxNorm > 0)) return { norm, scale: null };
+  return { norm, scale: tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6))) as tf.Scalar };
+}
+
 /**
  * Global-norm clipping as `torch.nn.utils.clip_grad_norm_`: scale = min(1, maxNorm / (norm + 1e-6)).
  * `maxNorm = 0` disables clipping (the norm is still computed). Call inside tf.tidy.
  */
 export function clipByGlobalNorm(grads: tf.Tensor[], maxNorm: number): Clipped {
-  const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-  if (!(maxNorm > 0)) return { grads, norm };
-  const scale = tf.minimum(1, tf.div(maxNorm, tf.add(norm, 1e-6)));
+  const { norm, scale } = globalNormScale(grads, maxNorm);
+  if (!scale) return { grads, norm };
   return { grads: grads.map((g) => tf.mul(g, scale)), norm };
 }
 
@@ -94,8 +112,16 @@ export class AdamW {
     if (state) this.step = state.step;
   }
 
-  /** Applies one update with learning rate `lr` (grads by parameter name). Call inside tf.tidy. */
-  apply(params: ReadonlyMap<string, tf.Variable>, grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  /**
+   * Applies one update with learning rate `lr` (grads by parameter name), each gradient multiplied by
+   * `opts.gradScale` first when given (the scale of {@link globalNormScale}). Call inside tf.tidy.
+   */
+  apply(
+    params: ReadonlyMap<string, tf.Variable>,
+    grads: ReadonlyMap<string, tf.Tensor>,
+    lr: number,
+    opts: { gradScale?: tf.Scalar | null } = {},
+  ): void {
     const { beta1: b1, beta2: b2, eps, weight_decay: wd } = this.#hyper;
     this.step++;
     const bc1 = 1 - Math.pow(b1, this.step), bc2 = 1 - Math.pow(b2, this.step);
@@ -104,7 +130,8 @@ export class AdamW {
       if (!p || !g) throw new Error(`AdamW: no ${p ? "gradient" : "parameter"} for ${s.name}`);
       // The formula of the module doc; one fused kernel on the native backend (lib/backends/fused.ts).
       const weightDecay = s.decay ? wd : 0;
-      const u = adamwUpdate(p, m, v, g, { beta1: b1, beta2: b2, eps, lr, weightDecay, bc1, bc2 });
+      const gradScale = opts.gradScale;
+      const u = adamwUpdate(p, m, v, g, { beta1: b1, beta2: b2, eps, lr, weightDecay, bc1, bc2, gradScale });
       m.assign(u.m);
       v.assign(u.v);
       p.assign(u.p);

@@ -8,7 +8,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Batch } from "../data/batches.ts";
 import type { Transformer } from "../models/transformer.ts";
 import type { Rng } from "../util/rng.ts";
-import { type AdamW, clipByGlobalNorm } from "./optim.ts";
+import { type AdamW, globalNormScale } from "./optim.ts";
 import { faultNaN } from "../util/fault.ts";
 
 /** A batch as int32 tensors `[batch, seq]` (inputs, targets). */
@@ -72,8 +72,9 @@ export async function trainStep(model: Transformer, opt: AdamW, batch: Batch, o:
       return poison ? tf.mul(objective, NaN) as tf.Scalar : objective;
     }, model.variables());
     const named = model.specs.map((sp) => grads[model.param(sp.name).name]);
-    const { grads: clipped, norm } = clipByGlobalNorm(named, o.gradClip);
-    opt.apply(model.params, new Map(model.specs.map((sp, i) => [sp.name, clipped[i]])), o.lr);
+    // Clipping's scale is applied inside the AdamW update (the same bits as scaling the gradients first).
+    const { norm, scale } = globalNormScale(named, o.gradClip);
+    opt.apply(model.params, new Map(model.specs.map((sp, i) => [sp.name, named[i]])), o.lr, { gradScale: scale });
     // Fault injection (FINELAB_FAULT=nan@train.loss:<n>): the step's loss overflows to +Infinity.
     return tf.stack([overflow ? tf.mul(out.loss!, Infinity) : out.loss!, norm]);
   });

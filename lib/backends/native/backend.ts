@@ -11,7 +11,8 @@
  * | `FlSwiglu`, `FlSwigluGrad` | fused `silu(a) * b` |
  * | `FlExpertGate`, `FlExpertGateGrad` | fused output-guided sigmoid gates of fine-grained experts (Finedeep) |
  * | `FlCrossEntropy`, `FlCrossEntropyGrad` | fused mean cross-entropy from logits and int targets |
- * | `FlAdamW` | one AdamW update (new p, m, v) |
+ * | `FlAdamW` | one AdamW update (new p, m, v; optionally the clip's `g * scale` first), streamed out |
+ * | `FlSumSquares` | `sum(square(x))` of many tensors (the gradient norm), the tensors shared among the threads |
  * | `Add`, `Sub`, `Multiply`, `RealDiv` (float32, any broadcasting), `AddN` | native loops, one float32 operation per element (bit-identical to cpu) |
  * | `Sum`, `Mean` (float32, a contiguous block of axes) | native, double accumulation in cpu's order (bit-identical) |
  * | `Square`, `Neg`, `Sigmoid`, `Rsqrt`, `Sqrt` (float32) | native (sigmoid, rsqrt in double like cpu's JS) |

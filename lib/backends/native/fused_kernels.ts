@@ -71,6 +71,7 @@ export const FUSED_KERNELS = [
   "FlCrossEntropy",
   "FlCrossEntropyGrad",
   "FlAdamW",
+  "FlSumSquares",
 ] as const;
 
 /** Creates the fused kernel functions over the loaded kernels library. */
@@ -255,14 +256,33 @@ export function fusedKernels(k: KernelSymbols) {
     return out(backend, [N, V], dl);
   }
 
+  /** Inputs p, m, v, g and optionally `scale` (a scalar multiplying g first: the global-norm clip). */
   function adamw(args: Args): TensorInfo[] {
-    const { inputs: { p, m, v, g }, attrs, backend } = args;
+    const { inputs: { p, m, v, g, scale }, attrs, backend } = args;
     const n = size(p.shape), p1 = pool.alloc(n), m1 = pool.alloc(n), v1 = pool.alloc(n);
     const w = "FlAdamW", a = attrs as Record<string, number>;
     const [pv, mv, vv, gv] = f32s(backend, [p, m, v, g], w);
-    k.fl_adamw(pv, mv, vv, gv, p1, m1, v1, n, a.b1, a.c1, a.b2, a.c2, a.sqrtBc2, a.eps, a.decay, a.step);
+    const gs = scale ? f32(backend, scale, w)[0] : 1;
+    k.fl_adamw(pv, mv, vv, gv, p1, m1, v1, n, a.b1, a.c1, a.b2, a.c2, a.sqrtBc2, a.eps, a.decay, a.step, gs);
     const s = [...p.shape];
     return [out(backend, s, p1), out(backend, s, m1), out(backend, s, v1)];
+  }
+
+  /** Inputs x0, x1, ... -> one scalar each: the bits of Sum(Square(x_i)) (kernels/xent_adamw.c fl_sumsq_many). */
+  function sumSquares(args: Args): TensorInfo[] {
+    const { inputs, backend } = args;
+    const xs = Object.keys(inputs).map((_, i) => f32(backend, inputs[`x${i}`], "FlSumSquares"));
+    // Largest first: the threads take them in this order (the sums do not depend on it).
+    const order = xs.map((_, i) => i).sort((a, b) => xs[b].length - xs[a].length);
+    const ptrs = new BigUint64Array(xs.length), lens = new Int32Array(xs.length), res = new Float32Array(xs.length);
+    order.forEach((i, j) => {
+      ptrs[j] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(xs[i])));
+      lens[j] = xs[i].length;
+    });
+    k.fl_sumsq_many(ptrs, lens, res, xs.length);
+    const sums = new Float32Array(xs.length);
+    order.forEach((i, j) => sums[i] = res[j]);
+    return xs.map((_, i) => out(backend, [], sums.slice(i, i + 1)));
   }
 
   return {
@@ -279,5 +299,6 @@ export function fusedKernels(k: KernelSymbols) {
     FlCrossEntropy: crossEntropy,
     FlCrossEntropyGrad: crossEntropyGrad,
     FlAdamW: adamw,
+    FlSumSquares: sumSquares,
   } satisfies Record<(typeof FUSED_KERNELS)[number], (a: Args) => TensorInfo | TensorInfo[]>;
 }

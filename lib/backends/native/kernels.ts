@@ -8,7 +8,7 @@ import { ensureKernels, type KernelsBuild } from "./build.ts";
 import { prepareOpenMpEnv } from "./blas.ts";
 
 /** Must equal FL_ABI_VERSION in kernels/fl.h. */
-export const KERNELS_ABI_VERSION = 9;
+export const KERNELS_ABI_VERSION = 10;
 
 const SYMBOLS = {
   fl_abi_version: { parameters: [], result: "i32" },
@@ -65,9 +65,27 @@ const SYMBOLS = {
       "f32",
       "f32",
       "f32",
+      "f32",
     ],
     result: "void",
   },
+  fl_sgemm_batch: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+  fl_gather_rows: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  fl_scatter_add_rows: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"], result: "void" },
+  fl_swiglu_rows_fwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "i32"], result: "void" },
+  fl_swiglu_rows_bwd: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32"],
+    result: "void",
+  },
+  fl_scatter_weighted_rows: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
+  fl_weighted_rows_bwd: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
+  fl_sumsq_many: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_add: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_mul: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_scale: { parameters: ["buffer", "f32", "buffer", "i32"], result: "void" },

@@ -106,6 +106,7 @@ import {
 } from "../moe.ts";
 import type { RoutedFfn, SparseCost } from "../sparse_metrics.ts";
 import { finermoeRouting } from "../finermoe_routing.ts";
+import { finermoeTrainRouting, trainRoutingActive } from "../finermoe_train_routing.ts";
 import { sparseMixtureTrain, sparseTrainActive } from "../sparse_train.ts";
 import type { FfnContext, FfnParams, ParamSpec } from "./types.ts";
 
@@ -348,11 +349,16 @@ export const variant: RoutedFfn & DenseUpcycling = {
   ...fixedActiveCost(cost),
 
   apply(x: tf.Tensor2D, p: FfnParams, ctx: FfnContext): tf.Tensor2D {
-    const s = finermoeShape(ctx.cfg);
-    const { coef, probs, mask } = finermoeRouting(x, p.router, s, p.concat_router);
-    if (ctx.training) {
-      const N = x.shape[0], T = ctx.seqLen ?? ctx.cfg.seq_len;
-      const lb = balanceLoss(probs, mask, s.active, N % T === 0 ? T : N);
+    const s = finermoeShape(ctx.cfg), N = x.shape[0], T = ctx.seqLen ?? ctx.cfg.seq_len;
+    let coef: tf.Tensor2D, lb: tf.Scalar | null = null;
+    // Training on native: routing + balance loss as two ops, the same bits (lib/models/finermoe_train_routing.ts).
+    if (ctx.training && trainRoutingActive(s)) ({ coef, lb } = finermoeTrainRouting(x, p.router, s, T));
+    else {
+      const r = finermoeRouting(x, p.router, s, p.concat_router);
+      coef = r.coef;
+      if (ctx.training) lb = balanceLoss(r.probs, r.mask, s.active, N % T === 0 ? T : N);
+    }
+    if (lb) {
       if (s.balance_coef > 0) ctx.addAuxLoss(tf.mul(lb, s.balance_coef));
       ctx.addStat("balance_loss", lb);
     }

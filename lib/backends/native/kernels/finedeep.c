@@ -211,6 +211,24 @@ static void gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, c
   fl_sgemm_ptr(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* count independent sgemm calls (they must write disjoint parts of C), shared among the threads, each call
+ * single-threaded: many small products (one per expert) in one parallel region instead of one threaded
+ * sgemm after another. Call j: ints[14j..] = ta, tb, m, n, k, lda, ldb, ldc, then (array, offset in floats)
+ * for a, b and c, arrays indexing `arrays` (addresses); beta 0. OpenBLAS splits C's rows/columns over its
+ * threads, never k, so each call gives the bits it gives alone. Returns 0, or -1 when fl_set_sgemm has not
+ * succeeded. */
+int fl_sgemm_batch(const int32_t *ints, const uint64_t *arrays, int count) {
+  if (!fl_sgemm_ptr) return -1;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int j = 0; j < count; j++) {
+    const int32_t *q = ints + 14 * j;
+    const float *a = (const float *)(uintptr_t)arrays[q[8]] + q[9], *b = (const float *)(uintptr_t)arrays[q[10]] + q[11];
+    float *c = (float *)(uintptr_t)arrays[q[12]] + q[13];
+    gemm(q[0], q[1], q[2], q[3], q[4], a, q[5], b, q[6], 0.f, c, q[7]);
+  }
+  return 0;
+}
+
 /* One sub-layer of the Finedeep block, as the TypeScript side lays it out (M of them in an array). */
 typedef struct {
   const float *w13, *w2, *r; /* weights [D, 2H], [H, D], routers [K, D] */

@@ -35,7 +35,7 @@
 
 #include "cephes_exp.h"
 
-#define FL_ABI_VERSION 9
+#define FL_ABI_VERSION 10
 /* Rows per chunk of the cross-row reductions (norm gain gradients): a fixed split keeps sums thread-count independent. */
 #define FL_CHUNK 64
 

@@ -1,0 +1,116 @@
+/**
+ * The gradient-norm sums (FlSumSquares), AdamW with the clip's scale inside (FlAdamW + scale), full-row sums
+ * and large element-wise ops give the bits of the tfjs-backend-cpu ops they replace, for 1 and 2 threads.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "../mod.ts";
+import { adamwUpdate, sumSquares } from "../fused.ts";
+import { Rng } from "../../util/rng.ts";
+import { nativeAvailability, setNativeThreads } from "./mod.ts";
+
+const avail = nativeAvailability();
+const ignore = !avail.ok;
+
+/** Runs fn on a backend inside tidy and returns copies of the outputs' values. */
+async function on(backend: "cpu" | "native", fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await initBackend(backend);
+  const outs = tf.tidy(fn);
+  const vals = [];
+  for (const t of outs) vals.push(Float32Array.from(await t.data()));
+  tf.dispose(outs);
+  return vals;
+}
+
+function sameBits(a: Float32Array, b: Float32Array, what: string): void {
+  assert.equal(a.length, b.length, `${what}: lengths`);
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i])) assert.fail(`${what}: index ${i}: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+// Sizes around the thread and vector boundaries, one large enough that rounding in the double sums shows.
+const SIZES = [1, 3, 17, 1031, 65537, 400_003];
+
+Deno.test({
+  name: "native sumSquares: the bits of sum(square(x)) on cpu, for 1 and 2 threads",
+  ignore,
+  async fn() {
+    const r = new Rng(21), xs = SIZES.map((n, i) => r.normal(new Float32Array(n), 10 ** (i - 3)));
+    const make = () => xs.map((x, i) => tf.tensor(x, i % 2 ? [x.length] : [1, x.length]));
+    const ref = await on("cpu", () => make().map((x) => tf.sum(tf.square(x))));
+    for (const threads of [1, 2]) {
+      setNativeThreads(threads);
+      const got = await on("native", () => sumSquares(make()));
+      got.forEach((g, i) => sameBits(g, ref[i], `sumSquares n=${SIZES[i]} ${threads} thread(s)`));
+      // The native Sum kernel (whole-row sums in a register) too.
+      const sums = await on("native", () => make().map((x) => tf.sum(tf.square(x))));
+      sums.forEach((g, i) => sameBits(g, ref[i], `Sum n=${SIZES[i]} ${threads} thread(s)`));
+      const rows = await on("native", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
+      const rowsRef = await on("cpu", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
+      sameBits(rows[0], rowsRef[0], `row sums ${threads} thread(s)`);
+    }
+    setNativeThreads(1);
+  },
+});
+
+Deno.test({
+  name: "native AdamW with gradScale: the bits of the composite ops on g * scale (cpu)",
+  ignore,
+  async fn() {
+    const rng = new Rng(23);
+    for (const n of [1031, 200_001]) {
+      const p = rng.normal(new Float32Array(n), 1), m = rng.normal(new Float32Array(n), 0.01);
+      const g = rng.normal(new Float32Array(n), 0.1);
+      const v = Float32Array.from(rng.normal(new Float32Array(n), 0.01), (x) => x * x);
+      for (const scale of [0.37454012, 1]) {
+        const s = {
+          beta1: 0.9,
+          beta2: 0.95,
+          eps: 1e-8,
+          lr: 3e-4,
+          weightDecay: 0.1,
+          bc1: 1 - 0.9 ** 3,
+          bc2: 1 - 0.95 ** 3,
+        };
+        const f = () => {
+          const sc = tf.div(tf.scalar(scale), tf.scalar(1.5)); // a computed float32 scalar, as the clip's
+          const u = adamwUpdate(tf.tensor(p), tf.tensor(m), tf.tensor(v), tf.tensor(g), { ...s, gradScale: sc });
+          return [u.p, u.m, u.v];
+        };
+        const ref = await on("cpu", f);
+        for (const threads of [1, 2]) {
+          setNativeThreads(threads);
+          const nat = await on("native", f);
+          ["p", "m", "v"].forEach((name, i) => sameBits(nat[i], ref[i], `adamw ${name} n=${n} scale=${scale}`));
+        }
+      }
+    }
+    setNativeThreads(1);
+  },
+});
+
+Deno.test({
+  name: "native element-wise ops on large broadcast shapes: the bits of cpu, for 1 and 2 threads",
+  ignore,
+  async fn() {
+    const r = new Rng(29), x = r.normal(new Float32Array(300_003), 1), y = r.normal(new Float32Array(300_003), 1);
+    const t = (v: Float32Array, s: number[]) => tf.tensor(v.subarray(0, s.reduce((a, b) => a * b, 1)), s);
+    const ops = () => [
+      tf.add(t(x, [300, 1000]), t(y, [300, 1000])),
+      tf.mul(t(x, [300, 1000]), t(y, [300, 1])),
+      tf.sub(t(x, [7, 300, 100]), t(y, [300, 1])),
+      tf.div(t(x, [1, 200_003]), t(y, [1])),
+      tf.add(t(x, [200_003]), t(y, [200_003])),
+      tf.mul(t(x, [5000, 3, 20]), t(y, [1, 3, 1])),
+      tf.sub(t(x, [20, 9000]), t(y, [9000])),
+    ];
+    const ref = await on("cpu", ops);
+    for (const threads of [1, 2]) {
+      setNativeThreads(threads);
+      const got = await on("native", ops);
+      got.forEach((g, i) => sameBits(g, ref[i], `op ${i}, ${threads} thread(s)`));
+    }
+    setNativeThreads(1);
+  },
+});

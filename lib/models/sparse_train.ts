@@ -84,13 +84,8 @@ interface SliceState {
   experts: number[];
   starts: number[];
   counts: number[];
-  /** Gathered rows `[R, D]`, a, b, sigmoid(a), h `[R, W]`, unweighted outputs `[R, O]` (from the pool). */
-  xs: Float32Array;
-  a: Float32Array;
-  b: Float32Array;
-  sig: Float32Array;
-  h: Float32Array;
-  o: Float32Array;
+  /** First row of the slice in the op's row arrays (all slices' rows, slice after slice). */
+  r0: number;
 }
 
 /** A tensor's float32 values (no copy on the native backend); read only. */
@@ -170,7 +165,7 @@ const NN = { tA: false, tB: false }, NT = { tA: false, tB: true }, TN = { tA: tr
 
 // Element-wise steps through the native backend's own kernel functions (the code its Multiply and Sum kernels
 // run, one float32 operation per element), and kernels/moe.c's row copies and scatters (its GatherV2 /
-// UnsortedSegmentSum kernels' operations).
+// UnsortedSegmentSum kernels' operations; fl_scatter_add2_rows: the Add kernel's sum, then that scatter).
 
 /** into[i] = x[rows[i], off..off+d) (x rows of width w; GatherV2's row copies). */
 function gatherRows(
@@ -180,16 +175,6 @@ function gatherRows(
   at: { w: number; off: number; d: number; into: Float32Array },
 ): void {
   k.fl_gather_rows(x, rows, at.into, rows.length, at.w, at.off, at.d);
-}
-
-/** y[rows[i], off..off+d) += v[i] in row order (UnsortedSegmentSum into zeros; y rows of width w). */
-function scatterAdd(
-  k: K,
-  y: Float32Array,
-  v: Float32Array,
-  at: { rows: Int32Array; w: number; off: number; d: number },
-): void {
-  k.fl_scatter_add_rows(y, v, at.rows, at.rows.length, at.w, at.off, at.d);
 }
 
 /**
@@ -231,15 +216,18 @@ export function sparseMixtureTrain(
   const coefs = values instanceof Float32Array ? values : Float32Array.from(values); // read only
   const slices = routeRows(coefs, { N, E, S });
   if (!slices.length) return tf.zeros([N, S * O]);
-  for (const st of slices) {
-    const R = st.rows.length;
-    st.xs = pool.alloc(R * D);
-    st.a = pool.alloc(R * W);
-    st.b = pool.alloc(R * W);
-    st.sig = pool.alloc(R * W);
-    st.h = pool.alloc(R * W);
-    st.o = pool.alloc(R * O);
-  }
+  // One set of row arrays for all slices (slice after slice, from row st.r0): every step runs once over all of
+  // them (one gather, one sgemm batch per product, one element-wise call), not once per slice.
+  const Rt = slices.reduce((n, st) => n + st.rows.length, 0), allRows = new Int32Array(Rt);
+  for (const st of slices) allRows.set(st.rows, st.r0);
+  const buf = {
+    xs: pool.alloc(Rt * D),
+    a: pool.alloc(Rt * W),
+    b: pool.alloc(Rt * W),
+    sig: pool.alloc(Rt * W),
+    h: pool.alloc(Rt * W),
+    o: pool.alloc(Rt * O),
+  };
   const k = loadKernels().k, gb = new GemmBatch(), SO = S * O, H2 = 2 * H;
   // Inputs: x and coef once per non-empty slice, last slice first (the tape's order for the tfjs form's
   // per-slice gathers), then w13, w2.
@@ -248,24 +236,28 @@ export function sparseMixtureTrain(
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = vals(args[0] as tf.Tensor), w13 = vals(args[2 * order.length] as tf.Tensor);
     const w2 = vals(args[2 * order.length + 1] as tf.Tensor);
-    const y = pool.zeros(N * SO);
+    const y = pool.zeros(N * SO), { xs, a, b, sig, h, o } = buf;
+    gatherRows(k, xv, allRows, { w: D, off: 0, d: D, into: xs });
     for (const st of slices) {
-      const { xs, a, b, sig, h, o } = st, R = st.rows.length, RW = R * W;
-      gatherRows(k, xv, st.rows, { w: D, off: 0, d: D, into: xs });
       for (let q = 0; q < st.experts.length; q++) {
-        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe: Arg = [xs, r0 * D, D];
+        const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q], xe: Arg = [xs, r0 * D, D];
         gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, e * W, H2], [a, r0 * W, W]);
         gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, H + e * W, H2], [b, r0 * W, W]);
       }
-      gb.run(k);
-      k.fl_swiglu_rows_fwd(a, b, sig, h, RW); // sig = sigmoid(a); h = (a·sig)·b
+    }
+    gb.run(k);
+    k.fl_swiglu_rows_fwd(a, b, sig, h, Rt * W); // sig = sigmoid(a); h = (a·sig)·b
+    for (const st of slices) {
       for (let q = 0; q < st.experts.length; q++) {
-        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
+        const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q];
         gb.add({ ...NN, m: n, n: O, k: W }, [h, r0 * W, W], [w2, e * W * O, O], [o, r0 * O, O]);
       }
-      gb.run(k);
+    }
+    gb.run(k);
+    for (const st of slices) {
       // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
-      k.fl_scatter_weighted_rows(y, o, st.c, st.rows, R, SO, st.s * O, O);
+      const R = st.rows.length, os = o.subarray(st.r0 * O, (st.r0 + R) * O);
+      k.fl_scatter_weighted_rows(y, os, st.c, st.rows, R, SO, st.s * O, O);
     }
     return {
       value: tf.tensor2d(y, [N, SO]),
@@ -275,42 +267,47 @@ export function sparseMixtureTrain(
         const dyv = vals(dy), active = new Set(slices.flatMap((st) => st.experts));
         const { dw13, dw2 } = weightGrads({ D, E, W, O }, active);
         const dxs: tf.Tensor[] = [], dcs: tf.Tensor[] = [];
+        const RW = Rt * W, dO = scratch(1, Rt * O), dw = scratch(3, Rt), dh = scratch(4, RW), da = scratch(7, RW);
+        const db = scratch(8, RW), dXb = scratch(9, Rt * D), dXa = scratch(10, Rt * D);
         for (const st of order) {
-          const { xs, a, b, sig, h, o, rows } = st, R = rows.length, RW = R * W, RO = R * O;
           // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
           // scattered into zeros (the gather's gradient).
-          const dO = scratch(1, RO), dw = scratch(3, R);
-          k.fl_weighted_rows_bwd(dyv, rows, st.c, o, dO, dw, R, SO, st.s * O, O);
+          const R = st.rows.length, r0 = st.r0, at = (v: Float32Array, w: number) => v.subarray(r0 * w, (r0 + R) * w);
+          k.fl_weighted_rows_bwd(dyv, st.rows, st.c, at(o, O), at(dO, O), at(dw, 1), R, SO, st.s * O, O);
           const dc = pool.zeros(N * E);
-          for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[i];
-          const dh = scratch(4, RW), da = scratch(7, RW);
-          const db = scratch(8, RW), dXb = scratch(9, R * D), dXa = scratch(10, R * D);
+          for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[r0 + i];
+          dcs.push(tf.tensor2d(dc, [N, E]));
+        }
+        for (const st of slices) {
           for (let q = 0; q < st.experts.length; q++) {
-            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe: Arg = [dO, r0 * O, O];
+            const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q], dOe: Arg = [dO, r0 * O, O];
             gb.add({ ...NT, m: n, n: W, k: O }, dOe, [w2, e * W * O, O], [dh, r0 * W, W]);
             gb.add({ ...TN, m: W, n: O, k: n }, [h, r0 * W, W], dOe, [dw2, e * W * O, O]);
           }
-          gb.run(k);
-          // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
-          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum (one C loop).
-          k.fl_swiglu_rows_bwd(a, b, sig, dh, da, db, RW);
+        }
+        gb.run(k);
+        // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
+        // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum (one C loop).
+        k.fl_swiglu_rows_bwd(a, b, sig, dh, da, db, RW);
+        for (const st of slices) {
           for (let q = 0; q < st.experts.length; q++) {
-            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
+            const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q];
             const xe: Arg = [xs, r0 * D, D], dbe: Arg = [db, r0 * W, W], dae: Arg = [da, r0 * W, W];
             gb.add({ ...NT, m: n, n: D, k: W }, dbe, [w13, H + e * W, H2], [dXb, r0 * D, D]);
             gb.add({ ...TN, m: D, n: W, k: n }, xe, dbe, [dw13, H + e * W, H2]);
             gb.add({ ...NT, m: n, n: D, k: W }, dae, [w13, e * W, H2], [dXa, r0 * D, D]);
             gb.add({ ...TN, m: D, n: W, k: n }, xe, dae, [dw13, e * W, H2]);
           }
-          gb.run(k);
-          // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient).
-          k.fl_add(dXb, dXa, dXb, R * D);
-          const dx = pool.zeros(N * D);
-          scatterAdd(k, dx, dXb, { rows, w: D, off: 0, d: D });
-          dxs.push(tf.tensor2d(dx, [N, D]));
-          dcs.push(tf.tensor2d(dc, [N, E]));
-          for (const v of [xs, a, b, sig, h, o]) pool.release(v);
         }
+        gb.run(k);
+        for (const st of order) {
+          // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient): one pass.
+          const R = st.rows.length, r0 = st.r0, dx = pool.zeros(N * D);
+          const u = dXb.subarray(r0 * D, (r0 + R) * D), v = dXa.subarray(r0 * D, (r0 + R) * D);
+          k.fl_scatter_add2_rows(dx, u, v, st.rows, R, D, 0, D);
+          dxs.push(tf.tensor2d(dx, [N, D]));
+        }
+        for (const v of Object.values(buf)) pool.release(v);
         return [...dxs, ...dcs, tf.tensor(dw13, w.w13.shape), tf.tensor(dw2, w.w2.shape)];
       },
     };
@@ -322,7 +319,8 @@ export function sparseMixtureTrain(
 function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number }): SliceState[] {
   const { N, E, S } = dims, per = E / S, counts = new Int32Array(E);
   for (let t = 0; t < N; t++) for (let e = 0; e < E; e++) if (coefs[t * E + e] !== 0) counts[e]++;
-  const out: SliceState[] = [], none = new Float32Array(0);
+  const out: SliceState[] = [];
+  let r0 = 0;
   for (let s = 0; s < S; s++) {
     let R = 0;
     const experts: number[] = [], starts: number[] = [], sizes: number[] = [];
@@ -354,13 +352,9 @@ function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number 
       experts,
       starts,
       counts: sizes,
-      xs: none,
-      a: none,
-      b: none,
-      sig: none,
-      h: none,
-      o: none,
+      r0,
     });
+    r0 += R;
   }
   return out;
 }

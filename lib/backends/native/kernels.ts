@@ -77,6 +77,10 @@ const SYMBOLS = {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32"],
     result: "void",
   },
+  fl_scatter_add2_rows: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
+    result: "void",
+  },
   fl_scatter_weighted_rows: {
     parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
     result: "void",

@@ -60,7 +60,7 @@ __attribute__((optimize("fp-contract=off"))) void fl_scatter_weighted_rows(float
                                                                             const int32_t *rows, int R, int w,
                                                                             int off, int d) {
   const int cb = 16, nb = (d + cb - 1) / cb;
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
+#pragma omp parallel for schedule(static) if ((i64)R * d > 16384)
   for (int b = 0; b < nb; b++) {
     const int j0 = b * cb, j1 = j0 + cb < d ? j0 + cb : d;
     for (int i = 0; i < R; i++) {
@@ -80,7 +80,7 @@ __attribute__((optimize("fp-contract=off"))) void fl_scatter_weighted_rows(float
 __attribute__((optimize("fp-contract=off"))) void fl_weighted_rows_bwd(const float *dy, const int32_t *rows,
                                                                         const float *c, const float *o, float *dO,
                                                                         float *dc, int R, int w, int off, int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
+#pragma omp parallel for schedule(static) if ((i64)R * d > 16384)
   for (int i = 0; i < R; i++) {
     const float *dyr = dy + (i64)rows[i] * w + off, *orow = o + (i64)i * d;
     float *dOr = dO + (i64)i * d;
@@ -92,5 +92,26 @@ __attribute__((optimize("fp-contract=off"))) void fl_weighted_rows_bwd(const flo
       acc += (double)t;
     }
     dc[i] = (float)acc;
+  }
+}
+
+/* y[rows[i], off..off+d) += (u[i, j] + v[i, j]) for i = 0..R-1 in order: the Add kernel's float32 sum of the
+ * two row arrays, then fl_scatter_add_rows's additions (same bits as fl_add then fl_scatter_add_rows, one pass,
+ * no intermediate array); the threads split the columns. */
+__attribute__((optimize("fp-contract=off"))) void fl_scatter_add2_rows(float *y, const float *u, const float *v,
+                                                                        const int32_t *rows, int R, int w, int off,
+                                                                        int d) {
+  const int cb = 16, nb = (d + cb - 1) / cb;
+#pragma omp parallel for schedule(static) if ((i64)R * d > 16384)
+  for (int b = 0; b < nb; b++) {
+    const int j0 = b * cb, j1 = j0 + cb < d ? j0 + cb : d;
+    for (int i = 0; i < R; i++) {
+      float *yr = y + (i64)rows[i] * w + off;
+      const float *ur = u + (i64)i * d, *vr = v + (i64)i * d;
+      for (int j = j0; j < j1; j++) {
+        const float t = ur[j] + vr[j];
+        yr[j] += t;
+      }
+    }
   }
 }

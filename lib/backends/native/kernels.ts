@@ -70,6 +70,7 @@ const SYMBOLS = {
     result: "void",
   },
   fl_sgemm_batch: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
+  fl_moe_prog: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   fl_gather_rows: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"], result: "void" },
   fl_scatter_add_rows: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"], result: "void" },
   fl_swiglu_rows_fwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "i32"], result: "void" },

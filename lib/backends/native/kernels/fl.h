@@ -41,6 +41,11 @@
 
 typedef int64_t i64;
 
+/* One sgemm call of fl_sgemm_batch's table (finedeep.c): q[0..7] = ta, tb, m, n, k, lda, ldb, ldc, then (array,
+ * offset in floats) for a, b and c, arrays indexing `arrays` (addresses); beta 0. Needs fl_set_sgemm. */
+void fl_gemm_rec(const int32_t *q, const uint64_t *arrays);
+int fl_sgemm_ready(void);
+
 /* ---- vector helpers ---------------------------------------------------------------------------
  * GCC/Clang vector extensions: 16 floats (one AVX-512 register, two AVX2, four NEON). Loads and
  * stores go through memcpy (any alignment). */

@@ -54,7 +54,7 @@ static void prog_unit(const int32_t *q, const uint64_t *arrays, int u) {
 }
 
 static void spin_pause(int *spins) {
-  if (++*spins < 20000) {
+  if (++*spins < 1000) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -79,7 +79,13 @@ int fl_moe_prog(const int32_t *recs, const uint64_t *arrays, int n) {
   int *unit = malloc(sizeof(int) * (2 * (size_t)total + 3 * (size_t)steps + 1)), *ops = malloc(sizeof(int) * (size_t)n + 1);
   if (!unit || !ops) return free(unit), free(ops), -2;
   int *rec = unit + total, *beg = rec + total, *claim = beg + steps + 1, *arrive = claim + steps;
-  /* Per step: its sgemm records by cost (largest first, stable), then the other records in order. */
+  /* Per step: with several threads its sgemm records by cost (largest first, stable), then the other records
+   * in order; one thread keeps the call order (the expert after expert order reuses each expert's rows in cache). */
+#ifdef _OPENMP
+  const int lpt = omp_get_max_threads() > 1;
+#else
+  const int lpt = 0;
+#endif
   int s = -1, k = 0;
   for (int i = 0; i < n;) {
     int j = i + 1;
@@ -89,7 +95,7 @@ int fl_moe_prog(const int32_t *recs, const uint64_t *arrays, int n) {
     for (int t = i; t < j; t++) {
       const i64 c = gemm_cost(recs + REC * t);
       int p = m++;
-      for (; p > 0 && c > gemm_cost(recs + REC * ops[p - 1]); p--) ops[p] = ops[p - 1];
+      for (; lpt && p > 0 && c > gemm_cost(recs + REC * ops[p - 1]); p--) ops[p] = ops[p - 1];
       ops[p] = t;
     }
     for (int p = 0; p < m; p++)

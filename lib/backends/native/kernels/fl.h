@@ -4,7 +4,7 @@
  * this folder have what dominates after that: RMSNorm (norm.c), causal attention with RoPE
  * (attention.c), SwiGLU and Finedeep's expert gates (swiglu.c), the whole Finedeep block
  * (finedeep.c, which calls the same CBLAS sgemm itself through fl_set_sgemm so that one parallel
- * region covers all its steps), cross-entropy and AdamW (xent_adamw.c), a few element-wise ops
+ * region covers all its steps), the sparse mixture op's passes as one parallel region each (moe.c, moe_prog.h), cross-entropy and AdamW (xent_adamw.c), a few element-wise ops
  * (elementwise.c), and the ABI/CPU/thread queries with an FMA peak microbenchmark (core.c). This
  * header holds what they share: includes, constants and the 16-float vector helpers.
  *

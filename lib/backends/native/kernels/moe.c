@@ -4,8 +4,8 @@
  * Copies and scatter-adds of rows between token-major arrays and an op's gathered rows: what its
  * GatherV2 row copies and UnsortedSegmentSum scatters did in JS loops, with the same float32 additions in the
  * same order for every element. Each step is a range function (rows, elements or 16-column blocks: units whose
- * results do not depend on how they are shared among threads), run by the exported functions below and by
- * fl_moe_prog's single parallel region. */
+ * results do not depend on how they are shared among threads), run in fl_moe_prog's single parallel region
+ * (moe_prog.h). */
 
 #define COLS 16    /* columns per block of the scatters (each column's additions stay in row order) */
 #define ROWS 32    /* rows per unit of the row-wise steps */
@@ -14,16 +14,6 @@
 /* out[i, 0..d) = x[rows[i], off..off+d) for i in [i0, i1) (x rows of width w). */
 static void gather_range(const float *x, const int32_t *rows, float *out, int i0, int i1, int w, int off, int d) {
   for (int i = i0; i < i1; i++) memcpy(out + (i64)i * d, x + (i64)rows[i] * w + off, sizeof(float) * (size_t)d);
-}
-
-/* Column block j0..j1 of y[rows[i], off + j] += v[i, j] for all i in order. */
-static void scatter_add_block(float *y, const float *v, const int32_t *rows, int R, int w, int off, int d, int blk) {
-  const int j0 = blk * COLS, j1 = j0 + COLS < d ? j0 + COLS : d;
-  for (int i = 0; i < R; i++) {
-    float *yr = y + (i64)rows[i] * w + off;
-    const float *vr = v + (i64)i * d;
-    for (int j = j0; j < j1; j++) yr[j] += vr[j];
-  }
 }
 
 /* SwiGLU forward of elements [i0, i1): sig = sigmoid(a) (in double, as the Sigmoid kernel), h = (a * sig) * b,
@@ -106,47 +96,5 @@ __attribute__((optimize("fp-contract=off"))) static void scatter_add2_block(floa
 }
 
 #define NB(d) (((d) + COLS - 1) / COLS)
-
-void fl_gather_rows(const float *x, const int32_t *rows, float *out, int R, int w, int off, int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
-  for (int i = 0; i < R; i++) gather_range(x, rows, out, i, i + 1, w, off, d);
-}
-
-/* y[rows[i], off..off+d) += v[i, 0..d) for i = 0..R-1 in order (a token may repeat). */
-void fl_scatter_add_rows(float *y, const float *v, const int32_t *rows, int R, int w, int off, int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
-  for (int b = 0; b < NB(d); b++) scatter_add_block(y, v, rows, R, w, off, d, b);
-}
-
-void fl_swiglu_rows_fwd(const float *a, const float *b, float *sig, float *h, int n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (int u = 0; u < (n + ELEMS - 1) / ELEMS; u++)
-    swiglu_fwd_range(a, b, sig, h, (i64)u * ELEMS, (i64)u * ELEMS + ELEMS < n ? (i64)u * ELEMS + ELEMS : n);
-}
-
-void fl_swiglu_rows_bwd(const float *a, const float *b, const float *sig, const float *dh, float *da, float *db,
-                        int n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (int u = 0; u < (n + ELEMS - 1) / ELEMS; u++)
-    swiglu_bwd_range(a, b, sig, dh, da, db, (i64)u * ELEMS, (i64)u * ELEMS + ELEMS < n ? (i64)u * ELEMS + ELEMS : n);
-}
-
-void fl_scatter_weighted_rows(float *y, const float *o, const float *c, const int32_t *rows, int R, int w, int off,
-                              int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 16384)
-  for (int b = 0; b < NB(d); b++) scatter_weighted_block(y, o, c, rows, R, w, off, d, b);
-}
-
-void fl_weighted_rows_bwd(const float *dy, const int32_t *rows, const float *c, const float *o, float *dO, float *dc,
-                          int R, int w, int off, int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 16384)
-  for (int i = 0; i < R; i++) weighted_bwd_range(dy, rows, c, o, dO, dc, i, i + 1, w, off, d);
-}
-
-void fl_scatter_add2_rows(float *y, const float *u, const float *v, const int32_t *rows, int R, int w, int off,
-                          int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 16384)
-  for (int b = 0; b < NB(d); b++) scatter_add2_block(y, u, v, rows, R, w, off, d, b);
-}
 
 #include "moe_prog.h"

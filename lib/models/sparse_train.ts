@@ -84,13 +84,8 @@ interface SliceState {
   experts: number[];
   starts: number[];
   counts: number[];
-  /** Gathered rows `[R, D]`, a, b, sigmoid(a), h `[R, W]`, unweighted outputs `[R, O]` (from the pool). */
-  xs: Float32Array;
-  a: Float32Array;
-  b: Float32Array;
-  sig: Float32Array;
-  h: Float32Array;
-  o: Float32Array;
+  /** First row of the slice in the op's row arrays (all slices' rows, slice after slice). */
+  r0: number;
 }
 
 /** A tensor's float32 values (no copy on the native backend); read only. */
@@ -111,17 +106,19 @@ function scratch(i: number, n: number): Float32Array {
 type K = ReturnType<typeof loadKernels>["k"];
 
 /**
- * Independent sgemm calls (writing disjoint parts of their outputs) collected and run in one parallel region,
- * each single-threaded (kernels/finedeep.c fl_sgemm_batch): the per-expert products are small, and OpenBLAS
- * threading each one cost more CPU than it saved. Each call gives the bits it gives alone (OpenBLAS never
- * splits k over threads; tested against the tfjs form for 1 and 2 threads).
+ * One pass of the op as records run in ONE parallel region (kernels/moe_prog.h fl_moe_prog): with passive
+ * OpenMP waiting every region start wakes the other threads (~60 us on the 2-vCPU VM), more than most of the
+ * pass's steps take. {@link Prog.barrier} ends a step: the records of a step are independent (disjoint outputs)
+ * and their units are shared among the threads (sgemm calls largest first, each single-threaded; OpenBLAS never
+ * splits k, so each call gives the bits it gives alone; tested against the tfjs form for 1 and 2 threads).
  */
-class GemmBatch {
-  #ints = new Int32Array(14 * 64);
+class Prog {
+  #ints = new Int32Array(24 * 64);
   #n = 0;
-  #arrays: Float32Array[] = [];
-  #index = new Map<Float32Array, number>();
-  #slot(a: Float32Array): number {
+  #wall = false;
+  #arrays: (Float32Array | Int32Array)[] = [];
+  #index = new Map<Float32Array | Int32Array, number>();
+  #slot(a: Float32Array | Int32Array): number {
     let i = this.#index.get(a);
     if (i === undefined) {
       this.#index.set(a, i = this.#arrays.length);
@@ -129,68 +126,49 @@ class GemmBatch {
     }
     return i;
   }
-  /** `c[cOff..] = op(a[aOff..]) @ op(b[bOff..])`, row-major, m x n over k, with leading dimensions. */
-  add(t: { tA: boolean; tB: boolean; m: number; n: number; k: number }, a: Arg, b: Arg, c: Arg): void {
-    if ((this.#n + 1) * 14 > this.#ints.length) {
+  /** Appends a record: kind, its integers and operands (array, offset in elements). */
+  op(kind: number, ints: number[], refs: [Float32Array | Int32Array, number][]): void {
+    if ((this.#n + 1) * 24 > this.#ints.length) {
       const more = new Int32Array(this.#ints.length * 2);
       more.set(this.#ints);
       this.#ints = more;
     }
-    this.#ints.set([
-      t.tA ? 1 : 0,
-      t.tB ? 1 : 0,
-      t.m,
-      t.n,
-      t.k,
-      a[2],
-      b[2],
-      c[2],
-      this.#slot(a[0]),
-      a[1],
-      this.#slot(b[0]),
-      b[1],
-      this.#slot(c[0]),
-      c[1],
-    ], 14 * this.#n++);
+    const q = this.#ints.subarray(24 * this.#n, 24 * ++this.#n).fill(0);
+    q[0] = kind;
+    q[1] = this.#wall ? 1 : 0;
+    this.#wall = false;
+    q.set(ints, 2);
+    refs.forEach(([a, off], i) => {
+      q[12 + 2 * i] = this.#slot(a);
+      q[13 + 2 * i] = off;
+    });
   }
-  /** Runs the calls and empties the batch. */
+  /** `c[cOff..] = op(a[aOff..]) @ op(b[bOff..])`, row-major, m x n over k, with leading dimensions. */
+  gemm(t: { tA: boolean; tB: boolean; m: number; n: number; k: number }, a: Arg, b: Arg, c: Arg): void {
+    const ints = [t.tA ? 1 : 0, t.tB ? 1 : 0, t.m, t.n, t.k, a[2], b[2], c[2]];
+    this.op(0, ints, [[a[0], a[1]], [b[0], b[1]], [c[0], c[1]]]);
+  }
+  /** The next record starts a new step (after every record before it has finished). */
+  barrier(): void {
+    if (this.#n) this.#wall = true;
+  }
+  /** Runs the records and empties the program. */
   run(k: K): void {
     if (!this.#n) return;
     const table = BigUint64Array.from(this.#arrays, (a) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a))));
-    const rc = k.fl_sgemm_batch(this.#ints, table, this.#n);
-    if (rc !== 0) throw new Error("sparseMixtureTrain: the kernels library has no sgemm (fl_set_sgemm failed)");
+    const rc = k.fl_moe_prog(this.#ints, table, this.#n);
+    if (rc !== 0) throw new Error(`sparseMixtureTrain: fl_moe_prog failed (${rc}: -1 no sgemm, -2 out of memory)`);
     this.#n = 0;
+    this.#wall = false;
     this.#arrays = [];
     this.#index.clear();
   }
 }
 /** An operand: array, offset of its first element, leading dimension. */
 type Arg = [Float32Array, number, number];
+/** fl_moe_prog record kinds (kernels/moe_prog.h). */
+const GATHER = 1, SWIGLU_FWD = 2, SWIGLU_BWD = 3, SCATTER_WEIGHTED = 4, WEIGHTED_BWD = 5, SCATTER_SUM = 6;
 const NN = { tA: false, tB: false }, NT = { tA: false, tB: true }, TN = { tA: true, tB: false };
-
-// Element-wise steps through the native backend's own kernel functions (the code its Multiply and Sum kernels
-// run, one float32 operation per element), and kernels/moe.c's row copies and scatters (its GatherV2 /
-// UnsortedSegmentSum kernels' operations).
-
-/** into[i] = x[rows[i], off..off+d) (x rows of width w; GatherV2's row copies). */
-function gatherRows(
-  k: K,
-  x: Float32Array,
-  rows: Int32Array,
-  at: { w: number; off: number; d: number; into: Float32Array },
-): void {
-  k.fl_gather_rows(x, rows, at.into, rows.length, at.w, at.off, at.d);
-}
-
-/** y[rows[i], off..off+d) += v[i] in row order (UnsortedSegmentSum into zeros; y rows of width w). */
-function scatterAdd(
-  k: K,
-  y: Float32Array,
-  v: Float32Array,
-  at: { rows: Int32Array; w: number; off: number; d: number },
-): void {
-  k.fl_scatter_add_rows(y, v, at.rows, at.rows.length, at.w, at.off, at.d);
-}
 
 /**
  * dW13 `[D, 2·E·W]` and dW2 `[E·W, O]` with zeros only where no sgemm writes: the experts without rows (the
@@ -231,16 +209,19 @@ export function sparseMixtureTrain(
   const coefs = values instanceof Float32Array ? values : Float32Array.from(values); // read only
   const slices = routeRows(coefs, { N, E, S });
   if (!slices.length) return tf.zeros([N, S * O]);
-  for (const st of slices) {
-    const R = st.rows.length;
-    st.xs = pool.alloc(R * D);
-    st.a = pool.alloc(R * W);
-    st.b = pool.alloc(R * W);
-    st.sig = pool.alloc(R * W);
-    st.h = pool.alloc(R * W);
-    st.o = pool.alloc(R * O);
-  }
-  const k = loadKernels().k, gb = new GemmBatch(), SO = S * O, H2 = 2 * H;
+  // One set of row arrays for all slices (slice after slice, from row st.r0): every step runs once over all of
+  // them (one gather, one sgemm batch per product, one element-wise call), not once per slice.
+  const Rt = slices.reduce((n, st) => n + st.rows.length, 0), allRows = new Int32Array(Rt);
+  for (const st of slices) allRows.set(st.rows, st.r0);
+  const buf = {
+    xs: pool.alloc(Rt * D),
+    a: pool.alloc(Rt * W),
+    b: pool.alloc(Rt * W),
+    sig: pool.alloc(Rt * W),
+    h: pool.alloc(Rt * W),
+    o: pool.alloc(Rt * O),
+  };
+  const k = loadKernels().k, gb = new Prog(), SO = S * O, H2 = 2 * H;
   // Inputs: x and coef once per non-empty slice, last slice first (the tape's order for the tfjs form's
   // per-slice gathers), then w13, w2.
   const order = [...slices].reverse();
@@ -248,25 +229,33 @@ export function sparseMixtureTrain(
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = vals(args[0] as tf.Tensor), w13 = vals(args[2 * order.length] as tf.Tensor);
     const w2 = vals(args[2 * order.length + 1] as tf.Tensor);
-    const y = pool.zeros(N * SO);
+    const y = pool.zeros(N * SO), { xs, a, b, sig, h, o } = buf;
+    // One pass (kernels/moe_prog.h): gather the rows (GatherV2's row copies); gate and up sgemms; SwiGLU
+    // (sig = sigmoid(a), h = (a·sig)·b); down sgemms; y[t, slice] += coef · o (the weighting Multiply, then
+    // UnsortedSegmentSum into zeros in row order).
+    gb.op(GATHER, [Rt, D, 0, D], [[xv, 0], [allRows, 0], [xs, 0]]);
+    gb.barrier();
     for (const st of slices) {
-      const { xs, a, b, sig, h, o } = st, R = st.rows.length, RW = R * W;
-      gatherRows(k, xv, st.rows, { w: D, off: 0, d: D, into: xs });
       for (let q = 0; q < st.experts.length; q++) {
-        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], xe: Arg = [xs, r0 * D, D];
-        gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, e * W, H2], [a, r0 * W, W]);
-        gb.add({ ...NN, m: n, n: W, k: D }, xe, [w13, H + e * W, H2], [b, r0 * W, W]);
+        const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q], xe: Arg = [xs, r0 * D, D];
+        gb.gemm({ ...NN, m: n, n: W, k: D }, xe, [w13, e * W, H2], [a, r0 * W, W]);
+        gb.gemm({ ...NN, m: n, n: W, k: D }, xe, [w13, H + e * W, H2], [b, r0 * W, W]);
       }
-      gb.run(k);
-      k.fl_swiglu_rows_fwd(a, b, sig, h, RW); // sig = sigmoid(a); h = (a·sig)·b
-      for (let q = 0; q < st.experts.length; q++) {
-        const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
-        gb.add({ ...NN, m: n, n: O, k: W }, [h, r0 * W, W], [w2, e * W * O, O], [o, r0 * O, O]);
-      }
-      gb.run(k);
-      // y[t, slice] += coef · o: the weighting Multiply, then UnsortedSegmentSum into zeros in row order.
-      k.fl_scatter_weighted_rows(y, o, st.c, st.rows, R, SO, st.s * O, O);
     }
+    gb.barrier();
+    gb.op(SWIGLU_FWD, [Rt * W], [[a, 0], [b, 0], [sig, 0], [h, 0]]);
+    gb.barrier();
+    for (const st of slices) {
+      for (let q = 0; q < st.experts.length; q++) {
+        const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q];
+        gb.gemm({ ...NN, m: n, n: O, k: W }, [h, r0 * W, W], [w2, e * W * O, O], [o, r0 * O, O]);
+      }
+    }
+    gb.barrier();
+    for (const st of slices) {
+      gb.op(SCATTER_WEIGHTED, [st.rows.length, SO, st.s * O, O], [[y, 0], [o, st.r0 * O], [st.c, 0], [st.rows, 0]]);
+    }
+    gb.run(k);
     return {
       value: tf.tensor2d(y, [N, SO]),
       gradFunc: (dy: tf.Tensor) => {
@@ -274,43 +263,54 @@ export function sparseMixtureTrain(
         done = true;
         const dyv = vals(dy), active = new Set(slices.flatMap((st) => st.experts));
         const { dw13, dw2 } = weightGrads({ D, E, W, O }, active);
-        const dxs: tf.Tensor[] = [], dcs: tf.Tensor[] = [];
+        const RW = Rt * W, dO = scratch(1, Rt * O), dw = scratch(3, Rt), dh = scratch(4, RW), da = scratch(7, RW);
+        const db = scratch(8, RW), dXb = scratch(9, Rt * D), dXa = scratch(10, Rt * D);
+        const dx = order.map(() => pool.zeros(N * D));
+        // One pass: the weighting Multiply's gradient (dO = dy·coef; dcoef = Sum over the row of dy·o, the Sum
+        // kernel); dh and dW2 sgemms; the SwiGLU backward as the tape runs it (ds = dh·b, db = dh·silu(a), then
+        // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum); the dxs and
+        // dW13 sgemms; dxs = db-path + da-path (the tape's add) scattered into the tokens (the gather's gradient).
         for (const st of order) {
-          const { xs, a, b, sig, h, o, rows } = st, R = rows.length, RW = R * W, RO = R * O;
-          // The weighting Multiply's gradient: dO = dy·coef; dcoef = Sum over the row of dy·o (the Sum kernel),
-          // scattered into zeros (the gather's gradient).
-          const dO = scratch(1, RO), dw = scratch(3, R);
-          k.fl_weighted_rows_bwd(dyv, rows, st.c, o, dO, dw, R, SO, st.s * O, O);
-          const dc = pool.zeros(N * E);
-          for (let i = 0; i < R; i++) dc[st.flat[i]] += dw[i];
-          const dh = scratch(4, RW), da = scratch(7, RW);
-          const db = scratch(8, RW), dXb = scratch(9, R * D), dXa = scratch(10, R * D);
-          for (let q = 0; q < st.experts.length; q++) {
-            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q], dOe: Arg = [dO, r0 * O, O];
-            gb.add({ ...NT, m: n, n: W, k: O }, dOe, [w2, e * W * O, O], [dh, r0 * W, W]);
-            gb.add({ ...TN, m: W, n: O, k: n }, [h, r0 * W, W], dOe, [dw2, e * W * O, O]);
-          }
-          gb.run(k);
-          // SwiGLU backward as the tape runs it: ds = dh·b, db = dh·silu(a) (h = silu(a)·b), then
-          // mul(a, sig): da = ds·sig, dsig = ds·a; Sigmoid's gradient dsig·(sig·(1 − sig)); their sum (one C loop).
-          k.fl_swiglu_rows_bwd(a, b, sig, dh, da, db, RW);
-          for (let q = 0; q < st.experts.length; q++) {
-            const e = st.experts[q], r0 = st.starts[q], n = st.counts[q];
-            const xe: Arg = [xs, r0 * D, D], dbe: Arg = [db, r0 * W, W], dae: Arg = [da, r0 * W, W];
-            gb.add({ ...NT, m: n, n: D, k: W }, dbe, [w13, H + e * W, H2], [dXb, r0 * D, D]);
-            gb.add({ ...TN, m: D, n: W, k: n }, xe, dbe, [dw13, H + e * W, H2]);
-            gb.add({ ...NT, m: n, n: D, k: W }, dae, [w13, e * W, H2], [dXa, r0 * D, D]);
-            gb.add({ ...TN, m: D, n: W, k: n }, xe, dae, [dw13, e * W, H2]);
-          }
-          gb.run(k);
-          // dxs = db-path + da-path (the tape's add), scattered into the tokens (the gather's gradient).
-          k.fl_add(dXb, dXa, dXb, R * D);
-          const dx = pool.zeros(N * D);
-          scatterAdd(k, dx, dXb, { rows, w: D, off: 0, d: D });
-          dxs.push(tf.tensor2d(dx, [N, D]));
-          dcs.push(tf.tensor2d(dc, [N, E]));
-          for (const v of [xs, a, b, sig, h, o]) pool.release(v);
+          const R = st.rows.length, r0 = st.r0;
+          gb.op(WEIGHTED_BWD, [R, SO, st.s * O, O], [[dyv, 0], [st.rows, 0], [st.c, 0], [o, r0 * O], [dO, r0 * O], [
+            dw,
+            r0,
+          ]]);
         }
+        gb.barrier();
+        for (const st of slices) {
+          for (let q = 0; q < st.experts.length; q++) {
+            const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q], dOe: Arg = [dO, r0 * O, O];
+            gb.gemm({ ...NT, m: n, n: W, k: O }, dOe, [w2, e * W * O, O], [dh, r0 * W, W]);
+            gb.gemm({ ...TN, m: W, n: O, k: n }, [h, r0 * W, W], dOe, [dw2, e * W * O, O]);
+          }
+        }
+        gb.barrier();
+        gb.op(SWIGLU_BWD, [RW], [[a, 0], [b, 0], [sig, 0], [dh, 0], [da, 0], [db, 0]]);
+        gb.barrier();
+        for (const st of slices) {
+          for (let q = 0; q < st.experts.length; q++) {
+            const e = st.experts[q], r0 = st.r0 + st.starts[q], n = st.counts[q];
+            const xe: Arg = [xs, r0 * D, D], dbe: Arg = [db, r0 * W, W], dae: Arg = [da, r0 * W, W];
+            gb.gemm({ ...NT, m: n, n: D, k: W }, dbe, [w13, H + e * W, H2], [dXb, r0 * D, D]);
+            gb.gemm({ ...TN, m: D, n: W, k: n }, xe, dbe, [dw13, H + e * W, H2]);
+            gb.gemm({ ...NT, m: n, n: D, k: W }, dae, [w13, e * W, H2], [dXa, r0 * D, D]);
+            gb.gemm({ ...TN, m: D, n: W, k: n }, xe, dae, [dw13, e * W, H2]);
+          }
+        }
+        gb.barrier();
+        order.forEach((st, i) => {
+          const r0 = st.r0;
+          gb.op(SCATTER_SUM, [st.rows.length, D, 0, D], [[dx[i], 0], [dXb, r0 * D], [dXa, r0 * D], [st.rows, 0]]);
+        });
+        gb.run(k);
+        const dcs = order.map((st) => {
+          const dc = pool.zeros(N * E); // dcoef scattered into zeros (the gather's gradient)
+          for (let i = 0; i < st.rows.length; i++) dc[st.flat[i]] += dw[st.r0 + i];
+          return tf.tensor2d(dc, [N, E]);
+        });
+        const dxs = dx.map((v) => tf.tensor2d(v, [N, D]));
+        for (const v of Object.values(buf)) pool.release(v);
         return [...dxs, ...dcs, tf.tensor(dw13, w.w13.shape), tf.tensor(dw2, w.w2.shape)];
       },
     };
@@ -322,7 +322,8 @@ export function sparseMixtureTrain(
 function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number }): SliceState[] {
   const { N, E, S } = dims, per = E / S, counts = new Int32Array(E);
   for (let t = 0; t < N; t++) for (let e = 0; e < E; e++) if (coefs[t * E + e] !== 0) counts[e]++;
-  const out: SliceState[] = [], none = new Float32Array(0);
+  const out: SliceState[] = [];
+  let r0 = 0;
   for (let s = 0; s < S; s++) {
     let R = 0;
     const experts: number[] = [], starts: number[] = [], sizes: number[] = [];
@@ -354,13 +355,9 @@ function routeRows(coefs: Float32Array, dims: { N: number; E: number; S: number 
       experts,
       starts,
       counts: sizes,
-      xs: none,
-      a: none,
-      b: none,
-      sig: none,
-      h: none,
-      o: none,
+      r0,
     });
+    r0 += R;
   }
   return out;
 }

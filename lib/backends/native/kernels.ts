@@ -70,21 +70,7 @@ const SYMBOLS = {
     result: "void",
   },
   fl_sgemm_batch: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
-  fl_gather_rows: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"], result: "void" },
-  fl_scatter_add_rows: { parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"], result: "void" },
-  fl_swiglu_rows_fwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "i32"], result: "void" },
-  fl_swiglu_rows_bwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32"],
-    result: "void",
-  },
-  fl_scatter_weighted_rows: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
-    result: "void",
-  },
-  fl_weighted_rows_bwd: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32"],
-    result: "void",
-  },
+  fl_moe_prog: { parameters: ["buffer", "buffer", "i32"], result: "i32" },
   fl_sumsq_many: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_add: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_mul: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },

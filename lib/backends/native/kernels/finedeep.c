@@ -190,6 +190,7 @@ static void fl_fd_resid_bwd(const float *dxm, const float *xm, const float *rstd
 typedef void (*fl_sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *,
                             int);
 static fl_sgemm_fn fl_sgemm_ptr = NULL;
+int fl_sgemm_ready(void) { return fl_sgemm_ptr != NULL; }
 
 /* Finds cblas_sgemm in the already loaded library `path` (blas.ts opened it first, so this gets the
  * same instance with its settings); 1 on success, 0 when the library or the symbol is missing. */
@@ -216,16 +217,33 @@ static void gemm(int ta, int tb, int m, int n, int k, const float *a, int lda, c
  * sgemm after another. Call j: ints[14j..] = ta, tb, m, n, k, lda, ldb, ldc, then (array, offset in floats)
  * for a, b and c, arrays indexing `arrays` (addresses); beta 0. OpenBLAS splits C's rows/columns over its
  * threads, never k, so each call gives the bits it gives alone. Returns 0, or -1 when fl_set_sgemm has not
- * succeeded. */
+ * succeeded (-2: out of memory). */
+void fl_gemm_rec(const int32_t *q, const uint64_t *arrays) {
+  const float *a = (const float *)(uintptr_t)arrays[q[8]] + q[9], *b = (const float *)(uintptr_t)arrays[q[10]] + q[11];
+  float *c = (float *)(uintptr_t)arrays[q[12]] + q[13];
+  gemm(q[0], q[1], q[2], q[3], q[4], a, q[5], b, q[6], 0.f, c, q[7]);
+}
+
 int fl_sgemm_batch(const int32_t *ints, const uint64_t *arrays, int count) {
   if (!fl_sgemm_ptr) return -1;
-#pragma omp parallel for schedule(dynamic, 1)
+  /* Largest calls first (m·n·k, ties in call order): the dynamic schedule then ends on small calls, so the
+   * threads finish together (the order changes no call's bits). */
+  int small[256], *ord = count <= 256 ? small : (int *)malloc(sizeof(int) * (size_t)count);
+  if (!ord) return -2;
   for (int j = 0; j < count; j++) {
     const int32_t *q = ints + 14 * j;
-    const float *a = (const float *)(uintptr_t)arrays[q[8]] + q[9], *b = (const float *)(uintptr_t)arrays[q[10]] + q[11];
-    float *c = (float *)(uintptr_t)arrays[q[12]] + q[13];
-    gemm(q[0], q[1], q[2], q[3], q[4], a, q[5], b, q[6], 0.f, c, q[7]);
+    const i64 w = (i64)q[2] * q[3] * q[4];
+    int i = j;
+    for (; i > 0; i--) {
+      const int32_t *p = ints + 14 * ord[i - 1];
+      if ((i64)p[2] * p[3] * p[4] >= w) break;
+      ord[i] = ord[i - 1];
+    }
+    ord[i] = j;
   }
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int o = 0; o < count; o++) fl_gemm_rec(ints + 14 * ord[o], arrays);
+  if (ord != small) free(ord);
   return 0;
 }
 

@@ -4,7 +4,7 @@
  * this folder have what dominates after that: RMSNorm (norm.c), causal attention with RoPE
  * (attention.c), SwiGLU and Finedeep's expert gates (swiglu.c), the whole Finedeep block
  * (finedeep.c, which calls the same CBLAS sgemm itself through fl_set_sgemm so that one parallel
- * region covers all its steps), cross-entropy and AdamW (xent_adamw.c), a few element-wise ops
+ * region covers all its steps), the sparse mixture op's passes as one parallel region each (moe.c, moe_prog.h), cross-entropy and AdamW (xent_adamw.c), a few element-wise ops
  * (elementwise.c), and the ABI/CPU/thread queries with an FMA peak microbenchmark (core.c). This
  * header holds what they share: includes, constants and the 16-float vector helpers.
  *
@@ -40,6 +40,11 @@
 #define FL_CHUNK 64
 
 typedef int64_t i64;
+
+/* One sgemm call of fl_sgemm_batch's table (finedeep.c): q[0..7] = ta, tb, m, n, k, lda, ldb, ldc, then (array,
+ * offset in floats) for a, b and c, arrays indexing `arrays` (addresses); beta 0. Needs fl_set_sgemm. */
+void fl_gemm_rec(const int32_t *q, const uint64_t *arrays);
+int fl_sgemm_ready(void);
 
 /* ---- vector helpers ---------------------------------------------------------------------------
  * GCC/Clang vector extensions: 16 floats (one AVX-512 register, two AVX2, four NEON). Loads and

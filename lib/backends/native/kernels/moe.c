@@ -1,37 +1,26 @@
 #include "fl.h"
 
-/* ---- row movement of the sparse mixture op (lib/models/sparse_train.ts) ------------------------
+/* ---- row movement and element-wise steps of the sparse mixture op (lib/models/sparse_train.ts) -----------
  * Copies and scatter-adds of rows between token-major arrays and an op's gathered rows: what its
  * GatherV2 row copies and UnsortedSegmentSum scatters did in JS loops, with the same float32 additions in the
- * same order for every element. */
+ * same order for every element. Each step is a range function (rows, elements or 16-column blocks: units whose
+ * results do not depend on how they are shared among threads), run in fl_moe_prog's single parallel region
+ * (moe_prog.h). */
 
-/* out[i, 0..d) = x[rows[i], off..off+d) (x rows of width w). */
-void fl_gather_rows(const float *x, const int32_t *rows, float *out, int R, int w, int off, int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
-  for (int i = 0; i < R; i++) memcpy(out + (i64)i * d, x + (i64)rows[i] * w + off, sizeof(float) * (size_t)d);
+#define COLS 16    /* columns per block of the scatters (each column's additions stay in row order) */
+#define ROWS 32    /* rows per unit of the row-wise steps */
+#define ELEMS 4096 /* elements per unit of the element-wise steps */
+
+/* out[i, 0..d) = x[rows[i], off..off+d) for i in [i0, i1) (x rows of width w). */
+static void gather_range(const float *x, const int32_t *rows, float *out, int i0, int i1, int w, int off, int d) {
+  for (int i = i0; i < i1; i++) memcpy(out + (i64)i * d, x + (i64)rows[i] * w + off, sizeof(float) * (size_t)d);
 }
 
-/* y[rows[i], off..off+d) += v[i, 0..d) for i = 0..R-1 in order (a token may repeat: each column's additions
- * stay in row order; the threads split the columns). */
-void fl_scatter_add_rows(float *y, const float *v, const int32_t *rows, int R, int w, int off, int d) {
-  const int cb = 16, nb = (d + cb - 1) / cb;
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
-  for (int b = 0; b < nb; b++) {
-    const int j0 = b * cb, j1 = j0 + cb < d ? j0 + cb : d;
-    for (int i = 0; i < R; i++) {
-      float *yr = y + (i64)rows[i] * w + off;
-      const float *vr = v + (i64)i * d;
-      for (int j = j0; j < j1; j++) yr[j] += vr[j];
-    }
-  }
-}
-
-/* SwiGLU of the gathered rows, the element-wise kernels' steps fused: sig = sigmoid(a) (in double, as the
- * Sigmoid kernel), h = (a * sig) * b, each product rounded to float32. */
-__attribute__((optimize("fp-contract=off"))) void fl_swiglu_rows_fwd(const float *a, const float *b, float *sig,
-                                                                      float *h, int n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (int i = 0; i < n; i++) {
+/* SwiGLU forward of elements [i0, i1): sig = sigmoid(a) (in double, as the Sigmoid kernel), h = (a * sig) * b,
+ * each product rounded to float32. */
+__attribute__((optimize("fp-contract=off"))) static void swiglu_fwd_range(const float *a, const float *b, float *sig,
+                                                                           float *h, i64 i0, i64 i1) {
+  for (i64 i = i0; i < i1; i++) {
     const float s = (float)(1.0 / (1.0 + exp(-(double)a[i])));
     sig[i] = s;
     h[i] = (a[i] * s) * b[i];
@@ -41,11 +30,10 @@ __attribute__((optimize("fp-contract=off"))) void fl_swiglu_rows_fwd(const float
 /* Its gradient as the tape's kernels compute it, element by element in float32: silu = a*sig, ds = dh*b,
  * db = dh*silu, then mul(a, sig)'s gradient da = ds*sig, dsig = ds*a, Sigmoid's dsig*(sig*(1 - sig)), and
  * da + that. */
-__attribute__((optimize("fp-contract=off"))) void fl_swiglu_rows_bwd(const float *a, const float *b,
-                                                                      const float *sig, const float *dh, float *da,
-                                                                      float *db, int n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
-  for (int i = 0; i < n; i++) {
+__attribute__((optimize("fp-contract=off"))) static void swiglu_bwd_range(const float *a, const float *b,
+                                                                           const float *sig, const float *dh,
+                                                                           float *da, float *db, i64 i0, i64 i1) {
+  for (i64 i = i0; i < i1; i++) {
     const float s = sig[i], silu = a[i] * s, ds = dh[i] * b[i];
     db[i] = dh[i] * silu;
     const float da0 = ds * s, dsig = ds * a[i], om = 1.f - s, t = s * om, t2 = dsig * t;
@@ -53,35 +41,31 @@ __attribute__((optimize("fp-contract=off"))) void fl_swiglu_rows_bwd(const float
   }
 }
 
-/* The forward's weighting and scatter fused: y[rows[i], off + j] += o[i, j] * c[i] (the product rounded to
- * float32 first, as the Multiply kernel's output), rows in order for every column; the threads split the
- * columns. */
-__attribute__((optimize("fp-contract=off"))) void fl_scatter_weighted_rows(float *y, const float *o, const float *c,
-                                                                            const int32_t *rows, int R, int w,
-                                                                            int off, int d) {
-  const int cb = 16, nb = (d + cb - 1) / cb;
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
-  for (int b = 0; b < nb; b++) {
-    const int j0 = b * cb, j1 = j0 + cb < d ? j0 + cb : d;
-    for (int i = 0; i < R; i++) {
-      float *yr = y + (i64)rows[i] * w + off;
-      const float *orow = o + (i64)i * d, ci = c[i];
-      for (int j = j0; j < j1; j++) {
-        const float t = orow[j] * ci;
-        yr[j] += t;
-      }
+/* Column block of y[rows[i], off + j] += o[i, j] * c[i] (the product rounded to float32 first, as the Multiply
+ * kernel's output), rows in order. */
+__attribute__((optimize("fp-contract=off"))) static void scatter_weighted_block(float *y, const float *o,
+                                                                                 const float *c, const int32_t *rows,
+                                                                                 int R, int w, int off, int d,
+                                                                                 int blk) {
+  const int j0 = blk * COLS, j1 = j0 + COLS < d ? j0 + COLS : d;
+  for (int i = 0; i < R; i++) {
+    float *yr = y + (i64)rows[i] * w + off;
+    const float *orow = o + (i64)i * d, ci = c[i];
+    for (int j = j0; j < j1; j++) {
+      const float t = orow[j] * ci;
+      yr[j] += t;
     }
   }
 }
 
-/* The weighting's gradient from dy's rows (dy rows of width w, the slice's columns from off): dO[i, j] =
- * dy[rows[i], off + j] * c[i], and dc[i] = Σ_j dy[rows[i], off + j] * o[i, j] (float32 products summed in
- * double in column order, rounded: the Multiply and Sum kernels' bits). */
-__attribute__((optimize("fp-contract=off"))) void fl_weighted_rows_bwd(const float *dy, const int32_t *rows,
-                                                                        const float *c, const float *o, float *dO,
-                                                                        float *dc, int R, int w, int off, int d) {
-#pragma omp parallel for schedule(static) if ((i64)R * d > 65536)
-  for (int i = 0; i < R; i++) {
+/* Rows [i0, i1) of the weighting's gradient: dO[i, j] = dy[rows[i], off + j] * c[i], and dc[i] =
+ * Σ_j dy[rows[i], off + j] * o[i, j] (float32 products summed in double in column order, rounded: the Multiply
+ * and Sum kernels' bits). */
+__attribute__((optimize("fp-contract=off"))) static void weighted_bwd_range(const float *dy, const int32_t *rows,
+                                                                             const float *c, const float *o,
+                                                                             float *dO, float *dc, int i0, int i1,
+                                                                             int w, int off, int d) {
+  for (int i = i0; i < i1; i++) {
     const float *dyr = dy + (i64)rows[i] * w + off, *orow = o + (i64)i * d;
     float *dOr = dO + (i64)i * d;
     const float ci = c[i];
@@ -94,3 +78,23 @@ __attribute__((optimize("fp-contract=off"))) void fl_weighted_rows_bwd(const flo
     dc[i] = (float)acc;
   }
 }
+
+/* Column block of y[rows[i], off + j] += (u[i, j] + v[i, j]): the Add kernel's float32 sum, then the scatter's
+ * addition (the bits of an Add then fl_scatter_add_rows, without the intermediate array). */
+__attribute__((optimize("fp-contract=off"))) static void scatter_add2_block(float *y, const float *u, const float *v,
+                                                                             const int32_t *rows, int R, int w,
+                                                                             int off, int d, int blk) {
+  const int j0 = blk * COLS, j1 = j0 + COLS < d ? j0 + COLS : d;
+  for (int i = 0; i < R; i++) {
+    float *yr = y + (i64)rows[i] * w + off;
+    const float *ur = u + (i64)i * d, *vr = v + (i64)i * d;
+    for (int j = j0; j < j1; j++) {
+      const float t = ur[j] + vr[j];
+      yr[j] += t;
+    }
+  }
+}
+
+#define NB(d) (((d) + COLS - 1) / COLS)
+
+#include "moe_prog.h"

@@ -9,17 +9,11 @@ import { finermoeRouting } from "./finermoe_routing.ts";
 import { finermoeTrainRouting, trainRoutingActive } from "./finermoe_train_routing.ts";
 import { balanceLoss } from "./moe.ts";
 import { matmul } from "../backends/ops.ts";
+import { assertSameBits } from "../util/testing.ts";
 
 const avail = nativeAvailability();
 
 /** The same float32 bits (the first difference reported). */
-function sameBits(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
-  const x = new Uint32Array(Float32Array.from(a).buffer), y = new Uint32Array(Float32Array.from(b).buffer);
-  assert.equal(x.length, y.length, `${what}: lengths`);
-  const i = x.findIndex((v, j) => v !== y[j]);
-  assert.equal(i, -1, `${what}: first difference at ${i}: ${a[i]} vs ${b[i]}`);
-}
-
 Deno.test({
   name: "finermoeTrainRouting: coef, balance loss and the gradients of x and the router bit-identical to the tfjs ops",
   ignore: !avail.ok,
@@ -54,11 +48,15 @@ Deno.test({
       };
       const what = JSON.stringify(opts);
       const ref = finermoeRouting(x, router, s), got = finermoeTrainRouting(x, router, s, T);
-      sameBits(got.coef.dataSync(), ref.coef.dataSync(), `${what} coef`);
-      sameBits(got.lb.dataSync(), balanceLoss(ref.probs, ref.mask, s.active, T).dataSync(), `${what} balance loss`);
+      assertSameBits(got.coef.dataSync(), ref.coef.dataSync(), `${what} coef`);
+      assertSameBits(
+        got.lb.dataSync(),
+        balanceLoss(ref.probs, ref.mask, s.active, T).dataSync(),
+        `${what} balance loss`,
+      );
       const want = tf.grads(loss(false))([x, router]), have = tf.grads(loss(true))([x, router]);
-      sameBits(have[0].dataSync(), want[0].dataSync(), `${what} dx`);
-      sameBits(have[1].dataSync(), want[1].dataSync(), `${what} drouter`);
+      assertSameBits(have[0].dataSync(), want[0].dataSync(), `${what} dx`);
+      assertSameBits(have[1].dataSync(), want[1].dataSync(), `${what} drouter`);
     }
   },
 });

@@ -12,6 +12,7 @@ import { expertRunner, sparseMixture } from "./moe.ts";
 import { TINY_MODEL } from "./moe_test_util.ts";
 import { setSparseTrainOp, sparseMixtureTrain, sparseTrainActive } from "./sparse_train.ts";
 import { createModel } from "./transformer.ts";
+import { assertSameBits } from "../util/testing.ts";
 
 const avail = nativeAvailability();
 if (!avail.ok) console.log(`sparse training op tests skipped: ${avail.why}. To run them: ${avail.fix}`);
@@ -20,13 +21,6 @@ const rand = (r: Rng, n: number, std: number) => r.normal(new Float32Array(n), s
 const range = (a: number, n: number) => Array.from({ length: n }, (_, i) => a + i);
 
 /** Asserts the same float32 bits (reports the first difference). */
-function sameBits(a: ArrayLike<number>, b: ArrayLike<number>, what: string): void {
-  const x = new Uint32Array(Float32Array.from(a).buffer), y = new Uint32Array(Float32Array.from(b).buffer);
-  assert.equal(x.length, y.length, `${what}: lengths`);
-  const i = x.findIndex((v, j) => v !== y[j]);
-  assert.equal(i, -1, `${what}: first difference at ${i}: ${a[i]} vs ${b[i]}`);
-}
-
 /**
  * coef [N, E] of S slices: per token and slice, `k` experts of the slice (never `empty`), weights in (0, 1);
  * tokens route nothing into slice `emptySlice`.
@@ -71,7 +65,7 @@ Deno.test({
         blas.sgemm(tA, tB, m, n, k, a, ac, b, bc, c, n);
         blas.sgemm(tA, tB, m, n, k, ap.subarray(1), ac + pa, bp.subarray(1), bc + pb, cp.subarray(1), n + pc);
         const got = range(0, m).flatMap((i) => [...cp.subarray(1 + i * (n + pc), 1 + i * (n + pc) + n)]);
-        sameBits(got, c, `sgemm ${tA ? "T" : "N"}${tB ? "T" : "N"} ${m}x${n}x${k}`);
+        assertSameBits(got, c, `sgemm ${tA ? "T" : "N"}${tB ? "T" : "N"} ${m}x${n}x${k}`);
       }
     }
   },
@@ -119,12 +113,14 @@ Deno.test({
       };
       const ours = (xs: tf.Tensor2D, cs: tf.Tensor2D, a: tf.Tensor, b: tf.Tensor, s: number) =>
         sparseMixtureTrain(xs, cs, { values: cs.dataSync(), w13: a, w2: b, slices: s });
-      sameBits(ours(x, coef, w13, w2, S).dataSync(), tfjsForm(x, coef, w13, w2, S).dataSync(), `${what} output`);
+      assertSameBits(ours(x, coef, w13, w2, S).dataSync(), tfjsForm(x, coef, w13, w2, S).dataSync(), `${what} output`);
       const gWant = tf.grads(loss(tfjsForm))([x, coef, w13, w2]);
       const before = tf.memory().numTensors;
       const gGot = tf.grads(loss(ours))([x, coef, w13, w2]);
       assert.equal(tf.memory().numTensors, before + 4, `${what}: only the 4 gradients stay`);
-      ["x", "coef", "w13", "w2"].forEach((n, i) => sameBits(gGot[i].dataSync(), gWant[i].dataSync(), `${what} d${n}`));
+      ["x", "coef", "w13", "w2"].forEach((n, i) =>
+        assertSameBits(gGot[i].dataSync(), gWant[i].dataSync(), `${what} d${n}`)
+      );
       // The never-chosen expert's weights get exactly zero gradient.
       const g13 = gGot[2].dataSync();
       for (let d = 0; d < D; d++) for (let j = 0; j < W; j++) assert.equal(g13[d * 2 * E * W + empty * W + j], 0);
@@ -174,8 +170,8 @@ Deno.test({
       };
       const fused = await train(true), tfjs = await train(false);
       setSparseTrainOp(null);
-      sameBits(fused.losses, tfjs.losses, `${ffn.kind} losses`);
-      fused.weights.forEach((w, i) => sameBits(w, tfjs.weights[i], `${ffn.kind} weight ${i} after the steps`));
+      assertSameBits(fused.losses, tfjs.losses, `${ffn.kind} losses`);
+      fused.weights.forEach((w, i) => assertSameBits(w, tfjs.weights[i], `${ffn.kind} weight ${i} after the steps`));
       assert.ok(fused.losses[2] !== fused.losses[0], "the model trained");
     }
   },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { removeDirs, tempDir, withDir, withTempDir } from "./testing.ts";
+import { assertSameBits, removeDirs, tempDir, withDir, withTempDir } from "./testing.ts";
 
 Deno.test("withTempDir: a fresh folder named after the prefix, removed after fn returns; fn's value comes back", async () => {
   let seen = "";
@@ -36,4 +36,14 @@ Deno.test("removeDirs: removes several folders and ignores one already gone", as
   const c = await tempDir("unit-c");
   assert.notEqual(c, a, "every call makes a new folder");
   await removeDirs(c);
+});
+
+Deno.test("assertSameBits: passes on equal float32 bits, names the first difference, tells -0 from 0 and lengths apart", () => {
+  assertSameBits([1, 0.1, NaN], new Float32Array([1, 0.1, NaN]), "equal");
+  assert.throws(
+    () => assertSameBits([1, 2, 3, 4], [1, 2, 3.0000002, 5], "x"),
+    /x: first difference at 2: 3 vs 3.0000002/,
+  );
+  assert.throws(() => assertSameBits([0], [-0], "zero"), /zero: first difference at 0/);
+  assert.throws(() => assertSameBits([1, 2], [1], "len"), /len: lengths 2 vs 1/);
 });

@@ -8,6 +8,7 @@ import { initBackend } from "../mod.ts";
 import { adamwUpdate, sumSquares } from "../fused.ts";
 import { Rng } from "../../util/rng.ts";
 import { nativeAvailability, setNativeThreads } from "./mod.ts";
+import { assertSameBits } from "../../util/testing.ts";
 
 const avail = nativeAvailability();
 const ignore = !avail.ok;
@@ -20,13 +21,6 @@ async function on(backend: "cpu" | "native", fn: () => tf.Tensor[]): Promise<Flo
   for (const t of outs) vals.push(Float32Array.from(await t.data()));
   tf.dispose(outs);
   return vals;
-}
-
-function sameBits(a: Float32Array, b: Float32Array, what: string): void {
-  assert.equal(a.length, b.length, `${what}: lengths`);
-  for (let i = 0; i < a.length; i++) {
-    if (!Object.is(a[i], b[i])) assert.fail(`${what}: index ${i}: ${a[i]} vs ${b[i]}`);
-  }
 }
 
 // Sizes around the thread and vector boundaries, one large enough that rounding in the double sums shows.
@@ -42,13 +36,13 @@ Deno.test({
     for (const threads of [1, 2]) {
       setNativeThreads(threads);
       const got = await on("native", () => sumSquares(make()));
-      got.forEach((g, i) => sameBits(g, ref[i], `sumSquares n=${SIZES[i]} ${threads} thread(s)`));
+      got.forEach((g, i) => assertSameBits(g, ref[i], `sumSquares n=${SIZES[i]} ${threads} thread(s)`));
       // The native Sum kernel (whole-row sums in a register) too.
       const sums = await on("native", () => make().map((x) => tf.sum(tf.square(x))));
-      sums.forEach((g, i) => sameBits(g, ref[i], `Sum n=${SIZES[i]} ${threads} thread(s)`));
+      sums.forEach((g, i) => assertSameBits(g, ref[i], `Sum n=${SIZES[i]} ${threads} thread(s)`));
       const rows = await on("native", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
       const rowsRef = await on("cpu", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
-      sameBits(rows[0], rowsRef[0], `row sums ${threads} thread(s)`);
+      assertSameBits(rows[0], rowsRef[0], `row sums ${threads} thread(s)`);
     }
     setNativeThreads(1);
   },
@@ -82,7 +76,7 @@ Deno.test({
         for (const threads of [1, 2]) {
           setNativeThreads(threads);
           const nat = await on("native", f);
-          ["p", "m", "v"].forEach((name, i) => sameBits(nat[i], ref[i], `adamw ${name} n=${n} scale=${scale}`));
+          ["p", "m", "v"].forEach((name, i) => assertSameBits(nat[i], ref[i], `adamw ${name} n=${n} scale=${scale}`));
         }
       }
     }
@@ -109,7 +103,7 @@ Deno.test({
     for (const threads of [1, 2]) {
       setNativeThreads(threads);
       const got = await on("native", ops);
-      got.forEach((g, i) => sameBits(g, ref[i], `op ${i}, ${threads} thread(s)`));
+      got.forEach((g, i) => assertSameBits(g, ref[i], `op ${i}, ${threads} thread(s)`));
     }
     setNativeThreads(1);
   },

@@ -2,7 +2,6 @@
  * The gradient-norm sums (FlSumSquares), AdamW with the clip's scale inside (FlAdamW + scale), full-row sums
  * and large element-wise ops give the bits of the tfjs-backend-cpu ops they replace, for 1 and 2 threads.
  */
-import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../mod.ts";
 import { adamwUpdate, sumSquares } from "../fused.ts";

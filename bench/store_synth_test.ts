@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { generateCache } from "./store_synth.ts";
 import { projectPaths } from "../lib/util/paths.ts";
-import { listRecords } from "../lib/runner/cache.ts";
+import { entryPaths, inspectEntry, listRecords, liveStatus } from "../lib/runner/cache.ts";
+import { planGc } from "../lib/runner/gc.ts";
+import { withTempDir } from "../lib/util/testing.ts";
 import { rebuildFromCache, runsRows } from "../lib/runner/results.ts";
 import { openStore } from "../lib/store/mod.ts";
 
@@ -41,4 +43,25 @@ Deno.test("synthetic cache entries pass every check of the cache, `runs` and `db
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("gc over 2,100 synthetic entries (two batches) (verified on Workers) lists what one-thread inspection finds: unfinished and damaged entries", async () => {
+  await withTempDir("synth-gc", async (dir) => {
+    const rep = await generateCache(dir, 2100, { experiments: 5, steps: 12 });
+    const paths = projectPaths(undefined, dir);
+    const damaged = entryPaths(paths.cache, rep.hashes[2050]);
+    await Deno.writeTextFile(damaged.metrics, '{"step":0,"split":"train","name":"loss","value":1}\n', { append: true });
+    // The reference: each entry inspected on this thread, metrics parsed (what gc did before the Workers).
+    const expected: string[] = [];
+    for (const h of rep.hashes) {
+      const p = entryPaths(paths.cache, h);
+      const { record, problems } = await inspectEntry(p);
+      if (problems.length || !record || liveStatus(record.status, p) !== "completed") expected.push(p.dir);
+    }
+    assert.ok(expected.includes(damaged.dir) && expected.length > 1 && expected.length < 2100);
+    const items = await planGc(paths.cache);
+    assert.deepEqual(items.map((it) => it.path).sort(), expected.sort());
+    const bad = items.find((it) => it.path === damaged.dir)!;
+    assert.match(bad.reason, /^corrupt \(.*metrics\.jsonl.*\): the next exp retrains it$/);
+  });
 });

@@ -85,9 +85,13 @@ export async function planGc(cacheDir: string, opts: GcOptions = {}): Promise<Gc
   const sorted = names.sort();
   const pool = verifyPool(sorted.length);
   try {
-    for (let i = 0; i < sorted.length; i += GC_BATCH) {
+    const verify = (i: number) => i < sorted.length ? pool.verify(cache, sorted.slice(i, i + GC_BATCH)) : null;
+    let next = verify(0);
+    for (let i = 0; next; i += GC_BATCH) {
       const batch = sorted.slice(i, i + GC_BATCH);
-      const states = await pool.verify(cache, batch);
+      const states = await next;
+      next = verify(i + GC_BATCH); // the Workers read the next batch while this thread looks at this one
+      next?.catch(() => {}); // awaited (and its error thrown) on the next turn
       for (const [j, name] of batch.entries()) {
         const p = entryPaths(cache, name);
         if (isLocked(p.lock)) continue; // training now: never touched

@@ -3,24 +3,14 @@
  * and large element-wise ops give the bits of the tfjs-backend-cpu ops they replace, for 1 and 2 threads.
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { initBackend } from "../mod.ts";
 import { adamwUpdate, sumSquares } from "../fused.ts";
 import { Rng } from "../../util/rng.ts";
 import { nativeAvailability, setNativeThreads } from "./mod.ts";
 import { assertSameBits } from "../../util/testing.ts";
+import { valuesOn } from "../testing.ts";
 
 const avail = nativeAvailability();
 const ignore = !avail.ok;
-
-/** Runs fn on a backend inside tidy and returns copies of the outputs' values. */
-async function on(backend: "cpu" | "native", fn: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await initBackend(backend);
-  const outs = tf.tidy(fn);
-  const vals = [];
-  for (const t of outs) vals.push(Float32Array.from(await t.data()));
-  tf.dispose(outs);
-  return vals;
-}
 
 // Sizes around the thread and vector boundaries, one large enough that rounding in the double sums shows.
 const SIZES = [1, 3, 17, 1031, 65537, 400_003];
@@ -31,16 +21,16 @@ Deno.test({
   async fn() {
     const r = new Rng(21), xs = SIZES.map((n, i) => r.normal(new Float32Array(n), 10 ** (i - 3)));
     const make = () => xs.map((x, i) => tf.tensor(x, i % 2 ? [x.length] : [1, x.length]));
-    const ref = await on("cpu", () => make().map((x) => tf.sum(tf.square(x))));
+    const ref = await valuesOn("cpu", () => make().map((x) => tf.sum(tf.square(x))));
     for (const threads of [1, 2]) {
       setNativeThreads(threads);
-      const got = await on("native", () => sumSquares(make()));
+      const got = await valuesOn("native", () => sumSquares(make()));
       got.forEach((g, i) => assertSameBits(g, ref[i], `sumSquares n=${SIZES[i]} ${threads} thread(s)`));
       // The native Sum kernel (whole-row sums in a register) too.
-      const sums = await on("native", () => make().map((x) => tf.sum(tf.square(x))));
+      const sums = await valuesOn("native", () => make().map((x) => tf.sum(tf.square(x))));
       sums.forEach((g, i) => assertSameBits(g, ref[i], `Sum n=${SIZES[i]} ${threads} thread(s)`));
-      const rows = await on("native", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
-      const rowsRef = await on("cpu", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
+      const rows = await valuesOn("native", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
+      const rowsRef = await valuesOn("cpu", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
       assertSameBits(rows[0], rowsRef[0], `row sums ${threads} thread(s)`);
     }
     setNativeThreads(1);
@@ -71,10 +61,10 @@ Deno.test({
           const u = adamwUpdate(tf.tensor(p), tf.tensor(m), tf.tensor(v), tf.tensor(g), { ...s, gradScale: sc });
           return [u.p, u.m, u.v];
         };
-        const ref = await on("cpu", f);
+        const ref = await valuesOn("cpu", f);
         for (const threads of [1, 2]) {
           setNativeThreads(threads);
-          const nat = await on("native", f);
+          const nat = await valuesOn("native", f);
           ["p", "m", "v"].forEach((name, i) => assertSameBits(nat[i], ref[i], `adamw ${name} n=${n} scale=${scale}`));
         }
       }
@@ -98,10 +88,10 @@ Deno.test({
       tf.mul(t(x, [5000, 3, 20]), t(y, [1, 3, 1])),
       tf.sub(t(x, [20, 9000]), t(y, [9000])),
     ];
-    const ref = await on("cpu", ops);
+    const ref = await valuesOn("cpu", ops);
     for (const threads of [1, 2]) {
       setNativeThreads(threads);
-      const got = await on("native", ops);
+      const got = await valuesOn("native", ops);
       got.forEach((g, i) => assertSameBits(g, ref[i], `op ${i}, ${threads} thread(s)`));
     }
     setNativeThreads(1);

@@ -19,22 +19,13 @@ import {
 import { Rng } from "../../util/rng.ts";
 import { nativeAvailability, setNativeThreads } from "./mod.ts";
 import { FD_ROWS } from "./backend.ts";
+import { valuesOn } from "../testing.ts";
 
 const avail = nativeAvailability();
 const ignore = !avail.ok;
 if (ignore) console.log(`native backend tests skipped: ${avail.why}. To run them: ${avail.fix}`);
 
 type Backend = "cpu" | "native";
-
-/** Runs fn on a backend inside tidy and returns copies of the outputs' values. */
-async function on(backend: Backend, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await initBackend(backend);
-  const outs = tf.tidy(fn);
-  const vals = [];
-  for (const t of outs) vals.push(Float32Array.from(await t.data()));
-  tf.dispose(outs);
-  return vals;
-}
 
 function randn(rng: Rng, n: number, scale = 1): Float32Array {
   return rng.normal(new Float32Array(n), scale);
@@ -72,7 +63,7 @@ async function compareWithGrads(
   const inputs = shapes.map((s) => randn(rng, s.reduce((a, b) => a * b, 1)));
   let wVals: Float32Array | null = null;
   const run = (backend: Backend) =>
-    on(backend, () => {
+    valuesOn(backend, () => {
       const xs = inputs.map((v, i) => tf.tensor(v, shapes[i]));
       const y = f(...xs);
       wVals ??= randn(new Rng(99), y.size);
@@ -108,7 +99,7 @@ Deno.test({
     for (const [sa, sb, tA, tB] of cases) {
       const a = randn(rng, sa.reduce((x, y) => x * y, 1)), b = randn(rng, sb.reduce((x, y) => x * y, 1));
       const f = () => [tf.matMul(tf.tensor(a, sa), tf.tensor(b, sb), tA, tB)];
-      const [ref] = await on("cpu", f), [nat] = await on("native", f);
+      const [ref] = await valuesOn("cpu", f), [nat] = await valuesOn("native", f);
       assertClose(nat, ref, `matmul [${sa}]${tA ? "ᵀ" : ""} x [${sb}]${tB ? "ᵀ" : ""}`, 1e-5, 1e-5);
     }
   },
@@ -217,7 +208,7 @@ Deno.test({
         const u = adamwUpdate(tf.tensor(p), tf.tensor(m), tf.tensor(v), tf.tensor(g), s);
         return [u.p, u.m, u.v];
       };
-      const ref = await on("cpu", f), nat = await on("native", f);
+      const ref = await valuesOn("cpu", f), nat = await valuesOn("native", f);
       for (const [i, name] of ["p", "m", "v"].entries()) {
         assertBitEqual(nat[i], ref[i], `adamw ${name} wd=${weightDecay}`);
       }
@@ -284,7 +275,7 @@ Deno.test({
       ["segment sum", () => [tf.unsortedSegmentSum(tf.tensor(x, [7, 15]), tf.tensor1d(ids, "int32"), 6)]],
     ];
     for (const [what, f] of cases) {
-      const ref = await on("cpu", f), nat = await on("native", f);
+      const ref = await valuesOn("cpu", f), nat = await valuesOn("native", f);
       assert.equal(nat.length, ref.length);
       for (let i = 0; i < ref.length; i++) assertBitEqual(nat[i], ref[i], what);
     }
@@ -306,10 +297,10 @@ Deno.test({
   ignore,
   async fn() {
     const logits = Float32Array.from([0, -1e9, 3, -1e9, -90, -200, 1, 2]);
-    const [p] = await on("native", () => [tf.softmax(tf.tensor2d(logits, [2, 4]))]);
+    const [p] = await valuesOn("native", () => [tf.softmax(tf.tensor2d(logits, [2, 4]))]);
     for (const i of [1, 3]) assert.equal(p[i], 0, `masked probability ${i}`);
     for (const v of p) assert.ok(v === 0 || Math.abs(v) >= 1.1754943508222875e-38, `subnormal ${v}`);
-    const [ref] = await on("cpu", () => [tf.softmax(tf.tensor2d(logits, [2, 4]))]);
+    const [ref] = await valuesOn("cpu", () => [tf.softmax(tf.tensor2d(logits, [2, 4]))]);
     assertClose(p, ref, "softmax with masked logits", 1e-6, 1e-30);
   },
 });
@@ -361,9 +352,9 @@ Deno.test({
     try {
       await initBackend("native");
       setNativeThreads(1);
-      const one = await on("native", f);
+      const one = await valuesOn("native", f);
       setNativeThreads(2);
-      const two = await on("native", f);
+      const two = await valuesOn("native", f);
       for (let i = 0; i < one.length; i++) assertBitEqual(two[i], one[i], `output ${i}`);
     } finally {
       setNativeThreads(1);

@@ -9,9 +9,11 @@
  * z's gradient as `(d_masked + d_probs) + 0`. Here z feeds the same mask op, then the balance-loss op, then
  * the combination-weights op, which the tape sums the same way. Each op does the float32 operations of the
  * kernels it replaces in their order: the native Softmax kernel itself (`fl_softmax`), products, sums and
- * quotients of float32 values rounded once (JS doubles rounded with Math.fround give the float32 result for
- * +, −, ×, ÷), row and whole sums accumulated in double in index order as the Sum and Mean kernels, and
- * tfjs's gradients: softmax `dy·y − sum(dy·y)·y`, Mean `(dy·1)/T`, Sum `dy·1`, Multiply `dy·other`.
+ * quotients of float32 values rounded once (C float arithmetic without contraction, in kernels/moe.c
+ * `fl_route_counts`, `fl_balance_fwd`, `fl_balance_bwd`, `fl_mask_logits`, `fl_softmax_grad`; they were JS
+ * loops with Math.fround, ~5 ms per training step at the bench's sizes), row and whole sums accumulated in
+ * double in index order as the Sum and Mean kernels, and tfjs's gradients: softmax `dy·y − sum(dy·y)·y`, Mean
+ * `(dy·1)/T`, Sum `dy·1`, Multiply `dy·other`.
  *
  * `FINELAB_SPARSE_TRAIN=tfjs` turns it off with the sparse training op (lib/models/sparse_train.ts).
  *
@@ -31,18 +33,6 @@ export function trainRoutingActive(s: FinermoeShape): boolean {
   return sparseTrainActive() && s.routers === "single" && s.combine === "joint_softmax" && s.balance_coef > 0;
 }
 
-/** Row-wise softmax gradient as tfjs computes it: `dy·y − (Σ_row dy·y)·y`. */
-function softmaxGrad(dy: Float32Array, y: Float32Array, rows: number, n: number): Float32Array {
-  const out = new Float32Array(rows * n), dyy = new Float32Array(n);
-  for (let r = 0; r < rows; r++) {
-    let acc = 0;
-    for (let j = 0; j < n; j++) acc += dyy[j] = f(dy[r * n + j] * y[r * n + j]);
-    const s = f(acc);
-    for (let j = 0; j < n; j++) out[r * n + j] = f(dyy[j] - f(s * y[r * n + j]));
-  }
-  return out;
-}
-
 /**
  * Combination weights `coef` `[N_tok, N]` and the balance loss (without its coefficient) of one layer, for
  * sequences of `seqLen` tokens (N_tok when it does not divide N_tok). See the module doc.
@@ -59,30 +49,22 @@ export function finermoeTrainRouting(
   const zv = z.dataSync() as Float32Array;
   // counts [G, E] of the routed tokens per sequence (Sum over the sequence: integers, exact).
   const counts = new Float32Array(G * E);
-  for (let t = 0; t < N; t++) for (let e = 0; e < E; e++) counts[Math.floor(t / T) * E + e] += mv[t * E + e];
+  k.fl_route_counts(mv, counts, N, E, T);
   const c0 = f(E / (s.active * T * G));
 
-  // Both ops read z's values (zv) rather than their tensor inputs, which are z (and the mask).
+  // Both ops read z's values (zv) rather than their tensor inputs, which are z (and the mask). Their float32
+  // steps run in C (kernels/moe.c fl_balance_fwd / fl_balance_bwd / fl_mask_logits / fl_softmax_grad).
   const balance = tf.customGrad(() => {
     const probs = new Float32Array(N * E);
     k.fl_softmax(zv, probs, N, E);
-    let acc = 0; // Σ_{g,e} counts·P with P = Mean over the sequence (each term x/T rounded, summed in double)
-    for (let g = 0; g < G; g++) {
-      for (let e = 0; e < E; e++) {
-        let m = 0;
-        for (let t = g * T; t < (g + 1) * T; t++) m += f(probs[t * E + e] / T);
-        acc += f(counts[g * E + e] * f(m));
-      }
-    }
+    // Σ_{g,e} counts·P with P = Mean over the sequence (each term x/T rounded, summed in double), times c0
+    const value = k.fl_balance_fwd(probs, counts, N, E, T, c0) as number;
     return {
-      value: tf.scalar(f(f(acc) * c0)),
+      value: tf.scalar(value),
       gradFunc: (dy: tf.Tensor) => {
-        const ds = f(dy.dataSync()[0] * c0), dprobs = new Float32Array(N * E);
-        for (let t = 0; t < N; t++) {
-          const g = Math.floor(t / T);
-          for (let e = 0; e < E; e++) dprobs[t * E + e] = f(f(ds * counts[g * E + e]) / T);
-        }
-        return tf.tensor2d(softmaxGrad(dprobs, probs, N, E), [N, E]);
+        const ds = f(dy.dataSync()[0] * c0), dprobs = new Float32Array(N * E), dz = new Float32Array(N * E);
+        k.fl_balance_bwd(ds, counts, probs, dprobs, dz, N, E, T); // f(f(ds·counts) / T), then the softmax's
+        return tf.tensor2d(dz, [N, E]);
       },
     };
   });
@@ -90,14 +72,15 @@ export function finermoeTrainRouting(
   // The mask is an input (its gradient: zeros) so that the mask op's zeros reach z as in the tfjs form.
   const combine = tf.customGrad(() => {
     const zm = new Float32Array(N * E), coef = new Float32Array(N * E);
-    for (let i = 0; i < N * E; i++) zm[i] = f(zv[i] + f(f(mv[i] - 1) * 1e9));
+    k.fl_mask_logits(zv, mv, zm, N * E); // z + (mask − 1)·1e9
     k.fl_softmax(zm, coef, N, E);
     return {
       value: tf.tensor2d(coef, [N, E]),
-      gradFunc: (dy: tf.Tensor) => [
-        tf.tensor2d(softmaxGrad(dy.dataSync() as Float32Array, coef, N, E), [N, E]),
-        tf.zeros([N, E]),
-      ],
+      gradFunc: (dy: tf.Tensor) => {
+        const dz = new Float32Array(N * E);
+        k.fl_softmax_grad(dy.dataSync() as Float32Array, coef, dz, N, E);
+        return [tf.tensor2d(dz, [N, E]), tf.zeros([N, E])];
+      },
     };
   });
 

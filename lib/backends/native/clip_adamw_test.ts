@@ -12,8 +12,11 @@ import { valuesOn } from "../testing.ts";
 const avail = nativeAvailability();
 const ignore = !avail.ok;
 
-// Sizes around the thread and vector boundaries, one large enough that rounding in the double sums shows.
+// Sizes around the thread and vector boundaries, one large enough that rounding in the double sums shows;
+// with the ties and the extra arrays of MANY the sums run in bundles of 4 side by side (fl_sumsq_many), full and
+// partial, equal and unequal lengths.
 const SIZES = [1, 3, 17, 1031, 65537, 400_003];
+const MANY = [...SIZES, 65537, 400_003, 17, 5, 65537, 2];
 
 Deno.test({
   name: "native sumSquares: the bits of sum(square(x)) on cpu, for 1 and 2 threads",
@@ -29,6 +32,10 @@ Deno.test({
       // The native Sum kernel (whole-row sums in a register) too.
       const sums = await valuesOn("native", () => make().map((x) => tf.sum(tf.square(x))));
       sums.forEach((g, i) => assertSameBits(g, ref[i], `Sum n=${SIZES[i]} ${threads} thread(s)`));
+      const many = MANY.map((n, i) => r.normal(new Float32Array(n), 10 ** ((i % 7) - 3)));
+      const manyRef = await valuesOn("cpu", () => many.map((x) => tf.sum(tf.square(tf.tensor(x)))));
+      const manyGot = await valuesOn("native", () => sumSquares(many.map((x) => tf.tensor(x))));
+      manyGot.forEach((g, i) => assertSameBits(g, manyRef[i], `sumSquares of ${MANY.length}: n=${MANY[i]} (${i})`));
       const rows = await valuesOn("native", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
       const rowsRef = await valuesOn("cpu", () => [tf.sum(tf.tensor(xs[4].subarray(0, 65536), [16, 4096]), 1)]);
       assertSameBits(rows[0], rowsRef[0], `row sums ${threads} thread(s)`);

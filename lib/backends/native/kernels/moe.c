@@ -95,6 +95,71 @@ __attribute__((optimize("fp-contract=off"))) static void scatter_add2_block(floa
   }
 }
 
+/* ---- FineRMoE's training routing (lib/models/finermoe_train_routing.ts): its float32 steps in C --------------
+ * Each line does what the JS it replaced did with Math.fround: every float32 operation rounded once (C float
+ * arithmetic, no contraction), the sums in double in index order, rounded once at the end. */
+
+/* counts[g, e] = Σ_{t in sequence g} mask[t, e] (0/1 values: exact), for N / T sequences of T tokens. */
+void fl_route_counts(const float *mask, float *counts, int N, int E, int T) {
+  memset(counts, 0, sizeof(float) * (size_t)(N / T) * (size_t)E);
+  for (int t = 0; t < N; t++)
+    for (int e = 0; e < E; e++) counts[(i64)(t / T) * E + e] += mask[(i64)t * E + e];
+}
+
+/* The balance loss Σ_{g,e} counts[g,e]·mean_t probs[t,e] (each term probs/T rounded, the mean's sum in double,
+ * each product rounded, the whole sum in double), rounded, times c0. */
+__attribute__((optimize("fp-contract=off"))) float fl_balance_fwd(const float *probs, const float *counts, int N,
+                                                                   int E, int T, float c0) {
+  double acc = 0.0;
+  for (int g = 0; g < N / T; g++)
+    for (int e = 0; e < E; e++) {
+      double m = 0.0;
+      for (int t = g * T; t < (g + 1) * T; t++) m += (double)(probs[(i64)t * E + e] / (float)T);
+      const float term = counts[(i64)g * E + e] * (float)m;
+      acc += (double)term;
+    }
+  return (float)acc * c0;
+}
+
+/* The softmax gradient as tfjs computes it: out = dy·y − (Σ_row dy·y)·y, per row of n (the row sum in double). */
+__attribute__((optimize("fp-contract=off"))) void fl_softmax_grad(const float *dy, const float *y, float *out,
+                                                                   int rows, int n) {
+  for (int r = 0; r < rows; r++) {
+    const float *dr = dy + (i64)r * n, *yr = y + (i64)r * n;
+    float *o = out + (i64)r * n;
+    double acc = 0.0;
+    for (int j = 0; j < n; j++) {
+      o[j] = dr[j] * yr[j];
+      acc += (double)o[j];
+    }
+    const float s = (float)acc;
+    for (int j = 0; j < n; j++) {
+      const float sy = s * yr[j];
+      o[j] = o[j] - sy;
+    }
+  }
+}
+
+/* The balance loss's gradient with respect to the logits: dprobs[t, e] = (ds·counts[g(t), e]) / T, then through
+ * the softmax (fl_softmax_grad). dprobs is work space [N, E]. */
+__attribute__((optimize("fp-contract=off"))) void fl_balance_bwd(float ds, const float *counts, const float *probs,
+                                                                  float *dprobs, float *out, int N, int E, int T) {
+  for (int t = 0; t < N; t++)
+    for (int e = 0; e < E; e++) {
+      const float p = ds * counts[(i64)(t / T) * E + e];
+      dprobs[(i64)t * E + e] = p / (float)T;
+    }
+  fl_softmax_grad(dprobs, probs, out, N, E);
+}
+
+/* zm = z + (mask − 1)·1e9 (the masked logits of the combination softmax), n elements. */
+__attribute__((optimize("fp-contract=off"))) void fl_mask_logits(const float *z, const float *mask, float *zm, int n) {
+  for (int i = 0; i < n; i++) {
+    const float off = (mask[i] - 1.f) * 1e9f;
+    zm[i] = z[i] + off;
+  }
+}
+
 #define NB(d) (((d) + COLS - 1) / COLS)
 
 #include "moe_prog.h"

@@ -129,18 +129,65 @@ __attribute__((optimize("fp-contract=off"))) void fl_adamw(const float *p, const
 /* ---- sums of squares of many arrays (the gradient norm) ----------------------------------------
  * out[j] = Σ_i (float)(x_j[i]²) accumulated in double in index order and rounded to float: the bits of
  * tfjs's Sum(Square(x_j)) (a float32 square per element, the Sum kernel's sequential double sum). Each
- * sum is one dependent chain; the arrays are shared among the threads (ptrs: the arrays' addresses). */
-__attribute__((optimize("fp-contract=off"))) void fl_sumsq_many(const uint64_t *ptrs, const int32_t *lens,
-                                                                 float *out, int count) {
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int j = 0; j < count; j++) {
-    const float *x = (const float *)(uintptr_t)ptrs[j];
-    const int n = lens[j];
-    double acc = 0.0;
-    for (int i = 0; i < n; i++) {
-      const float sq = x[i] * x[i];
-      acc += (double)sq;
-    }
-    out[j] = (float)acc;
+ * sum is one dependent chain of double additions (~4 cycles each), so one chain at a time left the core's
+ * adders mostly idle: the arrays, longest first, go in bundles of SUMSQ_CHAINS whose chains advance side by
+ * side in one loop (each still adds its own elements in index order: the same bits), bundles shared among
+ * the threads. */
+#define SUMSQ_CHAINS 4
+
+/* Chains idx[0..g) of a bundle (g <= SUMSQ_CHAINS), side by side up to the shortest, then each alone. */
+__attribute__((optimize("fp-contract=off"))) static void sumsq_bundle(const uint64_t *ptrs, const int32_t *lens,
+                                                                       float *out, const int *idx, int g) {
+  const float *x[SUMSQ_CHAINS];
+  double acc[SUMSQ_CHAINS] = {0.0};
+  int n[SUMSQ_CHAINS], common = INT32_MAX;
+  for (int c = 0; c < g; c++) {
+    x[c] = (const float *)(uintptr_t)ptrs[idx[c]];
+    n[c] = lens[idx[c]];
+    if (n[c] < common) common = n[c];
   }
+  if (g == SUMSQ_CHAINS) {
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
+    for (int i = 0; i < common; i++) {
+      const float s0 = x0[i] * x0[i], s1 = x1[i] * x1[i], s2 = x2[i] * x2[i], s3 = x3[i] * x3[i];
+      a0 += (double)s0;
+      a1 += (double)s1;
+      a2 += (double)s2;
+      a3 += (double)s3;
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+  } else {
+    common = 0;
+  }
+  for (int c = 0; c < g; c++) {
+    double a = acc[c];
+    for (int i = common; i < n[c]; i++) {
+      const float sq = x[c][i] * x[c][i];
+      a += (double)sq;
+    }
+    out[idx[c]] = (float)a;
+  }
+}
+
+void fl_sumsq_many(const uint64_t *ptrs, const int32_t *lens, float *out, int count) {
+  if (count <= 0) return;
+  int *idx = malloc(sizeof(int) * (size_t)count);
+  if (!idx) { /* no memory for the order: one chain at a time */
+    for (int j = 0; j < count; j++) sumsq_bundle(ptrs, lens, out, &j, 1);
+    return;
+  }
+  /* longest first (insertion sort, stable: ties keep their order) */
+  for (int j = 0; j < count; j++) {
+    int p = j;
+    for (; p > 0 && lens[idx[p - 1]] < lens[j]; p--) idx[p] = idx[p - 1];
+    idx[p] = j;
+  }
+  const int bundles = (count + SUMSQ_CHAINS - 1) / SUMSQ_CHAINS;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int b = 0; b < bundles; b++) {
+    const int j0 = b * SUMSQ_CHAINS, g = count - j0 < SUMSQ_CHAINS ? count - j0 : SUMSQ_CHAINS;
+    sumsq_bundle(ptrs, lens, out, idx + j0, g);
+  }
+  free(idx);
 }

@@ -17,13 +17,27 @@ import {
   swiglu,
 } from "../fused.ts";
 import { Rng } from "../../util/rng.ts";
-import { nativeAvailability, setNativeThreads } from "./mod.ts";
+import { loadKernels, nativeAvailability, setNativeThreads } from "./mod.ts";
+import { findCompiler } from "./build.ts";
 import { FD_ROWS } from "./backend.ts";
 import { valuesOn } from "../testing.ts";
 
 const avail = nativeAvailability();
 const ignore = !avail.ok;
 if (ignore) console.log(`native backend tests skipped: ${avail.why}. To run them: ${avail.fix}`);
+
+Deno.test({
+  // Every native test skips when the backend is unavailable; a C error in kernels/*.c must not pass as a skip.
+  name: "native kernels compile and load wherever a C compiler runs (a compile error fails here, not as skips)",
+  ignore: findCompiler() === null,
+  fn() {
+    const kern = loadKernels(); // throws NativeBuildError with the compiler's first lines
+    assert.ok(
+      kern.build.path.endsWith(".so") || kern.build.path.endsWith(".dylib") || kern.build.path.endsWith(".dll"),
+    );
+    assert.equal(typeof kern.k.fl_sumsq_many, "function");
+  },
+});
 
 type Backend = "cpu" | "native";
 

@@ -10,6 +10,7 @@
  * | {@link causalSelfAttention} | FlAttention / FlAttentionGrad | heads, RoPE, scale, QKᵀ + mask, softmax, PV |
  * | {@link swiglu} | FlSwiglu / FlSwigluGrad | `silu(a) * b` of `[a | b]` |
  * | {@link expertGate} | FlExpertGate / FlExpertGateGrad | per-expert `sigmoid(prod · u)` gates applied to prod |
+ * | {@link gatedMul} | FlGatedMul / FlGatedMulGrad | `y · sigmoid(z)`, z one column (bit-identical to the composite) |
  * | {@link finedeepBlock} | FlFinedeep / FlFinedeepGrad | none: returns null, the caller runs lib/models/ffn/finedeep.ts's ops |
  * | {@link crossEntropy} | FlCrossEntropy / FlCrossEntropyGrad | `mean(-sum(onehot * logSoftmax))` |
  * | {@link adamwUpdate} | FlAdamW | the AdamW formula of lib/train/optim.ts (native: with the clip's `g * scale`) |
@@ -170,6 +171,19 @@ export function expertGate(prod: tf.Tensor2D, u: tf.Tensor, k: number): tf.Tenso
     return tf.reshape(tf.mul(tf.reshape(prod, [N, k, E]), tf.reshape(g, [N, k, 1])), [N, H]);
   }
   return fusedOp("FlExpertGate", { prod, u }, { attrs: { k }, outputs: ["g"] }) as tf.Tensor2D;
+}
+
+/**
+ * `y · sigmoid(z)` for y [N, D] and one gate column z [N, 1] (FineRMoE's gated shared expert): the composite
+ * `mul(y, sigmoid(z))`, or where the backend has FlGatedMul one kernel each way with the SAME bits as the
+ * composite and its tape gradient (tested), instead of ~10 small kernels.
+ */
+export function gatedMul(y: tf.Tensor2D, z: tf.Tensor2D): tf.Tensor2D {
+  if (z.shape[0] !== y.shape[0] || z.shape[1] !== 1) {
+    throw new Error(`gatedMul: z [${z.shape}] must be one column for y [${y.shape}]`);
+  }
+  if (!hasKernel("FlGatedMul") || y.dtype !== "float32" || z.dtype !== "float32") return tf.mul(y, tf.sigmoid(z));
+  return fusedOp("FlGatedMul", { y, z }, { outputs: ["g"] }) as tf.Tensor2D;
 }
 
 // ---- Finedeep block ---------------------------------------------------------------------------------

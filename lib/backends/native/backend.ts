@@ -10,6 +10,7 @@
  * | `FlAttention`, `FlAttentionGrad` | fused causal attention: RoPE, scale, QKᵀ, causal softmax, PV, from the packed qkv projection |
  * | `FlSwiglu`, `FlSwigluGrad` | fused `silu(a) * b` |
  * | `FlExpertGate`, `FlExpertGateGrad` | fused output-guided sigmoid gates of fine-grained experts (Finedeep) |
+ * | `FlGatedMul`, `FlGatedMulGrad` | `y · sigmoid(z)` of a one-column gate (FineRMoE's gated shared expert), the composite's bits |
  * | `FlCrossEntropy`, `FlCrossEntropyGrad` | fused mean cross-entropy from logits and int targets |
  * | `FlAdamW` | one AdamW update (new p, m, v; optionally the clip's `g * scale` first), streamed out |
  * | `FlSumSquares` | `sum(square(x))` of many tensors (the gradient norm), the tensors shared among the threads |

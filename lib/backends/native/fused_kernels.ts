@@ -64,6 +64,8 @@ export const FUSED_KERNELS = [
   "FlAttentionGrad",
   "FlExpertGate",
   "FlExpertGateGrad",
+  "FlGatedMul",
+  "FlGatedMulGrad",
   "FlFinedeep",
   "FlFinedeepGrad",
   "FlSwiglu",
@@ -113,6 +115,24 @@ export function fusedKernels(k: KernelSymbols) {
     const dprod = pool.alloc(N * K * E), du = pool.alloc(K * E);
     k.fl_expert_gate_bwd(...f32s(backend, [dy, prod, u, g], w), dprod, du, N, K, E);
     return [out(backend, [N, K * E], dprod), out(backend, [...u.shape], du)];
+  }
+
+  /** y [N, D], z [N, 1] -> [y · sigmoid(z), g = sigmoid(z) [N, 1]]. */
+  function gatedMul(args: Args): TensorInfo[] {
+    const { inputs: { y, z }, backend } = args;
+    const D = y.shape[y.shape.length - 1], N = size(y.shape) / D;
+    const res = pool.alloc(N * D), g = pool.alloc(N);
+    k.fl_gated_mul_fwd(f32(backend, y, "FlGatedMul"), f32(backend, z, "FlGatedMul"), res, g, N, D);
+    return [out(backend, [...y.shape], res), out(backend, [...z.shape], g)];
+  }
+
+  /** -> [dy, dz]. */
+  function gatedMulGrad(args: Args): TensorInfo[] {
+    const { inputs: { dy, y, z, g }, backend } = args;
+    const D = y.shape[y.shape.length - 1], N = size(y.shape) / D, w = "FlGatedMulGrad";
+    const dY = pool.alloc(N * D), dz = pool.alloc(N);
+    k.fl_gated_mul_bwd(...f32s(backend, [dy, y, g], w), dY, dz, N, D);
+    return [out(backend, [...y.shape], dY), out(backend, [...z.shape], dz)];
   }
 
   /**
@@ -292,6 +312,8 @@ export function fusedKernels(k: KernelSymbols) {
     FlAttentionGrad: attentionGrad,
     FlExpertGate: expertGate,
     FlExpertGateGrad: expertGateGrad,
+    FlGatedMul: gatedMul,
+    FlGatedMulGrad: gatedMulGrad,
     FlFinedeep: finedeep,
     FlFinedeepGrad: finedeepGrad,
     FlSwiglu: swiglu,

@@ -31,6 +31,8 @@ const SYMBOLS = {
   },
   fl_swiglu_fwd: { parameters: ["buffer", "buffer", "i32", "i32"], result: "void" },
   fl_swiglu_bwd: { parameters: ["buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
+  fl_gated_mul_fwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
+  fl_gated_mul_bwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
   fl_expert_gate_fwd: { parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"], result: "void" },
   fl_expert_gate_bwd: {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"],

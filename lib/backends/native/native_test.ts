@@ -13,6 +13,7 @@ import {
   crossEntropy,
   expertGate,
   finedeepBlock,
+  gatedMul,
   rmsnorm,
   swiglu,
 } from "../fused.ts";
@@ -21,6 +22,7 @@ import { loadKernels, nativeAvailability, setNativeThreads } from "./mod.ts";
 import { findCompiler } from "./build.ts";
 import { FD_ROWS } from "./backend.ts";
 import { valuesOn } from "../testing.ts";
+import { assertSameBits } from "../../util/testing.ts";
 
 const avail = nativeAvailability();
 const ignore = !avail.ok;
@@ -373,5 +375,30 @@ Deno.test({
     } finally {
       setNativeThreads(1);
     }
+  },
+});
+
+Deno.test({
+  name: "native gatedMul: y·sigmoid(z) and the gradients of y and z bit-identical to mul(y, sigmoid(z)) on cpu",
+  ignore,
+  async fn() {
+    const r = new Rng(31);
+    // 300 x 1000 takes the kernels' parallel path (> 262144 elements)
+    for (const [N, D] of [[1, 1], [37, 19], [64, 256], [300, 1000]]) {
+      const yv = randn(r, N * D), zv = randn(r, N, 4), dv = randn(r, N * D);
+      zv[0] = 30, zv[N - 1] = -30; // saturated gates
+      const f = () => {
+        const y = tf.tensor2d(yv, [N, D]), z = tf.tensor2d(zv, [N, 1]), dy = tf.tensor2d(dv, [N, D]);
+        const g = (a: tf.Tensor, b: tf.Tensor) => gatedMul(a as tf.Tensor2D, b as tf.Tensor2D);
+        return [g(y, z), ...tf.grads(g)([y, z], dy)];
+      };
+      const ref = await valuesOn("cpu", f);
+      for (const threads of [1, 2]) {
+        setNativeThreads(threads);
+        const got = await valuesOn("native", f);
+        ["value", "dy", "dz"].forEach((what, i) => assertSameBits(got[i], ref[i], `${what} [${N}, ${D}] ${threads}t`));
+      }
+    }
+    setNativeThreads(1);
   },
 });

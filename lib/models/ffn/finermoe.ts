@@ -90,7 +90,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { ModelConfig } from "../../core/config.ts";
 import { matmul, splitLast } from "../../backends/ops.ts";
-import { swiglu } from "../../backends/fused.ts";
+import { gatedMul, swiglu } from "../../backends/fused.ts";
 import {
   balanceLoss,
   canReadSync,
@@ -295,7 +295,7 @@ export function finermoeRouted(
 function sharedOut(x: tf.Tensor2D, p: FfnParams, s: FinermoeShape): tf.Tensor2D | null {
   if (s.shared_expert === "none") return null;
   const y = matmul(swiglu(matmul(x, p["shared.w13"])), p["shared.w2"]);
-  return s.shared_expert === "gated" ? tf.mul(y, tf.sigmoid(matmul(x, p["shared.gate"]))) : y;
+  return s.shared_expert === "gated" ? gatedMul(y, matmul(x, p["shared.gate"])) : y;
 }
 
 function cost(cfg: ModelConfig): SparseCost {

@@ -91,3 +91,36 @@ void fl_expert_gate_bwd(const float *dgated, const float *prod, const float *u, 
     for (i64 h = 0; h < H; h++) du[h] += part[(i64)c * H + h];
   free(part);
 }
+
+/* ---- gated output: y · sigmoid(z), z one column (FineRMoE's gated shared expert) ---------------------------
+ * The bits of the composite `mul(y, sigmoid(z))` and its tape gradient, per element as those kernels compute:
+ * sigmoid in double rounded once (the Sigmoid kernel), each product rounded to float32, the row sum of dy·y in
+ * double in column order (the Sum kernel), then Sigmoid's gradient dg·(g·(1 − g)). */
+__attribute__((optimize("fp-contract=off"))) void fl_gated_mul_fwd(const float *y, const float *z, float *out,
+                                                                    float *g, int N, int D) {
+#pragma omp parallel for schedule(static) if ((i64)N * D > 262144)
+  for (int r = 0; r < N; r++) {
+    const float gr = (float)(1.0 / (1.0 + exp(-(double)z[r])));
+    g[r] = gr;
+    const float *yr = y + (i64)r * D;
+    float *o = out + (i64)r * D;
+    for (int j = 0; j < D; j++) o[j] = yr[j] * gr;
+  }
+}
+
+__attribute__((optimize("fp-contract=off"))) void fl_gated_mul_bwd(const float *dy, const float *y, const float *g,
+                                                                    float *dY, float *dz, int N, int D) {
+#pragma omp parallel for schedule(static) if ((i64)N * D > 262144)
+  for (int r = 0; r < N; r++) {
+    const float *dr = dy + (i64)r * D, *yr = y + (i64)r * D, gr = g[r];
+    float *o = dY + (i64)r * D;
+    double acc = 0.0;
+    for (int j = 0; j < D; j++) {
+      o[j] = dr[j] * gr;
+      const float t = dr[j] * yr[j];
+      acc += (double)t;
+    }
+    const float dg = (float)acc, one_minus = 1.f - gr, slope = gr * one_minus;
+    dz[r] = dg * slope;
+  }
+}

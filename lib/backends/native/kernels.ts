@@ -93,6 +93,8 @@ const SYMBOLS = {
   fl_reduce_sum: { parameters: ["buffer", "buffer", "i32", "i32", "i32", "f32"], result: "void" },
   fl_unary: { parameters: ["i32", "buffer", "buffer", "i32"], result: "void" },
   fl_softmax: { parameters: ["buffer", "buffer", "i32", "i32"], result: "void" },
+  fl_sigmoid_scalar: { parameters: ["buffer", "buffer", "i32"], result: "void" },
+  fl_sigmoid_max_ulps: { parameters: ["buffer", "i32"], result: "f64" },
   fl_peak_fma: { parameters: ["i32", "i64"], result: "f64" },
 } as const;
 

@@ -402,3 +402,59 @@ Deno.test({
     setNativeThreads(1);
   },
 });
+
+Deno.test({
+  name:
+    "native Sigmoid: the 8-lane sigmoid (fl.h sigmoid_exact) gives the scalar formula's bits, near float midpoints too",
+  ignore,
+  async fn() {
+    await initBackend("native");
+    const k = loadKernels().k, r = new Rng(41);
+    const xs: number[] = [
+      0,
+      -0,
+      1e-45,
+      -1e-45,
+      1e-30,
+      17,
+      36.7,
+      37.5,
+      80,
+      -80,
+      80.01,
+      -80.01,
+      88,
+      -88,
+      90,
+      -90,
+      104,
+      -104,
+    ];
+    xs.push(700, -700, 3e38, -3e38, Infinity, -Infinity, NaN);
+    for (let i = 0; i < 400_000; i++) xs.push((r.next() - 0.5) * 200);
+    for (let i = 0; i < 100_000; i++) xs.push(r.normal(new Float32Array(1), 4)[0]);
+    // Inputs whose sigmoid (as a double) lies within 2^20 double ulps of a midpoint between two floats: both sides
+    // of the kernel's 4096-ulp test (the exact scalar fallback inside, the 8-lane result outside).
+    const d = new Float64Array(1), bits = new BigUint64Array(d.buffer), mid = 1n << 28n, low = (1n << 29n) - 1n;
+    let near = 0;
+    for (let i = 0; i < 2_000_000 && near < 3000; i++) {
+      const a = Math.fround((r.next() - 0.5) * 60);
+      d[0] = 1 / (1 + Math.exp(-a));
+      const e = (bits[0] & low) - mid;
+      if (e > -(1n << 20n) && e < 1n << 20n) xs.push(a), near++;
+    }
+    assert.ok(near >= 1000, `only ${near} inputs near a midpoint`);
+    const x = Float32Array.from(xs), n = x.length, ref = new Float32Array(n);
+    // The rounding test's premise: the 8-lane double is within a few ulps of the scalar one (it allows 4096).
+    const ulps = k.fl_sigmoid_max_ulps(x, n - (n % 8)) as number;
+    assert.ok(ulps <= 16, `8-lane sigmoid ${ulps} ulps from the scalar formula`);
+    k.fl_sigmoid_scalar(x, ref, n);
+    for (const threads of [1, 2]) {
+      setNativeThreads(threads);
+      const got = new Float32Array(n);
+      k.fl_unary(2, x, got, n);
+      assertSameBits(got, ref, `sigmoid of ${n} values, ${threads} thread(s)`);
+    }
+    setNativeThreads(1);
+  },
+});

@@ -125,10 +125,12 @@ void fl_unary(int op, const float *x, float *out, int n) {
 #pragma omp simd
     for (int i = 0; i < n; i++) out[i] = -x[i];
     break;
-  case 2:
+  case 2: {
+    const int nb = (n + 4095) / 4096;
 #pragma omp parallel for schedule(static) if (n > 16384)
-    for (int i = 0; i < n; i++) out[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+    for (int b = 0; b < nb; b++) sigmoid_exact(x, out, (i64)b * 4096, (i64)(b + 1) * 4096 < n ? (i64)(b + 1) * 4096 : n);
     break;
+  }
   case 3:
 #pragma omp parallel for schedule(static) if (n > 16384)
     for (int i = 0; i < n; i++) out[i] = (float)(1.0 / sqrt((double)x[i]));
@@ -156,4 +158,30 @@ float fl_sumsq(const float *a, int n) {
   for (int k = 0; k < nb; k++) s += part[k];
   free(part);
   return s;
+}
+
+/* For sigmoid_exact's test (fl.h): the scalar formula it must reproduce, and the largest distance in double ulps
+ * between its 8-lane double 1/(1 + exp(-x)) and the scalar one over x[0..n) with |x| <= 80 (n a multiple of 8),
+ * which must stay far below the 4096 its rounding test allows. */
+void fl_sigmoid_scalar(const float *x, float *out, int n) {
+  for (int i = 0; i < n; i++) out[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+}
+
+double fl_sigmoid_max_ulps(const float *x, int n) {
+  i64 worst = 0;
+  for (int i = 0; i + 8 <= n; i += 8) {
+    v8f xf;
+    memcpy(&xf, x + i, sizeof xf);
+    const v8d y = 1.0 / (1.0 + vexp_d(-__builtin_convertvector(xf, v8d)));
+    for (int l = 0; l < 8; l++) {
+      if (!(fabs((double)x[i + l]) <= 80.0)) continue;
+      const double ys = 1.0 / (1.0 + exp(-(double)x[i + l])), yv = y[l];
+      i64 bs, bv;
+      memcpy(&bs, &ys, 8);
+      memcpy(&bv, &yv, 8);
+      const i64 d = bs > bv ? bs - bv : bv - bs;
+      if (d > worst) worst = d;
+    }
+  }
+  return (double)worst;
 }

@@ -20,11 +20,8 @@ static void gather_range(const float *x, const int32_t *rows, float *out, int i0
  * each product rounded to float32. */
 __attribute__((optimize("fp-contract=off"))) static void swiglu_fwd_range(const float *a, const float *b, float *sig,
                                                                            float *h, i64 i0, i64 i1) {
-  for (i64 i = i0; i < i1; i++) {
-    const float s = (float)(1.0 / (1.0 + exp(-(double)a[i])));
-    sig[i] = s;
-    h[i] = (a[i] * s) * b[i];
-  }
+  sigmoid_exact(a, sig, i0, i1);
+  for (i64 i = i0; i < i1; i++) h[i] = (a[i] * sig[i]) * b[i];
 }
 
 /* Its gradient as the tape's kernels compute it, element by element in float32: silu = a*sig, ds = dh*b,

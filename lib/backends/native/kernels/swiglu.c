@@ -98,10 +98,10 @@ void fl_expert_gate_bwd(const float *dgated, const float *prod, const float *u, 
  * double in column order (the Sum kernel), then Sigmoid's gradient dg·(g·(1 − g)). */
 __attribute__((optimize("fp-contract=off"))) void fl_gated_mul_fwd(const float *y, const float *z, float *out,
                                                                     float *g, int N, int D) {
+  sigmoid_exact(z, g, 0, N);
 #pragma omp parallel for schedule(static) if ((i64)N * D > 262144)
   for (int r = 0; r < N; r++) {
-    const float gr = (float)(1.0 / (1.0 + exp(-(double)z[r])));
-    g[r] = gr;
+    const float gr = g[r];
     const float *yr = y + (i64)r * D;
     float *o = out + (i64)r * D;
     for (int j = 0; j < D; j++) o[j] = yr[j] * gr;

@@ -11,24 +11,14 @@
 import { parseArgs } from "node:util";
 import os from "node:os";
 import * as tf from "@tensorflow/tfjs-core";
-import { DEFAULT_MODEL, type FfnConfig, type ModelConfig } from "../lib/core/config.ts";
 import { trainBatch } from "../lib/data/batches.ts";
 import { initBackend } from "../lib/backends/mod.ts";
 import { createModel } from "../lib/models/transformer.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { AdamW, clipByGlobalNorm, globalNormScale } from "../lib/train/optim.ts";
 import { processUsage } from "../lib/train/bench.ts";
-
-/** `kind:key=value,...` as an FFN config. */
-function ffnOf(spec: string): FfnConfig {
-  const [kind, ...rest] = spec.split(":");
-  const f: Record<string, unknown> = { kind };
-  for (const kv of rest.join(":").split(",").filter(Boolean)) {
-    const [k, v] = kv.split("=");
-    f[k] = Number.isNaN(Number(v)) ? v : Number(v);
-  }
-  return f as unknown as FfnConfig;
-}
+import { sizedModel } from "./config.ts";
+import { median as med } from "./report.ts";
 
 if (import.meta.main) {
   const { values: v } = parseArgs({
@@ -46,14 +36,7 @@ if (import.meta.main) {
     },
   });
   const d = Number(v.d), T = Number(v.seq), B = Number(v.batch);
-  const cfg: ModelConfig = {
-    ...DEFAULT_MODEL,
-    d_model: d,
-    n_heads: d / 32,
-    d_ff: 3 * d,
-    seq_len: T,
-    ffn: ffnOf(v.ffn!),
-  };
+  const cfg = sizedModel(v.ffn!, d, T); // the bench's model: heads of 32, d_ff 3·d; `--ffn` as the bench's
   await initBackend("native", { threads: Number(v.threads) });
   const model = await createModel(cfg, 1);
   const opt = new AdamW(model.specs, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 });
@@ -104,7 +87,6 @@ if (import.meta.main) {
     walls.push(performance.now() - t0);
     cpus.push((processUsage()!.cpu_s - u0.cpu_s) * 1000);
   }
-  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   console.log(
     `${v.ffn} d${d} ${v.threads}t: wall ms/step ${walls.map((x) => x.toFixed(1)).join(" ")} (median ${
       med(walls).toFixed(1)

@@ -50,7 +50,8 @@ export interface Summary {
   fastest_ms: number;
 }
 
-const median = (xs: number[]) => {
+/** The median (the mean of the two middle values for an even count). */
+export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };

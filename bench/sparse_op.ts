@@ -15,6 +15,7 @@ import { setNativeThreads } from "../lib/backends/native/mod.ts";
 import { sparseMixtureTrain } from "../lib/models/sparse_train.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { processUsage } from "../lib/train/bench.ts";
+import { median as med } from "./report.ts";
 
 if (import.meta.main) {
   const d = Number(Deno.args[0] ?? 128), N = 1024, S = 2, GI = 8, E = S * 2 * GI, W = 3 * d / GI, O = d / S;
@@ -31,7 +32,6 @@ if (import.meta.main) {
     }
   }
   const coef = tf.tensor2d(c, [N, E]), dy = tf.tensor2d(r.normal(new Float32Array(N * S * O), 1), [N, S * O]);
-  const med = (a: number[]) => a.sort((p, q) => p - q)[a.length >> 1];
   for (const th of (Deno.args[1] ?? "1,2,1,2").split(",").map(Number)) {
     setNativeThreads(th);
     const g = tf.grads((xx: tf.Tensor, a: tf.Tensor, b: tf.Tensor) =>

@@ -62,8 +62,8 @@ export function finermoeTrainRouting(
     return {
       value: tf.scalar(value),
       gradFunc: (dy: tf.Tensor) => {
-        const ds = f(dy.dataSync()[0] * c0), dprobs = new Float32Array(N * E), dz = new Float32Array(N * E);
-        k.fl_balance_bwd(ds, counts, probs, dprobs, dz, N, E, T); // f(f(ds·counts) / T), then the softmax's
+        const ds = f(dy.dataSync()[0] * c0), dz = new Float32Array(N * E);
+        k.fl_balance_bwd(ds, counts, probs, dz, N, E, T); // f(f(ds·counts) / T), then the softmax's
         return tf.tensor2d(dz, [N, E]);
       },
     };

@@ -76,10 +76,7 @@ const SYMBOLS = {
   fl_sumsq_many: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_route_counts: { parameters: ["buffer", "buffer", "i32", "i32", "i32"], result: "void" },
   fl_balance_fwd: { parameters: ["buffer", "buffer", "i32", "i32", "i32", "f32"], result: "f32" },
-  fl_balance_bwd: {
-    parameters: ["f32", "buffer", "buffer", "buffer", "buffer", "i32", "i32", "i32"],
-    result: "void",
-  },
+  fl_balance_bwd: { parameters: ["f32", "buffer", "buffer", "buffer", "i32", "i32", "i32"], result: "void" },
   fl_softmax_grad: { parameters: ["buffer", "buffer", "buffer", "i32", "i32"], result: "void" },
   fl_mask_logits: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },
   fl_add: { parameters: ["buffer", "buffer", "buffer", "i32"], result: "void" },

@@ -164,7 +164,7 @@ float fl_sumsq(const float *a, int n) {
  * between its 8-lane double 1/(1 + exp(-x)) and the scalar one over x[0..n) with |x| <= 80 (n a multiple of 8),
  * which must stay far below the 4096 its rounding test allows. */
 void fl_sigmoid_scalar(const float *x, float *out, int n) {
-  for (int i = 0; i < n; i++) out[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+  for (int i = 0; i < n; i++) out[i] = (float)sigmoid_scalar_d(x[i]);
 }
 
 double fl_sigmoid_max_ulps(const float *x, int n) {
@@ -175,7 +175,7 @@ double fl_sigmoid_max_ulps(const float *x, int n) {
     const v8d y = 1.0 / (1.0 + vexp_d(-__builtin_convertvector(xf, v8d)));
     for (int l = 0; l < 8; l++) {
       if (!(fabs((double)x[i + l]) <= 80.0)) continue;
-      const double ys = 1.0 / (1.0 + exp(-(double)x[i + l])), yv = y[l];
+      const double ys = sigmoid_scalar_d(x[i + l]), yv = y[l];
       i64 bs, bv;
       memcpy(&bs, &ys, 8);
       memcpy(&bv, &yv, 8);

@@ -120,6 +120,9 @@ static inline v8d vexp_d(v8d x) {
   return p * (v8d)((k + 1023) << 52);
 }
 
+/* The scalar formula itself, in double (sigmoid_exact rounds it to float). */
+static inline double sigmoid_scalar_d(float x) { return 1.0 / (1.0 + exp(-(double)x)); }
+
 /* out[i] = (float)(1 / (1 + exp(-(double)x[i]))) for i in [i0, i1), the bits of the scalar formula. */
 static inline void sigmoid_exact(const float *x, float *out, i64 i0, i64 i1) {
   i64 i = i0;
@@ -134,9 +137,9 @@ static inline void sigmoid_exact(const float *x, float *out, i64 i0, i64 i1) {
                     (v8l)(nx < -80.0) | (v8l)(nx != nx);
     memcpy(out + i, &yf, sizeof yf);
     for (int l = 0; l < 8; l++)
-      if (bad[l]) out[i + l] = (float)(1.0 / (1.0 + exp(-(double)x[i + l])));
+      if (bad[l]) out[i + l] = (float)sigmoid_scalar_d(x[i + l]);
   }
-  for (; i < i1; i++) out[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+  for (; i < i1; i++) out[i] = (float)sigmoid_scalar_d(x[i]);
 }
 
 /* out[i] = exp(in[i]) for i < n (in and out may alias). */

@@ -118,7 +118,8 @@ __attribute__((optimize("fp-contract=off"))) float fl_balance_fwd(const float *p
   return (float)acc * c0;
 }
 
-/* The softmax gradient as tfjs computes it: out = dy·y − (Σ_row dy·y)·y, per row of n (the row sum in double). */
+/* The softmax gradient as tfjs computes it: out = dy·y − (Σ_row dy·y)·y, per row of n (the row sum in double);
+ * out may be dy (each element is read before it is written). */
 __attribute__((optimize("fp-contract=off"))) void fl_softmax_grad(const float *dy, const float *y, float *out,
                                                                    int rows, int n) {
   for (int r = 0; r < rows; r++) {
@@ -137,16 +138,16 @@ __attribute__((optimize("fp-contract=off"))) void fl_softmax_grad(const float *d
   }
 }
 
-/* The balance loss's gradient with respect to the logits: dprobs[t, e] = (ds·counts[g(t), e]) / T, then through
- * the softmax (fl_softmax_grad). dprobs is work space [N, E]. */
+/* The balance loss's gradient with respect to the logits: dprobs[t, e] = (ds·counts[g(t), e]) / T, written into
+ * out, then through the softmax in place (fl_softmax_grad reads each dy element before writing it). */
 __attribute__((optimize("fp-contract=off"))) void fl_balance_bwd(float ds, const float *counts, const float *probs,
-                                                                  float *dprobs, float *out, int N, int E, int T) {
+                                                                  float *out, int N, int E, int T) {
   for (int t = 0; t < N; t++)
     for (int e = 0; e < E; e++) {
       const float p = ds * counts[(i64)(t / T) * E + e];
-      dprobs[(i64)t * E + e] = p / (float)T;
+      out[(i64)t * E + e] = p / (float)T;
     }
-  fl_softmax_grad(dprobs, probs, out, N, E);
+  fl_softmax_grad(out, probs, out, N, E);
 }
 
 /* zm = z + (mask − 1)·1e9 (the masked logits of the combination softmax), n elements. */
